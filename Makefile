@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    virtualenv + install + fetch models + the embedded demo
+#   make test   virtualenv + install (with train/dev extras) + the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test lint install install-dev models clean accuracy
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	touch $(VENV)/.installed $@
+
+install: models
+install-dev: $(VENV)/.installed-dev models
+
+models: $(VENV)/.installed
+	$(BIN)/analyzer models fetch
+
+run: install
+	$(BIN)/analyzer run $(ARGS)
+
+test: install-dev
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check analyzer tests
+	$(BIN)/ruff format --check analyzer tests
+
+accuracy: install-dev
+	$(BIN)/analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Allow ``python -m analyzer``."""
+
+from analyzer.cli import main
+
+raise SystemExit(main())

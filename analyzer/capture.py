@@ -1,0 +1,262 @@
+"""Capture workers: one thread per camera reading frames with OpenCV.
+
+Live sources (RTSP/HTTP URLs, webcams) keep only the newest frame: when the
+pipeline falls behind, older frames are dropped and counted, so latency stays
+bounded. Files either play at their own fps (``realtime``, same dropping as a
+live camera) or as fast as the pipeline takes them (no drops). A lost live
+stream is reopened with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        camera: camera id.
+        index: frame number from the start of the stream.
+        timestamp: seconds on the stream's clock (files: index / fps; live: since start).
+        captured_at: ``time.monotonic()`` when it was read, for latency.
+        image: (H, W, 3) uint8 BGR as decoded.
+    """
+
+    camera: str
+    index: int
+    timestamp: float
+    captured_at: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """A stream came up, went down or ended."""
+
+    camera: str
+    state: str  # up | down | ended | failed
+    detail: str
+    reconnects: int
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """No more frames will come from this camera."""
+
+    camera: str
+
+
+class LatestFrameSlot:
+    """A one-frame mailbox: ``put`` replaces an unread frame (counted as dropped)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: Frame | EndOfStream | None = None
+        self.dropped = 0
+
+    def put(self, item: Frame | EndOfStream, block: bool = False, stop: threading.Event | None = None) -> bool:
+        """Offer an item; with ``block`` wait for the reader instead of dropping.
+
+        Returns:
+            True if an unread frame was replaced (a drop).
+        """
+        with self._condition:
+            # The end marker never replaces an unread frame: the last frame is not lost.
+            if block or isinstance(item, EndOfStream):
+                while self._item is not None and not (stop and stop.is_set()):
+                    self._condition.wait(0.1)
+            if isinstance(self._item, EndOfStream):
+                return False
+            replaced = self._item is not None
+            if replaced:
+                self.dropped += 1
+            self._item = item
+            self._condition.notify_all()
+            return replaced
+
+    def get(self, timeout: float | None = None) -> Frame | EndOfStream | None:
+        """The newest item, or None after ``timeout`` seconds."""
+        with self._condition:
+            if self._item is None:
+                self._condition.wait(timeout)
+            item, self._item = self._item, None
+            self._condition.notify_all()
+            return item
+
+
+def source_kind(source: str) -> str:
+    """``file``, ``live`` (URL) or ``webcam``."""
+    if source.isdigit():
+        return "webcam"
+    if source.lower().startswith(LIVE_PREFIXES):
+        return "live"
+    return "file"
+
+
+def describe_file_problem(path: Path) -> str | None:
+    """A one-line reason a video file cannot be played, or None if it looks fine."""
+    if not path.exists():
+        return f"file {path} not found"
+    if path.is_dir():
+        return f"{path} is a directory, not a video file"
+    if path.stat().st_size == 0:
+        return f"file {path} is empty (0 bytes)"
+    return None
+
+
+def _timed_read(capture: cv2.VideoCapture) -> tuple[np.ndarray | None, float]:
+    """The next decoded frame (None at the end or on error) and the seconds it took."""
+    started = time.perf_counter()
+    ok, image = capture.read()
+    return (image if ok else None), time.perf_counter() - started
+
+
+class CaptureWorker(threading.Thread):
+    """Reads one camera into a :class:`LatestFrameSlot` until the stream ends or ``stop`` is set.
+
+    Args:
+        camera: camera id.
+        source: path, URL or webcam index.
+        slot: where frames go.
+        on_status: called with every :class:`StreamStatus`.
+        on_frame: called with (camera, dropped_now, decode_seconds) for each frame read.
+        realtime: for files, pace at the file's fps and drop like a live camera.
+        reconnect_backoff_s: first wait before reopening a live stream; doubles up to ``max_backoff_s``.
+        open_timeout_s: how long opening or reading a live stream may hang.
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        source: str,
+        slot: LatestFrameSlot,
+        on_status: Callable[[StreamStatus], None],
+        on_frame: Callable[[str, bool, float], None],
+        stop: threading.Event,
+        realtime: bool = True,
+        reconnect_backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        open_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(name=f"capture-{camera}", daemon=True)
+        self.camera = camera
+        self.source = source
+        self.kind = source_kind(source)
+        self.slot = slot
+        self.on_status = on_status
+        self.on_frame = on_frame
+        self.stop_event = stop
+        self.realtime = realtime
+        self.reconnect_backoff_s = reconnect_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.open_timeout_s = open_timeout_s
+        self.reconnects = 0
+
+    def _status(self, state: str, detail: str) -> None:
+        self.on_status(StreamStatus(self.camera, state, detail, self.reconnects))
+
+    def _open(self) -> cv2.VideoCapture | None:
+        if self.kind == "webcam":
+            capture = cv2.VideoCapture(int(self.source))
+        elif self.kind == "live":
+            timeout_ms = int(self.open_timeout_s * 1000)
+            capture = cv2.VideoCapture(
+                self.source,
+                cv2.CAP_FFMPEG,
+                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
+            )
+        else:
+            capture = cv2.VideoCapture(self.source)
+        if not capture.isOpened():
+            capture.release()
+            return None
+        return capture
+
+    def run(self) -> None:
+        """Read until the end (files) or until stopped (live, with reconnects)."""
+        try:
+            if self.kind == "file":
+                self._run_file()
+            else:
+                self._run_live()
+        finally:
+            self.slot.put(EndOfStream(self.camera), stop=self.stop_event)
+
+    def _run_file(self) -> None:
+        problem = describe_file_problem(Path(self.source))
+        if problem:
+            self._status("failed", f"{problem}; check the camera's source path")
+            return
+        capture = self._open()
+        if capture is None:
+            self._status("failed", f"cannot open {self.source} as video (unsupported codec or not a video file)")
+            return
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        self._status(
+            "up", f"playing {self.source} at {fps:.1f} fps" + ("" if self.realtime else " (as fast as possible)")
+        )
+        started = time.monotonic()
+        index = 0
+        try:
+            while not self.stop_event.is_set():
+                image, decode_seconds = _timed_read(capture)
+                if image is None:
+                    break
+                timestamp = index / fps
+                if self.realtime:
+                    delay = started + timestamp - time.monotonic()
+                    if delay > 0:
+                        self.stop_event.wait(delay)
+                frame = Frame(self.camera, index, timestamp, time.monotonic(), image)
+                dropped = self.slot.put(frame, block=not self.realtime, stop=self.stop_event)
+                self.on_frame(self.camera, dropped, decode_seconds)
+                index += 1
+        finally:
+            capture.release()
+        if index == 0:
+            self._status("failed", f"{self.source} has no decodable frames (corrupt, truncated or not a video)")
+        else:
+            self._status("ended", f"end of file after {index} frames")
+
+    def _run_live(self) -> None:
+        backoff = self.reconnect_backoff_s
+        started = time.monotonic()
+        index = 0
+        while not self.stop_event.is_set():
+            capture = self._open()
+            if capture is None:
+                what = f"webcam {self.source}" if self.kind == "webcam" else self.source
+                self._status("down", f"cannot open {what}; retrying in {backoff:.0f} s")
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                self.reconnects += 1
+                continue
+            self._status("up", f"connected to {self.source}")
+            backoff = self.reconnect_backoff_s
+            try:
+                while not self.stop_event.is_set():
+                    image, decode_seconds = _timed_read(capture)
+                    if image is None:
+                        break
+                    now = time.monotonic()
+                    frame = Frame(self.camera, index, now - started, now, image)
+                    self.on_frame(self.camera, self.slot.put(frame), decode_seconds)
+                    index += 1
+            finally:
+                capture.release()
+            if not self.stop_event.is_set():
+                self._status("down", f"stream {self.source} stopped delivering frames; reconnecting")
+                self.reconnects += 1
+                self.stop_event.wait(backoff)

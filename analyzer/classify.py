@@ -1,0 +1,229 @@
+"""Classifier backends: aligned face chips in, age and gender probabilities out.
+
+Every backend (ONNX Runtime here, TensorRT on GPU boxes) honours the same
+contract, :class:`ClassifierBackend`, so the pipeline and ``analyzer evaluate``
+cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from analyzer.errors import ConfigError, ModelError
+from analyzer.footfall import VisitEnded
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
+from analyzer.preprocess import chips_to_input
+from analyzer.sample import Sample
+
+if TYPE_CHECKING:
+    from analyzer.attributes import AttributeVoter
+    from analyzer.exporter import Metrics
+
+
+@dataclass(frozen=True)
+class FaceAttributes:
+    """Network outputs for N faces.
+
+    Attributes:
+        age_probs: (N, B) float32, probability per fine age bin; rows sum to 1.
+        gender_probs: (N, 2) float32, ordered as the model's ``gender_labels``.
+    """
+
+    age_probs: np.ndarray
+    gender_probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.age_probs.ndim != 2 or self.gender_probs.shape != (len(self.age_probs), 2):
+            raise ValueError(
+                f"age_probs (N, B) and gender_probs (N, 2) must agree, got "
+                f"{self.age_probs.shape} and {self.gender_probs.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.age_probs)
+
+    def expected_age(self, bin_values: np.ndarray) -> np.ndarray:
+        """Expected age in years, (N,) float."""
+        return self.age_probs @ bin_values
+
+
+class ClassifierBackend(Protocol):
+    """What the pipeline needs from an inference engine."""
+
+    metadata: ModelMetadata
+    name: str
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        """Run float32 NCHW inputs (see :func:`chips_to_input`) through the network."""
+        ...
+
+
+def classify_chips(backend: ClassifierBackend, chips: np.ndarray, max_batch: int = 64) -> FaceAttributes:
+    """Classify uint8 RGB chips (N, S, S, 3) in batches of at most ``max_batch``."""
+    size = backend.metadata.input_size
+    if len(chips) and chips.shape[1:3] != (size, size):
+        raise ValueError(f"chips are {chips.shape[1:3]}, the model takes {size}x{size}")
+    ages, genders = [], []
+    for start in range(0, len(chips), max_batch):
+        result = backend.infer(chips_to_input(chips[start : start + max_batch], backend.metadata.normalization))
+        ages.append(result.age_probs)
+        genders.append(result.gender_probs)
+    if not ages:
+        bins = len(backend.metadata.age_bin_edges)
+        return FaceAttributes(np.zeros((0, bins), np.float32), np.zeros((0, 2), np.float32))
+    return FaceAttributes(np.concatenate(ages), np.concatenate(genders))
+
+
+class OnnxRuntimeBackend:
+    """CPU (or any ONNX Runtime provider) backend; the reference for parity tests.
+
+    Example:
+        >>> backend = OnnxRuntimeBackend(Path("engines/agegender.onnx"))  # doctest: +SKIP
+        >>> backend.metadata.input_size  # doctest: +SKIP
+        80
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, threads: int = 0, providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelError(
+                f"{model_path}: model file not found; pass --model engines/<model>.onnx "
+                "or set classifier.model in the config"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ORT raises several private exception types
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(f"{model_path}: not a loadable ONNX model ({first_line})") from None
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(dict(props), model_path)
+        self.path = model_path
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        inputs = {tensor.name: tensor for tensor in self._session.get_inputs()}
+        outputs = {tensor.name for tensor in self._session.get_outputs()}
+        if INPUT_NAME not in inputs or {AGE_OUTPUT, GENDER_OUTPUT} - outputs:
+            raise ModelError(
+                f"{self.path}: expects input '{INPUT_NAME}' and outputs '{AGE_OUTPUT}', "
+                f"'{GENDER_OUTPUT}'; found inputs {list(inputs)} and outputs {sorted(outputs)}"
+            )
+        shape = inputs[INPUT_NAME].shape
+        size = self.metadata.input_size
+        if len(shape) != 4 or list(shape[1:]) != [3, size, size]:
+            raise ModelError(
+                f"{self.path}: input shape {shape} does not match metadata input size [N, 3, {size}, {size}]"
+            )
+        self._input_type = np.float16 if "float16" in inputs[INPUT_NAME].type else np.float32
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        """Run one batch."""
+        age_probs, gender_probs = self._session.run(
+            [AGE_OUTPUT, GENDER_OUTPUT], {INPUT_NAME: inputs.astype(self._input_type, copy=False)}
+        )
+        return FaceAttributes(np.asarray(age_probs, dtype=np.float32), np.asarray(gender_probs, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class CameraDone:
+    """Marker: a camera has sent its last sample and visit."""
+
+    camera: str
+
+
+class ClassifierStage:
+    """Classifies batches of samples, votes per track, and finishes visits.
+
+    Samples of a track that is already confident are skipped (unless ``naive``),
+    so a clear face costs two or three classifier calls, not K.
+    """
+
+    def __init__(
+        self,
+        backend: ClassifierBackend,
+        voter: AttributeVoter,
+        metrics: Metrics,
+        naive: bool = False,
+        labels: dict[tuple[str, int], str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.voter = voter
+        self.metrics = metrics
+        self.naive = naive
+        self.labels = labels
+        self.calls = 0
+        self.faces = 0
+        self.skipped = 0
+
+    def process(self, items: list[object]) -> list[object]:
+        """Run one batch; return visits and pass-through markers in arrival order."""
+        samples = [item for item in items if isinstance(item, Sample)]
+        wanted = [s for s in samples if self.naive or not self.voter.is_confident((s.camera, s.track_id))]
+        self.skipped += len(samples) - len(wanted)
+        if wanted:
+            started = time.perf_counter()
+            result = classify_chips(self.backend, np.stack([sample.chip for sample in wanted]), max_batch=len(wanted))
+            self.metrics.stage_seconds.labels(stage="classify").observe(time.perf_counter() - started)
+            self.metrics.inference_batch.observe(len(wanted))
+            self.metrics.classified_faces.inc(len(wanted))
+            self.calls += 1
+            self.faces += len(wanted)
+            finished = time.monotonic()
+            for index, sample in enumerate(wanted):
+                key = (sample.camera, sample.track_id)
+                self.voter.add(key, result.age_probs[index], result.gender_probs[index], sample.quality)
+                self.metrics.stage_seconds.labels(stage="end_to_end").observe(finished - sample.captured_at)
+                if self.labels is not None:
+                    self.labels[key] = self.voter.peek_label(key)
+        outputs: list[object] = []
+        for item in items:
+            if isinstance(item, VisitEnded):
+                keys = [(item.camera, track_id) for track_id in item.track_ids]
+                if self.labels is not None:
+                    for key in keys:
+                        self.labels.pop(key, None)
+                if item.counted:
+                    outputs.append(item.visit(self.voter.finish(keys)))
+                else:
+                    self.voter.discard(keys)
+            elif not isinstance(item, Sample):
+                outputs.append(item)
+        return outputs
+
+
+def tensorrt_probe() -> tuple[bool, str]:
+    """Whether the TensorRT backend can run here, and why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        return False, "TensorRT is not installed (pip install 'footfall-analyzer[gpu]' on a GPU box)"
+    return False, "the TensorRT backend is not built into this version yet"
+
+
+def create_backend(model: Path, choice: str, threads: int = 0, log: Callable[[str], None] = print) -> ClassifierBackend:
+    """The backend named by ``choice`` (auto | onnxruntime | tensorrt); never a silent fallback."""
+    if choice == "tensorrt":
+        available, reason = tensorrt_probe()
+        if not available:
+            raise ConfigError(f"classifier.backend: tensorrt was requested but {reason}; use --backend onnxruntime")
+    if choice == "auto":
+        _, reason = tensorrt_probe()
+        log(f"classifier backend: onnxruntime on CPU (auto: {reason})")
+    return OnnxRuntimeBackend(model, threads)

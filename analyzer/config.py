@@ -1,0 +1,389 @@
+"""Typed YAML configuration.
+
+One dataclass per section; every field has a default and a one-line comment.
+The loader checks types and rejects unknown keys, naming the key path, the bad
+value and what is allowed, so a typo never silently falls back to a default.
+
+Example (configs/store-entrance.yaml has a complete one)::
+
+    cameras:
+      - id: entrance
+        source: rtsp://192.168.1.20:554/stream1
+    classifier:
+      model: engines/agegender.onnx
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
+from analyzer.errors import ConfigError
+from analyzer.zones import CountingLine, Zone
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ANCHORS = ("center", "top", "bottom")
+T = TypeVar("T")
+
+
+@dataclass
+class DetectorConfig:
+    """MediaPipe face detector (top-level defaults; a camera may override any key)."""
+
+    model: str = "full_range"  # full_range (entrance cameras) or short_range (kiosks, < 2 m)
+    min_score: float = 0.5  # lower finds fainter faces and more false ones
+    roi: list[float] | None = None  # [x1, y1, x2, y2] as fractions of the frame; null = whole frame
+    tiles: int = 1  # 1 = whole ROI; 2 = 2x2 overlapping tiles (smaller faces, ~4x the cost)
+
+    def check(self, path: str) -> None:
+        """Validate values that types alone cannot."""
+        if self.model not in ("full_range", "short_range"):
+            raise ConfigError(f"{path}.model: '{self.model}' is not one of full_range, short_range")
+        if not 0.0 < self.min_score < 1.0:
+            raise ConfigError(f"{path}.min_score: {self.min_score} must be between 0 and 1")
+        if self.tiles not in (1, 2):
+            raise ConfigError(f"{path}.tiles: {self.tiles} must be 1 or 2")
+        if self.roi is not None:
+            x1, y1, x2, y2 = _four(self.roi, f"{path}.roi")
+            if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+                raise ConfigError(
+                    f"{path}.roi: {self.roi} must be [x1, y1, x2, y2] with 0 <= x1 < x2 <= 1, 0 <= y1 < y2 <= 1"
+                )
+
+
+@dataclass
+class TrackerConfig:
+    """ByteTrack-style face tracker."""
+
+    high_score: float = 0.6  # detections above this start and keep tracks; below only keep them
+    match_iou: float = 0.2  # minimum overlap of prediction and detection to match
+    min_hits: int = 2  # frames a new track needs before it counts (filters flicker)
+    min_similarity: float = 0.75  # colour likeness (0..1) to re-find a hidden face; 0 = motion only
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        if not 0 < self.match_iou < 1:
+            raise ConfigError(f"{path}.match_iou: {self.match_iou} must be between 0 and 1")
+        if not 0 <= self.min_similarity <= 1:
+            raise ConfigError(f"{path}.min_similarity: {self.min_similarity} must be between 0 and 1")
+        if self.min_hits < 1:
+            raise ConfigError(f"{path}.min_hits: {self.min_hits} must be at least 1")
+
+
+@dataclass
+class SamplerConfig:
+    """Which face crops of a track get classified."""
+
+    samples_per_track: int = 5  # classifier calls per visitor at most
+    min_face_px: int = 28  # faces smaller than this are not classified (too little detail)
+    interval_s: float = 0.2  # minimum time between two samples of one track
+    confident_at: float = 0.95  # stop sampling once gender and age group are this sure
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        if self.samples_per_track < 1:
+            raise ConfigError(f"{path}.samples_per_track: must be at least 1")
+        if not 0.5 <= self.confident_at <= 1.0:
+            raise ConfigError(f"{path}.confident_at: {self.confident_at} must be between 0.5 and 1")
+
+
+@dataclass
+class ClassifierConfig:
+    """Age and gender network and its inference backend."""
+
+    model: str = "engines/agegender.onnx"  # FP32 ONNX from `analyzer export`
+    backend: str = "auto"  # auto | onnxruntime | tensorrt
+    max_batch: int = 32  # faces per inference call at most
+    max_wait_ms: float = 20.0  # how long a face waits for others to fill a batch
+    threads: int = 0  # ONNX Runtime threads; 0 = min(cores, 4)
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        if self.backend not in ("auto", "onnxruntime", "tensorrt"):
+            raise ConfigError(f"{path}.backend: '{self.backend}' is not one of auto, onnxruntime, tensorrt")
+        if not 1 <= self.max_batch <= 1024:
+            raise ConfigError(f"{path}.max_batch: {self.max_batch} must be 1..1024")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"{path}.max_wait_ms: must not be negative")
+
+    def model_path(self) -> Path:
+        """The model file: as given, else relative to the repository root."""
+        given = Path(self.model).expanduser()
+        if given.is_absolute() or given.exists():
+            return given
+        return REPO_ROOT / given
+
+
+@dataclass
+class FootfallConfig:
+    """What counts as a visit."""
+
+    min_duration_s: float = 1.0  # tracks shorter than this are not visitors (glimpses, false faces)
+    linger_s: float = 1.5  # a visit ends when its face is unseen this long; longer bridges occlusions
+    reentry_window_s: float = 2.0  # a new track starting near a just-lost one within this time is the same visit
+    reentry_distance: float = 0.12  # how near (fraction of the frame) to where the lost face was heading
+    age_grouping: str = "fairface9"  # fairface9 | retail6 | three | ten | a name from age_groupings
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        if self.min_duration_s < 0 or self.linger_s <= 0:
+            raise ConfigError(f"{path}: min_duration_s must be >= 0 and linger_s > 0")
+        if self.reentry_window_s < 0 or not 0 <= self.reentry_distance <= 1:
+            raise ConfigError(f"{path}: reentry_window_s must be >= 0 and reentry_distance 0..1")
+
+
+@dataclass
+class ZmqConfig:
+    """ZeroMQ PUB socket for visit, summary and status messages."""
+
+    bind: str = "tcp://127.0.0.1:5556"  # '' disables ZeroMQ
+    send_hwm: int = 10000  # queued messages per subscriber before new ones are dropped (and counted)
+    summary_interval_s: float = 10.0  # how often summary.<camera> goes out
+
+
+@dataclass
+class MetricsConfig:
+    """Prometheus exporter."""
+
+    host: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another box scrape
+    port: int = 9108  # 0 disables the exporter
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"{path}.port: {self.port} must be 0..65535")
+
+
+@dataclass
+class LineConfig:
+    """A directional counting line: crossing from the left of start→end to its right is 'in'."""
+
+    start: list[float] = field(default_factory=lambda: [0.5, 1.0])  # [x, y] fractions of the frame
+    end: list[float] = field(default_factory=lambda: [0.5, 0.0])  # start→end upward: 'in' is left to right
+    hysteresis: float = 0.02  # a face must be this far (fraction of frame) past the line to count
+    anchor: str = "center"  # point of the face box that crosses: center | top | bottom
+
+    def check(self, path: str) -> None:
+        """Geometry must be two distinct points inside the frame."""
+        for key, point in (("start", self.start), ("end", self.end)):
+            if len(point) != 2 or not all(0.0 <= value <= 1.0 for value in point):
+                raise ConfigError(f"{path}.{key}: {point} must be [x, y] with both between 0 and 1")
+        if self.start == self.end:
+            raise ConfigError(f"{path}: start and end are the same point; a line needs two")
+        if not 0.0 <= self.hysteresis < 0.5:
+            raise ConfigError(f"{path}.hysteresis: {self.hysteresis} must be 0..0.5 (fraction of the frame)")
+        if self.anchor not in ANCHORS:
+            raise ConfigError(f"{path}.anchor: '{self.anchor}' is not one of {', '.join(ANCHORS)}")
+
+    def counting_line(self) -> CountingLine:
+        """The geometry object."""
+        return CountingLine((self.start[0], self.start[1]), (self.end[0], self.end[1]))
+
+
+@dataclass
+class ZoneConfig:
+    """A polygon where time spent (dwell) is measured per visitor."""
+
+    name: str = ""  # label value in metrics and the report
+    polygon: list[list[float]] = field(default_factory=list)  # [[x, y], ...] fractions, at least 3 points
+
+    def check(self, path: str) -> None:
+        """At least a triangle, inside the frame, with a usable name."""
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"{path}.name: '{self.name}' must be a non-empty name of letters, digits, - and _")
+        if len(self.polygon) < 3:
+            raise ConfigError(f"{path}.polygon: needs at least 3 [x, y] points, got {len(self.polygon)}")
+        for index, point in enumerate(self.polygon):
+            if len(point) != 2 or not all(0.0 <= value <= 1.0 for value in point):
+                raise ConfigError(f"{path}.polygon[{index}]: {point} must be [x, y] with both between 0 and 1")
+        area = 0.5 * abs(
+            sum(
+                x1 * y2 - x2 * y1
+                for (x1, y1), (x2, y2) in zip(self.polygon, self.polygon[1:] + self.polygon[:1], strict=True)
+            )
+        )
+        if area < 1e-6:
+            raise ConfigError(f"{path}.polygon: the points enclose no area (all on one line?)")
+
+    def zone(self) -> Zone:
+        """The geometry object."""
+        return Zone(self.name, tuple((x, y) for x, y in self.polygon))
+
+
+@dataclass
+class CameraConfig:
+    """One camera: a file, an RTSP/HTTP URL, a webcam index, or 'demo'."""
+
+    id: str = ""  # short name used in topics, metrics labels and the report
+    source: str = ""  # path, rtsp://..., http://..., webcam index (0), or demo
+    realtime: bool = True  # files: play at their own fps (true) or as fast as possible (false)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)  # overrides of the top-level detector
+    line: LineConfig | None = None  # directional counting line; visits then carry in/out
+    zones: list[ZoneConfig] = field(default_factory=list)  # polygons with dwell time per visit
+
+
+@dataclass
+class Config:
+    """The whole analyzer configuration."""
+
+    cameras: list[CameraConfig] = field(default_factory=list)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    footfall: FootfallConfig = field(default_factory=FootfallConfig)
+    zmq: ZmqConfig = field(default_factory=ZmqConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    age_groupings: dict[str, list[Any]] = field(default_factory=dict)  # name: ["0-17", "18-64", "65+"]
+    status_interval_s: float = 5.0  # how often the console status line is printed; 0 = never
+
+    def grouping(self) -> AgeGrouping:
+        """The age grouping visits are reported in."""
+        name = self.footfall.age_grouping
+        if name in self.age_groupings:
+            return parse_grouping(name, self.age_groupings[name])
+        if name in BUILTIN_GROUPINGS:
+            return BUILTIN_GROUPINGS[name]
+        allowed = ", ".join([*BUILTIN_GROUPINGS, *self.age_groupings])
+        raise ConfigError(f"footfall.age_grouping: '{name}' is not one of {allowed}")
+
+
+def _four(values: list[float], path: str) -> tuple[float, float, float, float]:
+    if len(values) != 4:
+        raise ConfigError(f"{path}: {values} must have exactly 4 numbers")
+    return values[0], values[1], values[2], values[3]
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind)).replace("typing.", "")
+
+
+def _convert(value: Any, kind: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``kind``; build nested dataclasses."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        inner = [option for option in options if option is not type(None)]
+        return _convert(value, inner[0], path)
+    if dataclasses.is_dataclass(kind):
+        return from_dict(kind, value, path)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item_kind,) = typing.get_args(kind)
+        return [_convert(item, item_kind, f"{path}[{index}]") for index, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        _, value_kind = typing.get_args(kind)
+        return {str(key): _convert(item, value_kind, f"{path}.{key}") for key, item in value.items()}
+    if kind is Any:
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+        return value
+    if kind is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{path}: expected text, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{path}: unsupported type {_type_name(kind)}")
+
+
+def from_dict(cls: type[T], data: Any, path: str) -> T:
+    """Build dataclass ``cls`` from a YAML mapping; unknown keys are errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"{where}: unknown key; allowed here: {', '.join(sorted(known))}")
+    values = {key: _convert(value, hints[key], f"{path}.{key}" if path else key) for key, value in data.items()}
+    return cls(**values)
+
+
+def parse_config(data: Any) -> Config:
+    """Validate a loaded YAML document into a :class:`Config`."""
+    if isinstance(data, dict) and isinstance(data.get("cameras"), list):
+        # A camera's detector section overrides only the keys it names.
+        base_detector = data.get("detector") or {}
+        for camera in data["cameras"]:
+            if isinstance(camera, dict) and isinstance(base_detector, dict):
+                override = camera.get("detector") or {}
+                if isinstance(override, dict):
+                    camera["detector"] = {**base_detector, **override}
+    config = from_dict(Config, data, "")
+    check_config(config)
+    return config
+
+
+def check_config(config: Config) -> None:
+    """Cross-field checks: camera ids, value ranges, the age grouping."""
+    if not config.cameras:
+        raise ConfigError("cameras: at least one camera is needed (or pass --source)")
+    seen: set[str] = set()
+    for index, camera in enumerate(config.cameras):
+        path = f"cameras[{index}]"
+        if not camera.id or not camera.id.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{path}.id: '{camera.id}' must be a non-empty name of letters, digits, - and _")
+        if camera.id in seen:
+            raise ConfigError(f"{path}.id: duplicate camera id '{camera.id}'; ids must be unique")
+        seen.add(camera.id)
+        if not camera.source:
+            raise ConfigError(f"{path}.source: missing; give a file, rtsp:// URL, webcam index or 'demo'")
+        camera.detector.check(f"{path}.detector")
+        if camera.line is not None:
+            camera.line.check(f"{path}.line")
+        zone_names = set()
+        for zone_index, zone in enumerate(camera.zones):
+            zone.check(f"{path}.zones[{zone_index}]")
+            if zone.name in zone_names:
+                raise ConfigError(f"{path}.zones[{zone_index}].name: duplicate zone name '{zone.name}'")
+            zone_names.add(zone.name)
+    config.detector.check("detector")
+    config.tracker.check("tracker")
+    config.sampler.check("sampler")
+    config.classifier.check("classifier")
+    config.footfall.check("footfall")
+    config.metrics.check("metrics")
+    for name, items in config.age_groupings.items():
+        parse_grouping(name, items)
+    config.grouping()
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    try:
+        return parse_config(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

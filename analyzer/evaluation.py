@@ -1,0 +1,249 @@
+"""Accuracy of age and gender predictions against labels.
+
+Pure numpy, shared by ``analyzer train`` (validation each epoch) and
+``analyzer evaluate`` (the JSON report and the model card).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from analyzer.age_groups import AgeGrouping
+from analyzer.classify import ClassifierBackend, FaceAttributes, classify_chips
+from analyzer.face_photos import align_photos
+from analyzer.labels import GENDERS, LabelledFace, read_labels, split_by_md5
+
+REPORT_GROUPING = "fairface9"
+
+
+def group_predictions(age_probs: np.ndarray, bin_edges: Sequence[float], grouping: AgeGrouping) -> np.ndarray:
+    """Most probable group per face: argmax of summed bin probabilities, (N,) int."""
+    return np.argmax(age_probs @ grouping.bin_matrix(bin_edges), axis=1)
+
+
+def group_scores(true_groups: np.ndarray, predicted_groups: np.ndarray, group_count: int) -> dict[str, object]:
+    """Exact and within-one-group accuracy and the confusion matrix (rows = truth)."""
+    confusion = np.zeros((group_count, group_count), dtype=np.int64)
+    np.add.at(confusion, (true_groups, predicted_groups), 1)
+    total = max(len(true_groups), 1)
+    return {
+        "exact": float(np.sum(true_groups == predicted_groups) / total),
+        "within_one": float(np.sum(np.abs(true_groups - predicted_groups) <= 1) / total),
+        "confusion": confusion.tolist(),
+    }
+
+
+def _subset_summary(
+    mask: np.ndarray,
+    true_ages: np.ndarray,
+    true_genders: np.ndarray,
+    expected_ages: np.ndarray,
+    predicted_genders: np.ndarray,
+    true_groups: np.ndarray,
+    predicted_groups: np.ndarray,
+) -> dict[str, float | int]:
+    count = int(mask.sum())
+    if count == 0:
+        return {"n": 0}
+    return {
+        "n": count,
+        "gender_accuracy": float(np.mean(true_genders[mask] == predicted_genders[mask])),
+        "age_mae": float(np.mean(np.abs(expected_ages[mask] - true_ages[mask]))),
+        f"{REPORT_GROUPING}_exact": float(np.mean(true_groups[mask] == predicted_groups[mask])),
+        f"{REPORT_GROUPING}_within_one": float(np.mean(np.abs(true_groups[mask] - predicted_groups[mask]) <= 1)),
+    }
+
+
+def attribute_report(
+    true_ages: np.ndarray,
+    true_genders: np.ndarray,
+    age_probs: np.ndarray,
+    gender_probs: np.ndarray,
+    bin_edges: Sequence[float],
+    bin_values: np.ndarray,
+    groupings: Sequence[AgeGrouping],
+    races: Sequence[str | None] | None = None,
+) -> dict[str, object]:
+    """The ``evaluate --json`` metrics for N faces.
+
+    Args:
+        true_ages: (N,) whole years.
+        true_genders: (N,) index into ``GENDERS``.
+        age_probs: (N, bins) predicted fine-bin probabilities.
+        gender_probs: (N, 2) predicted, ordered as ``GENDERS``.
+        bin_edges: lower edges of the fine bins.
+        bin_values: age each bin stands for (for the expected age).
+        groupings: reporting groupings; ``fairface9`` also drives the breakdowns.
+        races: optional (N,) labels for a per-race breakdown.
+    """
+    true_ages = np.asarray(true_ages, dtype=np.float64)
+    true_genders = np.asarray(true_genders, dtype=np.int64)
+    expected_ages = age_probs.astype(np.float64) @ np.asarray(bin_values, dtype=np.float64)
+    predicted_genders = np.argmax(gender_probs, axis=1)
+    groups: dict[str, object] = {}
+    group_indices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for grouping in groupings:
+        truth = grouping.indices_of(true_ages)
+        predicted = group_predictions(age_probs, bin_edges, grouping)
+        group_indices[grouping.name] = (truth, predicted)
+        scores = group_scores(truth, predicted, len(grouping.groups))
+        groups[grouping.name] = {"labels": grouping.names, **scores}
+    report: dict[str, object] = {
+        "n": len(true_ages),
+        "gender_accuracy": float(np.mean(true_genders == predicted_genders)) if len(true_ages) else 0.0,
+        "age_mae": float(np.mean(np.abs(expected_ages - true_ages))) if len(true_ages) else 0.0,
+        "groups": groups,
+    }
+    if REPORT_GROUPING not in group_indices:
+        return report
+    true_groups, predicted_groups = group_indices[REPORT_GROUPING]
+    grouping = next(g for g in groupings if g.name == REPORT_GROUPING)
+    subset_arguments = (true_ages, true_genders, expected_ages, predicted_genders, true_groups, predicted_groups)
+    report["by_gender"] = {
+        gender: _subset_summary(true_genders == index, *subset_arguments) for index, gender in enumerate(GENDERS)
+    }
+    report["by_age_group"] = {
+        name: _subset_summary(true_groups == index, *subset_arguments) for index, name in enumerate(grouping.names)
+    }
+    if races is not None and any(race for race in races):
+        race_array = np.array([race or "unknown" for race in races], dtype=object)
+        report["by_race"] = {
+            str(race): _subset_summary(race_array == race, *subset_arguments) for race in sorted(set(race_array))
+        }
+    return report
+
+
+def agreement(
+    reference_age: np.ndarray,
+    reference_gender: np.ndarray,
+    other_age: np.ndarray,
+    other_gender: np.ndarray,
+    bin_edges: Sequence[float],
+    grouping: AgeGrouping,
+) -> dict[str, float]:
+    """Fraction of faces on which two precisions (or backends) give the same answers."""
+    same_gender = np.argmax(reference_gender, axis=1) == np.argmax(other_gender, axis=1)
+    same_group = group_predictions(reference_age, bin_edges, grouping) == group_predictions(
+        other_age, bin_edges, grouping
+    )
+    return {
+        "gender": float(np.mean(same_gender)) if len(same_gender) else 1.0,
+        grouping.name: float(np.mean(same_group)) if len(same_group) else 1.0,
+        "max_abs_prob_diff": float(
+            max(
+                np.abs(reference_age - other_age).max(initial=0), np.abs(reference_gender - other_gender).max(initial=0)
+            )
+        ),
+    }
+
+
+class ChipPredictor(Protocol):
+    """Anything that turns aligned chips into fine-bin age and gender probabilities."""
+
+    name: str
+    chip_size: int
+    bin_edges: Sequence[float]
+    bin_values: np.ndarray
+
+    def predict(self, chips: np.ndarray) -> FaceAttributes:
+        """Probabilities for (N, S, S, 3) uint8 RGB chips."""
+        ...
+
+
+class NetworkPredictor:
+    """Our exported network behind any classifier backend."""
+
+    def __init__(self, backend: ClassifierBackend, max_batch: int = 64) -> None:
+        self.backend = backend
+        self.name = f"{backend.metadata.version} [{backend.name}, {backend.metadata.precision}]"
+        self.chip_size = backend.metadata.input_size
+        self.bin_edges = backend.metadata.age_bin_edges
+        self.bin_values = backend.metadata.age_bin_values
+        self.max_batch = max_batch
+
+    def predict(self, chips: np.ndarray) -> FaceAttributes:
+        """Classify in batches."""
+        return classify_chips(self.backend, chips, self.max_batch)
+
+
+def select_split(faces: list[LabelledFace], split: str, validation_fraction: float = 0.1) -> list[LabelledFace]:
+    """``all``, or the ``train`` / ``validation`` side of the md5 split used by training."""
+    if split == "all":
+        return faces
+    train, validation = split_by_md5(faces, validation_fraction)
+    return {"train": train, "validation": validation}[split]
+
+
+def latency_ms(
+    predictor: ChipPredictor, batch_sizes: Sequence[int] = (1, 32), repeats: int = 30
+) -> dict[str, dict[str, float]]:
+    """Median time per call and per face of ``predict`` at each batch size."""
+    rng = np.random.default_rng(0)
+    timings: dict[str, dict[str, float]] = {}
+    for batch in batch_sizes:
+        chips = rng.integers(0, 256, (batch, predictor.chip_size, predictor.chip_size, 3), dtype=np.uint8)
+        predictor.predict(chips)
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            predictor.predict(chips)
+            samples.append((time.perf_counter() - started) * 1000)
+        median = float(np.median(samples))
+        timings[str(batch)] = {"per_call": median, "per_face": median / batch}
+    return timings
+
+
+def evaluate_folder(
+    predictor: ChipPredictor,
+    data_dir: Path,
+    groupings: Sequence[AgeGrouping],
+    align: str = "auto",
+    split: str = "all",
+    fp16: ChipPredictor | None = None,
+    limit: int = 0,
+) -> dict[str, object]:
+    """The full ``analyzer evaluate`` report for one predictor on a labelled folder."""
+    faces = select_split(read_labels(data_dir), split)
+    if limit:
+        faces = faces[:limit]
+    with tqdm(total=len(faces), desc="aligning faces", unit="img", leave=False) as bar:
+        aligned = align_photos([face.path for face in faces], predictor.chip_size, align, progress=bar.update)
+    kept = [face for face, found in zip(faces, aligned.found, strict=True) if found]
+    chips = aligned.chips[aligned.found]
+    attributes = predictor.predict(chips)
+    report: dict[str, object] = {
+        "model": predictor.name,
+        "data": str(data_dir),
+        "split": split,
+        "align": {
+            "mode": align,
+            **{how: int(np.sum(aligned.how == how)) for how in ("crop", "detect", "missing")},
+        },
+    }
+    report.update(
+        attribute_report(
+            np.array([face.age for face in kept]),
+            np.array([face.gender_index for face in kept]),
+            attributes.age_probs,
+            attributes.gender_probs,
+            predictor.bin_edges,
+            predictor.bin_values,
+            groupings,
+            [face.race for face in kept],
+        )
+    )
+    if fp16 is not None:
+        reduced = fp16.predict(chips)
+        fairface = next(g for g in groupings if g.name == REPORT_GROUPING)
+        report["fp16_agreement"] = agreement(
+            attributes.age_probs, attributes.gender_probs, reduced.age_probs, reduced.gender_probs,
+            predictor.bin_edges, fairface,
+        )  # fmt: skip
+    report["latency_ms"] = latency_ms(predictor)
+    return report

@@ -1,0 +1,346 @@
+"""Visits: people seen long enough to count, with line crossings and zone dwell.
+
+A visit starts when a track is confirmed and counts only if it lasted at least
+``min_duration_s`` (shorter tracks are glimpses or false faces). When its
+track ends (unseen for the tracker's ``linger_s``), the visit waits
+``reentry_window_s`` more: a new track that starts near where the lost face
+was heading, while the old one is unseen, is the same person (turned away,
+occluded by someone passing) and continues the same visit, so one person is
+not counted twice. Motion and a coarse colour cue decide; the cue lives only
+in memory and nothing is kept past the window.
+Visit ids are random per run, so nothing links a visit to a person.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analyzer.appearance import similarity
+from analyzer.attributes import TrackAttributes
+from analyzer.track import Tracks
+from analyzer.zones import CountingLine, LineState, Point, Zone
+
+
+def random_visit_id() -> str:
+    """12 hex characters from the OS random source."""
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class VisitEnded:
+    """A visit ended; the classifier stage attaches attributes if ``counted``.
+
+    Attributes:
+        camera: camera id.
+        track_ids: the tracker ids that made up the visit (internal, never published).
+        visit_id: random id for publishing.
+        start: stream seconds when the face was first seen.
+        end: stream seconds when it was last seen.
+        counted: lasted at least ``min_duration_s``.
+        captured_at: ``time.monotonic()`` of the frame that ended it (latency).
+        clock_origin: unix time of stream time 0, to report wall-clock times.
+        direction: ``in``/``out`` (first crossing), ``none``, or None when no line is set.
+        crossings: every crossing as (direction, stream seconds).
+        zone_dwell_s: seconds spent in each configured zone.
+        first_position: (x, y) anchor when first seen, fractions of the frame.
+        last_position: (x, y) anchor when last seen.
+    """
+
+    camera: str
+    track_ids: tuple[int, ...]
+    visit_id: str
+    start: float
+    end: float
+    counted: bool
+    captured_at: float
+    clock_origin: float
+    direction: str | None = None
+    crossings: tuple[tuple[str, float], ...] = ()
+    zone_dwell_s: dict[str, float] = field(default_factory=dict)
+    first_position: Point = (0.0, 0.0)
+    last_position: Point = (0.0, 0.0)
+
+    @property
+    def dwell_s(self) -> float:
+        """Seconds from first to last sight."""
+        return self.end - self.start
+
+    def visit(self, attributes: TrackAttributes) -> Visit:
+        """The publishable visit with its attributes."""
+        return Visit(
+            camera=self.camera,
+            visit_id=self.visit_id,
+            start=self.clock_origin + self.start,
+            end=self.clock_origin + self.end,
+            stream_start=self.start,
+            stream_end=self.end,
+            attributes=attributes,
+            direction=self.direction,
+            zone_dwell_s=self.zone_dwell_s,
+            first_position=self.first_position,
+            last_position=self.last_position,
+        )
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A counted visitor, as published and reported.
+
+    ``start``/``end`` are unix seconds; ``stream_start``/``stream_end`` are
+    seconds on the camera's stream clock (the position in a file).
+    """
+
+    camera: str
+    visit_id: str
+    start: float
+    end: float
+    stream_start: float
+    stream_end: float
+    attributes: TrackAttributes
+    direction: str | None = None
+    zone_dwell_s: dict[str, float] = field(default_factory=dict)
+    first_position: Point = (0.0, 0.0)
+    last_position: Point = (0.0, 0.0)
+
+    @property
+    def dwell_s(self) -> float:
+        """Seconds from first to last sight."""
+        return self.stream_end - self.stream_start
+
+    def to_dict(self) -> dict[str, object]:
+        """The visit fields of the ZeroMQ ``visit.<camera>`` message and the report."""
+        fields: dict[str, object] = {
+            "visit_id": self.visit_id,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "stream_start": round(self.stream_start, 3),
+            "stream_end": round(self.stream_end, 3),
+            "dwell_s": round(self.dwell_s, 3),
+            "age_group": self.attributes.age_group,
+            "gender": self.attributes.gender,
+            "age_group_p": self.attributes.age_group_p,
+            "gender_p": self.attributes.gender_p,
+            "age_years": self.attributes.age_years,
+            "samples": self.attributes.samples,
+            "first_position": [round(v, 4) for v in self.first_position],
+            "last_position": [round(v, 4) for v in self.last_position],
+        }
+        if self.direction is not None:
+            fields["direction"] = self.direction
+        if self.zone_dwell_s:
+            fields["zone_dwell_s"] = {name: round(seconds, 3) for name, seconds in self.zone_dwell_s.items()}
+        return fields
+
+
+@dataclass
+class _OpenVisit:
+    visit_id: str
+    start: float
+    last_seen: float
+    first_position: Point
+    last_position: Point
+    line_state: LineState | None
+    track_ids: list[int] = field(default_factory=list)
+    active: set[int] = field(default_factory=set)
+    velocity: Point = (0.0, 0.0)
+    appearance: np.ndarray | None = None
+    exited: bool = False
+    crossings: list[tuple[str, float]] = field(default_factory=list)
+    zone_dwell: dict[str, float] = field(default_factory=dict)
+    tracks_ended_at: float | None = None
+
+    def left_the_view(self, timestamp: float, edge: float = 0.06) -> bool:
+        """Last seen at a frame edge walking out: gone, not hidden; a face appearing there is someone else."""
+        x, y = self.last_position
+        px, py = self.predicted(timestamp)
+        return (x < edge and px < x) or (x > 1 - edge and px > x) or (y < edge and py < y) or (y > 1 - edge and py > y)
+
+    def predicted(self, timestamp: float) -> Point:
+        """Where the face would be now if it kept walking (capped at 2 s of motion)."""
+        gap = min(max(timestamp - self.last_seen, 0.0), 2.0)
+        return (self.last_position[0] + self.velocity[0] * gap, self.last_position[1] + self.velocity[1] * gap)
+
+
+def anchor_points(boxes: np.ndarray, width: int, height: int, anchor: str) -> np.ndarray:
+    """(N, 2) anchor of each face box as fractions of the frame: box centre, top or bottom middle."""
+    x = (boxes[:, 0] + boxes[:, 2]) / 2 / max(width, 1)
+    if anchor == "top":
+        y = boxes[:, 1]
+    elif anchor == "bottom":
+        y = boxes[:, 3]
+    else:
+        y = (boxes[:, 1] + boxes[:, 3]) / 2
+    return np.stack([x, y / max(height, 1)], axis=1)
+
+
+class FootfallCounter:
+    """Turns one camera's track updates into visits with direction and dwell.
+
+    Args:
+        camera: camera id.
+        min_duration_s: shorter visits are not counted. Raising it drops more
+            false faces and glimpses, and misses people who rush past.
+        line: optional counting line; visits then carry ``direction``.
+        hysteresis: how far past the line (fraction of the frame) a face must be.
+        anchor: which point of the face box crosses lines and zones.
+        zones: polygons whose dwell time is measured per visit.
+        reentry_window_s: how long an ended visit waits for its person to reappear.
+        reentry_distance: how close (fraction of the frame) to the predicted
+            position a new track must start to continue a visit. Raising it
+            merges more fragments and risks merging two people.
+        min_similarity: colour similarity (0..1, see :mod:`analyzer.appearance`)
+            a new track needs to continue a visit.
+        new_visit_id: id source (random by default; tests inject their own).
+
+    Example:
+        >>> counter = FootfallCounter("door", min_duration_s=1.0)
+        >>> counter.faces_in_view
+        0
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        min_duration_s: float = 1.0,
+        line: CountingLine | None = None,
+        hysteresis: float = 0.02,
+        anchor: str = "center",
+        zones: list[Zone] | None = None,
+        reentry_window_s: float = 2.0,
+        reentry_distance: float = 0.12,
+        min_similarity: float = 0.75,
+        new_visit_id: Callable[[], str] = random_visit_id,
+    ) -> None:
+        self.min_similarity = min_similarity
+        self.camera = camera
+        self.min_duration_s = min_duration_s
+        self.line = line
+        self.hysteresis = hysteresis
+        self.anchor = anchor
+        self.zones = zones or []
+        self.reentry_window_s = reentry_window_s
+        self.reentry_distance = reentry_distance
+        self.new_visit_id = new_visit_id
+        self._visits: list[_OpenVisit] = []
+        self._by_track: dict[int, _OpenVisit] = {}
+        self.faces_in_view = 0
+        self.clock_origin = 0.0
+
+    def update(
+        self,
+        tracks: Tracks,
+        ended: list[int],
+        timestamp: float,
+        captured_at: float,
+        frame_size: tuple[int, int],
+        exited: list[int] | None = None,
+    ) -> list[VisitEnded]:
+        """Register this frame's tracks; return the visits that ended now.
+
+        ``exited`` are ended tracks that walked out of the frame: their visits
+        end at once, since a face appearing there is someone else.
+        """
+        seen = tracks[tracks.confirmed & tracks.matched]
+        self.faces_in_view = len(seen)
+        anchors = anchor_points(seen.boxes, frame_size[0], frame_size[1], self.anchor)
+        looks = seen.appearance if seen.appearance is not None else [None] * len(seen)
+        seen_now = {int(track_id) for track_id in seen.ids if int(track_id) in self._by_track}
+        for track_id, (x, y), appearance in zip(seen.ids.tolist(), anchors, looks, strict=True):
+            point = (float(x), float(y))
+            visit = self._by_track.get(track_id) or self._continue_or_start(
+                track_id, point, timestamp, seen_now, appearance
+            )
+            self._observe(visit, point, timestamp)
+            if appearance is not None and np.any(appearance):
+                visit.appearance = appearance
+        for track_id in ended:
+            visit = self._by_track.pop(track_id, None)
+            if visit is not None:
+                visit.active.discard(track_id)
+                visit.exited = track_id in (exited or [])
+                if not visit.active:
+                    visit.tracks_ended_at = timestamp
+        finished = [
+            visit
+            for visit in self._visits
+            if visit.tracks_ended_at is not None
+            and (visit.exited or timestamp - visit.tracks_ended_at >= self.reentry_window_s)
+        ]
+        return [self._end(visit, captured_at) for visit in finished]
+
+    def close(self, captured_at: float) -> list[VisitEnded]:
+        """End every open visit (stream ended or shutting down)."""
+        self.faces_in_view = 0
+        return [self._end(visit, captured_at) for visit in list(self._visits)]
+
+    def _continue_or_start(
+        self, track_id: int, point: Point, timestamp: float, seen_now: set[int], appearance: np.ndarray | None
+    ) -> _OpenVisit:
+        """A new track: the continuation of a visit whose face is unseen, or a new visit."""
+        best, best_distance = None, self.reentry_distance
+        for visit in self._visits:
+            unseen = timestamp - visit.last_seen
+            if visit.active & seen_now or unseen <= 0 or visit.exited or visit.left_the_view(timestamp):
+                continue
+            if not self._looks_alike(visit.appearance, appearance):
+                continue
+            predicted = visit.predicted(timestamp)
+            distance = float(np.hypot(point[0] - predicted[0], point[1] - predicted[1]))
+            if distance < best_distance:
+                best, best_distance = visit, distance
+        if best is None:
+            state = LineState(self.line, self.hysteresis) if self.line is not None else None
+            best = _OpenVisit(self.new_visit_id(), timestamp, timestamp, point, point, state)
+            self._visits.append(best)
+        best.track_ids.append(track_id)
+        best.active.add(track_id)
+        best.tracks_ended_at = None
+        self._by_track[track_id] = best
+        return best
+
+    def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None) -> bool:
+        if first is None or second is None or not np.any(first) or not np.any(second):
+            return True
+        return bool(similarity(first[None], second[None])[0, 0] >= self.min_similarity)
+
+    def _observe(self, visit: _OpenVisit, point: Point, timestamp: float) -> None:
+        elapsed = timestamp - visit.last_seen
+        for zone in self.zones:
+            if zone.contains(visit.last_position) and elapsed > 0:
+                visit.zone_dwell[zone.name] = visit.zone_dwell.get(zone.name, 0.0) + elapsed
+        if elapsed > 0:
+            step = ((point[0] - visit.last_position[0]) / elapsed, (point[1] - visit.last_position[1]) / elapsed)
+            visit.velocity = (0.7 * visit.velocity[0] + 0.3 * step[0], 0.7 * visit.velocity[1] + 0.3 * step[1])
+        if visit.line_state is not None:
+            direction = visit.line_state.update(point)
+            if direction:
+                visit.crossings.append((direction, timestamp))
+        visit.last_position = point
+        visit.last_seen = max(visit.last_seen, timestamp)
+
+    def _end(self, visit: _OpenVisit, captured_at: float) -> VisitEnded:
+        self._visits.remove(visit)
+        for track_id in visit.active:
+            self._by_track.pop(track_id, None)
+        direction = None
+        if self.line is not None:
+            direction = visit.crossings[0][0] if visit.crossings else "none"
+        return VisitEnded(
+            camera=self.camera,
+            track_ids=tuple(visit.track_ids),
+            visit_id=visit.visit_id,
+            start=visit.start,
+            end=visit.last_seen,
+            counted=visit.last_seen - visit.start >= self.min_duration_s,
+            captured_at=captured_at,
+            clock_origin=self.clock_origin,
+            direction=direction,
+            crossings=tuple(visit.crossings),
+            zone_dwell_s={zone.name: visit.zone_dwell.get(zone.name, 0.0) for zone in self.zones},
+            first_position=visit.first_position,
+            last_position=visit.last_position,
+        )

@@ -1,0 +1,109 @@
+"""Labelled face folders: ``labels.csv`` (``path,age,gender[,race][,md5]``) plus images.
+
+Used by ``analyzer train`` and ``analyzer evaluate``. Any folder in this layout
+works, so an operator can train on their own (commercially licensed) faces.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer.errors import DataError
+
+GENDERS: tuple[str, ...] = ("female", "male")
+REQUIRED_COLUMNS: tuple[str, ...] = ("path", "age", "gender")
+MAX_AGE = 120
+
+
+@dataclass(frozen=True)
+class LabelledFace:
+    """One row of ``labels.csv``; ``line`` is its line number for error messages."""
+
+    path: Path
+    age: int
+    gender: str
+    race: str | None
+    md5: str
+    line: int
+
+    @property
+    def gender_index(self) -> int:
+        """Index into :data:`GENDERS` (0 female, 1 male)."""
+        return GENDERS.index(self.gender)
+
+
+def read_labels(folder: Path) -> list[LabelledFace]:
+    """Read and check ``folder/labels.csv``.
+
+    Raises:
+        DataError: the file is missing or a row is bad; the message names the line.
+    """
+    csv_path = Path(folder) / "labels.csv"
+    if not csv_path.is_file():
+        raise DataError(
+            f"{csv_path}: not found; a labelled folder needs labels.csv with columns "
+            "path,age,gender (optional race, md5) next to its images"
+        )
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+        if missing:
+            raise DataError(
+                f"{csv_path}: missing column(s) {', '.join(missing)}; found {columns}, need path,age,gender"
+            )
+        faces = [_parse_row(row, reader.line_num, csv_path) for row in reader]
+    if not faces:
+        raise DataError(f"{csv_path}: has a header but no rows")
+    return faces
+
+
+def _parse_row(row: dict[str, str | None], line: int, csv_path: Path) -> LabelledFace:
+    where = f"{csv_path} line {line}"
+    if None in row or any(row.get(column) is None for column in REQUIRED_COLUMNS):
+        raise DataError(f"{where}: wrong number of fields; expected the header's columns")
+    path_text = (row["path"] or "").strip()
+    if not path_text:
+        raise DataError(f"{where}: empty path")
+    age_text = (row["age"] or "").strip()
+    try:
+        age = int(age_text)
+    except ValueError:
+        raise DataError(f"{where}: age '{age_text}' is not a whole number of years") from None
+    if not 0 <= age <= MAX_AGE:
+        raise DataError(f"{where}: age {age} is outside 0..{MAX_AGE}")
+    gender = (row["gender"] or "").strip().lower()
+    if gender not in GENDERS:
+        raise DataError(f"{where}: gender '{row['gender']}' must be one of {', '.join(GENDERS)}")
+    race = (row.get("race") or "").strip() or None
+    md5 = (row.get("md5") or "").strip().lower()
+    return LabelledFace(csv_path.parent / path_text, age, gender, race, md5, line)
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes, for folders whose labels.csv has no md5 column."""
+    try:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read image ({error.strerror})") from None
+
+
+def split_by_md5(
+    faces: Sequence[LabelledFace], validation_fraction: float = 0.1
+) -> tuple[list[LabelledFace], list[LabelledFace]]:
+    """Deterministic train/validation split keyed by image hash.
+
+    Duplicate images share an md5 and so always land on the same side; the
+    split does not depend on row order or on other rows.
+    """
+    train: list[LabelledFace] = []
+    validation: list[LabelledFace] = []
+    threshold = round(validation_fraction * 10_000)
+    for face in faces:
+        digest = face.md5 or file_md5(face.path)
+        (validation if int(digest[:8], 16) % 10_000 < threshold else train).append(face)
+    return train, validation

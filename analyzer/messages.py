@@ -1,0 +1,45 @@
+"""The ZeroMQ message contract (see docs/ZMQ.md).
+
+Multipart ``[topic, json]``; every message carries ``schema``, ``seq`` (per
+publisher, monotonic, so a subscriber sees gaps), ``ts`` (unix seconds) and
+``camera``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+SCHEMA = "footfall/1"
+TOPIC_KINDS = ("visit", "summary", "status")
+
+
+def topic(kind: str, camera: str) -> str:
+    """``visit.<camera>``, ``summary.<camera>`` or ``status.<camera>``."""
+    if kind not in TOPIC_KINDS:
+        raise ValueError(f"unknown message kind '{kind}'; one of {TOPIC_KINDS}")
+    return f"{kind}.{camera}"
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def encode(kind: str, camera: str, seq: int, ts: float, fields: dict[str, object]) -> list[bytes]:
+    """The two frames of one message; NaN/inf become null so every consumer can parse it."""
+    body = {"schema": SCHEMA, "seq": seq, "ts": round(ts, 3), "camera": camera, **fields}
+    payload = json.dumps(_finite(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return [topic(kind, camera).encode(), payload.encode()]
+
+
+def decode(frames: list[bytes]) -> tuple[str, dict[str, object]]:
+    """Topic and body of a received message."""
+    if len(frames) != 2:
+        raise ValueError(f"expected 2 frames [topic, json], got {len(frames)}")
+    return frames[0].decode(), json.loads(frames[1])

@@ -1,0 +1,59 @@
+"""ZeroMQ PUB publisher that never blocks the pipeline.
+
+The socket's send high-water mark bounds memory per subscriber; a send that
+would block (slow subscriber, full queue) is dropped and counted instead.
+``seq`` increases with every message offered, dropped or not, so a subscriber
+sees exactly which ones it missed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import zmq
+
+from analyzer import messages
+from analyzer.errors import ConfigError
+
+
+class ZmqPublisher:
+    """Publishes ``[topic, json]`` messages on a bound PUB socket.
+
+    Example:
+        >>> publisher = ZmqPublisher("tcp://127.0.0.1:0")  # doctest: +SKIP
+        >>> publisher.publish("visit", "door", {"visit_id": "ab12"})  # doctest: +SKIP
+        True
+    """
+
+    def __init__(self, bind: str, context: zmq.Context | None = None, send_hwm: int = 10000) -> None:
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.PUB)
+        self._socket.setsockopt(zmq.SNDHWM, send_hwm)
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        try:
+            self._socket.bind(bind)
+        except zmq.ZMQError as error:
+            self._socket.close(linger=0)
+            raise ConfigError(
+                f"zmq.bind: cannot bind {bind} ({error.strerror}); pick a free port or interface with --zmq-bind"
+            ) from None
+        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.seq = 0
+        self.sent = 0
+        self.dropped = 0
+
+    def publish(self, kind: str, camera: str, fields: dict[str, object]) -> bool:
+        """Send one message without blocking; False (and counted) if it was dropped."""
+        self.seq += 1
+        frames = messages.encode(kind, camera, self.seq, time.time(), fields)
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket, giving queued messages up to a second to leave."""
+        self._socket.close()

@@ -1,0 +1,287 @@
+"""``analyzer simulate``: a synthetic store entrance with known ground truth.
+
+Visitors are real labelled face photos on simple figures that walk through a
+side view of a shop entrance: the street on the left, the shop on the right,
+the door's threshold (the counting line) in the middle. People farther from
+the camera are higher in the frame and smaller (faces 30-250 px at 720p);
+nearer people are drawn later and hide those behind them. Some enter, some
+leave, some pass by outside, some pause in the display zone or queue; they
+turn away for a moment, walk fast enough to blur, and the light changes.
+Everything is decided by the seed, so a clip and its truth are reproducible.
+
+The line and zone used here are :data:`SIM_LINE` and :data:`SIM_ZONE`;
+``configs/simulated.yaml`` uses the same geometry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from analyzer.face_photos import read_rgb
+from analyzer.labels import LabelledFace, read_labels
+from analyzer.scene import FacePatch, draw_person, entrance_background
+from analyzer.zones import CountingLine, Zone
+
+SCENARIOS = ("entrance", "pass-by", "queue", "crowd")
+TRUTH_SCHEMA = "footfall-truth/1"
+#: The door threshold: start at the bottom, end at the top; its right-hand side (the shop) is "in".
+SIM_LINE = CountingLine(start=(0.5, 1.0), end=(0.5, 0.0))
+#: A display area inside the shop where people linger.
+SIM_ZONE = Zone("display", ((0.6, 0.0), (0.95, 0.0), (0.95, 1.0), (0.6, 1.0)))
+#: Faces smaller than this, or seen for less than this long, are not expected to be counted.
+COUNTABLE_FACE_PX = 30
+COUNTABLE_SECONDS = 1.0
+
+
+@dataclass
+class Walker:
+    """The plan of one simulated visitor.
+
+    ``waypoints`` are (seconds, x as fraction of width, depth 0 far .. 1 near).
+    """
+
+    visitor_id: int
+    face: LabelledFace
+    waypoints: list[tuple[float, float, float]]
+    turned_away: list[tuple[float, float]] = field(default_factory=list)
+    clothes: tuple[int, int, int] = (90, 90, 90)
+    kind: str = "enter"
+
+    @property
+    def start(self) -> float:
+        """First planned second."""
+        return self.waypoints[0][0]
+
+    @property
+    def end(self) -> float:
+        """Last planned second."""
+        return self.waypoints[-1][0]
+
+    def position(self, t: float) -> tuple[float, float, float]:
+        """(x, depth, speed in widths per second) at ``t``, linear between waypoints."""
+        times = [point[0] for point in self.waypoints]
+        index = int(np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2))
+        (t0, x0, d0), (t1, x1, d1) = self.waypoints[index], self.waypoints[index + 1]
+        fraction = 0.0 if t1 <= t0 else float(np.clip((t - t0) / (t1 - t0), 0.0, 1.0))
+        speed = 0.0 if t1 <= t0 else abs(x1 - x0) / (t1 - t0)
+        return x0 + (x1 - x0) * fraction, d0 + (d1 - d0) * fraction, speed
+
+    def facing_camera(self, t: float) -> bool:
+        """False while the visitor looks away (face not drawn)."""
+        return not any(t0 <= t < t1 for t0, t1 in self.turned_away)
+
+
+def face_px_at(depth: float, height: int) -> float:
+    """Face width in pixels for a depth 0 (far) .. 1 (near), at frame height ``height``."""
+    return (30.0 + 220.0 * depth**1.3) * height / 720.0
+
+
+def face_top_at(depth: float, height: int) -> float:
+    """Top of the face in pixels: far people stand higher in the frame."""
+    return height * (0.12 + 0.2 * depth)
+
+
+def _walk(rng: np.random.Generator, t: float, x0: float, x1: float, depth: float) -> list[tuple[float, float, float]]:
+    speed = rng.uniform(0.1, 0.28)  # frame widths per second (about 0.8-2 m/s)
+    return [(t, x0, depth), (t + abs(x1 - x0) / speed, x1, depth + rng.uniform(-0.08, 0.08))]
+
+
+def plan_walkers(
+    faces: list[LabelledFace], scenario: str, visitors: int, seconds: float, rng: np.random.Generator
+) -> list[Walker]:
+    """Paths for ``visitors`` people over ``seconds`` in the given scenario."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario '{scenario}' is not one of {', '.join(SCENARIOS)}")
+    walkers: list[Walker] = []
+    queue_slots = 0
+    for visitor_id in range(visitors):
+        face = faces[int(rng.integers(len(faces)))]
+        depth = float(rng.uniform(0.0, 0.9))
+        start = float(rng.uniform(0.0, max(seconds - 8.0, 1.0)))
+        if scenario == "crowd":
+            start = float(rng.uniform(0.0, max(seconds * 0.6, 1.0)))
+        kind = str(rng.choice(["enter", "enter", "leave", "pass-by"], p=[0.45, 0.2, 0.2, 0.15]))
+        if scenario == "pass-by":
+            kind = "pass-by" if rng.random() < 0.6 else "enter"
+        if scenario == "queue" and kind == "enter":
+            kind = "queue"
+        if kind == "enter":
+            if rng.random() < 0.35:  # walks in, pauses at the display, walks on
+                stop_x = float(rng.uniform(0.62, 0.9))
+                points = _walk(rng, start, -0.08, stop_x, depth)
+                t, x, d = points[-1]
+                resume = t + float(rng.uniform(1.0, 5.0))
+                points += [(resume, x, d), *_walk(rng, resume, x, 1.08, d)[1:]]
+            else:
+                points = _walk(rng, start, -0.08, 1.08, depth)
+        elif kind == "leave":
+            points = _walk(rng, start, 1.08, -0.08, depth)
+        elif kind == "queue":
+            arrive = _walk(rng, start, -0.08, 0.62 + 0.06 * (queue_slots % 5), 0.35 + 0.1 * (queue_slots % 5))
+            queue_slots += 1
+            t, x, d = arrive[-1]
+            wait = float(rng.uniform(5.0, 15.0))
+            points = [*arrive, (t + wait, x + 0.01, d), *_walk(rng, t + wait, x + 0.01, 1.08, d)[1:]]
+        else:  # pass-by: along the street outside, turning back before the door
+            turn_x = float(rng.uniform(0.25, 0.42))
+            there = _walk(rng, start, -0.08, turn_x, depth)
+            back = _walk(rng, there[-1][0] + float(rng.uniform(0.3, 1.5)), turn_x, -0.08, there[-1][2])
+            points = [*there, *back]
+        points = [(t, x, float(np.clip(d, 0.0, 1.0))) for t, x, d in points]
+        turned = []
+        if rng.random() < 0.3:  # looks away briefly (a miss the tracker must bridge)
+            at = float(rng.uniform(points[0][0] + 1.0, max(points[-1][0] - 1.0, points[0][0] + 1.1)))
+            turned.append((at, at + float(rng.uniform(0.3, 1.0))))
+        clothes = tuple(int(c) for c in rng.integers(30, 230, 3))
+        walkers.append(Walker(visitor_id, face, points, turned, clothes, kind))  # type: ignore[arg-type]
+    return walkers
+
+
+@dataclass
+class _Observed:
+    frames: list[int] = field(default_factory=list)
+    boxes: list[list[float]] = field(default_factory=list)
+    path: list[list[float]] = field(default_factory=list)
+
+
+def _occluded(box: tuple[float, float, float, float], blockers: list[tuple[float, float, float, float]]) -> bool:
+    """More than a quarter of ``box`` hidden behind one nearer figure (the detector loses such faces)."""
+    x1, y1, x2, y2 = box
+    area = max((x2 - x1) * (y2 - y1), 1.0)
+    for bx1, by1, bx2, by2 in blockers:
+        overlap = max(0.0, min(x2, bx2) - max(x1, bx1)) * max(0.0, min(y2, by2) - max(y1, by1))
+        if overlap / area > 0.25:
+            return True
+    return False
+
+
+def simulate(
+    faces_dir: Path,
+    out: Path,
+    truth_path: Path,
+    visitors: int = 20,
+    seconds: float = 60.0,
+    size: tuple[int, int] = (1280, 720),
+    fps: int = 15,
+    seed: int = 0,
+    scenario: str = "entrance",
+    progress: object | None = None,
+) -> dict[str, object]:
+    """Render the clip and write its truth; returns the truth document."""
+    rng = np.random.default_rng(seed)
+    faces = [face for face in read_labels(faces_dir) if face.path.is_file()]
+    walkers = plan_walkers(faces, scenario, visitors, seconds, rng)
+    width, height = size
+    patches = {w.visitor_id: FacePatch.from_crop(read_rgb(w.face.path)) for w in walkers}
+    background = entrance_background(width, height, seed)
+    noise_bank = [rng.normal(0, 1, (height, width, 3)).astype(np.float32) for _ in range(4)]
+    observed = {walker.visitor_id: _Observed() for walker in walkers}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {out}")
+    light_phase = rng.uniform(0, 2 * np.pi)
+    frames = int(seconds * fps)
+    for index in range(frames):
+        t = index / fps
+        canvas = background.copy()
+        present = [w for w in walkers if w.start <= t <= w.end]
+        present.sort(key=lambda w: w.position(t)[1])  # far first, near last
+        drawn: list[tuple[Walker, tuple[float, float, float, float], bool, float]] = []
+        for walker in present:
+            x, depth, speed = walker.position(t)
+            face_px = face_px_at(depth, height)
+            patch = patches[walker.visitor_id]
+            facing = walker.facing_camera(t)
+            if not facing:
+                patch = FacePatch(np.full_like(patch.rgb, (60, 45, 35)), patch.alpha, patch.face_box)
+            elif speed * width / fps > 6:  # fast walkers blur along the walk
+                length = int(min(speed * width / fps / 3, 9)) | 1
+                kernel = np.zeros((length, length), np.float32)
+                kernel[length // 2] = 1.0 / length
+                patch = FacePatch(cv2.filter2D(patch.rgb, -1, kernel), patch.alpha, patch.face_box)
+            box = draw_person(canvas, patch, x * width, face_top_at(depth, height), face_px, walker.clothes, t * 7)
+            drawn.append((walker, box, facing, face_px))
+        for position, (walker, box, facing, face_px) in enumerate(drawn):
+            nearer = []
+            for _, other, _, other_px in drawn[position + 1 :]:
+                nearer.append(other)
+                centre = (other[0] + other[2]) / 2
+                nearer.append((centre - 1.3 * other_px, other[3], centre + 1.3 * other_px, other[3] + 4 * other_px))
+            inside = box[0] >= -0.1 * face_px and box[2] <= width + 0.1 * face_px and box[1] >= 0 and box[3] <= height
+            record = observed[walker.visitor_id]
+            centre_x, centre_y = (box[0] + box[2]) / 2 / width, (box[1] + box[3]) / 2 / height
+            record.path.append([round(t, 3), round(centre_x, 4), round(centre_y, 4), round(face_px, 1)])
+            if facing and inside and not _occluded(box, nearer):
+                record.frames.append(index)
+                record.boxes.append([index, *(round(v, 1) for v in box)])
+        gain = 1.0 + 0.2 * np.sin(2 * np.pi * t / 23.0 + light_phase)
+        frame = canvas.astype(np.float32) * gain + noise_bank[index % 4] * 3.0
+        frame_u8 = np.clip(frame, 0, 255).astype(np.uint8)
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(frame_u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+        writer.write(cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else cv2.cvtColor(frame_u8, cv2.COLOR_RGB2BGR))
+        if progress is not None:
+            progress(1)  # type: ignore[operator]
+    writer.release()
+    truth = _truth_document(walkers, observed, faces_dir, out, fps, size, seed, scenario, seconds)
+    truth_path.parent.mkdir(parents=True, exist_ok=True)
+    truth_path.write_text(json.dumps(truth, indent=1))
+    return truth
+
+
+def _truth_document(
+    walkers: list[Walker],
+    observed: dict[int, _Observed],
+    faces_dir: Path,
+    clip: Path,
+    fps: int,
+    size: tuple[int, int],
+    seed: int,
+    scenario: str,
+    seconds: float,
+) -> dict[str, object]:
+    visitors = []
+    for walker in walkers:
+        record = observed[walker.visitor_id]
+        seen_s = (record.frames[-1] - record.frames[0]) / fps if record.frames else 0.0
+        big_enough = any(box[3] - box[1] >= COUNTABLE_FACE_PX for box in record.boxes)
+        anchors = [(point[1], point[2]) for point in record.path]
+        times = [point[0] for point in record.path]
+        crossings = SIM_LINE.crossings(anchors, times, hysteresis=0.02)
+        visitors.append(
+            {
+                "id": walker.visitor_id,
+                "kind": walker.kind,
+                "face": str(walker.face.path.relative_to(faces_dir)),
+                "age": walker.face.age,
+                "gender": walker.face.gender,
+                "race": walker.face.race,
+                "start_s": record.frames[0] / fps if record.frames else None,
+                "end_s": record.frames[-1] / fps if record.frames else None,
+                "seen_s": round(seen_s, 3),
+                "countable": bool(record.frames) and seen_s >= COUNTABLE_SECONDS and big_enough,
+                "direction": crossings[0][0] if crossings else None,
+                "crossings": [{"direction": d, "t": round(t, 3)} for d, t in crossings],
+                "zone_dwell_s": round(SIM_ZONE.dwell(anchors, times), 3),
+                "path": record.path[:: max(fps // 5, 1)],
+                "boxes": record.boxes,
+            }
+        )
+    return {
+        "schema": TRUTH_SCHEMA,
+        "clip": str(clip),
+        "faces": str(faces_dir),
+        "fps": fps,
+        "size": list(size),
+        "seconds": seconds,
+        "seed": seed,
+        "scenario": scenario,
+        "line": SIM_LINE.to_dict(),
+        "zone": SIM_ZONE.to_dict(),
+        "visitors": visitors,
+    }

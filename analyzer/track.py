@@ -1,0 +1,350 @@
+"""Per-camera face tracking: a ByteTrack-style tracker of our own.
+
+Kalman-predicted boxes are matched to detections in two rounds (confident
+detections first, then faint ones, which only keep existing tracks alive), so
+a face that blurs for a frame keeps its id. A track lost for longer than
+``max_lost_s`` ends. Ids come from the tracker's own counter: one tracker per
+camera, and resetting one never disturbs another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from analyzer.appearance import FEATURE_SIZE, similarity
+from analyzer.faces import NUM_KEYPOINTS, Faces, box_iou
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Tracks alive after one update, one row per track.
+
+    Attributes:
+        ids: (N,) int64 track ids, unique within this tracker.
+        boxes: (N, 4) float32 ``x1, y1, x2, y2`` pixels (the matched detection, or the prediction).
+        scores: (N,) float32 score of the matched detection (0 when unmatched).
+        keypoints: (N, 6, 2) float32 pixels of the matched detection (zeros when unmatched).
+        matched: (N,) bool, seen in this frame.
+        confirmed: (N,) bool, seen in at least ``min_hits`` frames.
+        appearance: (N, F) float32 colour cue of each track (zeros when unknown).
+    """
+
+    ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+    matched: np.ndarray
+    confirmed: np.ndarray
+    appearance: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: np.ndarray | slice) -> Tracks:
+        """Rows selected by a mask, index array or slice."""
+        return Tracks(
+            self.ids[index], self.boxes[index], self.scores[index], self.keypoints[index],
+            self.matched[index], self.confirmed[index], None if self.appearance is None else self.appearance[index],
+        )  # fmt: skip
+
+    def faces(self) -> Faces:
+        """The detections behind the matched rows, as ``Faces``."""
+        return Faces(self.boxes, self.scores, self.keypoints)
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """Result of one tracker update: live tracks, the ids that ended now, and which of those walked out of view."""
+
+    tracks: Tracks
+    ended: list[int]
+    exited: list[int] = field(default_factory=list)
+
+
+class _KalmanBox:
+    """Constant-velocity Kalman filter on box centre and size (cx, cy, w, h).
+
+    Noise scales with the box size, so small far faces and big near ones are
+    followed equally well; time steps are real seconds, so dropped frames
+    just mean a longer prediction.
+    """
+
+    def __init__(self, box: np.ndarray) -> None:
+        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]])
+        self.state = np.concatenate([centre, np.zeros(4)])
+        size = max(centre[2], centre[3], 1.0)
+        self.covariance = np.diag(np.square([0.1 * size] * 4 + [1.0 * size] * 4))
+
+    def predict(self, dt: float) -> None:
+        transition = np.eye(8)
+        transition[:4, 4:] = np.eye(4) * dt
+        size = max(self.state[2], self.state[3], 1.0)
+        # Position noise grows with dt; velocity noise lets walkers speed up and turn.
+        noise = np.diag(np.square([0.05 * size * dt] * 4 + [0.6 * size * dt] * 4)) + np.eye(8) * 1e-6
+        self.state = transition @ self.state
+        self.state[2:4] = np.maximum(self.state[2:4], 1.0)
+        self.covariance = transition @ self.covariance @ transition.T + noise
+
+    def update(self, box: np.ndarray) -> None:
+        measurement = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]])
+        size = max(measurement[2], measurement[3], 1.0)
+        observation = np.hstack([np.eye(4), np.zeros((4, 4))])
+        innovation_cov = observation @ self.covariance @ observation.T + np.diag(np.square([0.05 * size] * 4))
+        gain = self.covariance @ observation.T @ np.linalg.inv(innovation_cov)
+        self.state = self.state + gain @ (measurement - observation @ self.state)
+        self.covariance = (np.eye(8) - gain @ observation) @ self.covariance
+
+    def box(self) -> np.ndarray:
+        cx, cy, width, height = self.state[:4]
+        return np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2], dtype=np.float32)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    filter: _KalmanBox
+    last_seen: float
+    hits: int = 1
+    confirmed: bool = False
+    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    appearance: np.ndarray | None = None
+
+
+def _walks_backwards(tracks: list[_Track], centres: np.ndarray, now: float) -> np.ndarray:
+    """(T, D) True where re-finding a lost track at a detection means reversing its walk.
+
+    A face lost for a few frames that "reappears" behind where it was heading
+    is almost always someone else (two people crossing, one leaving and one
+    entering at the same edge); real people rarely turn while hidden.
+    """
+    backwards = np.zeros((len(tracks), len(centres)), dtype=bool)
+    for row, track in enumerate(tracks):
+        velocity = track.filter.state[4:6]
+        size = max(float(track.box[2] - track.box[0]), 1.0)
+        if now - track.last_seen < 0.15 or np.hypot(*velocity) < 0.3 * size:
+            continue
+        last_centre = (track.box[:2] + track.box[2:]) / 2
+        backwards[row] = (centres - last_centre) @ velocity < 0
+    return backwards
+
+
+def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:
+    """(T, D) True where a lost track and a detection differ in colour: not the same person."""
+    different = np.zeros((len(tracks), len(appearance)), dtype=bool)
+    for row, track in enumerate(tracks):
+        if track.appearance is not None and now - track.last_seen >= 0.15:
+            different[row] = similarity(track.appearance[None], appearance)[0] < min_similarity
+    return different
+
+
+def _match(
+    tracks: list[_Track],
+    boxes: np.ndarray,
+    min_iou: float,
+    now: float,
+    appearance: np.ndarray | None = None,
+    min_similarity: float = 0.0,
+) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Hungarian matching on IoU, with a centre-distance fallback for fast small faces.
+
+    Returns:
+        (track index, detection index) pairs, unmatched track indices, unmatched detection indices.
+    """
+    if not tracks or not len(boxes):
+        return [], list(range(len(tracks))), list(range(len(boxes)))
+    predicted = np.stack([track.filter.box() for track in tracks])
+    iou = box_iou(predicted, boxes)
+    centres_t = (predicted[:, :2] + predicted[:, 2:]) / 2
+    centres_d = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sizes = np.sqrt(np.prod(np.clip(predicted[:, 2:] - predicted[:, :2], 1, None), axis=1))
+    distance = np.linalg.norm(centres_t[:, None] - centres_d[None], axis=2) / sizes[:, None]
+    size_ratio = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1, None), axis=1))[None, :] / sizes[:, None]
+    similar_size = (size_ratio > 0.6) & (size_ratio < 1.6)
+    allowed = ((iou >= min_iou) | ((distance < 0.6) & similar_size)) & ~_walks_backwards(tracks, centres_d, now)
+    if appearance is not None:
+        allowed &= ~_looks_different(tracks, appearance, now, min_similarity)
+    cost = np.where(allowed, 1.0 - iou + 0.3 * np.minimum(distance, 1.0), 1e6)
+    rows, columns = linear_sum_assignment(cost)
+    pairs = [(int(r), int(c)) for r, c in zip(rows, columns, strict=True) if allowed[r, c]]
+    matched_tracks = {r for r, _ in pairs}
+    matched_detections = {c for _, c in pairs}
+    return (
+        pairs,
+        [index for index in range(len(tracks)) if index not in matched_tracks],
+        [index for index in range(len(boxes)) if index not in matched_detections],
+    )
+
+
+def _left_frame(track: _Track, frame_size: tuple[int, int], edge: float = 0.01) -> bool:
+    """Predicted out of the frame, or last seen touching its edge (a face cut by the edge is leaving)."""
+    width, height = frame_size
+    predicted = track.filter.box()
+    centre_x, centre_y = (predicted[0] + predicted[2]) / 2, (predicted[1] + predicted[3]) / 2
+    if not (0 <= centre_x < width and 0 <= centre_y < height):
+        return True
+    x1, y1, x2, y2 = track.box
+    return bool(x1 <= edge * width or y1 <= edge * height or x2 >= (1 - edge) * width or y2 >= (1 - edge) * height)
+
+
+class ByteTracker:
+    """Face tracker with stable ids through short misses.
+
+    Args:
+        high_score: detections at or above this can start tracks and are matched
+            first; below it they only extend existing tracks. Raising it means
+            fewer false tracks from faint detections and more missed faces.
+        match_iou: minimum IoU of predicted and detected box for a match.
+            Lowering it follows fast faces better but may swap ids when people cross.
+        min_hits: updates a track needs before it is confirmed; 1 confirms at once.
+        max_lost_s: how long an unmatched track is kept for re-association before it ends.
+        min_similarity: colour similarity (0..1) a detection needs to re-find a
+            track unseen for a few frames; raising it avoids swapping people
+            who cross, lowering it bridges lighting changes.
+
+    Example:
+        >>> tracker = ByteTracker()
+        >>> update = tracker.update(Faces.empty(), timestamp=0.0)
+        >>> len(update.tracks), update.ended
+        (0, [])
+    """
+
+    def __init__(
+        self,
+        high_score: float = 0.6,
+        match_iou: float = 0.2,
+        min_hits: int = 2,
+        max_lost_s: float = 1.5,
+        min_similarity: float = 0.75,
+    ) -> None:
+        self.high_score = high_score
+        self.min_similarity = min_similarity
+        self.match_iou = match_iou
+        self.min_hits = min_hits
+        self.max_lost_s = max_lost_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and restart ids at 1."""
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._last_timestamp: float | None = None
+
+    def update(
+        self,
+        faces: Faces,
+        timestamp: float,
+        frame_size: tuple[int, int] | None = None,
+        appearance: np.ndarray | None = None,
+    ) -> TrackUpdate:
+        """Advance to ``timestamp`` (seconds) with this frame's detections.
+
+        With ``frame_size`` (width, height), an unseen track that was last
+        seen at the frame's edge, or is predicted outside it, ends at once:
+        that person walked out, and a face appearing there is someone else.
+        With ``appearance`` (see :mod:`analyzer.appearance`), a track unseen
+        for a few frames is only re-found by a detection of similar colours.
+        """
+        dt = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
+        self._last_timestamp = timestamp
+        for track in self._tracks:
+            track.filter.predict(dt)
+        high = np.flatnonzero(faces.scores >= self.high_score)
+        low = np.flatnonzero(faces.scores < self.high_score)
+        detection_of: dict[int, int] = {}
+
+        looks = None if appearance is None else appearance[high]
+        pairs, unmatched, unmatched_high = _match(
+            self._tracks, faces.boxes[high], self.match_iou, timestamp, looks, self.min_similarity
+        )
+        for track_index, detection in pairs:
+            detection_of[track_index] = int(high[detection])
+        # Faint detections may only keep an already confirmed, recently seen track alive.
+        candidates = [index for index in unmatched if self._tracks[index].confirmed]
+        low_pairs, _, _ = _match(
+            [self._tracks[i] for i in candidates],
+            faces.boxes[low],
+            max(self.match_iou, 0.3),
+            timestamp,
+            None if appearance is None else appearance[low],
+            self.min_similarity,
+        )
+        for candidate, detection in low_pairs:
+            detection_of[candidates[candidate]] = int(low[detection])
+
+        for track_index, detection in detection_of.items():
+            track = self._tracks[track_index]
+            track.filter.update(faces.boxes[detection])
+            track.last_seen = timestamp
+            track.hits += 1
+            track.confirmed = track.confirmed or track.hits >= self.min_hits
+            track.box = faces.boxes[detection]
+            if appearance is not None:
+                seen = appearance[detection]
+                track.appearance = seen if track.appearance is None else 0.8 * track.appearance + 0.2 * seen
+
+        ended: list[int] = []
+        exited: list[int] = []
+        survivors: list[_Track] = []
+        survivor_detection: dict[int, int] = {}
+        for index, track in enumerate(self._tracks):
+            unseen = timestamp - track.last_seen
+            gone = frame_size is not None and unseen >= 0.15 and _left_frame(track, frame_size)
+            if index not in detection_of and (not track.confirmed or unseen > self.max_lost_s or gone):
+                if track.confirmed:
+                    ended.append(track.track_id)
+                    if gone:
+                        exited.append(track.track_id)
+                continue
+            if index in detection_of:
+                survivor_detection[len(survivors)] = detection_of[index]
+            survivors.append(track)
+        for detection in unmatched_high:
+            index = int(high[detection])
+            box = faces.boxes[index]
+            track = _Track(self._next_id, _KalmanBox(box), timestamp, box=box, confirmed=self.min_hits <= 1)
+            track.appearance = None if appearance is None else appearance[index]
+            self._next_id += 1
+            survivor_detection[len(survivors)] = index
+            survivors.append(track)
+        self._tracks = survivors
+        return TrackUpdate(self._snapshot(faces, survivor_detection), ended, exited)
+
+    def end_all(self) -> list[int]:
+        """End every confirmed track (stream ended); returns their ids."""
+        ended = [track.track_id for track in self._tracks if track.confirmed]
+        self._tracks = []
+        return ended
+
+    def _snapshot(self, faces: Faces, detection_of: dict[int, int]) -> Tracks:
+        count = len(self._tracks)
+        boxes = np.zeros((count, 4), np.float32)
+        scores = np.zeros(count, np.float32)
+        keypoints = np.zeros((count, NUM_KEYPOINTS, 2), np.float32)
+        matched = np.zeros(count, bool)
+        for row, track in enumerate(self._tracks):
+            if row in detection_of:
+                detection = detection_of[row]
+                boxes[row] = faces.boxes[detection]
+                scores[row] = faces.scores[detection]
+                keypoints[row] = faces.keypoints[detection]
+                matched[row] = True
+            else:
+                boxes[row] = track.filter.box()
+        return Tracks(
+            ids=np.array([track.track_id for track in self._tracks], dtype=np.int64),
+            boxes=boxes,
+            scores=scores,
+            keypoints=keypoints,
+            matched=matched,
+            confirmed=np.array([track.confirmed for track in self._tracks], dtype=bool),
+            appearance=np.array(
+                [
+                    track.appearance if track.appearance is not None else np.zeros(FEATURE_SIZE)
+                    for track in self._tracks
+                ],
+                dtype=np.float32,
+            ).reshape(count, FEATURE_SIZE),
+        )

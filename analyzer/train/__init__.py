@@ -1,0 +1,1 @@
+"""Training, evaluation data and export of our age and gender network (extra ``train``)."""

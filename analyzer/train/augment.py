@@ -1,0 +1,134 @@
+"""Augmentation that makes studio-like crops look like entrance-camera faces.
+
+Camera faces are small (24-60 px upscaled), blurred by motion and focus,
+JPEG/H.264 compressed, noisy, unevenly lit and imperfectly aligned by a
+detector whose keypoints jitter; people wear things that hide part of the face.
+Each effect is applied with its own probability so many chips stay clean.
+Lighting is one 256-entry lookup table per channel, so it costs microseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from analyzer.preprocess import align_face, template_keypoints
+
+
+@dataclass(frozen=True)
+class CameraAugment:
+    """Random alignment jitter and camera degradations for one chip at a time.
+
+    Example:
+        >>> augment = CameraAugment()
+        >>> rng = np.random.default_rng(0)
+        >>> chip = augment(np.zeros((128, 128, 3), np.uint8), 64, rng)
+        >>> chip.shape
+        (64, 64, 3)
+    """
+
+    max_rotation_deg: float = 12.0
+    max_scale: float = 0.1
+    max_shift: float = 0.05
+    keypoint_noise: float = 0.015
+    flip: float = 0.5
+    low_resolution: float = 0.3
+    low_resolution_px: tuple[int, int] = (20, 48)
+    blur: float = 0.15
+    motion_blur: float = 0.1
+    jpeg: float = 0.3
+    jpeg_quality: tuple[int, int] = (25, 80)
+    occlusion: float = 0.15
+    colour: float = 0.8
+    grayscale: float = 0.05
+    noise: float = 0.2
+
+    def __call__(self, source_chip: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Cut a jittered ``size`` chip out of an aligned source chip and degrade it."""
+        height, width = source_chip.shape[:2]
+        keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
+        chip = align_face(source_chip, keypoints, size)
+        if rng.random() < self.flip:
+            chip = np.ascontiguousarray(chip[:, ::-1])
+        if rng.random() < self.low_resolution:
+            chip = self._low_resolution(chip, rng)
+        if rng.random() < self.blur:
+            sigma = rng.uniform(0.4, 1.2)
+            chip = cv2.GaussianBlur(chip, (0, 0), sigmaX=sigma)
+        if rng.random() < self.motion_blur:
+            chip = self._motion_blur(chip, rng)
+        if rng.random() < self.colour:
+            chip = self._colour(chip, rng)
+        if rng.random() < self.grayscale:
+            chip = cv2.cvtColor(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        if rng.random() < self.noise:
+            noise = rng.normal(0.0, rng.uniform(2.0, 10.0), chip.shape).astype(np.float32)
+            chip = cv2.add(chip.astype(np.float32), noise, dtype=cv2.CV_8U)
+        if rng.random() < self.jpeg:
+            chip = self._jpeg(chip, rng)
+        if rng.random() < self.occlusion:
+            chip = self._occlude(chip, rng)
+        return chip
+
+    def jitter_keypoints(self, keypoints: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
+        """Rotate, scale and shift the keypoints as a whole, plus per-point detector noise."""
+        angle = np.radians(
+            np.clip(rng.normal(0.0, self.max_rotation_deg / 2), -self.max_rotation_deg, self.max_rotation_deg)
+        )
+        scale = np.exp(rng.uniform(-self.max_scale, self.max_scale))
+        rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        centre = keypoints.mean(axis=0)
+        shift = rng.uniform(-self.max_shift, self.max_shift, 2) * width
+        noise = rng.normal(0.0, self.keypoint_noise * width, keypoints.shape)
+        return (keypoints - centre) @ rotation.T + centre + shift + noise
+
+    def _low_resolution(self, chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        size = chip.shape[0]
+        low = int(rng.integers(self.low_resolution_px[0], self.low_resolution_px[1] + 1))
+        if low >= size:
+            return chip
+        small = cv2.resize(chip, (low, low), interpolation=cv2.INTER_AREA)
+        upscale = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
+        return cv2.resize(small, (size, size), interpolation=upscale)
+
+    @staticmethod
+    def _motion_blur(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        length = int(rng.integers(3, 8))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2, :] = 1.0 / length
+        turn = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(kernel, turn, (length, length))
+        return cv2.filter2D(chip, -1, kernel / max(kernel.sum(), 1e-6))
+
+    @staticmethod
+    def _colour(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Saturation, then contrast, brightness, white balance and gamma as one LUT."""
+        saturation = rng.uniform(0.7, 1.3)
+        gray = cv2.cvtColor(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        chip = cv2.addWeighted(chip, saturation, gray, 1.0 - saturation, 0.0)
+        levels = np.arange(256, dtype=np.float64)[:, None] / 255.0
+        levels = (levels - 0.5) * rng.uniform(0.75, 1.25) + 0.5
+        levels = levels * rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, (1, 3))
+        levels = np.clip(levels, 0.0, 1.0) ** rng.uniform(0.7, 1.4)
+        table = (levels * 255.0 + 0.5).astype(np.uint8).reshape(256, 1, 3)
+        return cv2.LUT(chip, table)
+
+    def _jpeg(self, chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+        ok, encoded = cv2.imencode(".jpg", chip, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else chip
+
+    @staticmethod
+    def _occlude(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        size = chip.shape[0]
+        area = rng.uniform(0.08, 0.25) * size * size
+        aspect = np.exp(rng.uniform(-0.8, 0.8))
+        width = int(np.clip(np.sqrt(area * aspect), 4, size))
+        height = int(np.clip(area / width, 4, size))
+        left = int(rng.integers(0, size - width + 1))
+        top = int(rng.integers(0, size - height + 1))
+        chip = chip.copy()
+        chip[top : top + height, left : left + width] = rng.integers(0, 256, 3, dtype=np.uint8)
+        return chip

@@ -1,0 +1,125 @@
+"""``analyzer export``: a trained run to self-describing FP32 and FP16 ONNX files.
+
+The FP16 file keeps float32 inputs and outputs (casts at the edges) while all
+weights and compute inside are float16, which is what a TensorRT strongly typed
+network builds from; ONNX Runtime on CPU runs it too, for parity checks here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analyzer import __version__
+from analyzer.age_groups import FINE_AGE_EDGES
+from analyzer.errors import DataError
+from analyzer.labels import GENDERS
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
+from analyzer.train.loop import load_checkpoint
+from analyzer.train.model import ProbabilityModel
+
+OPSET = 17
+
+
+def _set_metadata(model: object, metadata: ModelMetadata) -> None:
+    import onnx
+
+    onnx.helper.set_model_props(model, metadata.to_props())
+
+
+def _sort_nodes(graph: object) -> None:
+    """Put nodes in topological order (the FP16 converter appends its input casts last)."""
+    available = {tensor.name for tensor in graph.input} | {tensor.name for tensor in graph.initializer}  # type: ignore[attr-defined]
+    available.add("")
+    pending = list(graph.node)  # type: ignore[attr-defined]
+    ordered = []
+    while pending:
+        ready = [node for node in pending if all(name in available for name in node.input)]
+        if not ready:
+            raise DataError("exported graph has a cycle or an undefined tensor; cannot sort it")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [node for node in pending if node not in ready]
+    del graph.node[:]  # type: ignore[attr-defined]
+    graph.node.extend(ordered)  # type: ignore[attr-defined]
+
+
+def _describe_training_data(data: str) -> str:
+    folder = Path(data)
+    readme = folder.parent / "README.md"
+    name = folder.name
+    if name.lower() == "utkface":
+        return "UTKFace aligned & cropped (non-commercial research licence), split by md5"
+    return f"labelled folder '{name}'" + (f" (see {readme})" if readme.is_file() else "")
+
+
+def export_run(run_dir: Path, out_prefix: Path, version: str | None = None) -> tuple[Path, Path]:
+    """Write ``<out_prefix>.onnx`` (FP32) and ``<out_prefix>.fp16.onnx``; return both paths."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    net, config = load_checkpoint(run_dir)
+    model = ProbabilityModel(net, mirror_average=True).eval()
+    out_prefix = Path(out_prefix)
+    if out_prefix.suffix == ".onnx":
+        out_prefix = out_prefix.with_suffix("")
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    fp32_path = out_prefix.with_name(out_prefix.name + ".onnx")
+    fp16_path = out_prefix.with_name(out_prefix.name + ".fp16.onnx")
+    example = torch.zeros(2, 3, config.input_size, config.input_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(fp32_path),
+            input_names=[INPUT_NAME],
+            output_names=[AGE_OUTPUT, GENDER_OUTPUT],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, AGE_OUTPUT: {0: "batch"}, GENDER_OUTPUT: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    weights_digest = hashlib.sha256(fp32_path.read_bytes()).hexdigest()[:12]
+    metadata = ModelMetadata(
+        input_size=config.input_size,
+        normalization=config.normalization,
+        age_bin_edges=FINE_AGE_EDGES,
+        gender_labels=GENDERS,
+        version=version or f"{out_prefix.name}-{weights_digest} (analyzer {__version__})",
+        training_data=_describe_training_data(config.data),
+    )
+    fp32 = onnx.load(str(fp32_path))
+    fp32.doc_string = "footfall analyzer age and gender network; see engines/MODEL_CARD.md"
+    _set_metadata(fp32, metadata)
+    onnx.checker.check_model(fp32)
+    onnx.save(fp32, str(fp32_path))
+
+    fp16 = convert_float_to_float16(fp32, keep_io_types=True)
+    _sort_nodes(fp16.graph)
+    _set_metadata(fp16, ModelMetadata(**{**metadata.__dict__, "precision": "fp16"}))
+    onnx.checker.check_model(fp16)
+    onnx.save(fp16, str(fp16_path))
+    _check_round_trip(model, fp32_path, config.input_size)
+    return fp32_path, fp16_path
+
+
+def _check_round_trip(model: ProbabilityModel, path: Path, size: int) -> None:
+    """ONNX Runtime must reproduce PyTorch on random input, or the export is refused."""
+    import onnxruntime as ort
+
+    inputs = np.random.default_rng(0).normal(size=(3, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        expected = [tensor.numpy() for tensor in model(torch.from_numpy(inputs))]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    produced = session.run([AGE_OUTPUT, GENDER_OUTPUT], {INPUT_NAME: inputs})
+    for name, want, got in zip((AGE_OUTPUT, GENDER_OUTPUT), expected, produced, strict=True):
+        if not np.allclose(want, got, atol=1e-4):
+            raise DataError(
+                f"{path}: ONNX Runtime output {name} differs from PyTorch by "
+                f"{np.abs(want - got).max():.2e}; export is broken"
+            )

@@ -1,0 +1,255 @@
+"""``analyzer train``: fit the age and gender network on a labelled folder.
+
+The schedule is measured in wall-clock time, not epochs: warm-up then cosine
+decay over ``minutes``, so a run ends on time on whatever box it runs on and
+always finishes its learning-rate decay.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
+
+from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.errors import DataError
+from analyzer.evaluation import attribute_report
+from analyzer.labels import read_labels, split_by_md5
+from analyzer.preprocess import Normalization, chips_to_input
+from analyzer.train.augment import CameraAugment
+from analyzer.train.dataset import AugmentedChips, BatchCollator, FaceSet, load_face_set
+from analyzer.train.model import AgeGenderNet, ProbabilityModel
+
+CHECKPOINT = "model.pt"
+HISTORY = "history.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (saved with the checkpoint)."""
+
+    data: str
+    input_size: int = 80
+    minutes: float = 50.0
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.03
+    gender_weight: float = 1.0
+    age_l1_weight: float = 0.05
+    label_smoothing: float = 0.05
+    validation_fraction: float = 0.1
+    align: str = "auto"
+    seed: int = 0
+    subset: int = 0
+    workers: int = 1
+    balance: float = 0.5  # sample weight 1/frequency**balance of the face's fairface9 group (0 = as is, 1 = equal)
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    blocks: tuple[int, ...] = (1, 2, 2, 1)
+    normalization: Normalization = field(default_factory=Normalization)
+
+    @property
+    def source_size(self) -> int:
+        """Side of the cached source chips that augmentation cuts from.
+
+        A little larger than the input, so the jittered cut rarely needs the
+        slower area-averaging path and the chips stay small in memory.
+        """
+        return round(self.input_size * 1.25)
+
+
+def age_targets(ages: torch.Tensor, bin_values: torch.Tensor) -> torch.Tensor:
+    """Soft labels: a Gaussian over the fine bins, wider for older faces.
+
+    Age labels of adults are less certain than of children (a 60-year-old may
+    look 50 or 70), so the spread grows with age: sigma = 1 + 0.05 * age.
+    """
+    sigma = 1.0 + 0.05 * ages.float()
+    logits = -0.5 * ((bin_values[None, :] - ages[:, None].float()) / sigma[:, None]) ** 2
+    return torch.softmax(logits, dim=1)
+
+
+def _balanced_weights(ages: np.ndarray, power: float) -> torch.Tensor:
+    """Sampling weights 1/frequency**power of the age group: rare ages seen more (0.5: not equally often)."""
+    groups = BUILTIN_GROUPINGS["fairface9"].indices_of(ages)
+    counts = np.bincount(groups, minlength=9).astype(np.float64)
+    return torch.as_tensor(counts[groups] ** -power, dtype=torch.double)
+
+
+def _learning_rate(config: TrainConfig, progress: float) -> float:
+    if progress < config.warmup_fraction:
+        return config.learning_rate * max(progress / config.warmup_fraction, 0.02)
+    decay = (progress - config.warmup_fraction) / (1 - config.warmup_fraction)
+    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(decay, 1.0)))
+
+
+@torch.no_grad()
+def predict(
+    model: ProbabilityModel, faces: FaceSet, normalization: Normalization, batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Age and gender probabilities for aligned chips, as the exported model computes them."""
+    model.eval()
+    ages, genders = [], []
+    for start in range(0, len(faces.chips), batch):
+        inputs = torch.from_numpy(chips_to_input(faces.chips[start : start + batch], normalization))
+        age, gender = model(inputs.contiguous(memory_format=torch.channels_last))
+        ages.append(age.numpy())
+        genders.append(gender.numpy())
+    return np.concatenate(ages), np.concatenate(genders)
+
+
+def validation_metrics(model: ProbabilityModel, faces: FaceSet, config: TrainConfig) -> dict[str, float]:
+    """Gender accuracy, MAE and fairface9 accuracy on the validation split."""
+    age_probs, gender_probs = predict(model, faces, config.normalization)
+    edges = list(FINE_AGE_EDGES)
+    report = attribute_report(
+        faces.ages, faces.genders, age_probs, gender_probs, edges, np.asarray(edges),
+        [BUILTIN_GROUPINGS["fairface9"]],
+    )  # fmt: skip
+    fairface = report["groups"]["fairface9"]  # type: ignore[index]
+    return {
+        "gender": float(report["gender_accuracy"]),  # type: ignore[arg-type]
+        "mae": float(report["age_mae"]),  # type: ignore[arg-type]
+        "ff9": float(fairface["exact"]),
+        "ff9_1": float(fairface["within_one"]),
+    }
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, parameter in net.named_parameters():
+        (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
+        momentum=0.9,
+        nesterov=True,
+    )
+
+
+def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, object]:
+    """Train, validate every epoch, save ``model.pt`` and ``history.json`` in ``out_dir``."""
+    _seed_everything(config.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    faces = read_labels(Path(config.data))
+    train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
+    if config.subset:
+        rng = random.Random(config.seed)
+        train_faces = rng.sample(train_faces, min(config.subset, len(train_faces)))
+        validation_faces = rng.sample(validation_faces, min(max(config.subset // 4, 32), len(validation_faces)))
+    if len(train_faces) < 16 or len(validation_faces) < 4:
+        raise DataError(
+            f"{config.data}: only {len(train_faces)} training and {len(validation_faces)} validation "
+            "faces after the md5 split; need at least 16 and 4"
+        )
+    log(f"{len(train_faces)} training and {len(validation_faces)} validation faces (split by md5)")
+    train_set = load_face_set(train_faces, config.source_size, config.align, "training")
+    validation_set = load_face_set(validation_faces, config.input_size, config.align, "validation")
+
+    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+    net = net.to(memory_format=torch.channels_last)
+    model = ProbabilityModel(net, mirror_average=True)
+    optimizer = _optimizer(net, config)
+    bin_values = torch.as_tensor(FINE_AGE_EDGES, dtype=torch.float32)
+    dataset = AugmentedChips(train_set, config.input_size, CameraAugment(), config.seed)
+    sampler = WeightedRandomSampler(_balanced_weights(train_set.ages, config.balance), len(dataset), replacement=True)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        drop_last=True,
+        collate_fn=BatchCollator(config.normalization),
+    )
+    gender_loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    budget = config.minutes * 60.0
+    started = time.monotonic()
+    history: list[dict[str, float]] = []
+    epoch = 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = 0.0
+    while progress < 1.0:
+        dataset.epoch = epoch
+        net.train()
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
+        for inputs, ages, genders in bar:
+            progress = (time.monotonic() - started) / budget
+            if progress >= 1.0:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, progress)
+            age_logits, gender_logits = net(inputs.contiguous(memory_format=torch.channels_last))
+            log_probs = torch.log_softmax(age_logits, dim=1)
+            age_loss = -(age_targets(ages, bin_values) * log_probs).sum(dim=1).mean()
+            expected = (log_probs.exp() * bin_values).sum(dim=1)
+            loss = (
+                age_loss
+                + config.age_l1_weight * (expected - ages.float()).abs().mean()
+                + config.gender_weight * gender_loss(gender_logits, genders)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.4f}")
+        bar.close()
+        if not losses:
+            break
+        metrics = validation_metrics(model, validation_set, config)
+        record = {
+            "epoch": epoch + 1,
+            "minutes": (time.monotonic() - started) / 60,
+            "loss": float(np.mean(losses)),
+            **metrics,
+        }
+        history.append(record)
+        log(
+            f"epoch {epoch + 1:3d} {record['minutes']:5.1f} min  loss {record['loss']:.3f}  "
+            f"val gender {metrics['gender']:.3f}  MAE {metrics['mae']:.2f}  "
+            f"fairface9 {metrics['ff9']:.3f} (±1 {metrics['ff9_1']:.3f})"
+        )
+        epoch += 1
+    summary = {
+        "config": asdict(config),
+        "train_faces": len(train_set.ages),
+        "validation_faces": len(validation_set.ages),
+        "epochs": history,
+        "final": history[-1] if history else {},
+    }
+    torch.save({"state_dict": net.state_dict(), "config": asdict(config)}, out_dir / CHECKPOINT)
+    (out_dir / HISTORY).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
+    """The trained network and its config from a run folder."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise DataError(f"{path}: no checkpoint; train first with `analyzer train --out {run_dir}`")
+    stored = torch.load(path, map_location="cpu", weights_only=False)
+    settings = dict(stored["config"])
+    settings["normalization"] = Normalization(**settings["normalization"])
+    settings["widths"] = tuple(settings["widths"])
+    settings["blocks"] = tuple(settings["blocks"])
+    config = TrainConfig(**settings)
+    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+    net.load_state_dict(stored["state_dict"])
+    return net.eval(), config

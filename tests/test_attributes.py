@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from analyzer.age_groups import FINE_AGE_EDGES, parse_grouping
+from analyzer.attributes import AttributeVoter
+
+
+def voter(confident_at: float = 0.9) -> AttributeVoter:
+    grouping = parse_grouping("three", [{"name": "young", "ages": "0-30"}, {"name": "middle", "ages": "31-50"},
+                                        {"name": "old", "ages": "51+"}])  # fmt: skip
+    return AttributeVoter(grouping, FINE_AGE_EDGES, np.asarray(FINE_AGE_EDGES), ("female", "male"), confident_at)
+
+
+def age_at(age: int) -> np.ndarray:
+    probs = np.zeros(len(FINE_AGE_EDGES))
+    probs[age] = 1.0
+    return probs
+
+
+def test_quality_weighted_vote() -> None:
+    votes = voter()
+    key = ("door", 1)
+    votes.add(key, age_at(25), np.array([0.9, 0.1]), quality=0.2)  # poor crop says young female
+    votes.add(key, age_at(45), np.array([0.2, 0.8]), quality=0.9)  # good crops say middle-aged male
+    votes.add(key, age_at(40), np.array([0.3, 0.7]), quality=0.8)
+    result = votes.finish([key])
+    assert (result.age_group, result.gender, result.samples) == ("middle", "male", 3)
+    assert result.age_group_p["middle"] == pytest.approx(1.7 / 1.9, abs=1e-3)
+    assert result.age_years == pytest.approx((25 * 0.2 + 45 * 0.9 + 40 * 0.8) / 1.9, abs=0.1)
+    assert votes.finish([key]).samples == 0  # forgotten after finish
+
+
+def test_confidence_needs_two_sure_samples() -> None:
+    votes = voter(confident_at=0.9)
+    key = ("door", 2)
+    votes.add(key, age_at(60), np.array([0.02, 0.98]), 1.0)
+    assert not votes.is_confident(key)
+    votes.add(key, age_at(70), np.array([0.05, 0.95]), 1.0)
+    assert votes.is_confident(key)
+    votes.add(("door", 3), age_at(30), np.array([0.5, 0.5]), 1.0)
+    votes.add(("door", 3), age_at(32), np.array([0.5, 0.5]), 1.0)
+    assert not votes.is_confident(("door", 3))
+
+
+def test_unknown_when_never_classified() -> None:
+    assert voter().finish([("door", 9)]).age_group == "unknown"
+
+
+def test_a_visit_of_two_tracks_pools_their_votes() -> None:
+    votes = voter()
+    votes.add(("door", 1), age_at(70), np.array([0.1, 0.9]), 1.0)
+    votes.add(("door", 4), age_at(75), np.array([0.2, 0.8]), 1.0)
+    result = votes.finish([("door", 1), ("door", 4)])
+    assert (result.samples, result.age_group, result.gender) == (2, "old", "male")

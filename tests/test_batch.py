@@ -1,0 +1,28 @@
+import queue
+import threading
+import time
+
+from analyzer.batch import Batcher
+
+
+def test_batch_cut_by_size_keeps_order_and_markers() -> None:
+    items: queue.Queue = queue.Queue()
+    for item in [1, 2, "end-a", 3, 4, 5]:
+        items.put(item)
+    batcher = Batcher(items, lambda item: isinstance(item, int), max_batch=3, max_wait_s=1.0)
+    assert batcher.next_batch() == [1, 2, "end-a", 3]
+    assert batcher.next_batch() == [4, 5]  # the wait runs out with fewer than max_batch
+
+
+def test_batch_waits_for_late_samples_up_to_max_wait() -> None:
+    items: queue.Queue = queue.Queue()
+    batcher = Batcher(items, lambda item: True, max_batch=8, max_wait_s=0.3)
+    items.put("a")
+    threading.Timer(0.1, items.put, args=("b",)).start()
+    started = time.monotonic()
+    assert batcher.next_batch() == ["a", "b"]
+    assert 0.25 < time.monotonic() - started < 1.0
+
+
+def test_idle_returns_empty() -> None:
+    assert Batcher(queue.Queue(), lambda item: True).next_batch(idle_timeout_s=0.05) == []

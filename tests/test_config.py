@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from analyzer.config import load_config, parse_config
+from analyzer.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def camera(**extra: object) -> dict:
+    return {"cameras": [{"id": "door", "source": "door.mp4", **extra}]}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({**camera(), "trackr": {}}, "trackr: unknown key"),
+        (camera(realtime="yes"), r"cameras\[0\]\.realtime: expected true or false, got 'yes'"),
+        (camera(detector={"min_score": "high"}), r"cameras\[0\]\.detector\.min_score: expected a number"),
+        (camera(detector={"roi": [0.5, 0, 0.2, 1]}), r"cameras\[0\]\.detector\.roi: .* must be \[x1, y1, x2, y2\]"),
+        (camera(detector={"roi": [0, 0, 1]}), r"roi: \[0.0, 0.0, 1.0\] must have exactly 4 numbers"),
+        (camera(detector={"model": "long_range"}), "is not one of full_range, short_range"),
+        (
+            {"cameras": [{"id": "a", "source": "x"}, {"id": "a", "source": "y"}]},
+            r"cameras\[1\]\.id: duplicate camera id 'a'",
+        ),
+        ({"cameras": [{"id": "bad id!", "source": "x"}]}, "must be a non-empty name"),
+        ({"cameras": [{"id": "a"}]}, r"cameras\[0\]\.source: missing"),
+        ({"cameras": []}, "at least one camera"),
+        ({**camera(), "tracker": {"min_hits": 1.5}}, "tracker.min_hits: expected a whole number"),
+        ({**camera(), "classifier": {"backend": "cuda"}}, "classifier.backend: 'cuda' is not one of"),
+        ({**camera(), "metrics": {"port": 70000}}, "metrics.port: 70000 must be 0..65535"),
+        ({**camera(), "footfall": {"age_grouping": "decades"}}, "footfall.age_grouping: 'decades' is not one of"),
+        ({**camera(), "age_groupings": {"mine": ["0-9", "12+"]}}, "age grouping 'mine'"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_bad_config_names_the_key(document: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(document)
+
+
+def test_camera_detector_overrides_only_named_keys() -> None:
+    config = parse_config({**camera(detector={"tiles": 2}), "detector": {"min_score": 0.4, "model": "short_range"}})
+    detector = config.cameras[0].detector
+    assert (detector.tiles, detector.min_score, detector.model) == (2, 0.4, "short_range")
+
+
+def test_custom_grouping_is_used() -> None:
+    document = {**camera(), "age_groupings": {"kids": ["0-17", "18+"]}, "footfall": {"age_grouping": "kids"}}
+    config = parse_config(document)
+    assert config.grouping().names == ["0-17", "18+"]
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "store-entrance.yaml", "webcam.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    assert load_config(REPO / "configs" / name).cameras
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("cameras:\n  - id: door\n    source: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml line \d+: not valid YAML"):
+        load_config(path)

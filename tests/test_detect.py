@@ -1,0 +1,75 @@
+"""Real MediaPipe BlazeFace on a real face photo."""
+
+import numpy as np
+import pytest
+
+from analyzer.demo import ASTRONAUT_FACE
+from analyzer.detect import FaceDetector, PhotoFaceFinder, Region, tile_regions
+from analyzer.faces import Faces, non_max_suppression
+
+
+def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
+    detector = FaceDetector("full_range", min_score=0.5)
+    faces = detector.detect(astronaut, timestamp_ms=0)
+    detector.close()
+    assert len(faces) == 1
+    x, y, w, h = ASTRONAUT_FACE
+    x1, y1, x2, y2 = faces.boxes[0]
+    assert abs((x1 + x2) / 2 - (x + w / 2)) < 15 and abs((y1 + y2) / 2 - (y + h / 2)) < 20
+    right_eye, left_eye, nose, mouth = faces.keypoints[0, :4]
+    assert right_eye[0] < nose[0] < left_eye[0]  # subject's right eye on the image's left
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+
+
+def test_tiles_find_small_faces_once_each(astronaut: np.ndarray) -> None:
+    import cv2
+
+    x, y, w, h = ASTRONAUT_FACE
+    head = astronaut[y - 40 : y + h + 30, x - 35 : x + w + 35]
+    small = cv2.resize(head, None, fx=0.55, fy=0.55, interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    spots = [(300, 200), (1400, 650), (930, 480)]  # the last one straddles the tile overlap
+    for left, top in spots:
+        frame[top : top + small.shape[0], left : left + small.shape[1]] = small
+    whole = FaceDetector("full_range", min_score=0.5)
+    tiled = FaceDetector("full_range", min_score=0.5, tiles=2)
+    found_whole = whole.detect(frame, 0)
+    found_tiled = tiled.detect(frame, 0)
+    whole.close()
+    tiled.close()
+    assert len(found_tiled) == len(spots)
+    assert len(found_tiled) >= len(found_whole)
+    centres = (found_tiled.boxes[:, :2] + found_tiled.boxes[:, 2:]) / 2
+    for left, top in spots:
+        expected = np.array([left + small.shape[1] / 2, top + small.shape[0] / 2])
+        assert np.min(np.linalg.norm(centres - expected, axis=1)) < 40
+
+
+def test_roi_limits_the_search(astronaut: np.ndarray) -> None:
+    detector = FaceDetector("full_range", roi=Region(0.6, 0.0, 1.0, 1.0))
+    assert len(detector.detect(astronaut, 0)) == 0
+    detector.close()
+
+
+def test_photo_finder_handles_a_tight_crop(astronaut: np.ndarray) -> None:
+    x, y, w, h = ASTRONAUT_FACE
+    crop = np.ascontiguousarray(astronaut[y : y + h, x : x + w])
+    finder = PhotoFaceFinder()
+    faces = finder.find(crop)
+    finder.close()
+    assert len(faces) == 1
+    assert faces.boxes[0, 0] > -20 and faces.boxes[0, 2] < w + 20
+
+
+def test_tile_regions_cover_the_roi_with_overlap() -> None:
+    regions = tile_regions(2, 0.2, Region(0.1, 0.2, 0.9, 1.0))
+    assert len(regions) == 4
+    assert min(r.x1 for r in regions) == pytest.approx(0.1) and max(r.x2 for r in regions) == pytest.approx(0.9)
+    assert regions[0].x2 > regions[1].x1  # neighbours overlap
+
+
+def test_nms_keeps_best_of_duplicates() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    faces = Faces(boxes, np.array([0.6, 0.9, 0.8], np.float32), np.zeros((3, 6, 2), np.float32))
+    kept = non_max_suppression(faces, 0.3)
+    assert sorted(kept.scores.tolist()) == pytest.approx([0.8, 0.9])

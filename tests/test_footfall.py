@@ -1,0 +1,124 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from analyzer.attributes import TrackAttributes
+from analyzer.footfall import FootfallCounter, random_visit_id
+from analyzer.track import Tracks
+from analyzer.zones import CountingLine, Zone
+
+SIZE = (1000, 1000)
+
+
+def tracks(ids: list[int], centres: list[tuple[float, float]] | None = None, size: float = 60) -> Tracks:
+    count = len(ids)
+    centres = centres or [(500.0, 500.0)] * count
+    boxes = np.array([[x - size / 2, y - size / 2, x + size / 2, y + size / 2] for x, y in centres], np.float32)
+    return Tracks(
+        np.array(ids, np.int64), boxes.reshape(-1, 4), np.ones(count, np.float32),
+        np.zeros((count, 6, 2), np.float32), np.ones(count, bool), np.ones(count, bool),
+    )  # fmt: skip
+
+
+def counter(**settings: object) -> FootfallCounter:
+    ids = (f"v{n}" for n in itertools.count())
+    return FootfallCounter("door", new_visit_id=lambda: next(ids), **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("seen_s", "counted"), [(0.5, False), (1.0, True), (3.0, True)])
+def test_visit_counts_only_after_min_duration(seen_s: float, counted: bool) -> None:
+    footfall = counter(min_duration_s=1.0, reentry_window_s=0.0)
+    footfall.clock_origin = 1000.0
+    for step in range(int(seen_s * 10) + 1):
+        footfall.update(tracks([7]), [], step / 10, 0.0, SIZE)
+    (ended,) = footfall.update(tracks([]), [7], seen_s + 1.5, 0.0, SIZE)
+    assert ended.counted is counted
+    assert ended.visit_id == "v0" and ended.track_ids == (7,)
+    assert ended.dwell_s == pytest.approx(seen_s)
+    assert ended.direction is None  # no line configured
+    visit = ended.visit(TrackAttributes.unknown())
+    assert visit.start == pytest.approx(1000.0) and visit.end == pytest.approx(1000.0 + seen_s)
+    assert visit.to_dict()["age_group"] == "unknown" and "direction" not in visit.to_dict()
+
+
+def test_close_ends_every_open_visit_and_faces_in_view() -> None:
+    footfall = counter()
+    footfall.update(tracks([1, 2], [(100, 100), (800, 800)]), [], 0.0, 0.0, SIZE)
+    assert footfall.faces_in_view == 2
+    assert {e.track_ids for e in footfall.close(0.0)} == {(1,), (2,)}
+    assert footfall.faces_in_view == 0 and footfall.close(0.0) == []
+
+
+@pytest.mark.parametrize(
+    ("xs", "expected"),
+    [
+        ([0.30, 0.40, 0.49, 0.51, 0.49, 0.51, 0.60, 0.70], ["in"]),  # jitter on the line counts once
+        ([0.70, 0.60, 0.52, 0.48, 0.30], ["out"]),
+        ([0.30, 0.49, 0.51, 0.49, 0.51, 0.49, 0.30], []),  # never clears the hysteresis band
+        ([0.30, 0.70, 0.30], ["in", "out"]),
+    ],
+)
+def test_line_crossing_with_hysteresis(xs: list[float], expected: list[str]) -> None:
+    line = CountingLine((0.5, 1.0), (0.5, 0.0))
+    footfall = counter(line=line, hysteresis=0.05, reentry_window_s=0.0)
+    for step, x in enumerate(xs):
+        footfall.update(tracks([3], [(x * 1000, 500)]), [], step * 0.2, 0.0, SIZE)
+    (ended,) = footfall.close(0.0)
+    assert [direction for direction, _ in ended.crossings] == expected
+    assert ended.direction == (expected[0] if expected else "none")
+
+
+def test_crossing_outside_the_segment_does_not_count() -> None:
+    line = CountingLine((0.5, 1.0), (0.5, 0.6))  # only the lower part of the frame
+    footfall = counter(line=line, hysteresis=0.02)
+    for step, x in enumerate([0.3, 0.4, 0.6, 0.7]):
+        footfall.update(tracks([3], [(x * 1000, 200)]), [], step * 0.2, 0.0, SIZE)
+    assert footfall.close(0.0)[0].direction == "none"
+
+
+def test_zone_dwell() -> None:
+    zone = Zone("display", ((0.6, 0.0), (1.0, 0.0), (1.0, 1.0), (0.6, 1.0)))
+    footfall = counter(zones=[zone])
+    path = [0.3] * 5 + [0.8] * 16 + [0.3] * 5  # 3 s inside at 0.2 s steps
+    for step, x in enumerate(path):
+        footfall.update(tracks([5], [(x * 1000, 500)]), [], step * 0.2, 0.0, SIZE)
+    (ended,) = footfall.close(0.0)
+    assert ended.zone_dwell_s["display"] == pytest.approx(3.2, abs=0.01)
+
+
+def test_visitor_occluded_for_one_second_counts_once() -> None:
+    """The tracker loses the face for 1 s (a new track id afterwards); the visit continues."""
+    footfall = counter(min_duration_s=1.0, reentry_window_s=2.0, reentry_distance=0.1)
+    ended_all = []
+    fps = 10
+    for frame in range(80):
+        t = frame / fps
+        x = 100 + 80 * t  # walks right at 80 px/s
+        if t < 3.0:
+            update = tracks([1], [(x, 500)])
+            gone = []
+        elif t < 4.0:  # occluded; the tracker ends track 1 after its linger
+            update, gone = tracks([]), ([1] if frame == 35 else [])
+        else:
+            update, gone = tracks([2], [(x, 505)]), []
+        ended_all += footfall.update(update, gone, t, 0.0, SIZE)
+    ended_all += footfall.close(0.0)
+    assert len(ended_all) == 1
+    assert ended_all[0].track_ids == (1, 2) and ended_all[0].counted
+
+
+def test_someone_else_far_away_is_a_new_visit() -> None:
+    footfall = counter(reentry_window_s=2.0, reentry_distance=0.1)
+    for frame in range(20):
+        footfall.update(tracks([1], [(100 + frame * 5, 500)]), [], frame / 10, 0.0, SIZE)
+    ended = footfall.update(tracks([]), [1], 2.5, 0.0, SIZE)
+    ended += footfall.update(tracks([9], [(900, 200)]), [], 2.6, 0.0, SIZE)
+    ended += footfall.update(tracks([9], [(900, 200)]), [], 5.0, 0.0, SIZE)
+    ended += footfall.close(0.0)
+    assert sorted(e.track_ids for e in ended) == [(1,), (9,)]
+
+
+def test_visit_ids_are_random_and_not_track_ids() -> None:
+    ids = {random_visit_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 12 for i in ids)

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from analyzer.errors import DataError
+from analyzer.labels import read_labels, split_by_md5
+
+HEADER = "path,age,gender,race,md5\n"
+
+
+def write_labels(folder: Path, text: str) -> Path:
+    (folder / "labels.csv").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("a.jpg,25,male,White,aa\nb.jpg,abc,female,Asian,bb\n", "line 3: age 'abc'"),
+        ("a.jpg,25,male,White,aa\nb.jpg,30,robot,Asian,bb\n", "line 3: gender 'robot'"),
+        ("a.jpg,25,male,White,aa\nb.jpg,-4,male,Asian,bb\n", "line 3: age -4 is outside"),
+        ("a.jpg,25,male,White,aa\n,30,male,Asian,bb\n", "line 3: empty path"),
+        ("a.jpg,25,male,White,aa,extra\n", "line 2: wrong number of fields"),
+        ("a.jpg,25\n", "line 2: wrong number of fields"),
+    ],
+)
+def test_bad_rows_name_their_line(tmp_path: Path, body: str, message: str) -> None:
+    write_labels(tmp_path, HEADER + body)
+    with pytest.raises(DataError, match=message):
+        read_labels(tmp_path)
+
+
+def test_missing_column_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"labels\.csv: not found"):
+        read_labels(tmp_path)
+    write_labels(tmp_path, "path,years,gender\na.jpg,3,male\n")
+    with pytest.raises(DataError, match="missing column\\(s\\) age"):
+        read_labels(tmp_path)
+
+
+def test_good_rows_parse(tmp_path: Path) -> None:
+    write_labels(tmp_path, "path,age,gender\nimg/a.jpg,7,Female\nimg/b.jpg,70,male\n")
+    faces = read_labels(tmp_path)
+    assert [(f.age, f.gender, f.gender_index, f.race) for f in faces] == [(7, "female", 0, None), (70, "male", 1, None)]
+    assert faces[0].path == tmp_path / "img/a.jpg"
+    assert faces[1].line == 3
+
+
+def test_split_keeps_duplicates_together(utkface: Path) -> None:
+    faces = read_labels(utkface)
+    train, validation = split_by_md5(faces)
+    train_md5 = {face.md5 for face in train}
+    assert not train_md5 & {face.md5 for face in validation}
+    assert 0.08 < len(validation) / len(faces) < 0.12
+    again_train, _ = split_by_md5(list(reversed(faces)))
+    assert {f.path for f in again_train} == {f.path for f in train}

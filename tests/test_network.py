@@ -1,0 +1,129 @@
+"""Training, export and the model file contract (needs the 'train' extra)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.classify import OnnxRuntimeBackend, classify_chips
+from analyzer.cli import main
+from analyzer.errors import ModelError
+from analyzer.evaluation import agreement, select_split
+from analyzer.face_photos import align_photos
+from analyzer.labels import read_labels
+from analyzer.model_meta import METADATA_SCHEMA
+
+torch = pytest.importorskip("torch", reason="the 'train' extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory, utkface: Path) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    assert main(["train", "--data", str(utkface), "--out", str(run), "--quick", "--align", "crop"]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def quick_model(quick_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    prefix = tmp_path_factory.mktemp("engines") / "quick"
+    assert main(["export", "--run", str(quick_run), "--out", str(prefix)]) == 0
+    return prefix.with_suffix(".onnx")
+
+
+def test_quick_training_lowers_the_loss(quick_run: Path) -> None:
+    history = json.loads((quick_run / "history.json").read_text())
+    epochs = history["epochs"]
+    assert len(epochs) >= 3
+    assert epochs[-1]["loss"] < epochs[0]["loss"] - 0.1
+    assert history["config"]["input_size"] == 64
+
+
+def test_export_round_trip_matches_pytorch(quick_run: Path, quick_model: Path) -> None:
+    from analyzer.train.loop import load_checkpoint
+    from analyzer.train.model import ProbabilityModel
+
+    net, _ = load_checkpoint(quick_run)
+    inputs = np.random.default_rng(3).normal(size=(5, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        age, gender = ProbabilityModel(net).eval()(torch.from_numpy(inputs))
+    result = OnnxRuntimeBackend(quick_model).infer(inputs)
+    assert np.allclose(result.age_probs, age.numpy(), atol=1e-5)
+    assert np.allclose(result.gender_probs, gender.numpy(), atol=1e-5)
+    assert np.allclose(result.age_probs.sum(axis=1), 1.0, atol=1e-5)
+    # dynamic batch: one face and 33 faces both work
+    assert len(OnnxRuntimeBackend(quick_model).infer(inputs[:1])) == 1
+    assert len(OnnxRuntimeBackend(quick_model).infer(np.repeat(inputs, 7, axis=0)[:33])) == 33
+
+
+def test_metadata_reads_back(quick_model: Path) -> None:
+    metadata = OnnxRuntimeBackend(quick_model).metadata
+    assert metadata.input_size == 64
+    assert metadata.age_bin_edges == FINE_AGE_EDGES
+    assert metadata.gender_labels == ("female", "male")
+    assert metadata.precision == "fp32"
+    assert "UTKFace" in metadata.training_data
+    fp16 = OnnxRuntimeBackend(quick_model.with_name("quick.fp16.onnx")).metadata
+    assert fp16.precision == "fp16" and fp16.input_size == 64
+    props = {p.key: p.value for p in onnx.load(str(quick_model)).metadata_props}
+    assert props["footfall.schema"] == METADATA_SCHEMA
+    assert json.loads(props["footfall.normalization"])["formula"] == "(pixel / 255 - mean) / std"
+
+
+def test_fp16_file_really_is_fp16(quick_model: Path) -> None:
+    model = onnx.load(str(quick_model.with_name("quick.fp16.onnx")))
+    types = {init.data_type for init in model.graph.initializer if len(init.dims) > 1}
+    assert types == {onnx.TensorProto.FLOAT16}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda props: props.pop("footfall.age_bin_edges"), "footfall.age_bin_edges is missing"),
+        (lambda props: props.update({"footfall.schema": "other"}), "not a footfall analyzer model"),
+        (lambda props: props.update({"footfall.gender_labels": '["a", "b"]'}), "gender_labels must be"),
+        (lambda props: props.update({"footfall.input": '{"size": 80}'}), "does not match metadata input size"),
+        (lambda props: props.update({"footfall.normalization": "{nope"}), "not valid JSON"),
+    ],
+)
+def test_inconsistent_metadata_is_a_clear_error(quick_model: Path, tmp_path: Path, change, message: str) -> None:
+    model = onnx.load(str(quick_model))
+    props = {p.key: p.value for p in model.metadata_props}
+    change(props)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    with pytest.raises(ModelError, match=message) as error:
+        OnnxRuntimeBackend(broken)
+    assert "broken.onnx" in str(error.value)
+
+
+def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found"):
+        OnnxRuntimeBackend(tmp_path / "nope.onnx")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage" * 100)
+    with pytest.raises(ModelError, match=r"corrupt\.onnx: not a loadable ONNX model"):
+        OnnxRuntimeBackend(corrupt)
+
+
+def test_shipped_fp16_agrees_with_fp32_on_validation_faces(shipped_model: Path, utkface: Path) -> None:
+    faces = select_split(read_labels(utkface), "validation")[:800]
+    fp32 = OnnxRuntimeBackend(shipped_model)
+    fp16 = OnnxRuntimeBackend(shipped_model.with_name("agegender.fp16.onnx"))
+    chips = align_photos([face.path for face in faces], fp32.metadata.input_size, "crop").chips
+    reference = classify_chips(fp32, chips)
+    reduced = classify_chips(fp16, chips)
+    result = agreement(
+        reference.age_probs,
+        reference.gender_probs,
+        reduced.age_probs,
+        reduced.gender_probs,
+        FINE_AGE_EDGES,
+        BUILTIN_GROUPINGS["fairface9"],
+    )
+    assert result["gender"] >= 0.995
+    assert result["fairface9"] >= 0.99

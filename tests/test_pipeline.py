@@ -1,0 +1,148 @@
+"""End to end: a real video through the real pipeline, checked three ways."""
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import zmq
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from analyzer import messages
+from analyzer.classify import OnnxRuntimeBackend
+from analyzer.config import parse_config
+from analyzer.demo import render_demo
+from analyzer.exporter import Metrics, serve
+from analyzer.pipeline import Pipeline, RunOptions
+from analyzer.publisher import ZmqPublisher
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def walkers_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("clips") / "walkers.mp4"
+    people = render_demo(path, seconds=12.0, walkers=3, seed=5)
+    return path, len(people)
+
+
+def collect(socket_: zmq.Socket, into: list, stop: threading.Event) -> None:
+    while not stop.is_set() or socket_.poll(200):
+        if socket_.poll(100):
+            into.append(messages.decode(socket_.recv_multipart()))
+
+
+def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
+    clip, true_visitors = walkers_clip
+    metrics_port = free_port()
+    config = parse_config(
+        {
+            "cameras": [{"id": "door", "source": str(clip), "realtime": False}],
+            "classifier": {"model": str(shipped_model)},
+            "zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 1.0},
+            "metrics": {"port": metrics_port},
+            "status_interval_s": 0,
+        }
+    )
+    context = zmq.Context()
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    publisher = ZmqPublisher(config.zmq.bind, context=context)
+    server = serve(registry, "127.0.0.1", metrics_port)
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.LINGER, 0)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    subscriber.connect(publisher.endpoint)
+    received: list = []
+    done = threading.Event()
+    listener = threading.Thread(target=collect, args=(subscriber, received, done))
+    listener.start()
+    time.sleep(0.5)  # let the SUB connect before the first message (ZeroMQ slow joiner)
+    try:
+        report = Pipeline(
+            config, OnnxRuntimeBackend(shipped_model), metrics, publisher, RunOptions(log=lambda _: None)
+        ).run(threading.Event())
+        time.sleep(0.5)
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    finally:
+        done.set()
+        listener.join()
+        server.shutdown()
+        publisher.close()
+        subscriber.close()
+        context.term()
+
+    document = report.to_dict()
+    report_total = document["cameras"]["door"]["totals"]["visitors"]
+    visitors_metric = sum(
+        sample.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "footfall_visitors"
+        for sample in family.samples
+        if sample.name == "footfall_visitors_total" and sample.labels["camera"] == "door"
+    )
+    visit_messages = [body for topic, body in received if topic.startswith("visit.")]
+    seqs = [body["seq"] for _, body in received]
+    assert report_total == true_visitors
+    assert visitors_metric == report_total
+    assert len(visit_messages) == report_total
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq gaps in the ZeroMQ feed"
+    assert seqs[0] == 1
+    assert {body["visit_id"] for body in visit_messages} == {
+        v["visit_id"] for v in document["cameras"]["door"]["visits"]
+    }
+    for body in visit_messages:
+        assert body["schema"] == "footfall/1" and body["camera"] == "door"
+        assert body["dwell_s"] >= config.footfall.min_duration_s
+        assert body["samples"] >= 1 and body["gender"] in ("female", "male")
+        assert abs(sum(body["age_group_p"].values()) - 1) < 0.01
+    by_gender = document["cameras"]["door"]["totals"]["by_gender"]
+    assert sum(by_gender.values()) == report_total
+    assert any(topic.startswith("summary.door") for topic, _ in received)
+    assert any(topic == "status.door" and body["state"] == "up" for topic, body in received)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer", *args], capture_output=True, text=True, timeout=300, cwd=cwd, check=False
+    )
+
+
+def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
+    clip, true_visitors = walkers_clip
+    report_path = tmp_path / "r.json"
+    result = run_cli(
+        "run", "--source", str(clip), "--report", str(report_path), "--fast", "--metrics-port", "0", "--zmq-bind", ""
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(report_path.read_text())
+    assert document["schema"] == "footfall-report/1"
+    assert document["totals"]["visitors"] == true_visitors
+    assert "walkers" in document["cameras"]
+    assert "TOTAL" in result.stdout
+
+
+def test_missing_video_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("run", "--source", str(tmp_path / "nope.mp4"), "--fast", "--metrics-port", "0", "--zmq-bind", "")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if "nope.mp4" in line and "not found" in line]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("cameras:\n  - id: door\n    source: demo\n    detector:\n      min_scor: 0.4\n")
+    result = run_cli("run", "-c", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "cameras[0].detector.min_scor: unknown key" in result.stderr

@@ -1,0 +1,55 @@
+import itertools
+
+import numpy as np
+
+from analyzer.sample import Sampler, face_quality
+from analyzer.track import Tracks
+
+
+def frontal_keypoints(x: float, y: float, size: float, turn: float = 0.0) -> np.ndarray:
+    """Eyes, nose, mouth, ears of a face box at (x, y); ``turn`` shifts the nose sideways."""
+    points = np.array([[0.3, 0.35], [0.7, 0.35], [0.5 + turn, 0.55], [0.5, 0.75], [0.05, 0.45], [0.95, 0.45]])
+    return (points * size + [x, y]).astype(np.float32)
+
+
+def one_track(track_id: int, size: float, score: float = 0.9, turn: float = 0.0) -> Tracks:
+    return Tracks(
+        np.array([track_id]), np.array([[100, 100, 100 + size, 100 + size]], np.float32), np.array([score], np.float32),
+        frontal_keypoints(100, 100, size, turn)[None], np.array([True]), np.array([True]),
+    )  # fmt: skip
+
+
+def test_quality_prefers_big_frontal_confident_faces() -> None:
+    big = face_quality(frontal_keypoints(0, 0, 100)[None], np.array([100.0]), np.array([0.9]))
+    small = face_quality(frontal_keypoints(0, 0, 40)[None], np.array([40.0]), np.array([0.9]))
+    turned = face_quality(frontal_keypoints(0, 0, 100, turn=0.15)[None], np.array([100.0]), np.array([0.9]))
+    assert big[0] > small[0] and big[0] > turned[0]
+
+
+def test_sampler_takes_at_most_k_spaced_samples() -> None:
+    sampler = Sampler(chip_size=48, samples_per_track=3, interval_s=0.2)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    taken_at = []
+    for frame_index in range(60):
+        t = frame_index / 15
+        for sample in sampler.select("door", frame, one_track(1, 90), t, 0.0):
+            assert sample.chip.shape == (48, 48, 3)
+            taken_at.append(t)
+    assert len(taken_at) == 3
+    assert all(b - a >= 0.2 - 1e-9 for a, b in itertools.pairwise(taken_at))
+
+
+def test_sampler_skips_small_faces_and_naive_takes_everything() -> None:
+    sampler = Sampler(chip_size=48, min_face_px=28)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    assert sampler.select("door", frame, one_track(1, 20), 0.0, 0.0) == []
+    naive = [len(sampler.select("door", frame, one_track(2, 90), i / 15, 0.0, every_face=True)) for i in range(20)]
+    assert sum(naive) == 20
+
+
+def test_forget_bounds_state() -> None:
+    sampler = Sampler(chip_size=48, samples_per_track=1)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    assert len(sampler.select("door", frame, one_track(5, 90), 0.0, 0.0)) == 1
+    sampler.forget([5])
+    assert len(sampler.select("door", frame, one_track(5, 90), 1.0, 0.0)) == 1

@@ -1,0 +1,118 @@
+"""The simulator and the scorer."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from analyzer.score import score
+from analyzer.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory, utkface: Path) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("sim")
+    truth = simulate(utkface, folder / "a.mp4", folder / "a.json", visitors=5, seconds=8.0, seed=11)
+    return folder / "a.mp4", truth
+
+
+def frame_digests(path: Path) -> list[str]:
+    capture = cv2.VideoCapture(str(path))
+    digests = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return digests
+        digests.append(hashlib.md5(frame.tobytes()).hexdigest())
+
+
+def test_same_seed_same_clip_and_truth(utkface: Path, tmp_path: Path) -> None:
+    def render(name: str, seed: int) -> dict:
+        return simulate(utkface, tmp_path / f"{name}.mp4", tmp_path / f"{name}.json", 4, 5.0, (320, 180), seed=seed)
+
+    first, again, other = render("a", 11), render("b", 11), render("c", 12)
+    assert json.dumps(again["visitors"]) == json.dumps(first["visitors"])
+    assert frame_digests(tmp_path / "b.mp4") == frame_digests(tmp_path / "a.mp4")
+    assert json.dumps(other["visitors"]) != json.dumps(first["visitors"])
+
+
+def correlation(first: np.ndarray, second: np.ndarray) -> float:
+    first, second = first.astype(np.float64).ravel(), second.astype(np.float64).ravel()
+    first, second = first - first.mean(), second - second.mean()
+    return float(first @ second / max(np.linalg.norm(first) * np.linalg.norm(second), 1e-9))
+
+
+def test_truth_boxes_are_where_the_faces_were_drawn(small_clip: tuple[Path, dict], utkface: Path) -> None:
+    """Spot-check: the pixels inside a truth box are that visitor's face photo, not what is beside it."""
+    clip, truth = small_clip
+    checks = []
+    for visitor in truth["visitors"]:
+        width, height = truth["size"]
+        inside = [
+            (frame, x1, y1, x2, y2)
+            for frame, x1, y1, x2, y2 in visitor["boxes"]
+            if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height and x2 - x1 >= 60
+        ]
+        checks += [(visitor, box) for box in inside[:: max(len(inside) // 3, 1)][:3]]
+    assert len(checks) >= 6
+    frames = {}
+    capture = cv2.VideoCapture(str(clip))
+    index = 0
+    wanted = {box[0] for _, box in checks}
+    while wanted - frames.keys():
+        ok, frame = capture.read()
+        assert ok
+        if index in wanted:
+            frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        index += 1
+    for visitor, (frame_index, x1, y1, x2, y2) in checks:
+        photo = cv2.imread(str(utkface / visitor["face"]), cv2.IMREAD_GRAYSCALE)
+        left, top, width, height = round(x1), round(y1), round(x2 - x1), round(y2 - y1)
+        # the truth box is the photo's (0.02..0.96) span; compare its central half, away from the figure's edge
+        inner = (slice(top + height // 4, top + 3 * height // 4), slice(left + width // 4, left + 3 * width // 4))
+        drawn = frames[frame_index][inner]
+        reference = cv2.resize(photo[50:150, 50:150], (drawn.shape[1], drawn.shape[0]), interpolation=cv2.INTER_AREA)
+        beside = frames[frame_index][inner[0], slice(inner[1].start + width // 2, inner[1].stop + width // 2)]
+        assert correlation(drawn, reference) > 0.7
+        if beside.shape == drawn.shape:
+            assert correlation(beside, reference) < correlation(drawn, reference) - 0.2
+
+
+def visitor(id_: int, start: float, end: float, x0: float, x1: float, **extra: object) -> dict:
+    path = [[t, x0 + (x1 - x0) * (t - start) / (end - start), 0.4, 80] for t in np.linspace(start, end, 11)]
+    return {"id": id_, "start_s": start, "end_s": end, "seen_s": end - start, "countable": True, "age": 34,
+            "gender": "female", "direction": None, "path": path, **extra}  # fmt: skip
+
+
+def visit(start: float, end: float, x0: float, x1: float, **extra: object) -> dict:
+    return {"stream_start": start, "stream_end": end, "dwell_s": end - start, "first_position": [x0, 0.4],
+            "last_position": [x1, 0.4], "gender": "female", "age_group": "30-39", **extra}  # fmt: skip
+
+
+def test_score_on_a_hand_made_pair() -> None:
+    truth = {
+        "visitors": [
+            visitor(0, 0.0, 4.0, 0.1, 0.9, direction="in"),
+            visitor(1, 2.0, 6.0, 0.9, 0.1, direction="out", gender="male"),
+            visitor(2, 10.0, 12.0, 0.2, 0.3),  # missed
+            visitor(3, 20.0, 21.0, 0.5, 0.5, countable=False),  # glimpse
+        ]
+    }
+    visits = [
+        visit(0.1, 3.9, 0.11, 0.89, direction="in"),
+        visit(2.1, 3.5, 0.86, 0.6, gender="male", direction="out"),  # visitor 1, first half
+        visit(4.2, 5.9, 0.55, 0.12, gender="male", direction="none"),  # visitor 1 again: a double count
+        visit(30.0, 32.0, 0.5, 0.5),  # nobody: a false count
+    ]
+    result = score(truth, {"age_grouping": "fairface9", "cameras": {"sim": {"visits": visits}}})
+    assert result["true_visitors"] == 3
+    assert result["counted_visitors"] == 4
+    assert result["count_error"] == pytest.approx(1 / 3)
+    assert (result["misses"], result["double_counts"], result["false_counts"]) == (1, 1, 1)
+    assert result["gender_accuracy"] == 1.0
+    assert result["age_group_accuracy"] == 1.0
+    assert result["direction_accuracy"] == 1.0 and result["crossings"] == 2
+    assert result["by_gender"]["male"] == {"true": 1, "counted": 2}

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from analyzer.faces import Faces
+from analyzer.track import ByteTracker
+
+
+def faces(boxes: list[list[float]], scores: list[float] | None = None) -> Faces:
+    array = np.array(boxes, np.float32).reshape(-1, 4)
+    score = np.array(scores if scores is not None else [0.9] * len(array), np.float32)
+    return Faces(array, score, np.zeros((len(array), 6, 2), np.float32))
+
+
+def walk(start: tuple[float, float], velocity: tuple[float, float], size: float, t: float) -> list[float]:
+    x, y = start[0] + velocity[0] * t, start[1] + velocity[1] * t
+    return [x, y, x + size, y + size]
+
+
+def test_ids_stable_through_a_short_miss_and_crossing() -> None:
+    tracker = ByteTracker(min_hits=2, max_lost_s=1.0)
+    seen: dict[str, set[int]] = {"a": set(), "b": set()}
+    fps = 15
+    for frame in range(60):
+        t = frame / fps
+        a = walk((100, 300), (300, 0), 70, t)  # walks right
+        b = walk((1100, 320), (-280, 0), 80, t)  # walks left, passes a
+        boxes, names = [a, b], ["a", "b"]
+        if 20 <= frame < 26:  # a is missed for 0.4 s
+            boxes, names = [b], ["b"]
+        update = tracker.update(faces(boxes), t)
+        matched = update.tracks[update.tracks.matched & update.tracks.confirmed]
+        for box, track_id in zip(matched.boxes, matched.ids, strict=True):
+            name = names[int(np.argmin([abs(box[0] - candidate[0]) for candidate in boxes]))]
+            seen[name].add(int(track_id))
+    assert len(seen["a"]) == 1 and len(seen["b"]) == 1
+    assert seen["a"] != seen["b"]
+
+
+def test_a_faint_detection_keeps_a_track_but_cannot_start_one() -> None:
+    tracker = ByteTracker(high_score=0.6, min_hits=1)
+    first = tracker.update(faces([[0, 0, 50, 50]], [0.9]), 0.0)
+    faint = tracker.update(faces([[3, 0, 53, 50]], [0.3]), 0.07)
+    assert faint.tracks.ids.tolist() == first.tracks.ids.tolist() and bool(faint.tracks.matched[0])
+    fresh = ByteTracker(high_score=0.6).update(faces([[0, 0, 50, 50]], [0.3]), 0.0)
+    assert len(fresh.tracks) == 0
+
+
+@pytest.mark.parametrize(("gap_s", "ends"), [(0.5, False), (1.6, True)])
+def test_tracks_end_after_max_lost(gap_s: float, ends: bool) -> None:
+    tracker = ByteTracker(min_hits=1, max_lost_s=1.0)
+    first = tracker.update(faces([[0, 0, 50, 50]]), 0.0)
+    update = tracker.update(faces([]), gap_s)
+    assert (update.ended == first.tracks.ids.tolist()) is ends
+
+
+def test_unconfirmed_flicker_never_ends_as_a_track() -> None:
+    tracker = ByteTracker(min_hits=3)
+    tracker.update(faces([[0, 0, 50, 50]]), 0.0)
+    assert tracker.update(faces([]), 0.1).ended == []
+    assert tracker.end_all() == []
+
+
+def test_two_trackers_have_independent_ids() -> None:
+    first, second = ByteTracker(min_hits=1), ByteTracker(min_hits=1)
+    first.update(faces([[0, 0, 50, 50], [100, 0, 150, 50]]), 0.0)
+    assert second.update(faces([[0, 0, 50, 50]]), 0.0).tracks.ids.tolist() == [1]
+    first.reset()
+    assert first.update(faces([[0, 0, 50, 50]]), 0.0).tracks.ids.tolist() == [1]
+
+
+def test_a_face_walking_out_of_the_frame_ends_at_once() -> None:
+    tracker = ByteTracker(min_hits=1, max_lost_s=2.0)
+    for frame in range(10):
+        tracker.update(faces([[100 - frame * 30, 100, 160 - frame * 30, 160]]), frame / 10, (640, 480))
+    # unseen now, predicted further left, out of the frame: ended without waiting max_lost_s
+    ended = []
+    for frame in range(10, 14):
+        ended += tracker.update(faces([]), frame / 10, (640, 480)).ended
+    assert ended == [1]
+    # someone entering at the same edge gets a new id
+    update = tracker.update(faces([[0, 100, 60, 160]]), 1.4, (640, 480))
+    assert update.tracks.ids.tolist() == [2]
