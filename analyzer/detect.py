@@ -10,7 +10,10 @@ Tiles see small faces twice where they overlap: merged by NMS.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +63,20 @@ def _mediapipe_faces(result: object, width: int, height: int) -> Faces:
     return Faces(boxes, scores, keypoints)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the LiteRT/TFLite start-up chatter that goes straight to file descriptor 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _create(model_path: Path, video: bool, min_score: float) -> object:
     from mediapipe.tasks.python import BaseOptions, vision
 
@@ -68,13 +85,26 @@ def _create(model_path: Path, video: bool, min_score: float) -> object:
         running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
         min_detection_confidence=min_score,
     )
-    return vision.FaceDetector.create_from_options(options)
+    with _quiet_native_stderr():
+        detector = vision.FaceDetector.create_from_options(options)
+        # The first inference logs a native warning too; take it here, silenced.
+        blank = _to_mp_image(np.zeros((64, 64, 3), np.uint8))
+        if video:
+            detector.detect_for_video(blank, 0)
+        else:
+            detector.detect(blank)
+    return detector
 
 
 def _to_mp_image(rgb: np.ndarray) -> object:
+    """A MediaPipe image over a 64-byte aligned copy (LiteRT copies unaligned input anyway, and warns)."""
     import mediapipe as mp
 
-    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+    buffer = np.empty(rgb.nbytes + 64, np.uint8)
+    offset = -buffer.ctypes.data % 64
+    aligned = buffer[offset : offset + rgb.nbytes].reshape(rgb.shape)
+    aligned[...] = rgb
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=aligned)
 
 
 @dataclass(frozen=True)
@@ -162,7 +192,7 @@ class FaceDetector:
         self._whole = whole
         self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions]
         self._nms_iou = nms_iou
-        self._last_timestamp_ms = -1
+        self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0
 
     def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
         """Faces in an RGB frame (H, W, 3) uint8, in frame pixels."""
@@ -186,8 +216,9 @@ class FaceDetector:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        for detector in self._detectors:
-            detector.close()  # type: ignore[attr-defined]
+        with _quiet_native_stderr():
+            for detector in self._detectors:
+                detector.close()  # type: ignore[attr-defined]
         self._detectors = []
 
 
@@ -222,6 +253,7 @@ class PhotoFaceFinder:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        for detector in self._detectors:
-            detector.close()  # type: ignore[attr-defined]
+        with _quiet_native_stderr():
+            for detector in self._detectors:
+                detector.close()  # type: ignore[attr-defined]
         self._detectors = []
