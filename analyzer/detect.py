@@ -65,7 +65,11 @@ def _mediapipe_faces(result: object, width: int, height: int) -> Faces:
 
 @contextlib.contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
-    """Silence the LiteRT/TFLite start-up chatter that goes straight to file descriptor 2."""
+    """Silence the LiteRT/TFLite start-up chatter that goes straight to file descriptor 2.
+
+    This redirects the whole process's stderr, so detectors are only created
+    before worker threads start (pipeline start-up, ``align_photos``).
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -216,9 +220,8 @@ class FaceDetector:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        with _quiet_native_stderr():
-            for detector in self._detectors:
-                detector.close()  # type: ignore[attr-defined]
+        for detector in self._detectors:
+            detector.close()  # type: ignore[attr-defined]
         self._detectors = []
 
 
@@ -253,7 +256,6 @@ class PhotoFaceFinder:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        with _quiet_native_stderr():
-            for detector in self._detectors:
-                detector.close()  # type: ignore[attr-defined]
+        for detector in self._detectors:
+            detector.close()  # type: ignore[attr-defined]
         self._detectors = []

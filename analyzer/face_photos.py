@@ -9,7 +9,7 @@ already sits where the template puts it, the image is a crop.
 
 from __future__ import annotations
 
-import threading
+import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,20 +95,24 @@ def align_photos(
     """Decode and align every photo to a ``size`` chip, in parallel threads."""
     if mode not in ALIGN_MODES:
         raise DataError(f"--align '{mode}' is not one of {', '.join(ALIGN_MODES)}")
-    local = threading.local()
-    finders: list[object] = []
-    lock = threading.Lock()
+    # Finders are made here, before the worker threads start (creating one silences stderr).
+    finders: queue.Queue = queue.Queue()
+    if mode != "crop":
+        from analyzer.detect import PhotoFaceFinder
+
+        for _ in range(workers):
+            finders.put(PhotoFaceFinder())
 
     def one(path: Path) -> tuple[np.ndarray, str]:
-        finder = getattr(local, "finder", None)
-        if finder is None and mode != "crop":
-            from analyzer.detect import PhotoFaceFinder
-
-            finder = local.finder = PhotoFaceFinder()
-            with lock:
-                finders.append(finder)
         image = read_rgb(path)
-        keypoints, how = locate_face(image, mode, finder)
+        if mode == "crop":
+            keypoints, how = locate_face(image, mode, None)
+        else:
+            finder = finders.get()
+            try:
+                keypoints, how = locate_face(image, mode, finder)
+            finally:
+                finders.put(finder)
         chip = np.zeros((size, size, 3), np.uint8) if keypoints is None else align_face(image, keypoints, size)
         if progress is not None:
             progress(1)
@@ -118,8 +122,8 @@ def align_photos(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(one, paths))
     finally:
-        for finder in finders:
-            finder.close()  # type: ignore[attr-defined]
+        while not finders.empty():
+            finders.get().close()
     chips = np.stack([chip for chip, _ in results]) if results else np.zeros((0, size, size, 3), np.uint8)
     how = np.array([how for _, how in results], dtype=object)
     return AlignedChips(chips, how != "missing", how)
