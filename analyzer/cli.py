@@ -528,6 +528,41 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_listen_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer listen``."""
+    parser = _parser(
+        subparsers,
+        "listen",
+        "Subscribe to an analyzer's ZeroMQ feed and print each message; report gaps in seq.",
+        [
+            "analyzer listen",
+            "analyzer listen --connect tcp://192.168.1.50:5556 --topic visit.",
+            "analyzer listen --json --count 10 > messages.jsonl",
+        ],
+    )
+    parser.add_argument("--connect", default="tcp://127.0.0.1:5556", metavar="ADDR", help="publisher address")
+    parser.add_argument("--topic", default="", metavar="PREFIX", help="topic prefix, e.g. visit. or summary.entrance")
+    parser.add_argument("--json", action="store_true", help="print JSON lines (with the topic) instead of text")
+    parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N messages (0 = never)")
+    parser.add_argument("--seconds", type=float, default=0.0, metavar="S", help="stop after S seconds (0 = never)")
+    parser.set_defaults(handler=run_listen)
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    """Listen until stopped."""
+    from analyzer.listen import listen
+
+    try:
+        gaps = listen(
+            args.connect, args.topic, args.json, args.count, args.seconds, out=lambda line: print(line, flush=True)
+        )
+    except KeyboardInterrupt:
+        return 0
+    if gaps.gaps:
+        print(f"{gaps.missed} message(s) missed in {gaps.gaps} gap(s)", file=sys.stderr)
+    return 0
+
+
 def add_accuracy_parser(subparsers: argparse._SubParsersAction) -> None:
     """``analyzer accuracy``."""
     parser = _parser(
@@ -577,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_simulate_parser,
         add_score_parser,
         add_accuracy_parser,
+        add_listen_parser,
     ):
         add(subparsers)
     return parser

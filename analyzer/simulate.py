@@ -33,8 +33,11 @@ TRUTH_SCHEMA = "footfall-truth/1"
 SIM_LINE = CountingLine(start=(0.5, 1.0), end=(0.5, 0.0))
 #: A display area inside the shop where people linger.
 SIM_ZONE = Zone("display", ((0.6, 0.0), (0.95, 0.0), (0.95, 1.0), (0.6, 1.0)))
-#: Faces smaller than this, or seen for less than this long, are not expected to be counted.
-COUNTABLE_FACE_PX = 30
+#: A visitor is expected to be counted when their face was visible for at least
+#: COUNTABLE_SECONDS at COUNTABLE_FACE_PX or more: the detector's limit with 2x2
+#: tiles at 720p (DESIGN.md: ~60 px at 1080p). Smaller faces are in the clip
+#: (from 30 px) but not in the expected count.
+COUNTABLE_FACE_PX = 40
 COUNTABLE_SECONDS = 1.0
 
 
@@ -249,7 +252,8 @@ def _truth_document(
     for walker in walkers:
         record = observed[walker.visitor_id]
         seen_s = (record.frames[-1] - record.frames[0]) / fps if record.frames else 0.0
-        big_enough = any(box[3] - box[1] >= COUNTABLE_FACE_PX for box in record.boxes)
+        big_frames = [box[0] for box in record.boxes if box[3] - box[1] >= COUNTABLE_FACE_PX]
+        big_enough = bool(big_frames) and (big_frames[-1] - big_frames[0]) / fps >= COUNTABLE_SECONDS
         anchors = [(point[1], point[2]) for point in record.path]
         times = [point[0] for point in record.path]
         crossings = SIM_LINE.crossings(anchors, times, hysteresis=0.02)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analyzer.demo import render_demo
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FOOTFALL_DATA", REPO.parent / "shared" / "data"))
 UTKFACE = SHARED_DATA / "utkface"
@@ -25,6 +27,13 @@ def utkface() -> Path:
 def shipped_model() -> Path:
     assert SHIPPED_MODEL.is_file(), f"{SHIPPED_MODEL} missing: the trained network must be committed"
     return SHIPPED_MODEL
+
+
+@pytest.fixture(scope="session")
+def walkers_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("clips") / "walkers.mp4"
+    people = render_demo(path, seconds=12.0, walkers=3, seed=5)
+    return path, len(people)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+import cv2
 import zmq
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from analyzer import messages
 from analyzer.classify import OnnxRuntimeBackend
 from analyzer.config import parse_config
-from analyzer.demo import render_demo
 from analyzer.exporter import Metrics, serve
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.publisher import ZmqPublisher
@@ -27,13 +26,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def walkers_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    path = tmp_path_factory.mktemp("clips") / "walkers.mp4"
-    people = render_demo(path, seconds=12.0, walkers=3, seed=5)
-    return path, len(people)
 
 
 def collect(socket_: zmq.Socket, into: list, stop: threading.Event) -> None:
@@ -121,10 +113,15 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
     clip, true_visitors = walkers_clip
     report_path = tmp_path / "r.json"
+    preview = tmp_path / "preview.mp4"
     result = run_cli(
-        "run", "--source", str(clip), "--report", str(report_path), "--fast", "--metrics-port", "0", "--zmq-bind", ""
-    )
+        "run", "--source", str(clip), "--report", str(report_path), "--fast", "--metrics-port", "0", "--zmq-bind", "",
+        "--preview", str(preview),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "WARNING: debug preview is ON" in result.stderr
+    frames = int(cv2.VideoCapture(str(preview)).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert frames == int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT))
     document = json.loads(report_path.read_text())
     assert document["schema"] == "footfall-report/1"
     assert document["totals"]["visitors"] == true_visitors

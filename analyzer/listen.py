@@ -1,0 +1,98 @@
+"""``analyzer listen``: subscribe to the ZeroMQ feed and print it, noticing gaps.
+
+A readable line per message (or the JSON itself with ``--json``). ``seq``
+increases by one per message a publisher offers, so a jump means messages
+were lost (a slow subscriber, a restart); each jump is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import zmq
+
+from analyzer import messages
+
+
+@dataclass
+class GapCounter:
+    """Tracks ``seq`` per publisher connection and counts missing messages."""
+
+    last_seq: int | None = None
+    missed: int = 0
+    gaps: int = 0
+
+    def see(self, seq: int) -> int:
+        """Register a seq; return how many messages were skipped before it (0 if none)."""
+        skipped = 0
+        if self.last_seq is not None:
+            if seq <= self.last_seq:  # the publisher restarted: its count begins again
+                skipped = 0
+            elif seq > self.last_seq + 1:
+                skipped = seq - self.last_seq - 1
+                self.missed += skipped
+                self.gaps += 1
+        self.last_seq = seq
+        return skipped
+
+
+def describe(topic: str, body: dict) -> str:
+    """One readable line for a message."""
+    clock = time.strftime("%H:%M:%S", time.localtime(float(body.get("ts", 0))))
+    kind, _, camera = topic.partition(".")
+    if kind == "visit":
+        confidence = body.get("age_group_p", {}).get(body.get("age_group"), 0.0)
+        extra = f" {body['direction']}" if "direction" in body else ""
+        return (
+            f"{clock} visit   {camera} {body['visit_id']} {body['gender']} {body['age_group']} "
+            f"(p {confidence:.2f}) dwell {body['dwell_s']:.1f} s{extra} samples {body['samples']}"
+        )
+    if kind == "summary":
+        genders = " ".join(f"{name} {count}" for name, count in body.get("by_gender", {}).items())
+        groups = " ".join(f"{name} {count}" for name, count in body.get("by_age_group", {}).items())
+        return (
+            f"{clock} summary {camera} visitors {body['visitors']} | faces {body['faces_in_view']} "
+            f"fps {body['fps']:.1f} dropped {body['frames_dropped']} | {genders} | {groups}"
+        )
+    if kind == "status":
+        return f"{clock} status  {camera} {body['state']}: {body['detail']}"
+    return f"{clock} {topic} {json.dumps(body)}"
+
+
+def listen(
+    connect: str,
+    topic: str = "",
+    as_json: bool = False,
+    count: int = 0,
+    seconds: float = 0.0,
+    out: Callable[[str], None] = print,
+    context: zmq.Context | None = None,
+) -> GapCounter:
+    """Print messages until ``count`` were received or ``seconds`` passed (0 = forever)."""
+    context = context or zmq.Context.instance()
+    socket = context.socket(zmq.SUB)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    socket.connect(connect)
+    gaps = GapCounter()
+    received = 0
+    deadline = time.monotonic() + seconds if seconds else None
+    try:
+        while not count or received < count:
+            wait_ms = 200 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if deadline is not None and wait_ms == 0:
+                break
+            if not socket.poll(min(wait_ms, 200)):
+                continue
+            name, body = messages.decode(socket.recv_multipart())
+            received += 1
+            skipped = gaps.see(int(body.get("seq", 0)))
+            if skipped:
+                out(f"GAP: {skipped} message(s) missed before seq {body['seq']}")
+            out(json.dumps({"topic": name, **body}) if as_json else describe(name, body))
+    finally:
+        socket.close()
+    return gaps

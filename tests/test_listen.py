@@ -1,0 +1,110 @@
+"""ZeroMQ contract: schema, analyzer listen, gaps."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+import zmq
+
+from analyzer.listen import GapCounter, describe, listen
+from analyzer.publisher import ZmqPublisher
+from tests.test_pipeline import free_port
+
+SCHEMA = json.loads(resources.files("analyzer").joinpath("schemas/footfall-1.json").read_text())
+
+
+def validate(topic: str, body: dict) -> None:
+    jsonschema.validate(body, SCHEMA)
+    kind = topic.split(".")[0]
+    jsonschema.validate(body, {**SCHEMA["$defs"][kind], "$defs": SCHEMA["$defs"]})
+    assert topic == f"{kind}.{body['camera']}"
+
+
+@pytest.mark.parametrize(
+    ("seqs", "missed", "gaps"),
+    [([1, 2, 3], 0, 0), ([1, 2, 5, 6], 2, 1), ([4, 7, 9], 3, 2), ([5, 6, 1, 2], 0, 0)],  # last: publisher restarted
+)
+def test_gap_counter(seqs: list[int], missed: int, gaps: int) -> None:
+    counter = GapCounter()
+    for seq in seqs:
+        counter.see(seq)
+    assert (counter.missed, counter.gaps) == (missed, gaps)
+
+
+def test_listen_prints_messages_and_reports_a_gap() -> None:
+    context = zmq.Context()
+    publisher = ZmqPublisher("tcp://127.0.0.1:*", context=context)
+    lines: list[str] = []
+    result: list[GapCounter] = []
+    thread = threading.Thread(
+        target=lambda: result.append(listen(publisher.endpoint, count=3, seconds=10, out=lines.append, context=context))
+    )
+    thread.start()
+    time.sleep(0.5)
+    status = {"state": "up", "detail": "connected", "reconnects": 0}
+    publisher.publish("status", "door", status)
+    publisher.seq += 2  # two messages lost on the way
+    publisher.publish("status", "door", {**status, "state": "down", "detail": "stream stopped"})
+    publisher.publish("status", "door", status)
+    thread.join(timeout=10)
+    publisher.close()
+    context.term()
+    assert result and result[0].missed == 2
+    assert lines[0].endswith("status  door up: connected")
+    assert lines[1] == "GAP: 2 message(s) missed before seq 4"
+    assert "down: stream stopped" in lines[2]
+
+
+def test_listen_receives_what_run_publishes_and_all_of_it_fits_the_schema(
+    walkers_clip: tuple[Path, int], tmp_path: Path
+) -> None:
+    clip, true_visitors = walkers_clip
+    port = free_port()
+    listener = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "listen",
+            "--connect",
+            f"tcp://127.0.0.1:{port}",
+            "--json",
+            "--seconds",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    report = tmp_path / "r.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--fast", "--report", str(report),
+         "--metrics-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    time.sleep(1.0)
+    listener.terminate()
+    out, _ = listener.communicate(timeout=10)
+    received = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert received, "listen printed nothing"
+    for message in received:
+        topic = message.pop("topic")
+        validate(topic, message)
+    visits = [m for m in received if "visit_id" in m]
+    assert len(visits) == json.loads(report.read_text())["totals"]["visitors"] == true_visitors
+    seqs = [m["seq"] for m in received]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_describe_a_visit_line() -> None:
+    body = {"ts": 0, "visit_id": "0123456789ab", "gender": "female", "age_group": "30-39",
+            "age_group_p": {"30-39": 0.7}, "dwell_s": 4.25, "samples": 3, "direction": "in"}  # fmt: skip
+    line = describe("visit.door", body)
+    assert "visit   door 0123456789ab female 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
