@@ -308,6 +308,10 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--naive", action="store_true", help="classify every face in every frame (for comparison; slow)"
     )
+    parser.add_argument(
+        "--hold-metrics", type=float, default=0.0, metavar="S",
+        help="after the cameras end, keep serving /metrics S seconds so Prometheus scrapes the final counts",
+    )  # fmt: skip
     debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
     debug.add_argument(
         "--preview", type=Path, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
@@ -375,7 +379,7 @@ def run_run(args: argparse.Namespace) -> int:
         log=lambda line: print(line, file=sys.stderr),
     )
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, tuple(sorted({key for camera in config.cameras for key in camera.labels})))
     publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
     server = serve(registry, config.metrics.host, config.metrics.port) if config.metrics.port else None
     where = []
@@ -391,6 +395,9 @@ def run_run(args: argparse.Namespace) -> int:
     )
     try:
         report = pipeline.run(stop)
+        if server and args.hold_metrics > 0 and not stop.is_set():
+            print(f"serving final metrics for {args.hold_metrics:g} s more", file=sys.stderr)
+            stop.wait(args.hold_metrics)
     finally:
         if publisher:
             publisher.close()

@@ -225,6 +225,7 @@ class CameraConfig:
     source: str = ""  # path, rtsp://..., http://..., webcam index (0), or demo
     realtime: bool = True  # files: play at their own fps (true) or as fast as possible (false)
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # overrides of the top-level detector
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels on analyzer_camera_info (e.g. location)
     line: LineConfig | None = None  # directional counting line; visits then carry in/out
     zones: list[ZoneConfig] = field(default_factory=list)  # polygons with dwell time per visit
 
@@ -353,6 +354,9 @@ def check_config(config: Config) -> None:
         if not camera.source:
             raise ConfigError(f"{path}.source: missing; give a file, rtsp:// URL, webcam index or 'demo'")
         camera.detector.check(f"{path}.detector")
+        for key in camera.labels:
+            if not key.isidentifier() or key.startswith("__") or key in ("camera", "site", "instance", "job"):
+                raise ConfigError(f"{path}.labels.{key}: not a usable Prometheus label name")
         if camera.line is not None:
             camera.line.check(f"{path}.line")
         zone_names = set()

@@ -26,8 +26,15 @@ class Metrics:
         >>> metrics.frames.labels(camera="door").inc()
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, camera_label_names: tuple[str, ...] = ()) -> None:
         self.registry = registry
+        self.camera_label_names = camera_label_names
+        self.camera_info = Gauge(
+            "analyzer_camera_info",
+            "Always 1 per camera; labels from the camera's config (join on camera)",
+            ["camera", *camera_label_names],
+            registry=registry,
+        )
         self.visitors = Counter(
             "footfall_visitors",
             "Visitors counted (finished visits)",

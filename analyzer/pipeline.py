@@ -294,6 +294,8 @@ class Pipeline:
         )
         workers: list[threading.Thread] = []
         for camera in self.config.cameras:
+            extra = [camera.labels.get(name, "") for name in self.metrics.camera_label_names]
+            self.metrics.camera_info.labels(camera.id, *extra).set(1)
             slot = LatestFrameSlot()
             self.metrics.stream_up.labels(camera=camera.id).set(0)
             self.metrics.frames_dropped.labels(camera=camera.id, reason="behind")

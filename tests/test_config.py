@@ -34,6 +34,22 @@ def camera(**extra: object) -> dict:
         ({**camera(), "footfall": {"age_grouping": "decades"}}, "footfall.age_grouping: 'decades' is not one of"),
         ({**camera(), "age_groupings": {"mine": ["0-9", "12+"]}}, "age grouping 'mine'"),
         ([1, 2], "expected a mapping"),
+        (camera(labels={"site": "x"}), r"cameras\[0\]\.labels\.site: not a usable Prometheus label name"),
+        (camera(labels={"floor-2": "x"}), "not a usable Prometheus label name"),
+        (camera(line={"start": [0.5, 1.0], "end": [0.5, 1.0]}), "start and end are the same point"),
+        (camera(line={"start": [0.5, 1.2], "end": [0.5, 0.0]}), r"line\.start: \[0\.5, 1\.2\] must be"),
+        (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
+        (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
+        (camera(zones=[{"name": "a", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}]), "enclose no area"),
+        (
+            camera(
+                zones=[
+                    {"name": "a", "polygon": [[0, 0], [1, 0], [1, 1]]},
+                    {"name": "a", "polygon": [[0, 0], [1, 0], [0, 1]]},
+                ]
+            ),
+            "duplicate zone name 'a'",
+        ),
     ],
 )
 def test_bad_config_names_the_key(document: object, message: str) -> None:

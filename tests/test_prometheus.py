@@ -1,0 +1,120 @@
+"""Scraping with a real Prometheus server (Debian package `prometheus`; .ci/run installs it)."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_pipeline import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus") is None or shutil.which("promtool") is None,
+    reason="prometheus/promtool not installed (apt-get install prometheus; .ci/run does it)",
+)
+
+
+def query(port: int, expr: str) -> dict:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def scraped_run(walkers_clip: tuple[Path, int], tmp_path_factory: pytest.TempPathFactory):
+    clip, _ = walkers_clip
+    work = tmp_path_factory.mktemp("prometheus")
+    metrics_port, prometheus_port = free_port(), free_port()
+    config = work / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{REPO / 'configs/prometheus/alerts.yml'}]\n"
+        "scrape_configs:\n  - job_name: footfall-analyzer\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{metrics_port}']\n        labels: {{site: test-store}}\n"
+    )
+    server = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/-/ready", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("prometheus did not become ready within 60 s")
+        report = work / "report.json"
+        run = subprocess.run(
+            [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--report", str(report),
+             "--metrics-port", str(metrics_port), "--zmq-bind", "", "--hold-metrics", "4"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        yield prometheus_port, json.loads(report.read_text())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_prometheus_counts_equal_the_report(scraped_run) -> None:
+    port, report = scraped_run
+    for _ in range(20):  # the last scrapes may still be being ingested
+        result = query(port, "max_over_time(footfall_visitors_total[5m])")
+        assert result["status"] == "success"
+        if result["data"]["result"]:
+            break
+        time.sleep(0.5)
+    assert result["data"]["result"], query(port, "up")
+    scraped = {
+        (s["metric"]["age_group"], s["metric"]["gender"]): float(s["value"][1]) for s in result["data"]["result"]
+    }
+    expected = {tuple(key.split("|")): float(n) for key, n in report["totals"]["by_age_group_gender"].items()}
+    assert scraped == expected
+    assert sum(scraped.values()) == report["totals"]["visitors"] > 0
+    info = query(port, "analyzer_build_info")["data"]["result"]
+    assert info and info[0]["metric"]["site"] == "test-store" and info[0]["metric"]["backend"] == "onnxruntime"
+
+
+def test_promtool_accepts_the_shipped_config_and_rules() -> None:
+    for args in (
+        ["check", "config", "configs/prometheus/prometheus.yml"],
+        ["check", "rules", "configs/prometheus/alerts.yml"],
+    ):
+        result = subprocess.run(["promtool", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_dashboard_query_evaluates(scraped_run) -> None:
+    port, _ = scraped_run
+    dashboard = json.loads((REPO / "configs/grafana/dashboards/footfall.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    expressions += [v["query"]["query"] for v in dashboard["templating"]["list"]]
+    assert len(expressions) >= 15
+    for expression in expressions:
+        concrete = expression.replace("$site", ".*").replace("$camera", ".*")
+        match = re.fullmatch(r"label_values\((.*), (\w+)\)", concrete)
+        if match:  # a Grafana variable query: check its selector
+            concrete = match.group(1)
+        result = query(port, concrete)
+        assert result["status"] == "success", (expression, result)
+    visitors = query(port, 'sum(increase(footfall_visitors_total{site=~".*",camera=~".*"}[24h]))')["data"]["result"]
+    assert visitors and float(visitors[0]["value"][1]) >= 0
+
+
+def test_alert_rules_load_into_the_server(scraped_run) -> None:
+    port, _ = scraped_run
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=10) as response:
+        groups = json.loads(response.read())["data"]["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert {"CameraStreamDown", "CameraNoFrames", "CameraHighDropRate", "NoVisitorsUnusuallyLong"} <= names
+    assert all(rule["health"] != "err" for group in groups for rule in group["rules"])
