@@ -43,11 +43,11 @@ class ClipSpec:
 
 
 CLIP_SET = (
-    ClipSpec("entrance", 1, 45, 120.0),
-    ClipSpec("entrance", 2, 45, 120.0),
-    ClipSpec("pass-by", 3, 35, 100.0),
-    ClipSpec("queue", 4, 35, 120.0),
-    ClipSpec("crowd", 5, 50, 90.0),
+    ClipSpec("entrance", 1, 50, 120.0),
+    ClipSpec("entrance", 2, 50, 120.0),
+    ClipSpec("pass-by", 3, 40, 100.0),
+    ClipSpec("queue", 4, 40, 120.0),
+    ClipSpec("crowd", 5, 55, 90.0),
 )
 MAX_SAMPLES = 8
 
@@ -112,6 +112,7 @@ def run_accuracy(
         config.sampler.confident_at = 1.0  # classify every sample so any k <= MAX_SAMPLES can be replayed
         log(f"running {spec.name}")
         result = _run(config, clip)
+        (work / f"{spec.name}.report.json").write_text(json.dumps(result["report"], indent=1))
         clip_score = score(truth, result["report"])  # type: ignore[arg-type]
         rows.append((spec, clip_score))
         for k, (n, gender, group) in _accuracy_by_samples(

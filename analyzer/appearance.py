@@ -32,8 +32,9 @@ def appearance_features(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     for row, (x1, y1, x2, y2) in enumerate(boxes):
         size = max(x2 - x1, 1.0)
         face = (int(max(x1, 0)), int(max(y1, 0)), int(min(x2, width)), int(min(y2, height)))
-        body = (int(max(x1 - 0.3 * size, 0)), int(min(y2 + 0.3 * size, height)),
-                int(min(x2 + 0.3 * size, width)), int(min(y2 + 1.5 * size, height)))  # fmt: skip
+        # The middle of the torso only: its edges show whatever is behind the person.
+        body = (int(max(x1 + 0.15 * size, 0)), int(min(y2 + 0.4 * size, height)),
+                int(min(x2 - 0.15 * size, width)), int(min(y2 + 1.4 * size, height)))  # fmt: skip
         parts = []
         for left, top, right, bottom in (face, body):
             region = frame_rgb[top:bottom:2, left:right:2]

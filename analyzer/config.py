@@ -81,7 +81,7 @@ class TrackerConfig:
 class SamplerConfig:
     """Which face crops of a track get classified."""
 
-    samples_per_track: int = 5  # classifier calls per visitor at most
+    samples_per_track: int = 7  # classifier calls per visitor at most (docs/ACCURACY.md: accuracy vs samples)
     min_face_px: int = 28  # faces smaller than this are not classified (too little detail)
     interval_s: float = 0.2  # minimum time between two samples of one track
     confident_at: float = 0.95  # stop sampling once gender and age group are this sure

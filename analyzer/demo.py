@@ -17,7 +17,7 @@ import numpy as np
 from analyzer.assets import cache_dir
 from analyzer.scene import FacePatch, draw_person, entrance_background
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 #: Where the face is in skimage.data.astronaut() (x, y, w, h), found by BlazeFace.
 ASTRONAUT_FACE = (177, 82, 95, 95)
 
@@ -35,15 +35,18 @@ class DemoWalker:
 
 
 def demo_walkers(seconds: float, count: int, width: int, seed: int) -> list[DemoWalker]:
-    """Walkers spread over the clip, alternating direction, some overlapping in time."""
+    """Walkers spread over the clip, left to right, some in view at the same time.
+
+    All walk the same way: every walker is the same photo, so two of them
+    crossing would be a puzzle no colour or motion cue could settle.
+    """
     rng = np.random.default_rng(seed)
     walkers = []
     slot = seconds / (count + 0.5)
     for index in range(count):
         enter = 0.5 + index * slot + rng.uniform(0, slot * 0.3)
         duration = rng.uniform(3.0, 4.5)
-        left_to_right = index % 2 == 0
-        start, end = (-0.05 * width, 1.05 * width) if left_to_right else (1.05 * width, -0.05 * width)
+        start, end = -0.05 * width, 1.05 * width
         walkers.append(
             DemoWalker(
                 enter_s=round(enter, 2),

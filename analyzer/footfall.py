@@ -288,8 +288,11 @@ class FootfallCounter:
                 continue
             if not self._looks_alike(visit.appearance, appearance):
                 continue
-            predicted = visit.predicted(timestamp)
-            distance = float(np.hypot(point[0] - predicted[0], point[1] - predicted[1]))
+            # Hidden people either walked on (predicted) or stopped and turned (near where last seen).
+            distance = min(
+                float(np.hypot(point[0] - guess[0], point[1] - guess[1]))
+                for guess in (visit.predicted(timestamp), visit.last_position)
+            )
             if distance < best_distance:
                 best, best_distance = visit, distance
         if best is None:

@@ -80,7 +80,7 @@ class Sampler:
     def __init__(
         self,
         chip_size: int,
-        samples_per_track: int = 5,
+        samples_per_track: int = 7,
         min_face_px: int = 28,
         interval_s: float = 0.2,
         min_relative_quality: float = 0.6,

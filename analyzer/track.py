@@ -114,40 +114,35 @@ class _Track:
 
 
 def _walks_backwards(tracks: list[_Track], centres: np.ndarray, now: float) -> np.ndarray:
-    """(T, D) True where matching a moving track to a detection means reversing its walk.
+    """(T, D) True where re-finding a lost track at a detection means reversing its walk.
 
-    A face that "reappears" behind where it was heading is almost always
-    someone else (two people crossing, one leaving and one entering at the
-    same edge); real people rarely turn around in a fraction of a second.
+    A face lost for a few frames that "reappears" behind where it was heading
+    is almost always someone else (two people crossing, one leaving and one
+    entering at the same edge); people rarely turn around while hidden.
     """
     backwards = np.zeros((len(tracks), len(centres)), dtype=bool)
     for row, track in enumerate(tracks):
         velocity = track.filter.state[4:6]
         size = max(float(track.box[2] - track.box[0]), 1.0)
         speed = float(np.hypot(*velocity))
-        if speed < 0.3 * size:
-            continue
+        if speed < 0.3 * size or now - track.last_seen < 0.15:
+            continue  # a face in plain view may turn around (window shoppers do)
         last_centre = (track.box[:2] + track.box[2:]) / 2
-        # A lost track must not come back behind where it was; a track seen a moment ago may
-        # jitter back a little (detector noise), but not by a sizeable part of the face.
-        slack = 0.0 if now - track.last_seen >= 0.15 else 0.15 * size
-        backwards[row] = (centres - last_centre) @ (velocity / speed) < -slack
+        backwards[row] = (centres - last_centre) @ (velocity / speed) < 0
     return backwards
 
 
 def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:
-    """(T, D) True where a track and a detection differ in colour: not the same person.
+    """(T, D) True where a lost track and a detection differ in colour: not the same person.
 
-    A track seen in the last frames gets a looser bar (its next box overlaps
-    anyway); a track unseen for a while must look alike to be re-found. When
-    two people cross, the box in front carries the front person's colours, so
-    the hidden person's track waits instead of jumping onto the wrong face.
+    Only tracks unseen for a few frames are gated: in plain view the box
+    overlap decides, and the colours around a walking person change with the
+    background behind them.
     """
     different = np.zeros((len(tracks), len(appearance)), dtype=bool)
     for row, track in enumerate(tracks):
-        if track.appearance is not None:
-            bar = min_similarity if now - track.last_seen >= 0.15 else min_similarity - 0.15
-            different[row] = similarity(track.appearance[None], appearance)[0] < bar
+        if track.appearance is not None and now - track.last_seen >= 0.15:
+            different[row] = similarity(track.appearance[None], appearance)[0] < min_similarity
     return different
 
 
