@@ -108,3 +108,31 @@ def test_describe_a_visit_line() -> None:
             "age_group_p": {"30-39": 0.7}, "dwell_s": 4.25, "samples": 3, "direction": "in"}  # fmt: skip
     line = describe("visit.door", body)
     assert "visit   door 0123456789ab female 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
+
+
+def test_a_slow_subscriber_sees_real_drops_as_seq_gaps() -> None:
+    """The publisher never blocks: with tiny queues and a subscriber that does not read, messages are dropped."""
+    context = zmq.Context()
+    publisher = ZmqPublisher("tcp://127.0.0.1:*", context=context, send_hwm=2)
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.RCVHWM, 2)
+    subscriber.setsockopt(zmq.LINGER, 0)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    subscriber.connect(publisher.endpoint)
+    time.sleep(0.5)
+    started = time.monotonic()
+    for _ in range(5000):
+        publisher.publish("status", "door", {"state": "up", "detail": "x" * 200, "reconnects": 0})
+    assert time.monotonic() - started < 10  # never waited for the subscriber
+    time.sleep(0.3)
+    gaps = GapCounter()
+    received = 0
+    while subscriber.poll(200):
+        body = json.loads(subscriber.recv_multipart()[1])
+        gaps.see(body["seq"])
+        received += 1
+    subscriber.close()
+    publisher.close()
+    context.term()
+    assert 0 < received < 5000
+    assert gaps.missed > 0 and gaps.gaps >= 1
