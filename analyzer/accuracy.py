@@ -105,7 +105,10 @@ def run_accuracy(
         clip, truth_path = work / f"{spec.name}.mp4", work / f"{spec.name}.json"
         if not (clip.is_file() and truth_path.is_file()):
             log(f"simulating {spec.name} ({spec.visitors} visitors, {spec.seconds:.0f} s)")
-            simulate(faces, clip, truth_path, spec.visitors, spec.seconds, seed=spec.seed, scenario=spec.scenario)
+            simulate(
+                faces, clip, truth_path, spec.visitors, spec.seconds, seed=spec.seed, scenario=spec.scenario,
+                split="validation",
+            )  # fmt: skip
         truth = json.loads(truth_path.read_text())
         config = load_config(config_path)
         config.sampler.samples_per_track = MAX_SAMPLES
@@ -149,7 +152,8 @@ def _markdown(rows: list, total: dict, curve: dict, faces: Path, seconds: float)
         "make accuracy   # = .venv/bin/analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md",
         "```",
         "",
-        f"Faces: `{faces.name}` labelled crops. Config: `configs/simulated.yaml` (line = door threshold, "
+        f"Faces: `{faces.name}` labelled crops, validation side of the md5 split only (the network never "
+        "trained on them). Config: `configs/simulated.yaml` (line = door threshold, "
         "zone = display area, 2x2 tiles). Clips: 1280x720, 15 fps, seeds fixed below. "
         "Countable visitors are those whose face was visible (not turned away, not more than a quarter hidden) "
         f"for at least 1 s at 40 px or more (the detector's limit with 2x2 tiles at 720p; smaller faces are in "

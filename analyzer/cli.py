@@ -460,6 +460,10 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=int, default=15, help="frames per second (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same clip (default 0)")
     parser.add_argument("--scenario", choices=["entrance", "pass-by", "queue", "crowd"], default="entrance")
+    parser.add_argument(
+        "--split", choices=["all", "train", "validation"], default="all",
+        help="take faces from one side of the md5 split (validation: faces the network never trained on)",
+    )  # fmt: skip
     parser.set_defaults(handler=run_simulate)
 
 
@@ -478,7 +482,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     with tqdm(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
         truth = simulate(
             args.faces, args.out, args.truth, args.visitors, args.seconds, (width, height), args.fps, args.seed,
-            args.scenario, progress=bar.update,
+            args.scenario, progress=bar.update, split=args.split,
         )  # fmt: skip
     countable = sum(visitor["countable"] for visitor in truth["visitors"])
     print(f"wrote {args.out} and {args.truth}: {len(truth['visitors'])} visitors, {countable} countable")

@@ -147,16 +147,22 @@ class _OpenVisit:
     track_ids: list[int] = field(default_factory=list)
     active: set[int] = field(default_factory=set)
     velocity: Point = (0.0, 0.0)
+    face_size: float = 0.0
     appearance: np.ndarray | None = None
     exited: bool = False
     crossings: list[tuple[str, float]] = field(default_factory=list)
     zone_dwell: dict[str, float] = field(default_factory=dict)
     tracks_ended_at: float | None = None
 
-    def left_the_view(self, timestamp: float, edge: float = 0.06) -> bool:
-        """Last seen at a frame edge walking out: gone, not hidden; a face appearing there is someone else."""
+    def left_the_view(self, timestamp: float) -> bool:
+        """Last seen at a frame edge walking out: gone, not hidden; a face appearing there is someone else.
+
+        The edge band is at least 6% of the frame and grows with the face: a big
+        face's centre is never closer to the edge than half its width.
+        """
         x, y = self.last_position
         px, py = self.predicted(timestamp)
+        edge = max(0.06, 0.85 * self.face_size)
         return (x < edge and px < x) or (x > 1 - edge and px > x) or (y < edge and py < y) or (y > 1 - edge and py > y)
 
     def predicted(self, timestamp: float) -> Point:
@@ -248,13 +254,15 @@ class FootfallCounter:
         self.faces_in_view = len(seen)
         anchors = anchor_points(seen.boxes, frame_size[0], frame_size[1], self.anchor)
         looks = seen.appearance if seen.appearance is not None else [None] * len(seen)
+        widths = (seen.boxes[:, 2] - seen.boxes[:, 0]) / max(frame_size[0], 1)
         seen_now = {int(track_id) for track_id in seen.ids if int(track_id) in self._by_track}
-        for track_id, (x, y), appearance in zip(seen.ids.tolist(), anchors, looks, strict=True):
+        for track_id, (x, y), appearance, width in zip(seen.ids.tolist(), anchors, looks, widths, strict=True):
             point = (float(x), float(y))
             visit = self._by_track.get(track_id) or self._continue_or_start(
                 track_id, point, timestamp, seen_now, appearance
             )
             self._observe(visit, point, timestamp)
+            visit.face_size = float(width)
             if appearance is not None and np.any(appearance):
                 visit.appearance = appearance
         for track_id in ended:

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analyzer.evaluation import select_split
 from analyzer.face_photos import read_rgb
 from analyzer.labels import LabelledFace, read_labels
 from analyzer.scene import FacePatch, draw_person, entrance_background
@@ -174,10 +175,15 @@ def simulate(
     seed: int = 0,
     scenario: str = "entrance",
     progress: object | None = None,
+    split: str = "all",
 ) -> dict[str, object]:
-    """Render the clip and write its truth; returns the truth document."""
+    """Render the clip and write its truth; returns the truth document.
+
+    ``split`` picks faces from one side of the md5 split (``validation`` keeps
+    the network's training faces out of an accuracy measurement).
+    """
     rng = np.random.default_rng(seed)
-    faces = [face for face in read_labels(faces_dir) if face.path.is_file()]
+    faces = [face for face in select_split(read_labels(faces_dir), split) if face.path.is_file()]
     walkers = plan_walkers(faces, scenario, visitors, seconds, rng)
     width, height = size
     patches = {w.visitor_id: FacePatch.from_crop(read_rgb(w.face.path)) for w in walkers}
@@ -232,6 +238,7 @@ def simulate(
             progress(1)  # type: ignore[operator]
     writer.release()
     truth = _truth_document(walkers, observed, faces_dir, out, fps, size, seed, scenario, seconds)
+    truth["faces_split"] = split
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=1))
     return truth

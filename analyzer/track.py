@@ -184,15 +184,21 @@ def _match(
     )
 
 
-def _left_frame(track: _Track, frame_size: tuple[int, int], edge: float = 0.01) -> bool:
-    """Predicted out of the frame, or last seen touching its edge (a face cut by the edge is leaving)."""
+def _left_frame(track: _Track, frame_size: tuple[int, int], edge: float = 0.01, face_margin: float = 0.35) -> bool:
+    """Predicted out of the frame, or last seen at its edge (a face cut by the edge is leaving).
+
+    "At the edge" is within ``face_margin`` face widths: the detector stops
+    finding a face well before all of it is out of view.
+    """
     width, height = frame_size
     predicted = track.filter.box()
     centre_x, centre_y = (predicted[0] + predicted[2]) / 2, (predicted[1] + predicted[3]) / 2
     if not (0 <= centre_x < width and 0 <= centre_y < height):
         return True
     x1, y1, x2, y2 = track.box
-    return bool(x1 <= edge * width or y1 <= edge * height or x2 >= (1 - edge) * width or y2 >= (1 - edge) * height)
+    margin_x = max(edge * width, face_margin * (x2 - x1))
+    margin_y = max(edge * height, face_margin * (y2 - y1))
+    return bool(x1 <= margin_x or y1 <= margin_y or x2 >= width - margin_x or y2 >= height - margin_y)
 
 
 class ByteTracker:
