@@ -94,7 +94,8 @@ def cache_dir() -> Path:
     return Path(base) / "footfall-analyzer"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -104,7 +105,7 @@ def _sha256(path: Path) -> str:
 
 def is_valid(asset: WheelAsset, path: Path) -> bool:
     """Whether ``path`` holds exactly the pinned file."""
-    return path.is_file() and path.stat().st_size == asset.size and _sha256(path) == asset.sha256
+    return path.is_file() and path.stat().st_size == asset.size and file_sha256(path) == asset.sha256
 
 
 def asset_path(name: str, cache: Path | None = None) -> Path:

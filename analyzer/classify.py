@@ -24,6 +24,7 @@ from analyzer.sample import Sample
 
 if TYPE_CHECKING:
     from analyzer.attributes import AttributeVoter
+    from analyzer.config import ClassifierConfig
     from analyzer.exporter import Metrics
 
 
@@ -209,21 +210,78 @@ class ClassifierStage:
 
 
 def tensorrt_probe() -> tuple[bool, str]:
-    """Whether the TensorRT backend can run here, and why not."""
+    """Whether the TensorRT backend can run here: TensorRT 10/11 imports and a CUDA GPU answers. Says why not."""
+    import importlib
     import importlib.util
 
+    from analyzer.cuda_memory import gpu_probe
+    from analyzer.tensorrt_engine import SUPPORTED_MAJOR_VERSIONS, major_version
+
     if importlib.util.find_spec("tensorrt") is None:
-        return False, "TensorRT is not installed (pip install 'footfall-analyzer[gpu]' on a GPU box)"
-    return False, "the TensorRT backend is not built into this version yet"
+        return False, "TensorRT is not installed (pip install 'footfall-analyzer[gpu]' on a GPU box, see docs/GPU.md)"
+    try:
+        trt = importlib.import_module("tensorrt")
+    except Exception as error:  # a broken install raises ImportError, OSError or RuntimeError
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return False, f"TensorRT is installed but does not import ({detail})"
+    version = str(getattr(trt, "__version__", "unknown"))
+    try:
+        supported = major_version(version) in SUPPORTED_MAJOR_VERSIONS
+    except ModelError:
+        supported = False
+    if not supported:
+        return False, f"TensorRT {version} is not supported (10.x and 11.x are)"
+    gpu, why = gpu_probe()
+    if gpu is None:
+        return False, f"TensorRT {version} imports but there is no usable GPU ({why})"
+    return True, f"TensorRT {version} imports and {gpu.name} is present"
 
 
-def create_backend(model: Path, choice: str, threads: int = 0, log: Callable[[str], None] = print) -> ClassifierBackend:
-    """The backend named by ``choice`` (auto | onnxruntime | tensorrt); never a silent fallback."""
+def choose_backend(choice: str, probe: Callable[[], tuple[bool, str]] = tensorrt_probe) -> tuple[str, str]:
+    """Backend name for ``choice`` (auto | onnxruntime | tensorrt) and why; never a silent fallback."""
+    if choice == "onnxruntime":
+        return "onnxruntime", "requested"
+    if choice not in ("auto", "tensorrt"):
+        raise ConfigError(f"classifier.backend: '{choice}' is not one of auto, onnxruntime, tensorrt")
+    available, reason = probe()
+    if available:
+        return "tensorrt", reason
     if choice == "tensorrt":
-        available, reason = tensorrt_probe()
-        if not available:
-            raise ConfigError(f"classifier.backend: tensorrt was requested but {reason}; use --backend onnxruntime")
-    if choice == "auto":
-        _, reason = tensorrt_probe()
-        log(f"classifier backend: onnxruntime on CPU (auto: {reason})")
-    return OnnxRuntimeBackend(model, threads)
+        raise ConfigError(f"classifier.backend: tensorrt was requested but {reason}; use --backend onnxruntime")
+    return "onnxruntime", reason
+
+
+def create_backend(
+    settings: ClassifierConfig,
+    log: Callable[[str], None] = print,
+    probe: Callable[[], tuple[bool, str]] = tensorrt_probe,
+) -> ClassifierBackend:
+    """The configured backend, logging which one and why."""
+    name, reason = choose_backend(settings.backend, probe)
+    model = settings.model_path()
+    reference = OnnxRuntimeBackend(model, settings.threads)  # also validates the model file and its metadata
+    if name == "onnxruntime":
+        log(f"classifier backend: onnxruntime on CPU ({settings.backend}: {reason})")
+        return reference
+    from analyzer.tensorrt_engine import TensorRTBackend, engine_for
+
+    log(f"classifier backend: tensorrt ({settings.backend}: {reason})")
+    return TensorRTBackend(engine_for(settings, reference.metadata, log), reference.metadata)
+
+
+def largest_difference(
+    backend: ClassifierBackend, reference: ClassifierBackend, batch_sizes: list[int], seed: int = 0
+) -> float:
+    """Largest absolute probability difference between two backends on random chips of each batch size."""
+    rng = np.random.default_rng(seed)
+    size = reference.metadata.input_size
+    largest = 0.0
+    for batch in batch_sizes:
+        chips = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+        ours, theirs = classify_chips(backend, chips, batch), classify_chips(reference, chips, batch)
+        largest = max(
+            largest,
+            float(np.abs(ours.age_probs - theirs.age_probs).max()),
+            float(np.abs(ours.gender_probs - theirs.gender_probs).max()),
+        )
+    return largest

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from analyzer import __version__
 from analyzer.capture import source_kind
-from analyzer.config import REPO_ROOT, Config, check_config
+from analyzer.config import REPO_ROOT, ClassifierConfig, Config, check_config
 from analyzer.errors import AnalyzerError, ConfigError, MissingExtraError
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
@@ -215,6 +215,12 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         "--groupings", default="fairface9,retail6,three,ten", metavar="LIST", help="age groupings to report"
     )
     parser.add_argument("--no-fp16", action="store_true", help="skip the FP32 vs <model>.fp16.onnx comparison")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "tensorrt"],
+        default="onnxruntime",
+        help="backend to measure (default onnxruntime); tensorrt also reports its agreement with ONNX Runtime FP32",
+    )
     parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N faces")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report here")
     parser.set_defaults(handler=run_evaluate)
@@ -225,11 +231,12 @@ def _print_evaluation(report: dict) -> None:
     print(f"  gender accuracy {report['gender_accuracy']:.4f}   age MAE {report['age_mae']:.2f} years")
     for name, group in report["groups"].items():
         print(f"  {name:<10} exact {group['exact']:.4f}   within one group {group['within_one']:.4f}")
-    if "fp16_agreement" in report:
-        agreement = report["fp16_agreement"]
-        print(
-            f"  FP16 vs FP32: same gender {agreement['gender']:.4f}, same fairface9 group {agreement['fairface9']:.4f}"
-        )
+    for key, title in (("fp16_agreement", "FP16 vs FP32"), ("onnxruntime_agreement", "vs ONNX Runtime FP32")):
+        if key in report:
+            agreement = report[key]
+            print(
+                f"  {title}: same gender {agreement['gender']:.4f}, same fairface9 group {agreement['fairface9']:.4f}"
+            )
     latency = report["latency_ms"]
     print(
         "  latency: " + ", ".join(f"batch {batch}: {value['per_face']:.3f} ms/face" for batch, value in latency.items())
@@ -244,23 +251,85 @@ def run_evaluate(args: argparse.Namespace) -> int:
     groupings = [builtin_grouping(name.strip()) for name in args.groupings.split(",") if name.strip()]
     if "fairface9" not in [grouping.name for grouping in groupings]:
         groupings.insert(0, builtin_grouping("fairface9"))
-    fp16 = None
+    comparisons: dict[str, NetworkPredictor] = {}
     if args.baseline:
         from analyzer.baseline import AgeAndGenderBaseline
 
         predictor = AgeAndGenderBaseline()
     else:
-        from analyzer.classify import OnnxRuntimeBackend
+        from analyzer.classify import OnnxRuntimeBackend, create_backend
+        from analyzer.config import ClassifierConfig
+        from analyzer.tensorrt_engine import fp16_sibling
 
-        predictor = NetworkPredictor(OnnxRuntimeBackend(args.model))
-        fp16_path = args.model.with_name(args.model.name.removesuffix(".onnx") + ".fp16.onnx")
-        if not args.no_fp16 and fp16_path.is_file() and fp16_path != args.model:
-            fp16 = NetworkPredictor(OnnxRuntimeBackend(fp16_path))
-    report = evaluate_folder(predictor, args.data, groupings, args.align, args.split, fp16, args.limit)
+        settings = ClassifierConfig(model=str(args.model), backend=args.backend)
+        quiet = args.backend == "onnxruntime"  # the default needs no announcement
+        backend = create_backend(settings, log=lambda line: None if quiet else print(line, file=sys.stderr))
+        predictor = NetworkPredictor(backend)
+        fp16_path = fp16_sibling(args.model)
+        if backend.name != "onnxruntime":
+            comparisons["onnxruntime_agreement"] = NetworkPredictor(OnnxRuntimeBackend(args.model))
+        elif not args.no_fp16 and fp16_path.is_file() and fp16_path != args.model:
+            comparisons["fp16_agreement"] = NetworkPredictor(OnnxRuntimeBackend(fp16_path))
+    report = evaluate_folder(predictor, args.data, groupings, args.align, args.split, comparisons, args.limit)
     _print_evaluation(report)
     if args.json:
         _write_json(args.json, report)
         print(f"report written to {args.json}")
+    return 0
+
+
+# --- build-engine ---------------------------------------------------------
+
+
+def add_build_engine_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer build-engine``."""
+    parser = _parser(
+        subparsers,
+        "build-engine",
+        "Build (or reuse) the TensorRT FP16 engine for a network on this GPU; needs the 'gpu' extra.",
+        [
+            "analyzer build-engine --model engines/agegender.onnx",
+            "analyzer build-engine --model engines/agegender.onnx --max-batch 64 --workspace-mb 2048 --force",
+        ],
+    )
+    defaults = ClassifierConfig()
+    parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
+    parser.add_argument("--max-batch", type=int, default=defaults.max_batch, metavar="N", help="profile max batch")
+    parser.add_argument(
+        "--typical-batch", type=int, default=defaults.typical_batch, metavar="N", help="profile optimum batch"
+    )
+    parser.add_argument("--workspace-mb", type=int, default=defaults.workspace_mb, metavar="MB", help="builder memory")
+    parser.add_argument("--engine-dir", type=Path, default=Path(defaults.engine_dir), metavar="DIR", help="plan cache")
+    parser.add_argument("--force", action="store_true", help="rebuild even when a matching engine is cached")
+    parser.set_defaults(handler=run_build_engine)
+
+
+def run_build_engine(args: argparse.Namespace) -> int:
+    """Build the engine, then check it against ONNX Runtime on random chips."""
+    from analyzer.classify import OnnxRuntimeBackend, tensorrt_probe
+    from analyzer.errors import ModelError
+
+    settings = ClassifierConfig(
+        model=str(args.model), backend="tensorrt", max_batch=args.max_batch, typical_batch=args.typical_batch,
+        workspace_mb=args.workspace_mb, engine_dir=str(args.engine_dir),
+    )  # fmt: skip
+    settings.check("build-engine")
+    available, reason = tensorrt_probe()
+    if not available:
+        raise ModelError(f"cannot build a TensorRT engine here: {reason}")
+    from analyzer.classify import largest_difference
+    from analyzer.tensorrt_engine import TensorRTBackend, engine_for
+
+    reference = OnnxRuntimeBackend(settings.model_path())
+    plan = engine_for(settings, reference.metadata, force=args.force)
+    backend = TensorRTBackend(plan, reference.metadata)
+    try:
+        batches = sorted({1, settings.typical_batch, settings.max_batch})
+        difference = largest_difference(backend, reference, batches)
+    finally:
+        backend.close()
+    print(f"engine ready: {plan}")
+    print(f"largest probability difference vs ONNX Runtime FP32 at batch {batches}: {difference:.4f}")
     return 0
 
 
@@ -372,12 +441,7 @@ def run_run(args: argparse.Namespace) -> int:
             "WARNING: debug preview is ON: video frames with faces are written/shown; do not use in production",
             file=sys.stderr,
         )
-    backend = create_backend(
-        config.classifier.model_path(),
-        config.classifier.backend,
-        config.classifier.threads,
-        log=lambda line: print(line, file=sys.stderr),
-    )
+    backend = create_backend(config.classifier, log=lambda line: print(line, file=sys.stderr))
     registry = CollectorRegistry()
     metrics = Metrics(registry, tuple(sorted({key for camera in config.cameras for key in camera.labels})))
     publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
@@ -620,6 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_parser,
         add_export_parser,
         add_evaluate_parser,
+        add_build_engine_parser,
         add_simulate_parser,
         add_score_parser,
         add_accuracy_parser,

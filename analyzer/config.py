@@ -94,13 +94,24 @@ class SamplerConfig:
             raise ConfigError(f"{path}.confident_at: {self.confident_at} must be between 0.5 and 1")
 
 
+def _repo_relative(value: str) -> Path:
+    """A path as given when it exists or is absolute, else under the repository root."""
+    given = Path(value).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    return REPO_ROOT / given
+
+
 @dataclass
 class ClassifierConfig:
     """Age and gender network and its inference backend."""
 
     model: str = "engines/agegender.onnx"  # FP32 ONNX from `analyzer export`
     backend: str = "auto"  # auto | onnxruntime | tensorrt
-    max_batch: int = 32  # faces per inference call at most
+    max_batch: int = 32  # faces per inference call at most (also the TensorRT profile's max batch)
+    typical_batch: int = 8  # the TensorRT profile's optimum batch
+    workspace_mb: int = 1024  # TensorRT builder workspace
+    engine_dir: str = "engines"  # where TensorRT plans are cached
     max_wait_ms: float = 20.0  # how long a face waits for others to fill a batch
     threads: int = 0  # ONNX Runtime threads; 0 = min(cores, 4)
 
@@ -110,15 +121,20 @@ class ClassifierConfig:
             raise ConfigError(f"{path}.backend: '{self.backend}' is not one of auto, onnxruntime, tensorrt")
         if not 1 <= self.max_batch <= 1024:
             raise ConfigError(f"{path}.max_batch: {self.max_batch} must be 1..1024")
+        if not 1 <= self.typical_batch <= self.max_batch:
+            raise ConfigError(f"{path}.typical_batch: {self.typical_batch} must be between 1 and max_batch")
+        if self.workspace_mb < 16:
+            raise ConfigError(f"{path}.workspace_mb: {self.workspace_mb} is too small (at least 16)")
         if self.max_wait_ms < 0:
             raise ConfigError(f"{path}.max_wait_ms: must not be negative")
 
     def model_path(self) -> Path:
         """The model file: as given, else relative to the repository root."""
-        given = Path(self.model).expanduser()
-        if given.is_absolute() or given.exists():
-            return given
-        return REPO_ROOT / given
+        return _repo_relative(self.model)
+
+    def engine_dir_path(self) -> Path:
+        """The TensorRT plan cache: as given, else relative to the repository root."""
+        return _repo_relative(self.engine_dir)
 
 
 @dataclass

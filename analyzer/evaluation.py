@@ -205,10 +205,14 @@ def evaluate_folder(
     groupings: Sequence[AgeGrouping],
     align: str = "auto",
     split: str = "all",
-    fp16: ChipPredictor | None = None,
+    comparisons: dict[str, ChipPredictor] | None = None,
     limit: int = 0,
 ) -> dict[str, object]:
-    """The full ``analyzer evaluate`` report for one predictor on a labelled folder."""
+    """The full ``analyzer evaluate`` report for one predictor on a labelled folder.
+
+    ``comparisons`` maps a report key (``fp16_agreement``, ``onnxruntime_agreement``)
+    to another predictor whose answers on the same chips are compared with ours.
+    """
     faces = select_split(read_labels(data_dir), split)
     if limit:
         faces = faces[:limit]
@@ -238,11 +242,11 @@ def evaluate_folder(
             [face.race for face in kept],
         )
     )
-    if fp16 is not None:
-        reduced = fp16.predict(chips)
-        fairface = next(g for g in groupings if g.name == REPORT_GROUPING)
-        report["fp16_agreement"] = agreement(
-            attributes.age_probs, attributes.gender_probs, reduced.age_probs, reduced.gender_probs,
+    fairface = next(g for g in groupings if g.name == REPORT_GROUPING)
+    for key, other in (comparisons or {}).items():
+        theirs = other.predict(chips)
+        report[key] = agreement(
+            attributes.age_probs, attributes.gender_probs, theirs.age_probs, theirs.gender_probs,
             predictor.bin_edges, fairface,
         )  # fmt: skip
     report["latency_ms"] = latency_ms(predictor)

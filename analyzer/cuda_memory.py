@@ -1,0 +1,296 @@
+"""CUDA device buffers, pinned host buffers and streams for the TensorRT backend.
+
+Two providers behind one small interface: ``cuda-python`` (``cuda.bindings``,
+preferred, installs from PyPI without a toolkit) and ``pycuda`` (taken only when
+it is installed and ``cuda-python`` is not). Every CUDA call's status is
+checked; a failure raises :class:`CudaError` naming the call and CUDA's own
+explanation, never a silent zero pointer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+
+from analyzer.errors import AnalyzerError
+
+
+class CudaError(AnalyzerError):
+    """A CUDA runtime call failed; the message names the call and the reason."""
+
+
+class CudaUnavailableError(AnalyzerError):
+    """Neither cuda-python nor pycuda can be imported."""
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """What the engine cache key needs to know about the device."""
+
+    name: str
+    compute_capability: tuple[int, int]
+    memory_mb: int
+
+
+class CudaProvider(Protocol):
+    """Device memory, pinned host memory and streams, whichever binding provides them."""
+
+    name: str
+
+    def device_count(self) -> int:
+        """Number of CUDA devices; raises :class:`CudaError` when the driver cannot be reached."""
+        ...
+
+    def gpu(self, device: int = 0) -> GpuInfo:
+        """Name, compute capability and memory of one device."""
+        ...
+
+    def pinned(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        """A page-locked host array (fast, asynchronous copies)."""
+        ...
+
+    def device_alloc(self, nbytes: int) -> int:
+        """Device memory; returns its address."""
+        ...
+
+    def stream(self) -> int:
+        """A new CUDA stream; returns its handle."""
+        ...
+
+    def to_device(self, address: int, host: np.ndarray, stream: int) -> None:
+        """Asynchronous host → device copy of a contiguous array."""
+        ...
+
+    def to_host(self, host: np.ndarray, address: int, stream: int) -> None:
+        """Asynchronous device → host copy into a contiguous array."""
+        ...
+
+    def synchronize(self, stream: int) -> None:
+        """Wait for all work queued on the stream."""
+        ...
+
+    def release(self) -> None:
+        """Free everything this provider allocated."""
+        ...
+
+
+def _cudart_module() -> ModuleType:
+    """``cuda.bindings.runtime`` (cuda-python ≥ 12.6), else the older ``cuda.cudart``."""
+    try:
+        return importlib.import_module("cuda.bindings.runtime")
+    except ImportError:
+        return importlib.import_module("cuda.cudart")
+
+
+class CudaPythonProvider:
+    """NVIDIA's ``cuda-python`` runtime bindings: every call returns ``(status, *values)``."""
+
+    name = "cuda-python"
+
+    def __init__(self, cudart: ModuleType | None = None) -> None:
+        self._cudart = cudart or _cudart_module()
+        self._host: list[int] = []
+        self._device: list[int] = []
+        self._streams: list[Any] = []
+
+    def _check(self, call: str, result: tuple[Any, ...]) -> Any:
+        """Raise on a non-success status; return the call's value (or values)."""
+        status, *values = result
+        if status != self._cudart.cudaError_t.cudaSuccess:
+            _, name = self._cudart.cudaGetErrorName(status)
+            _, text = self._cudart.cudaGetErrorString(status)
+            raise CudaError(f"CUDA {call} failed: {name.decode()} ({text.decode()})")
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def device_count(self) -> int:
+        """Devices the driver reports."""
+        return int(self._check("cudaGetDeviceCount", self._cudart.cudaGetDeviceCount()))
+
+    def gpu(self, device: int = 0) -> GpuInfo:
+        """From ``cudaGetDeviceProperties``."""
+        properties = self._check("cudaGetDeviceProperties", self._cudart.cudaGetDeviceProperties(device))
+        name = properties.name
+        if isinstance(name, bytes):
+            name = name.split(b"\0", 1)[0].decode(errors="replace")
+        return GpuInfo(
+            str(name), (int(properties.major), int(properties.minor)), int(properties.totalGlobalMem) // 2**20
+        )
+
+    def pinned(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        """``cudaMallocHost`` wrapped as a numpy array (no copy)."""
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        address = int(self._check("cudaMallocHost", self._cudart.cudaMallocHost(nbytes)))
+        self._host.append(address)
+        buffer = (ctypes.c_byte * nbytes).from_address(address)
+        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+    def device_alloc(self, nbytes: int) -> int:
+        """``cudaMalloc``."""
+        address = int(self._check("cudaMalloc", self._cudart.cudaMalloc(nbytes)))
+        self._device.append(address)
+        return address
+
+    def stream(self) -> int:
+        """``cudaStreamCreate``."""
+        stream = self._check("cudaStreamCreate", self._cudart.cudaStreamCreate())
+        self._streams.append(stream)
+        return int(stream)
+
+    def to_device(self, address: int, host: np.ndarray, stream: int) -> None:
+        """``cudaMemcpyAsync`` host to device."""
+        kind = self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._check(
+            "cudaMemcpyAsync(host→device)",
+            self._cudart.cudaMemcpyAsync(address, host.ctypes.data, host.nbytes, kind, stream),
+        )
+
+    def to_host(self, host: np.ndarray, address: int, stream: int) -> None:
+        """``cudaMemcpyAsync`` device to host."""
+        kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._check(
+            "cudaMemcpyAsync(device→host)",
+            self._cudart.cudaMemcpyAsync(host.ctypes.data, address, host.nbytes, kind, stream),
+        )
+
+    def synchronize(self, stream: int) -> None:
+        """``cudaStreamSynchronize``."""
+        self._check("cudaStreamSynchronize", self._cudart.cudaStreamSynchronize(stream))
+
+    def release(self) -> None:
+        """Free in reverse order of need: streams, device, host."""
+        for stream in self._streams:
+            self._check("cudaStreamDestroy", self._cudart.cudaStreamDestroy(stream))
+        for address in self._device:
+            self._check("cudaFree", self._cudart.cudaFree(address))
+        for address in self._host:
+            self._check("cudaFreeHost", self._cudart.cudaFreeHost(address))
+        self._streams, self._device, self._host = [], [], []
+
+
+class PyCudaProvider:
+    """``pycuda``: raises its own ``pycuda.driver.Error`` on failure, which we re-raise as :class:`CudaError`.
+
+    pycuda needs its context current in the calling thread, so every call
+    pushes the device's primary context and pops it again.
+    """
+
+    name = "pycuda"
+
+    def __init__(self, device: int = 0) -> None:
+        import pycuda.driver as driver
+
+        self._driver = driver
+        self._call("cuInit", driver.init)
+        self._device_index = device
+        self._context: Any = None
+        self._keep: list[Any] = []
+
+    def _call(self, call: str, function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except self._driver.Error as error:
+            raise CudaError(f"CUDA {call} failed: {error}") from None
+
+    def _in_context(self, call: str, function: Any, *args: Any) -> Any:
+        if self._context is None:
+            device = self._call("cuDeviceGet", self._driver.Device, self._device_index)
+            self._context = self._call("cuDevicePrimaryCtxRetain", device.retain_primary_context)
+        self._call("cuCtxPushCurrent", self._context.push)
+        try:
+            return self._call(call, function, *args)
+        finally:
+            self._driver.Context.pop()
+
+    def device_count(self) -> int:
+        """``cuDeviceGetCount``."""
+        return int(self._call("cuDeviceGetCount", self._driver.Device.count))
+
+    def gpu(self, device: int = 0) -> GpuInfo:
+        """Name, compute capability, memory."""
+        handle = self._call("cuDeviceGet", self._driver.Device, device)
+        return GpuInfo(str(handle.name()), tuple(handle.compute_capability()), int(handle.total_memory()) // 2**20)  # type: ignore[arg-type]
+
+    def pinned(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        """``pagelocked_empty``."""
+        array = self._in_context("cuMemHostAlloc", self._driver.pagelocked_empty, shape, dtype)
+        self._keep.append(array)
+        return array
+
+    def device_alloc(self, nbytes: int) -> int:
+        """``mem_alloc``."""
+        allocation = self._in_context("cuMemAlloc", self._driver.mem_alloc, nbytes)
+        self._keep.append(allocation)
+        return int(allocation)
+
+    def stream(self) -> int:
+        """``Stream()``."""
+        stream = self._in_context("cuStreamCreate", self._driver.Stream)
+        self._keep.append(stream)
+        return int(stream.handle)
+
+    def _stream(self, handle: int) -> Any:
+        return next(kept for kept in self._keep if isinstance(kept, self._driver.Stream) and kept.handle == handle)
+
+    def to_device(self, address: int, host: np.ndarray, stream: int) -> None:
+        """``memcpy_htod_async``."""
+        self._in_context("cuMemcpyHtoDAsync", self._driver.memcpy_htod_async, address, host, self._stream(stream))
+
+    def to_host(self, host: np.ndarray, address: int, stream: int) -> None:
+        """``memcpy_dtoh_async``."""
+        self._in_context("cuMemcpyDtoHAsync", self._driver.memcpy_dtoh_async, host, address, self._stream(stream))
+
+    def synchronize(self, stream: int) -> None:
+        """``Stream.synchronize``."""
+        self._in_context("cuStreamSynchronize", self._stream(stream).synchronize)
+
+    def release(self) -> None:
+        """Drop our references (pycuda frees on collection) and the primary context."""
+        self._keep.clear()
+        if self._context is not None:
+            self._context.detach()
+            self._context = None
+
+
+def available_provider() -> str | None:
+    """Which binding :func:`open_provider` would use: cuda-python first, pycuda only without it."""
+    if importlib.util.find_spec("cuda") is not None:
+        try:
+            _cudart_module()
+            return "cuda-python"
+        except ImportError:
+            pass
+    if importlib.util.find_spec("pycuda") is not None:
+        return "pycuda"
+    return None
+
+
+def open_provider() -> CudaProvider:
+    """The CUDA binding to use, or :class:`CudaUnavailableError` saying how to get one."""
+    which = available_provider()
+    if which == "cuda-python":
+        return CudaPythonProvider()
+    if which == "pycuda":
+        return PyCudaProvider()
+    raise CudaUnavailableError(
+        "no CUDA Python binding: pip install 'footfall-analyzer[gpu]' (brings cuda-python), or install pycuda"
+    )
+
+
+def gpu_probe() -> tuple[GpuInfo | None, str]:
+    """The first GPU, or None and why there is none (no binding, no driver, no device)."""
+    try:
+        provider = open_provider()
+        count = provider.device_count()
+        if count < 1:
+            return None, "the CUDA driver reports no GPU"
+        return provider.gpu(0), f"{count} GPU(s) via {provider.name}"
+    except (CudaUnavailableError, CudaError) as error:
+        return None, str(error)
