@@ -4,7 +4,9 @@ Live sources (RTSP/HTTP URLs, webcams) keep only the newest frame: when the
 pipeline falls behind, older frames are dropped and counted, so latency stays
 bounded. Files either play at their own fps (``realtime``, same dropping as a
 live camera) or as fast as the pipeline takes them (no drops). A lost live
-stream is reopened with exponential backoff.
+stream is reopened with exponential backoff (capped). FFmpeg's interrupt
+callback is the watchdog for live streams: an open or a read that gets no data
+for ``read_timeout_s`` is abandoned, reported and retried.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,31 @@ def describe_file_problem(path: Path) -> str | None:
         return f"{path} is a directory, not a video file"
     if path.stat().st_size == 0:
         return f"file {path} is empty (0 bytes)"
+    if path.suffix.lower() in STILL_IMAGE_SUFFIXES:
+        return f"{path} is a still image, not a video"
+    if _looks_like_text(path):
+        return f"{path} is a text file, not a video"
+    return None
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Video containers are binary from the first bytes; FFmpeg would otherwise 'play' text as ANSI art."""
+    with path.open("rb") as stream:
+        head = stream.read(4096)
+    if b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return sum(character.isprintable() or character.isspace() for character in text) >= 0.95 * len(text)
+
+
+def describe_webcam_problem(index: str) -> str | None:
+    """Why a webcam index cannot be a camera on this box (Linux: no /dev/videoN), or None."""
+    device = Path(f"/dev/video{index}")
+    if Path("/dev").is_dir() and Path("/sys/class").is_dir() and not device.exists():
+        return f"webcam {index} not found (no {device})"
     return None
 
 
@@ -133,7 +161,7 @@ class CaptureWorker(threading.Thread):
         on_frame: called with (camera, dropped_now, decode_seconds) for each frame read.
         realtime: for files, pace at the file's fps and drop like a live camera.
         reconnect_backoff_s: first wait before reopening a live stream; doubles up to ``max_backoff_s``.
-        open_timeout_s: how long opening or reading a live stream may hang.
+        read_timeout_s: watchdog: how long opening or reading a live stream may go without data.
     """
 
     def __init__(
@@ -147,7 +175,7 @@ class CaptureWorker(threading.Thread):
         realtime: bool = True,
         reconnect_backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
-        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera = camera
@@ -160,7 +188,7 @@ class CaptureWorker(threading.Thread):
         self.realtime = realtime
         self.reconnect_backoff_s = reconnect_backoff_s
         self.max_backoff_s = max_backoff_s
-        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
         self.reconnects = 0
 
     def _status(self, state: str, detail: str) -> None:
@@ -170,7 +198,7 @@ class CaptureWorker(threading.Thread):
         if self.kind == "webcam":
             capture = cv2.VideoCapture(int(self.source))
         elif self.kind == "live":
-            timeout_ms = int(self.open_timeout_s * 1000)
+            timeout_ms = int(self.read_timeout_s * 1000)
             capture = cv2.VideoCapture(
                 self.source,
                 cv2.CAP_FFMPEG,
@@ -182,6 +210,10 @@ class CaptureWorker(threading.Thread):
             capture.release()
             return None
         return capture
+
+    def _timed_out(self, seconds: float) -> bool:
+        """Did a failed open or read last as long as the watchdog allows (no answer, not a refusal)?"""
+        return self.kind == "live" and seconds >= 0.9 * self.read_timeout_s
 
     def run(self) -> None:
         """Read until the end (files) or until stopped (live, with reconnects)."""
@@ -201,6 +233,10 @@ class CaptureWorker(threading.Thread):
         capture = self._open()
         if capture is None:
             self._status("failed", f"cannot open {self.source} as video (unsupported codec or not a video file)")
+            return
+        if capture.getBackendName() == "CV_IMAGES":
+            capture.release()
+            self._status("failed", f"{self.source} is a still image or image sequence, not a video")
             return
         fps = capture.get(cv2.CAP_PROP_FPS)
         fps = fps if 1.0 <= fps <= 240.0 else 25.0
@@ -231,32 +267,43 @@ class CaptureWorker(threading.Thread):
             self._status("ended", f"end of file after {index} frames")
 
     def _run_live(self) -> None:
+        if self.kind == "webcam":
+            problem = describe_webcam_problem(self.source)
+            if problem:
+                self._status("failed", f"{problem}; check the camera's source index")
+                return
         backoff = self.reconnect_backoff_s
         started = time.monotonic()
         index = 0
+        what = f"webcam {self.source}" if self.kind == "webcam" else self.source
         while not self.stop_event.is_set():
+            opening = time.monotonic()
             capture = self._open()
             if capture is None:
-                what = f"webcam {self.source}" if self.kind == "webcam" else self.source
-                self._status("down", f"cannot open {what}; retrying in {backoff:.0f} s")
+                why = (f"no answer within {self.read_timeout_s:g} s" if self._timed_out(time.monotonic() - opening)
+                       else "cannot open it")  # fmt: skip
+                self.reconnects += 1
+                self._status("down", f"{what}: {why}; retry {self.reconnects} in {backoff:g} s")
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
-                self.reconnects += 1
                 continue
-            self._status("up", f"connected to {self.source}")
+            self._status("up", f"connected to {what}")
             backoff = self.reconnect_backoff_s
+            read_seconds = 0.0
             try:
                 while not self.stop_event.is_set():
-                    image, decode_seconds = _timed_read(capture)
+                    image, read_seconds = _timed_read(capture)
                     if image is None:
                         break
                     now = time.monotonic()
                     frame = Frame(self.camera, index, now - started, now, image)
-                    self.on_frame(self.camera, self.slot.put(frame), decode_seconds)
+                    self.on_frame(self.camera, self.slot.put(frame), read_seconds)
                     index += 1
             finally:
                 capture.release()
             if not self.stop_event.is_set():
-                self._status("down", f"stream {self.source} stopped delivering frames; reconnecting")
+                why = (f"no frame for {self.read_timeout_s:g} s (watchdog)" if self._timed_out(read_seconds)
+                       else "the stream ended or broke")  # fmt: skip
                 self.reconnects += 1
+                self._status("down", f"{what}: {why}; reconnecting in {backoff:g} s")
                 self.stop_event.wait(backoff)

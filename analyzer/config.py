@@ -240,6 +240,9 @@ class CameraConfig:
     id: str = ""  # short name used in topics, metrics labels and the report
     source: str = ""  # path, rtsp://..., http://..., webcam index (0), or demo
     realtime: bool = True  # files: play at their own fps (true) or as fast as possible (false)
+    read_timeout_s: float = 10.0  # live: watchdog; an open or read with no data this long is retried
+    reconnect_backoff_s: float = 1.0  # live: first wait before reconnecting; doubles each failure
+    max_backoff_s: float = 30.0  # live: the cap on that wait
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # overrides of the top-level detector
     labels: dict[str, str] = field(default_factory=dict)  # extra labels on analyzer_camera_info (e.g. location)
     line: LineConfig | None = None  # directional counting line; visits then carry in/out
@@ -302,7 +305,7 @@ def _convert(value: Any, kind: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         _, value_kind = typing.get_args(kind)
-        return {str(key): _convert(item, value_kind, f"{path}.{key}") for key, item in value.items()}
+        return {str(key): _convert(item, value_kind, _child(path, key)) for key, item in value.items()}
     if kind is Any:
         return value
     if kind is bool:
@@ -324,6 +327,12 @@ def _convert(value: Any, kind: Any, path: str) -> Any:
     raise ConfigError(f"{path}: unsupported type {_type_name(kind)}")
 
 
+def _child(path: str, key: object) -> str:
+    """``path.key``; a key that is not a plain name is quoted so the message stays one readable line."""
+    text = key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+    return f"{path}.{text}" if path else str(text)
+
+
 def from_dict(cls: type[T], data: Any, path: str) -> T:
     """Build dataclass ``cls`` from a YAML mapping; unknown keys are errors."""
     if data is None:
@@ -334,9 +343,8 @@ def from_dict(cls: type[T], data: Any, path: str) -> T:
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in known:
-            where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"{where}: unknown key; allowed here: {', '.join(sorted(known))}")
-    values = {key: _convert(value, hints[key], f"{path}.{key}" if path else key) for key, value in data.items()}
+            raise ConfigError(f"{_child(path, key)}: unknown key; allowed here: {', '.join(sorted(known))}")
+    values = {key: _convert(value, hints[key], _child(path, key)) for key, value in data.items()}
     return cls(**values)
 
 
@@ -370,6 +378,11 @@ def check_config(config: Config) -> None:
         if not camera.source:
             raise ConfigError(f"{path}.source: missing; give a file, rtsp:// URL, webcam index or 'demo'")
         camera.detector.check(f"{path}.detector")
+        for key in ("read_timeout_s", "reconnect_backoff_s", "max_backoff_s"):
+            if not 0.1 <= getattr(camera, key) <= 3600:
+                raise ConfigError(f"{path}.{key}: {getattr(camera, key)} must be between 0.1 and 3600 seconds")
+        if camera.max_backoff_s < camera.reconnect_backoff_s:
+            raise ConfigError(f"{path}.max_backoff_s: must not be below reconnect_backoff_s")
         for key in camera.labels:
             if not key.isidentifier() or key.startswith("__") or key in ("camera", "site", "instance", "job"):
                 raise ConfigError(f"{path}.labels.{key}: not a usable Prometheus label name")

@@ -300,8 +300,10 @@ class Pipeline:
             self.metrics.stream_up.labels(camera=camera.id).set(0)
             self.metrics.frames_dropped.labels(camera=camera.id, reason="behind")
             capture = CaptureWorker(
-                camera.id, camera.source, slot, self._on_status, self._on_frame, stop, camera.realtime
-            )
+                camera.id, camera.source, slot, self._on_status, self._on_frame, stop, camera.realtime,
+                reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
+                read_timeout_s=camera.read_timeout_s,
+            )  # fmt: skip
             processing = threading.Thread(
                 target=self._camera_loop, args=(camera, slot, preview), name=f"camera-{camera.id}", daemon=True
             )

@@ -14,7 +14,7 @@ import zmq
 
 from analyzer.listen import GapCounter, describe, listen
 from analyzer.publisher import ZmqPublisher
-from tests.test_pipeline import free_port
+from tests.harness import free_port
 
 SCHEMA = json.loads(resources.files("analyzer").joinpath("schemas/footfall-1.json").read_text())
 

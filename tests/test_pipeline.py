@@ -1,9 +1,6 @@
 """End to end: a real video through the real pipeline, checked three ways."""
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -14,24 +11,12 @@ import zmq
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from analyzer import messages
 from analyzer.classify import OnnxRuntimeBackend
 from analyzer.config import parse_config
 from analyzer.exporter import Metrics, serve
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.publisher import ZmqPublisher
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def collect(socket_: zmq.Socket, into: list, stop: threading.Event) -> None:
-    while not stop.is_set() or socket_.poll(200):
-        if socket_.poll(100):
-            into.append(messages.decode(socket_.recv_multipart()))
+from tests.harness import collect, free_port, run_cli
 
 
 def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
@@ -102,12 +87,6 @@ def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, in
     assert sum(by_gender.values()) == report_total
     assert any(topic.startswith("summary.door") for topic, _ in received)
     assert any(topic == "status.door" and body["state"] == "up" for topic, body in received)
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "analyzer", *args], capture_output=True, text=True, timeout=300, cwd=cwd, check=False
-    )
 
 
 def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:

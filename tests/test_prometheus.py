@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_pipeline import free_port
+from tests.harness import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(

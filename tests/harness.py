@@ -1,0 +1,118 @@
+"""Running the real pipeline inside a test: ZeroMQ subscriber, metrics registry, report, stop switch."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+from prometheus_client import CollectorRegistry
+
+from analyzer import messages
+from analyzer.classify import OnnxRuntimeBackend
+from analyzer.config import parse_config
+from analyzer.exporter import Metrics
+from analyzer.pipeline import Pipeline, RunOptions
+from analyzer.publisher import ZmqPublisher
+from analyzer.report import RunReport
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def collect(subscriber: zmq.Socket, into: list, stop: threading.Event) -> None:
+    """Append every decoded message until ``stop`` is set and the socket is drained."""
+    while not stop.is_set() or subscriber.poll(200):
+        if subscriber.poll(100):
+            into.append(messages.decode(subscriber.recv_multipart()))
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``analyzer ARGS`` in a child process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer", *args], capture_output=True, text=True, timeout=300, cwd=cwd, check=False
+    )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
+    """Poll until ``condition`` holds; fail naming ``what`` after ``seconds``. Returns the time it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > seconds:
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+class LiveRun:
+    """The pipeline on its own thread with a real PUB/SUB pair; ``stop()`` ends it like SIGTERM does."""
+
+    def __init__(self, document: dict, model: Path) -> None:
+        document = {"zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 60}, "status_interval_s": 0, **document}
+        document.setdefault("classifier", {"model": str(model)})
+        self.config = parse_config(document)
+        self.context = zmq.Context()
+        self.registry = CollectorRegistry()
+        self.publisher = ZmqPublisher(self.config.zmq.bind, context=self.context)
+        self.subscriber = self.context.socket(zmq.SUB)
+        self.subscriber.setsockopt(zmq.LINGER, 0)
+        self.subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+        self.subscriber.connect(self.publisher.endpoint)
+        self.received: list[tuple[str, dict]] = []
+        self.log: list[str] = []
+        self.report: RunReport | None = None
+        self._stop = threading.Event()
+        self._listening = threading.Event()
+        self._listener = threading.Thread(target=collect, args=(self.subscriber, self.received, self._listening))
+        backend = OnnxRuntimeBackend(model)
+        options = RunOptions(log=self.log.append)
+        self._pipeline = Pipeline(self.config, backend, Metrics(self.registry), self.publisher, options)
+        self._thread = threading.Thread(target=self._run, name="pipeline-under-test")
+
+    def _run(self) -> None:
+        self.report = self._pipeline.run(self._stop)
+
+    def __enter__(self) -> LiveRun:
+        self._listener.start()
+        time.sleep(0.3)  # ZeroMQ slow joiner
+        self._thread.start()
+        return self
+
+    def stop(self, within: float = 10.0) -> RunReport:
+        """Stop like a signal does and wait for the final report."""
+        self._stop.set()
+        self._thread.join(within)
+        assert not self._thread.is_alive(), f"pipeline did not stop within {within:g} s"
+        time.sleep(0.3)
+        assert self.report is not None
+        return self.report
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self._listening.set()
+        self._listener.join()
+        self.publisher.close()
+        self.subscriber.close()
+        self.context.term()
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample's current value from the run's registry."""
+        return self.registry.get_sample_value(name, labels)
+
+    def statuses(self, camera: str) -> list[dict]:
+        """Bodies of the ``status.<camera>`` messages so far."""
+        return [body for topic, body in list(self.received) if topic == f"status.{camera}"]
+
+    def visits(self, camera: str) -> list[dict]:
+        """Bodies of the ``visit.<camera>`` messages so far."""
+        return [body for topic, body in list(self.received) if topic == f"visit.{camera}"]

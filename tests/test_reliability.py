@@ -1,0 +1,270 @@
+"""Faults injected into real runs: live streams that die, hang and stall; bad media beside a good camera."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
+from tests.stream_server import MjpegServer, jpeg_frames
+
+LIVE = {"read_timeout_s": 1.5, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.8}
+
+
+@pytest.fixture(scope="module")
+def live_frames(walkers_clip: tuple[Path, int]) -> list[bytes]:
+    return jpeg_frames(walkers_clip[0])
+
+
+def test_stream_dies_and_comes_back_and_nothing_counted_is_lost(live_frames: list[bytes], shipped_model: Path) -> None:
+    server = MjpegServer(live_frames).start()
+    camera = {"id": "door", "source": server.url, **LIVE}
+    try:
+        with LiveRun({"cameras": [camera]}, shipped_model) as run:
+            wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 20, "the stream to come up")
+            wait_for(lambda: len(run.visits("door")) >= 1, 60, "a first visit")
+            counted_before = [visit["visit_id"] for visit in run.visits("door")]
+
+            server.stop()
+            wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 0, 5, "stream_up to drop to 0")
+            wait_for(lambda: run.metric("analyzer_stream_reconnects_total", camera="door") >= 4, 10, "4 retries")
+            server.start()
+            wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 5, "stream_up back to 1")
+            report = run.stop()
+            statuses = run.statuses("door")
+    finally:
+        server.stop()
+
+    states = [status["state"] for status in statuses]
+    assert states[0] == "up" and "down" in states and states[-1] == "up", states
+    retries = [float(m.group(1)) for s in statuses if (m := re.search(r"in ([\d.]+) s$", s["detail"]))]
+    assert retries and max(retries) == LIVE["max_backoff_s"], f"backoff not capped: {retries}"
+    assert statuses[-1]["reconnects"] == run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
+    reported = {visit["visit_id"] for visit in report.to_dict()["cameras"]["door"]["visits"]}
+    assert set(counted_before) <= reported, "visits counted before the outage were lost"
+    assert len(reported) == len(run.visits("door"))
+
+
+def test_watchdog_catches_a_server_that_hangs_or_a_stream_that_freezes(
+    live_frames: list[bytes], shipped_model: Path
+) -> None:
+    server = MjpegServer(live_frames).start()
+    server.mode = "hang"  # accepts the connection, never answers
+    camera = {"id": "door", "source": server.url, **LIVE}
+    try:
+        with LiveRun({"cameras": [camera]}, shipped_model) as run:
+            wait_for(lambda: len(run.statuses("door")) >= 1, LIVE["read_timeout_s"] + 3, "the hung open to time out")
+            assert "no answer within 1.5 s" in run.statuses("door")[0]["detail"]
+            server.mode = "stall"  # 20 frames per connection, then silence with the socket open
+            wait_for(lambda: any(s["state"] == "up" for s in run.statuses("door")), 10, "a connection")
+            took = wait_for(
+                lambda: any("no frame for 1.5 s (watchdog)" in s["detail"] for s in run.statuses("door")),
+                server.stall_after / server.fps + LIVE["read_timeout_s"] + 3,
+                "the watchdog to notice the frozen stream",
+            )
+            wait_for(lambda: run.statuses("door")[-1]["state"] == "up", 5, "the reconnect after the freeze")
+            run.stop()
+    finally:
+        server.stop()
+    assert took < server.stall_after / server.fps + LIVE["read_timeout_s"] + 3
+    assert server.connections >= 3
+
+
+def _bad_media(folder: Path, clip: Path) -> dict[str, str]:
+    """Every kind of bad source an operator can configure, each with the words its error must contain."""
+    (folder / "empty.mp4").write_bytes(b"")
+    data = clip.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (folder / "garbage.mp4").write_bytes(bytes(range(256)) * 400)
+    (folder / "notes.txt").write_text("this is not a video\n" * 50)
+    cv2.imwrite(str(folder / "photo.jpg"), np.full((120, 160, 3), 128, np.uint8))
+    with wave.open(str(folder / "sound.wav"), "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(b"\0\0" * 8000)
+    return {
+        str(folder / "missing.mp4"): "not found",
+        str(folder / "empty.mp4"): "empty (0 bytes)",
+        str(folder / "truncated.mp4"): "cannot open",
+        str(folder / "garbage.mp4"): "cannot open",
+        str(folder / "notes.txt"): "text file",
+        str(folder / "photo.jpg"): "still image",
+        str(folder / "sound.wav"): "cannot open",
+        "7": "webcam 7 not found",
+    }
+
+
+def test_bad_media_fails_alone_and_the_good_camera_counts_everyone(
+    walkers_clip: tuple[Path, int], shipped_model: Path, tmp_path: Path
+) -> None:
+    clip, true_visitors = walkers_clip
+    expected = _bad_media(tmp_path, clip)
+    cameras = [{"id": "good", "source": str(clip), "realtime": False}]
+    cameras += [{"id": f"bad{index}", "source": source} for index, source in enumerate(expected)]
+    with LiveRun({"cameras": cameras}, shipped_model) as run:
+        wait_for(lambda: run.report is not None, 240, "the run to finish on its own")
+        report = run.stop()
+    document = report.to_dict()
+    assert document["cameras"]["good"]["totals"]["visitors"] == true_visitors
+    for index, (source, words) in enumerate(expected.items()):
+        statuses = run.statuses(f"bad{index}")
+        assert [status["state"] for status in statuses] == ["failed"], (source, statuses)
+        assert words in statuses[0]["detail"] and source in statuses[0]["detail"], (words, statuses[0]["detail"])
+        assert statuses[0]["detail"].count("\n") == 0
+
+
+# --- signals and ports ------------------------------------------------------
+
+
+def _start_run(clip: Path, report: Path, metrics_port: int, zmq_port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--report", str(report),
+         "--metrics-port", str(metrics_port), "--zmq-bind", f"tcp://127.0.0.1:{zmq_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _faces_in_view(port: int) -> float:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "footfall_faces_in_view"
+    )
+
+
+def _someone_inside_for(port: int, seconds: float) -> bool:
+    """A face has been in view for ``seconds`` (past min_duration_s): that visit counts once closed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _faces_in_view(port) == 0:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_sigterm_closes_open_visits_publishes_them_and_writes_the_report(
+    walkers_clip: tuple[Path, int], tmp_path: Path
+) -> None:
+    clip, _ = walkers_clip
+    metrics_port, zmq_port = free_port(), free_port()
+    context = zmq.Context()
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"visit.")
+    subscriber.setsockopt(zmq.LINGER, 0)
+    subscriber.connect(f"tcp://127.0.0.1:{zmq_port}")
+    received: list = []
+    listening = threading.Event()
+    listener = threading.Thread(target=collect, args=(subscriber, received, listening))
+    listener.start()
+    process = _start_run(clip, tmp_path / "r.json", metrics_port, zmq_port)
+    try:
+        wait_for(lambda: _someone_inside_for(metrics_port, 2.0), 120, "a visitor in view for 2 s")
+        before = len(received)
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        stdout, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        process.kill()
+        time.sleep(0.5)
+        listening.set()
+        listener.join()
+        subscriber.close()
+        context.term()
+    assert process.returncode == 0, stderr
+    assert took <= 5.0, f"exit took {took:.1f} s after SIGTERM"
+    assert "SIGTERM: finishing open visits" in stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert len(received) > before, "visits open at SIGTERM were not published"
+    assert report["totals"]["visitors"] == len(received)
+    assert "TOTAL" in stdout
+
+
+def test_a_second_signal_exits_at_once(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
+    metrics_port = free_port()
+    process = _start_run(walkers_clip[0], tmp_path / "r.json", metrics_port, free_port())
+    try:
+        wait_for(lambda: _faces_in_view(metrics_port) > 0, 120, "the run to be under way")
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "second signal: exiting now" in stderr
+
+
+@pytest.mark.parametrize("which", ["metrics", "zmq"])
+def test_a_busy_port_is_a_config_error_before_any_camera_starts(which: str, walkers_clip: tuple[Path, int]) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        ports = {"metrics": ["--metrics-port", str(busy), "--zmq-bind", ""],
+                 "zmq": ["--metrics-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{busy}"]}[which]  # fmt: skip
+        result = run_cli("run", "--source", str(walkers_clip[0]), "--fast", *ports)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2
+    key = {"metrics": "metrics.port", "zmq": "zmq.bind"}[which]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {key}: cannot") and str(busy) in errors[0]
+    assert "stream up" not in result.stderr and "Traceback" not in result.stderr
+
+
+# --- soak -------------------------------------------------------------------
+
+
+def _rss_kib() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def _open_fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+@pytest.mark.slow
+def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
+    live_frames: list[bytes], shipped_model: Path
+) -> None:
+    """A live camera for a minute, cut off every 15 s: RSS and open descriptors must not creep."""
+    server = MjpegServer(live_frames).start()
+    camera = {"id": "door", "source": server.url, **LIVE}
+    samples: list[tuple[int, int]] = []
+    try:
+        with LiveRun({"cameras": [camera]}, shipped_model) as run:
+            wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 20, "the stream to come up")
+            for _ in range(4):
+                time.sleep(13)
+                samples.append((_rss_kib(), _open_fds()))
+                server.stop()
+                wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 0, 5, "the cut to be seen")
+                server.start()
+                wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 5, "the reconnect")
+            report = run.stop()
+    finally:
+        server.stop()
+    (warm_rss, warm_fds), (end_rss, end_fds) = samples[1], samples[-1]
+    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} KiB over a minute: {samples}"
+    assert end_fds <= warm_fds + 2, f"open descriptors grew {warm_fds} -> {end_fds}: {samples}"
+    assert report.to_dict()["cameras"]["door"]["frames"] > 300
+    assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
