@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint install install-dev models clean accuracy
+.PHONY: run test lint install install-dev models clean accuracy bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check analyzer tests
 	$(BIN)/ruff format --check analyzer tests
+
+bench: install-dev
+	$(BIN)/analyzer bench --streams 6 --seconds 30 --naive --faces ../shared/data/utkface --json runs/bench.json --markdown docs/PERFORMANCE.md
 
 accuracy: install-dev
 	$(BIN)/analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md

@@ -160,6 +160,7 @@ class CaptureWorker(threading.Thread):
         on_status: called with every :class:`StreamStatus`.
         on_frame: called with (camera, dropped_now, decode_seconds) for each frame read.
         realtime: for files, pace at the file's fps and drop like a live camera.
+        loop: for files, start again at the end; timestamps keep increasing.
         reconnect_backoff_s: first wait before reopening a live stream; doubles up to ``max_backoff_s``.
         read_timeout_s: watchdog: how long opening or reading a live stream may go without data.
     """
@@ -173,6 +174,7 @@ class CaptureWorker(threading.Thread):
         on_frame: Callable[[str, bool, float], None],
         stop: threading.Event,
         realtime: bool = True,
+        loop: bool = False,
         reconnect_backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
         read_timeout_s: float = 10.0,
@@ -186,6 +188,7 @@ class CaptureWorker(threading.Thread):
         self.on_frame = on_frame
         self.stop_event = stop
         self.realtime = realtime
+        self.loop = loop
         self.reconnect_backoff_s = reconnect_backoff_s
         self.max_backoff_s = max_backoff_s
         self.read_timeout_s = read_timeout_s
@@ -248,6 +251,9 @@ class CaptureWorker(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 image, decode_seconds = _timed_read(capture)
+                if image is None and self.loop and index > 0:
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    image, decode_seconds = _timed_read(capture)
                 if image is None:
                     break
                 timestamp = index / fps

