@@ -41,6 +41,7 @@ class DetectorConfig:
     min_score: float = 0.5  # lower finds fainter faces and more false ones
     roi: list[float] | None = None  # [x1, y1, x2, y2] as fractions of the frame; null = whole frame
     tiles: int = 1  # 1 = whole ROI; 2 = 2x2 overlapping tiles (smaller faces, ~4x the cost)
+    every_n_frames: int = 1  # detect on every n-th frame only; the tracker's motion model bridges the others
 
     def check(self, path: str) -> None:
         """Validate values that types alone cannot."""
@@ -50,6 +51,8 @@ class DetectorConfig:
             raise ConfigError(f"{path}.min_score: {self.min_score} must be between 0 and 1")
         if self.tiles not in (1, 2):
             raise ConfigError(f"{path}.tiles: {self.tiles} must be 1 or 2")
+        if not 1 <= self.every_n_frames <= 10:
+            raise ConfigError(f"{path}.every_n_frames: {self.every_n_frames} must be 1..10")
         if self.roi is not None:
             x1, y1, x2, y2 = _four(self.roi, f"{path}.roi")
             if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):

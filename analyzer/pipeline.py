@@ -177,6 +177,8 @@ class Pipeline:
         stage = self.metrics.stage_seconds
         if not counter.clock_origin:
             counter.clock_origin = time.time() - frame.timestamp
+        if frame.index % camera.detector.every_n_frames:
+            return  # not a detection frame: the tracker predicts across the gap at the next one
         started = time.perf_counter()
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         faces = detector.detect(rgb, int(frame.timestamp * 1000))

@@ -16,7 +16,7 @@ from analyzer.config import parse_config
 from analyzer.exporter import Metrics, serve
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.publisher import ZmqPublisher
-from tests.harness import collect, free_port, run_cli
+from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
 
 
 def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
@@ -122,3 +122,15 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "cameras[0].detector.min_scor: unknown key" in result.stderr
+
+
+def test_detecting_every_second_frame_counts_everyone(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
+    clip, true_visitors = walkers_clip
+    camera = {"id": "door", "source": str(clip), "realtime": False, "detector": {"every_n_frames": 2}}
+    with LiveRun({"cameras": [camera]}, shipped_model) as run:
+        wait_for(lambda: run.report is not None, 120, "the clip to finish")
+        report = run.stop()
+    frames = report.stats["door"].frames
+    detections = run.metric("analyzer_stage_seconds_count", stage="detect")
+    assert detections == (frames + 1) // 2
+    assert report.to_dict()["cameras"]["door"]["totals"]["visitors"] == true_visitors
