@@ -389,7 +389,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     backend = create_backend(config.classifier, log=lambda line: print(line, file=sys.stderr))
     settings = BenchSettings(args.streams, args.seconds, args.size, args.fps, args.naive, args.soak)
     result = run_bench(config, backend, settings, args.work, args.faces, log=lambda line: print(line, file=sys.stderr))
-    command = "analyzer " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("analyzer") else "analyzer bench"
+    command = "analyzer " + " ".join(sys.argv[1:])
     table = performance_markdown(result, command)
     print(table)
     if args.json:
