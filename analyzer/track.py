@@ -113,23 +113,42 @@ class _Track:
     appearance: np.ndarray | None = None
 
 
-def _walks_backwards(tracks: list[_Track], centres: np.ndarray, now: float) -> np.ndarray:
-    """(T, D) True where re-finding a lost track at a detection means reversing its walk.
+def _walks_backwards(
+    tracks: list[_Track], centres: np.ndarray, now: float, frame_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """(T, D) True where matching a track to a detection means reversing its walk.
 
     A face lost for a few frames that "reappears" behind where it was heading
-    is almost always someone else (two people crossing, one leaving and one
-    entering at the same edge); people rarely turn around while hidden.
+    is almost always someone else (two people crossing); people rarely turn
+    around while hidden. The same holds in plain view at the frame's edge: a
+    face walking out that "steps back" by more than a quarter of its width is
+    the next person walking in there.
     """
     backwards = np.zeros((len(tracks), len(centres)), dtype=bool)
     for row, track in enumerate(tracks):
         velocity = track.filter.state[4:6]
         size = max(float(track.box[2] - track.box[0]), 1.0)
         speed = float(np.hypot(*velocity))
-        if speed < 0.3 * size or now - track.last_seen < 0.15:
+        if speed < 0.3 * size:
+            continue
+        lost = now - track.last_seen >= 0.15
+        leaving = frame_size is not None and _at_edge(track, frame_size) and _heading_out(track, frame_size)
+        if not (lost or leaving):
             continue  # a face in plain view may turn around (window shoppers do)
         last_centre = (track.box[:2] + track.box[2:]) / 2
-        backwards[row] = (centres - last_centre) @ (velocity / speed) < 0
+        tolerance = 0.0 if lost else 0.25 * size
+        backwards[row] = (centres - last_centre) @ (velocity / speed) < -tolerance
     return backwards
+
+
+def _heading_out(track: _Track, frame_size: tuple[int, int]) -> bool:
+    """Moving towards the nearest frame edge."""
+    width, height = frame_size
+    centre = (track.box[:2] + track.box[2:]) / 2
+    velocity = track.filter.state[4:6]
+    distances = [centre[0], width - centre[0], centre[1], height - centre[1]]
+    dx, dy = [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][int(np.argmin(distances))]
+    return bool(velocity[0] * dx + velocity[1] * dy > 0)
 
 
 def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:
@@ -153,6 +172,7 @@ def _match(
     now: float,
     appearance: np.ndarray | None = None,
     min_similarity: float = 0.0,
+    frame_size: tuple[int, int] | None = None,
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Hungarian matching on IoU, with a centre-distance fallback for fast small faces.
 
@@ -169,7 +189,8 @@ def _match(
     distance = np.linalg.norm(centres_t[:, None] - centres_d[None], axis=2) / sizes[:, None]
     size_ratio = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1, None), axis=1))[None, :] / sizes[:, None]
     similar_size = (size_ratio > 0.6) & (size_ratio < 1.6)
-    allowed = ((iou >= min_iou) | ((distance < 0.6) & similar_size)) & ~_walks_backwards(tracks, centres_d, now)
+    backwards = _walks_backwards(tracks, centres_d, now, frame_size)
+    allowed = ((iou >= min_iou) | ((distance < 0.6) & similar_size)) & ~backwards
     if appearance is not None:
         allowed &= ~_looks_different(tracks, appearance, now, min_similarity)
     cost = np.where(allowed, 1.0 - iou + 0.3 * np.minimum(distance, 1.0), 1e6)
@@ -184,17 +205,22 @@ def _match(
     )
 
 
-def _left_frame(track: _Track, frame_size: tuple[int, int], edge: float = 0.01, face_margin: float = 0.35) -> bool:
-    """Predicted out of the frame, or last seen at its edge (a face cut by the edge is leaving).
-
-    "At the edge" is within ``face_margin`` face widths: the detector stops
-    finding a face well before all of it is out of view.
-    """
+def _left_frame(track: _Track, frame_size: tuple[int, int]) -> bool:
+    """Predicted out of the frame, or last seen at its edge (a face cut by the edge is leaving)."""
     width, height = frame_size
     predicted = track.filter.box()
     centre_x, centre_y = (predicted[0] + predicted[2]) / 2, (predicted[1] + predicted[3]) / 2
     if not (0 <= centre_x < width and 0 <= centre_y < height):
         return True
+    return _at_edge(track, frame_size)
+
+
+def _at_edge(track: _Track, frame_size: tuple[int, int], edge: float = 0.01, face_margin: float = 0.35) -> bool:
+    """Last seen within ``face_margin`` face widths of the frame's edge.
+
+    The detector stops finding a face well before all of it is out of view.
+    """
+    width, height = frame_size
     x1, y1, x2, y2 = track.box
     margin_x = max(edge * width, face_margin * (x2 - x1))
     margin_y = max(edge * height, face_margin * (y2 - y1))
@@ -269,7 +295,7 @@ class ByteTracker:
 
         looks = None if appearance is None else appearance[high]
         pairs, unmatched, unmatched_high = _match(
-            self._tracks, faces.boxes[high], self.match_iou, timestamp, looks, self.min_similarity
+            self._tracks, faces.boxes[high], self.match_iou, timestamp, looks, self.min_similarity, frame_size
         )
         for track_index, detection in pairs:
             detection_of[track_index] = int(high[detection])
@@ -282,6 +308,7 @@ class ByteTracker:
             timestamp,
             None if appearance is None else appearance[low],
             self.min_similarity,
+            frame_size,
         )
         for candidate, detection in low_pairs:
             detection_of[candidates[candidate]] = int(low[detection])

@@ -80,3 +80,26 @@ def test_a_face_walking_out_of_the_frame_ends_at_once() -> None:
     # someone entering at the same edge gets a new id
     update = tracker.update(faces([[0, 100, 60, 160]]), 1.4, (640, 480))
     assert update.tracks.ids.tolist() == [2]
+
+
+def test_someone_entering_where_a_face_walks_out_is_not_the_same_track() -> None:
+    """In plain view, no missed frame: A walks out at the right edge as B steps in right behind it."""
+    tracker = ByteTracker(min_hits=1)
+    size, frame_size = 150.0, (1280, 720)
+    for frame in range(14):
+        update = tracker.update(faces([walk((950, 200), (150, 0), size, frame / 15)]), frame / 15, frame_size)
+    leaving_id = int(update.tracks.ids[0])
+    last_x1 = float(update.tracks.boxes[0, 0])
+    assert last_x1 + size >= frame_size[0] - 0.35 * size  # A is at the edge, walking out
+    entering = [last_x1 - 0.45 * size, 200, last_x1 - 0.45 * size + size, 200 + size]
+    update = tracker.update(faces([entering]), 14 / 15, frame_size)
+    assert update.tracks.ids.tolist() != [leaving_id]
+
+
+def test_a_face_walking_out_slowly_keeps_its_id_to_the_edge() -> None:
+    tracker = ByteTracker(min_hits=1)
+    ids = set()
+    for frame in range(30):
+        update = tracker.update(faces([walk((1000, 200), (60, 0), 150.0, frame / 15)]), frame / 15, (1280, 720))
+        ids |= set(update.tracks.ids.tolist())
+    assert ids == {1}
