@@ -366,7 +366,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend")
     parser.add_argument("--naive", action="store_true", help="also classify every face in every frame and compare")
     parser.add_argument("--faces", type=Path, metavar="DIR", help="labelled faces for the clip (default: demo walkers)")
-    parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES", help="then run looping streams this long")
+    parser.add_argument(
+        "--soak", type=float, default=0.0, metavar="MINUTES", help="then soak the largest real-time N this long"
+    )
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
     parser.add_argument("--work", type=Path, default=Path("runs/bench"), metavar="DIR", help="clip cache")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
