@@ -45,24 +45,45 @@ class BenchSettings:
 
 
 class StageRecorder:
-    """Stands in for the ``analyzer_stage_seconds`` histogram: forwards, and keeps raw samples for percentiles."""
+    """Stands in for the ``analyzer_stage_seconds`` histogram: forwards, and keeps raw samples for percentiles.
 
-    def __init__(self, histogram: Any) -> None:
+    Each stage keeps a uniform random sample of at most ``keep`` values, so a
+    soak's memory figure measures the analyzer, not this recorder.
+    """
+
+    def __init__(self, histogram: Any, keep: int = 20000) -> None:
         self._histogram = histogram
         self.samples: dict[str, list[float]] = defaultdict(list)
+        self._seen: dict[str, int] = defaultdict(int)
+        self._keep = keep
+        self._random = np.random.default_rng(0)
+        self._lock = threading.Lock()
 
     def labels(self, stage: str) -> _RecordingChild:
         """Same call as the real histogram."""
-        return _RecordingChild(self._histogram.labels(stage=stage), self.samples[stage])
+        return _RecordingChild(self._histogram.labels(stage=stage), self, stage)
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Reservoir sampling: every value has the same chance of being kept."""
+        with self._lock:
+            self._seen[stage] += 1
+            kept = self.samples[stage]
+            if len(kept) < self._keep:
+                kept.append(seconds)
+            else:
+                slot = int(self._random.integers(self._seen[stage]))
+                if slot < self._keep:
+                    kept[slot] = seconds
 
 
 class _RecordingChild:
-    def __init__(self, child: Any, into: list[float]) -> None:
+    def __init__(self, child: Any, recorder: StageRecorder, stage: str) -> None:
         self._child = child
-        self._into = into
+        self._recorder = recorder
+        self._stage = stage
 
     def observe(self, seconds: float) -> None:
-        self._into.append(seconds)
+        self._recorder.add(self._stage, seconds)
         self._child.observe(seconds)
 
 

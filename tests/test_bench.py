@@ -48,3 +48,25 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
 def test_bench_rejects_a_bad_size() -> None:
     result = run_cli("bench", "--size", "1280by720")
     assert result.returncode == 2 and "'1280by720' is not WIDTHxHEIGHT" in result.stderr
+
+
+def test_stage_recorder_keeps_a_bounded_fair_sample_and_forwards_everything() -> None:
+    from analyzer.bench import StageRecorder
+
+    class Histogram:
+        def __init__(self) -> None:
+            self.count = 0
+
+        def labels(self, stage: str) -> Histogram:
+            return self
+
+        def observe(self, seconds: float) -> None:
+            self.count += 1
+
+    histogram = Histogram()
+    recorder = StageRecorder(histogram, keep=500)
+    for value in range(50_000):
+        recorder.labels("detect").observe(value / 1000)
+    kept = recorder.samples["detect"]
+    assert len(kept) == 500 and histogram.count == 50_000
+    assert 20 < sorted(kept)[250] < 30  # the median of 0..50 s, not the first 500 values
