@@ -20,6 +20,7 @@ import pytest
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
+from analyzer.bench import open_descriptors, rss_mb
 from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
 from tests.stream_server import MjpegServer, jpeg_frames
 
@@ -233,15 +234,6 @@ def test_a_busy_port_is_a_config_error_before_any_camera_starts(which: str, walk
 # --- soak -------------------------------------------------------------------
 
 
-def _rss_kib() -> int:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
-
-
-def _open_fds() -> int:
-    return len(list(Path("/proc/self/fd").iterdir()))
-
-
 @pytest.mark.slow
 def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
     live_frames: list[bytes], shipped_model: Path
@@ -249,13 +241,13 @@ def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
     """A live camera for a minute, cut off every 15 s: RSS and open descriptors must not creep."""
     server = MjpegServer(live_frames).start()
     camera = {"id": "door", "source": server.url, **LIVE}
-    samples: list[tuple[int, int]] = []
+    samples: list[tuple[float, int]] = []
     try:
         with LiveRun({"cameras": [camera]}, shipped_model) as run:
             wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 20, "the stream to come up")
             for _ in range(4):
                 time.sleep(13)
-                samples.append((_rss_kib(), _open_fds()))
+                samples.append((rss_mb(), open_descriptors()))
                 server.stop()
                 wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 0, 5, "the cut to be seen")
                 server.start()
@@ -264,7 +256,7 @@ def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
     finally:
         server.stop()
     (warm_rss, warm_fds), (end_rss, end_fds) = samples[1], samples[-1]
-    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} KiB over a minute: {samples}"
+    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} MB over a minute: {samples}"
     assert end_fds <= warm_fds + 2, f"open descriptors grew {warm_fds} -> {end_fds}: {samples}"
     assert report.to_dict()["cameras"]["door"]["frames"] > 300
     assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
