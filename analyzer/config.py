@@ -148,6 +148,7 @@ class FootfallConfig:
     linger_s: float = 1.5  # a visit ends when its face is unseen this long; longer bridges occlusions
     reentry_window_s: float = 2.0  # a new track starting near a just-lost one within this time is the same visit
     reentry_distance: float = 0.12  # how near (fraction of the frame) to where the lost face was heading
+    reentry_verify_s: float = 0.4  # a new track's motion is watched this long before it may continue a lost visit
     age_grouping: str = "fairface9"  # fairface9 | retail6 | three | ten | a name from age_groupings
 
     def check(self, path: str) -> None:
@@ -156,6 +157,8 @@ class FootfallConfig:
             raise ConfigError(f"{path}: min_duration_s must be >= 0 and linger_s > 0")
         if self.reentry_window_s < 0 or not 0 <= self.reentry_distance <= 1:
             raise ConfigError(f"{path}: reentry_window_s must be >= 0 and reentry_distance 0..1")
+        if not 0 <= self.reentry_verify_s <= 5:
+            raise ConfigError(f"{path}.reentry_verify_s: {self.reentry_verify_s} must be 0..5 seconds")
 
 
 @dataclass

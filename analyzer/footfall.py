@@ -4,10 +4,14 @@ A visit starts when a track is confirmed and counts only if it lasted at least
 ``min_duration_s`` (shorter tracks are glimpses or false faces). When its
 track ends (unseen for the tracker's ``linger_s``), the visit waits
 ``reentry_window_s`` more: a new track that starts near where the lost face
-was heading, while the old one is unseen, is the same person (turned away,
-occluded by someone passing) and continues the same visit, so one person is
-not counted twice. Motion and a coarse colour cue decide; the cue lives only
-in memory and nothing is kept past the window.
+was heading, while the old one is unseen, may be the same person (turned
+away, occluded by someone passing). It starts a visit of its own, and after
+``reentry_verify_s`` its own motion decides: traced back in time, it must
+pass where the lost face was, without walking the other way. Only then is it
+merged into the lost visit, so one person is not counted twice, and someone
+who steps into the view behind a person who paused there is not merged into
+them. A coarse colour cue also has to agree; it lives only in memory and
+nothing is kept past the window.
 Visit ids are random per run, so nothing links a visit to a person.
 """
 
@@ -136,7 +140,7 @@ class Visit:
         return fields
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two open visits are never "equal"
 class _OpenVisit:
     visit_id: str
     start: float
@@ -153,6 +157,17 @@ class _OpenVisit:
     crossings: list[tuple[str, float]] = field(default_factory=list)
     zone_dwell: dict[str, float] = field(default_factory=dict)
     tracks_ended_at: float | None = None
+    lost_candidates: list[_OpenVisit] = field(default_factory=list)  # visits this one may continue (unverified)
+
+    def mean_velocity(self) -> Point | None:
+        """Average motion since the first sight (frame fractions per second), None before any time passed."""
+        elapsed = self.last_seen - self.start
+        if elapsed <= 0:
+            return None
+        return (
+            (self.last_position[0] - self.first_position[0]) / elapsed,
+            (self.last_position[1] - self.first_position[1]) / elapsed,
+        )
 
     def left_the_view(self, timestamp: float) -> bool:
         """Last seen at a frame edge walking out: gone, not hidden; a face appearing there is someone else.
@@ -169,6 +184,31 @@ class _OpenVisit:
         """Where the face would be now if it kept walking (capped at 2 s of motion)."""
         gap = min(max(timestamp - self.last_seen, 0.0), 2.0)
         return (self.last_position[0] + self.velocity[0] * gap, self.last_position[1] + self.velocity[1] * gap)
+
+
+#: Slower than this (frame widths per second) a face is standing, and its motion predicts nothing.
+MIN_WALKING_SPEED = 0.03
+
+
+def _speed(velocity: Point) -> float:
+    return float(np.hypot(*velocity))
+
+
+def _distance(first: Point, second: Point) -> float:
+    return float(np.hypot(first[0] - second[0], first[1] - second[1]))
+
+
+def _outside_view(point: Point, face_size: float) -> bool:
+    """A face centred here would be at least half out of the frame."""
+    margin = 0.5 * face_size
+    return not (margin <= point[0] <= 1 - margin and margin <= point[1] <= 1 - margin)
+
+
+def _reverses(before: Point, after: Point) -> bool:
+    """Both walking and in opposite directions."""
+    if min(_speed(before), _speed(after)) < MIN_WALKING_SPEED:
+        return False
+    return before[0] * after[0] + before[1] * after[1] < 0
 
 
 def anchor_points(boxes: np.ndarray, width: int, height: int, anchor: str) -> np.ndarray:
@@ -200,6 +240,9 @@ class FootfallCounter:
             merges more fragments and risks merging two people.
         min_similarity: colour similarity (0..1, see :mod:`analyzer.appearance`)
             a new track needs to continue a visit.
+        reentry_verify_s: how long a new track is watched before its motion
+            decides whether it continues a lost visit. Longer gives a surer
+            velocity; a new track that ends sooner is judged on what was seen.
         new_visit_id: id source (random by default; tests inject their own).
 
     Example:
@@ -219,9 +262,11 @@ class FootfallCounter:
         reentry_window_s: float = 2.0,
         reentry_distance: float = 0.12,
         min_similarity: float = 0.75,
+        reentry_verify_s: float = 0.4,
         new_visit_id: Callable[[], str] = random_visit_id,
     ) -> None:
         self.min_similarity = min_similarity
+        self.reentry_verify_s = reentry_verify_s
         self.camera = camera
         self.min_duration_s = min_duration_s
         self.line = line
@@ -258,13 +303,14 @@ class FootfallCounter:
         seen_now = {int(track_id) for track_id in seen.ids if int(track_id) in self._by_track}
         for track_id, (x, y), appearance, width in zip(seen.ids.tolist(), anchors, looks, widths, strict=True):
             point = (float(x), float(y))
-            visit = self._by_track.get(track_id) or self._continue_or_start(
-                track_id, point, timestamp, seen_now, appearance
-            )
+            visit = self._by_track.get(track_id) or self._start(track_id, point, timestamp, seen_now, appearance)
             self._observe(visit, point, timestamp)
             visit.face_size = float(width)
             if appearance is not None and np.any(appearance):
                 visit.appearance = appearance
+        for visit in list(self._visits):
+            if visit.lost_candidates and timestamp - visit.start >= self.reentry_verify_s:
+                self._verify_reentry(visit)
         for track_id in ended:
             visit = self._by_track.pop(track_id, None)
             if visit is not None:
@@ -272,6 +318,8 @@ class FootfallCounter:
                 visit.exited = track_id in (exited or [])
                 if not visit.active:
                     visit.tracks_ended_at = timestamp
+                    if visit.lost_candidates:
+                        self._verify_reentry(visit)
         finished = [
             visit
             for visit in self._visits
@@ -285,33 +333,89 @@ class FootfallCounter:
         self.faces_in_view = 0
         return [self._end(visit, captured_at) for visit in list(self._visits)]
 
-    def _continue_or_start(
+    def _start(
         self, track_id: int, point: Point, timestamp: float, seen_now: set[int], appearance: np.ndarray | None
     ) -> _OpenVisit:
-        """A new track: the continuation of a visit whose face is unseen, or a new visit."""
+        """A new track starts a visit; lost visits it may continue are noted, to be verified by its motion."""
+        state = LineState(self.line, self.hysteresis) if self.line is not None else None
+        visit = _OpenVisit(self.new_visit_id(), timestamp, timestamp, point, point, state)
+        visit.lost_candidates = [
+            lost
+            for lost in self._visits
+            if self._may_continue(lost, point, timestamp, seen_now, appearance) is not None
+        ]
+        self._visits.append(visit)
+        visit.track_ids.append(track_id)
+        visit.active.add(track_id)
+        self._by_track[track_id] = visit
+        return visit
+
+    def _may_continue(
+        self, lost: _OpenVisit, point: Point, timestamp: float, seen_now: set[int], appearance: np.ndarray | None
+    ) -> float | None:
+        """Distance from where ``lost`` should be to a face at ``point``, or None if it cannot be that face."""
+        if lost.active & seen_now or timestamp <= lost.last_seen or lost.exited or lost.left_the_view(timestamp):
+            return None
+        if not self._looks_alike(lost.appearance, appearance):
+            return None
+        # Hidden people either walked on (predicted) or stopped and turned (near where last seen).
+        distance = min(_distance(point, guess) for guess in (lost.predicted(timestamp), lost.last_position))
+        return distance if distance < self.reentry_distance else None
+
+    def _verify_reentry(self, visit: _OpenVisit) -> None:
+        """Merge ``visit`` into the lost visit its motion fits, if any.
+
+        A new face that, traced back in time at its own speed, was outside the
+        frame walked into view: someone else. Otherwise it continues a lost
+        face if, traced back, it passes where that face was (it walked on, or
+        stood still and looked away), or if the lost face, walking, would be
+        where the new one appeared (it walked on and then stopped), or if it
+        walks back from where the lost face was last seen (it turned around).
+        """
+        candidates, visit.lost_candidates = visit.lost_candidates, []
+        velocity = visit.mean_velocity()
+        if velocity is None:
+            return  # a single sighting: too little to tell; as a visit of its own it is too short to count
         best, best_distance = None, self.reentry_distance
-        for visit in self._visits:
-            unseen = timestamp - visit.last_seen
-            if visit.active & seen_now or unseen <= 0 or visit.exited or visit.left_the_view(timestamp):
+        for lost in candidates:
+            if not any(open_visit is lost for open_visit in self._visits) or lost.last_seen >= visit.start:
+                continue  # ended meanwhile, or seen again (someone else continued it)
+            gap = visit.start - lost.last_seen
+            traced_back = (visit.first_position[0] - velocity[0] * gap, visit.first_position[1] - velocity[1] * gap)
+            if _outside_view(traced_back, visit.face_size):
                 continue
-            if not self._looks_alike(visit.appearance, appearance):
+            distances = [_distance(traced_back, lost.last_position)]
+            if _speed(lost.velocity) >= MIN_WALKING_SPEED:
+                distances.append(_distance(visit.first_position, lost.predicted(visit.start)))
+            if _reverses(lost.velocity, velocity):
                 continue
-            # Hidden people either walked on (predicted) or stopped and turned (near where last seen).
-            distance = min(
-                float(np.hypot(point[0] - guess[0], point[1] - guess[1]))
-                for guess in (visit.predicted(timestamp), visit.last_position)
-            )
-            if distance < best_distance:
-                best, best_distance = visit, distance
-        if best is None:
-            state = LineState(self.line, self.hysteresis) if self.line is not None else None
-            best = _OpenVisit(self.new_visit_id(), timestamp, timestamp, point, point, state)
-            self._visits.append(best)
-        best.track_ids.append(track_id)
-        best.active.add(track_id)
-        best.tracks_ended_at = None
-        self._by_track[track_id] = best
-        return best
+            if min(distances) < best_distance:
+                best, best_distance = lost, min(distances)
+        if best is not None:
+            self._merge(best, visit)
+
+    def _merge(self, lost: _OpenVisit, later: _OpenVisit) -> None:
+        """``later`` was ``lost``'s person all along: one visit from ``lost``'s start to now."""
+        self._visits.remove(later)
+        for zone in self.zones:
+            if zone.contains(lost.last_position):
+                lost.zone_dwell[zone.name] = lost.zone_dwell.get(zone.name, 0.0) + later.start - lost.last_seen
+            lost.zone_dwell[zone.name] = lost.zone_dwell.get(zone.name, 0.0) + later.zone_dwell.get(zone.name, 0.0)
+        if lost.line_state is not None and later.line_state is not None:
+            hidden_crossing = lost.line_state.continue_with(later.line_state)
+            if hidden_crossing:
+                lost.crossings.append((hidden_crossing, later.start))
+            later.line_state = lost.line_state
+        lost.crossings += later.crossings
+        lost.track_ids += later.track_ids
+        lost.active |= later.active
+        for track_id in later.active:
+            self._by_track[track_id] = lost
+        lost.last_position, lost.last_seen = later.last_position, later.last_seen
+        lost.velocity, lost.face_size = later.velocity, later.face_size
+        lost.appearance = later.appearance if later.appearance is not None else lost.appearance
+        lost.exited = later.exited
+        lost.tracks_ended_at = later.tracks_ended_at
 
     def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None) -> bool:
         if first is None or second is None or not np.any(first) or not np.any(second):

@@ -126,6 +126,7 @@ class Pipeline:
             zones=[zone.zone() for zone in camera.zones],
             reentry_window_s=footfall.reentry_window_s,
             reentry_distance=footfall.reentry_distance,
+            reentry_verify_s=footfall.reentry_verify_s,
             min_similarity=self.config.tracker.min_similarity,
             new_visit_id=self.options.new_visit_id,
         )

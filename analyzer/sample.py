@@ -4,7 +4,8 @@ Classifying every face in every frame wastes the classifier on near-identical,
 often poor crops. The sampler takes at most ``samples_per_track`` crops per
 track, spaced in time (different poses and lighting vote better than
 neighbouring frames), only from faces big enough to hold detail, and prefers
-large, confident, frontal faces.
+large, confident, frontal faces. A face cut by the frame's edge (walking in
+or out) is not sampled: its chip would be half made of repeated border pixels.
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ def face_quality(
     frontal = np.clip(1.0 - 2.0 * nose_offset, 0.0, 1.0)
     size = np.clip(sizes / full_size_px, 0.0, 1.0)
     return size * np.clip(scores, 0.0, 1.0) * (0.3 + 0.7 * frontal)
+
+
+def _inside_frame(boxes: np.ndarray, width: int, height: int, slack: float = 0.05) -> np.ndarray:
+    """(N,) True where a face box lies within the frame, give or take ``slack`` of its size."""
+    margin = slack * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return (
+        (boxes[:, 0] >= -margin)
+        & (boxes[:, 1] >= -margin)
+        & (boxes[:, 2] <= width + margin)
+        & (boxes[:, 3] <= height + margin)
+    )
 
 
 @dataclass
@@ -103,6 +115,7 @@ class Sampler:
     ) -> list[Sample]:
         """Samples to classify from this frame; ``every_face`` disables the policy (the naive baseline)."""
         usable = tracks[tracks.matched & tracks.confirmed]
+        usable = usable[_inside_frame(usable.boxes, frame_rgb.shape[1], frame_rgb.shape[0])]
         if not len(usable):
             return []
         faces = usable.faces()

@@ -30,6 +30,8 @@ from analyzer.zones import CountingLine, Zone
 
 SCENARIOS = ("entrance", "pass-by", "queue", "crowd")
 TRUTH_SCHEMA = "footfall-truth/1"
+#: Raised whenever the same seed would draw a different clip, so cached clips are redrawn.
+SIMULATOR_VERSION = 2
 #: The door threshold: start at the bottom, end at the top; its right-hand side (the shop) is "in".
 SIM_LINE = CountingLine(start=(0.5, 1.0), end=(0.5, 0.0))
 #: A display area inside the shop where people linger.
@@ -39,6 +41,8 @@ SIM_ZONE = Zone("display", ((0.6, 0.0), (0.95, 0.0), (0.95, 1.0), (0.6, 1.0)))
 #: tiles at 720p (DESIGN.md: ~60 px at 1080p). Smaller faces are in the clip
 #: (from 30 px) but not in the expected count.
 COUNTABLE_FACE_PX = 40
+#: Places in the queue scenario's line, from the counter back towards the door.
+QUEUE_SLOTS = 5
 COUNTABLE_SECONDS = 1.0
 
 
@@ -102,7 +106,7 @@ def plan_walkers(
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario '{scenario}' is not one of {', '.join(SCENARIOS)}")
     walkers: list[Walker] = []
-    queue_slots = 0
+    queue_taken: list[list[tuple[float, float]]] = [[] for _ in range(QUEUE_SLOTS)]  # (from, to) per place
     for visitor_id in range(visitors):
         face = faces[int(rng.integers(len(faces)))]
         depth = float(rng.uniform(0.0, 0.9))
@@ -126,11 +130,12 @@ def plan_walkers(
         elif kind == "leave":
             points = _walk(rng, start, 1.08, -0.08, depth)
         elif kind == "queue":
-            arrive = _walk(rng, start, -0.08, 0.62 + 0.06 * (queue_slots % 5), 0.35 + 0.1 * (queue_slots % 5))
-            queue_slots += 1
-            t, x, d = arrive[-1]
-            wait = float(rng.uniform(5.0, 15.0))
-            points = [*arrive, (t + wait, x + 0.01, d), *_walk(rng, t + wait, x + 0.01, 1.08, d)[1:]]
+            speed, wait = float(rng.uniform(0.1, 0.28)), float(rng.uniform(5.0, 15.0))
+            slot, arrival = _queue_place(queue_taken, start, speed, wait)
+            x, d = 0.62 + 0.06 * slot, 0.35 + 0.1 * slot
+            leave = arrival + wait
+            points = [(arrival - (x + 0.08) / speed, -0.08, d), (arrival, x, d), (leave, x + 0.01, d)]
+            points.append((leave + (1.08 - x) / speed, 1.08, d))
         else:  # pass-by: along the street outside, turning back before the door
             turn_x = float(rng.uniform(0.25, 0.42))
             there = _walk(rng, start, -0.08, turn_x, depth)
@@ -144,6 +149,22 @@ def plan_walkers(
         clothes = tuple(int(c) for c in rng.integers(30, 230, 3))
         walkers.append(Walker(visitor_id, face, points, turned, clothes, kind))  # type: ignore[arg-type]
     return walkers
+
+
+def _queue_place(taken: list[list[tuple[float, float]]], start: float, speed: float, wait: float) -> tuple[int, float]:
+    """The queue place and arrival time of someone setting off at ``start``: one person per place.
+
+    The front-most place free for the whole wait is taken; when all are
+    taken, the person comes a little later. ``taken`` is updated.
+    """
+    for delay in np.arange(0.0, 120.0, 1.0):
+        for slot in range(QUEUE_SLOTS):
+            arrival = start + delay + (0.62 + 0.06 * slot + 0.08) / speed
+            span = (arrival - 1.0, arrival + wait + 1.0)
+            if all(span[1] <= begin or span[0] >= end for begin, end in taken[slot]):
+                taken[slot].append(span)
+                return slot, arrival
+    raise RuntimeError("the queue never frees a place")  # unreachable for plausible clip lengths
 
 
 @dataclass
@@ -285,6 +306,7 @@ def _truth_document(
         )
     return {
         "schema": TRUTH_SCHEMA,
+        "simulator_version": SIMULATOR_VERSION,
         "clip": str(clip),
         "faces": str(faces_dir),
         "fps": fps,

@@ -122,7 +122,8 @@ def _walks_backwards(
     is almost always someone else (two people crossing); people rarely turn
     around while hidden. The same holds in plain view at the frame's edge: a
     face walking out that "steps back" by more than a quarter of its width is
-    the next person walking in there.
+    the next person walking in there; once the face is already cut by the
+    edge it walks out of, any step back beyond detector jitter is.
     """
     backwards = np.zeros((len(tracks), len(centres)), dtype=bool)
     for row, track in enumerate(tracks):
@@ -136,7 +137,12 @@ def _walks_backwards(
         if not (lost or leaving):
             continue  # a face in plain view may turn around (window shoppers do)
         last_centre = (track.box[:2] + track.box[2:]) / 2
-        tolerance = 0.0 if lost else 0.25 * size
+        if lost:
+            tolerance = 0.0
+        elif frame_size is not None and _cut_by_edge(track, frame_size):
+            tolerance = 0.05 * size
+        else:
+            tolerance = 0.25 * size
         backwards[row] = (centres - last_centre) @ (velocity / speed) < -tolerance
     return backwards
 
@@ -149,6 +155,14 @@ def _heading_out(track: _Track, frame_size: tuple[int, int]) -> bool:
     distances = [centre[0], width - centre[0], centre[1], height - centre[1]]
     dx, dy = [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][int(np.argmin(distances))]
     return bool(velocity[0] * dx + velocity[1] * dy > 0)
+
+
+def _cut_by_edge(track: _Track, frame_size: tuple[int, int]) -> bool:
+    """The last face box reaches past the frame edge the track is heading to (the face is leaving)."""
+    width, height = frame_size
+    x1, y1, x2, y2 = track.box
+    vx, vy = track.filter.state[4:6]
+    return bool((x1 < 0 and vx < 0) or (x2 > width and vx > 0) or (y1 < 0 and vy < 0) or (y2 > height and vy > 0))
 
 
 def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:

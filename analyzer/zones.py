@@ -64,6 +64,8 @@ class LineState:
         self.line = line
         self.hysteresis = hysteresis
         self.side = 0  # -1 outside, +1 inside, 0 not yet known
+        self.first_side = 0  # the first side known, before any crossing
+        self._first_confirmed: Point | None = None
         self._last_confirmed: Point | None = None
 
     def update(self, point: Point) -> str | None:
@@ -72,6 +74,8 @@ class LineState:
         if abs(distance) < self.hysteresis:
             return None
         side = 1 if distance > 0 else -1
+        if not self.first_side:
+            self.first_side, self._first_confirmed = side, point
         previous, self.side = self.side, side
         last, self._last_confirmed = self._last_confirmed, point
         if previous == 0 or previous == side or last is None:
@@ -80,6 +84,19 @@ class LineState:
         if not self.line.spans(midpoint):
             return None
         return "in" if side > 0 else "out"
+
+    def continue_with(self, later: LineState) -> str | None:
+        """Go on from ``later``'s state (the same person on a new track); the crossing made while unseen, if any."""
+        crossing = None
+        if self.side and later.first_side and self.side != later.first_side:
+            last, first = self._last_confirmed, later._first_confirmed
+            if last is not None and first is not None:
+                midpoint = ((last[0] + first[0]) / 2, (last[1] + first[1]) / 2)
+                if self.line.spans(midpoint):
+                    crossing = "in" if later.first_side > 0 else "out"
+        if later.side:
+            self.side, self._last_confirmed = later.side, later._last_confirmed
+        return crossing
 
 
 @dataclass(frozen=True)

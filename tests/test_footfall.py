@@ -6,7 +6,7 @@ import pytest
 from analyzer.attributes import TrackAttributes
 from analyzer.footfall import FootfallCounter, random_visit_id
 from analyzer.track import Tracks
-from analyzer.zones import CountingLine, Zone
+from analyzer.zones import CountingLine, LineState, Zone
 
 SIZE = (1000, 1000)
 
@@ -122,3 +122,67 @@ def test_someone_else_far_away_is_a_new_visit() -> None:
 def test_visit_ids_are_random_and_not_track_ids() -> None:
     ids = {random_visit_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 12 for i in ids)
+
+
+def test_someone_stepping_in_where_a_paused_visitor_was_hidden_is_a_new_visit() -> None:
+    """A visitor pauses near the right edge and is hidden; a newcomer walks in from that edge past the spot.
+
+    Where the newcomer's face first shows is close enough to the paused visitor
+    to continue their visit, but traced back in time the newcomer came from the
+    edge, not from where the visitor stood: two visits.
+    """
+    footfall = counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12)
+    ended = []
+    for frame in range(30):  # walks in and pauses at x = 0.80
+        x = min(100 + 50 * frame, 800)
+        ended += footfall.update(tracks([1], [(x, 400)], size=140), [], frame / 15, 0.0, SIZE)
+    ended += footfall.update(tracks([]), [1], 2.6, 0.0, SIZE)  # hidden
+    for frame in range(20):  # the newcomer walks left at 0.3 frames/s, first seen 0.06 from the lost face
+        t = 2.8 + frame / 15
+        ended += footfall.update(tracks([2], [(860 - 300 * (t - 2.8), 390)], size=140), [], t, 0.0, SIZE)
+    ended += footfall.close(0.0)
+    assert sorted(e.track_ids for e in ended) == [(1,), (2,)]
+
+
+def test_a_hidden_walker_who_reappears_on_their_way_is_merged_after_verification() -> None:
+    """The same walker hidden for 1.5 s reappears further along: merged once its own motion confirms it."""
+    footfall = counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12, reentry_verify_s=0.4)
+    line = CountingLine((0.5, 1.0), (0.5, 0.0))
+    footfall.line, footfall.hysteresis = line, 0.02
+    ended, counts = [], []
+    for frame in range(90):
+        t = frame / 15
+        x = 100 + 200 * t  # 0.2 frames/s to the right; hidden while crossing the line at x = 0.5
+        if t < 1.5:
+            ended += footfall.update(tracks([1], [(x, 500)]), [], t, 0.0, SIZE)
+        elif t < 3.0:
+            ended += footfall.update(tracks([]), [1] if frame == 30 else [], t, 0.0, SIZE)
+        else:
+            ended += footfall.update(tracks([2], [(x, 500)]), [], t, 0.0, SIZE)
+        counts.append(len(footfall._visits))
+    ended += footfall.close(0.0)
+    assert max(counts[45:]) == 2 and counts[-1] == 1  # a visit of its own until verified, then one
+    (visit,) = ended
+    assert visit.track_ids == (1, 2) and visit.direction == "in" and visit.crossings[0][1] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ([0.30, 0.40], [0.51, 0.60, 0.70], "in"),  # crossed while hidden, reappears inside the band
+        ([0.30, 0.40], [0.60, 0.70], "in"),
+        ([0.70, 0.60], [0.40, 0.30], "out"),
+        ([0.30, 0.40], [0.45, 0.40], None),  # came back on the same side
+    ],
+)
+def test_a_line_crossed_while_hidden_counts_when_the_face_reappears(
+    before: list[float], after: list[float], expected: str | None
+) -> None:
+    line = CountingLine((0.5, 1.0), (0.5, 0.0))
+    earlier, later = LineState(line, 0.02), LineState(line, 0.02)
+    for x in before:
+        assert earlier.update((x, 0.5)) is None
+    for x in after:
+        assert later.update((x, 0.5)) is None
+    assert earlier.continue_with(later) == expected
+    assert earlier.side == later.side

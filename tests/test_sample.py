@@ -12,10 +12,11 @@ def frontal_keypoints(x: float, y: float, size: float, turn: float = 0.0) -> np.
     return (points * size + [x, y]).astype(np.float32)
 
 
-def one_track(track_id: int, size: float, score: float = 0.9, turn: float = 0.0) -> Tracks:
+def one_track(track_id: int, size: float, score: float = 0.9, turn: float = 0.0, left: float = 100) -> Tracks:
+    box = np.array([[left, 100, left + size, 100 + size]], np.float32)
     return Tracks(
-        np.array([track_id]), np.array([[100, 100, 100 + size, 100 + size]], np.float32), np.array([score], np.float32),
-        frontal_keypoints(100, 100, size, turn)[None], np.array([True]), np.array([True]),
+        np.array([track_id]), box, np.array([score], np.float32),
+        frontal_keypoints(left, 100, size, turn)[None], np.array([True]), np.array([True]),
     )  # fmt: skip
 
 
@@ -53,3 +54,11 @@ def test_forget_bounds_state() -> None:
     assert len(sampler.select("door", frame, one_track(5, 90), 0.0, 0.0)) == 1
     sampler.forget([5])
     assert len(sampler.select("door", frame, one_track(5, 90), 1.0, 0.0)) == 1
+
+
+def test_faces_cut_by_the_frame_edge_are_not_sampled() -> None:
+    sampler = Sampler(chip_size=48)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    assert sampler.select("door", frame, one_track(1, 90, left=340), 0.0, 0.0) == []  # a third out on the right
+    assert sampler.select("door", frame, one_track(2, 90, left=-30), 0.0, 0.0) == []  # a third out on the left
+    assert len(sampler.select("door", frame, one_track(3, 90, left=308), 0.0, 0.0)) == 1  # 2 px out: jitter

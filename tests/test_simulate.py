@@ -1,6 +1,7 @@
 """The simulator and the scorer."""
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from analyzer.labels import read_labels
 from analyzer.score import score
-from analyzer.simulate import simulate
+from analyzer.simulate import plan_walkers, simulate
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +50,32 @@ def correlation(first: np.ndarray, second: np.ndarray) -> float:
 def test_truth_boxes_are_where_the_faces_were_drawn(small_clip: tuple[Path, dict], utkface: Path) -> None:
     """Spot-check: the pixels inside a truth box are that visitor's face photo, not what is beside it."""
     clip, truth = small_clip
+    boxes_in_frame: dict[int, list[tuple[int, list[float]]]] = {}
+    for visitor in truth["visitors"]:
+        for frame, *box in visitor["boxes"]:
+            boxes_in_frame.setdefault(frame, []).append((visitor["id"], box))
+
+    def in_clear_view(visitor_id: int, frame: int, box: list[float]) -> bool:
+        """No other face drawn over or beside it (a quarter hidden still counts as visible in the truth)."""
+        x1, y1, x2, y2 = box
+        pad = 0.3 * (x2 - x1)
+        return not any(
+            other != visitor_id and ox1 < x2 + pad and ox2 > x1 - pad and oy1 < y2 + pad and oy2 > y1 - pad
+            for other, (ox1, oy1, ox2, oy2) in boxes_in_frame[frame]
+        )
+
     checks = []
     for visitor in truth["visitors"]:
         width, height = truth["size"]
         inside = [
             (frame, x1, y1, x2, y2)
             for frame, x1, y1, x2, y2 in visitor["boxes"]
-            if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height and x2 - x1 >= 60
+            if x1 >= 0
+            and y1 >= 0
+            and x2 <= width
+            and y2 <= height
+            and x2 - x1 >= 60
+            and in_clear_view(visitor["id"], frame, [x1, y1, x2, y2])
         ]
         checks += [(visitor, box) for box in inside[:: max(len(inside) // 3, 1)][:3]]
     assert len(checks) >= 6
@@ -116,3 +137,17 @@ def test_score_on_a_hand_made_pair() -> None:
     assert result["age_group_accuracy"] == 1.0
     assert result["direction_accuracy"] == 1.0 and result["crossings"] == 2
     assert result["by_gender"]["male"] == {"true": 1, "counted": 2}
+
+
+def test_queue_places_hold_one_person_at_a_time(utkface: Path) -> None:
+    faces = [face for face in read_labels(utkface)[:50]]
+    walkers = plan_walkers(faces, "queue", 40, 120.0, np.random.default_rng(4))
+    standing: dict[float, list[tuple[float, float]]] = {}
+    for walker in walkers:
+        for (t0, x0, _), (t1, x1, _) in itertools.pairwise(walker.waypoints):
+            if t1 - t0 > 2 and abs(x1 - x0) < 0.02:  # waiting in the queue
+                standing.setdefault(round(x0, 2), []).append((t0, t1))
+    assert sum(len(spans) for spans in standing.values()) >= 20
+    for spans in standing.values():
+        spans.sort()
+        assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))

@@ -82,14 +82,21 @@ def test_a_face_walking_out_of_the_frame_ends_at_once() -> None:
     assert update.tracks.ids.tolist() == [2]
 
 
+FRAME_SIZE = (1280, 720)
+
+
+def walk_out_right(tracker: ByteTracker, start_x: float, speed: float, size: float, frames: int) -> tuple[int, float]:
+    """A walks right for ``frames`` frames at 15 fps; returns A's track id and the left edge of its last box."""
+    for frame in range(frames):
+        update = tracker.update(faces([walk((start_x, 200), (speed, 0), size, frame / 15)]), frame / 15, FRAME_SIZE)
+    return int(update.tracks.ids[0]), float(update.tracks.boxes[0, 0])
+
+
 def test_someone_entering_where_a_face_walks_out_is_not_the_same_track() -> None:
     """In plain view, no missed frame: A walks out at the right edge as B steps in right behind it."""
     tracker = ByteTracker(min_hits=1)
-    size, frame_size = 150.0, (1280, 720)
-    for frame in range(14):
-        update = tracker.update(faces([walk((950, 200), (150, 0), size, frame / 15)]), frame / 15, frame_size)
-    leaving_id = int(update.tracks.ids[0])
-    last_x1 = float(update.tracks.boxes[0, 0])
+    size, frame_size = 150.0, FRAME_SIZE
+    leaving_id, last_x1 = walk_out_right(tracker, 950, 150, size, 14)
     assert last_x1 + size >= frame_size[0] - 0.35 * size  # A is at the edge, walking out
     entering = [last_x1 - 0.45 * size, 200, last_x1 - 0.45 * size + size, 200 + size]
     update = tracker.update(faces([entering]), 14 / 15, frame_size)
@@ -103,3 +110,17 @@ def test_a_face_walking_out_slowly_keeps_its_id_to_the_edge() -> None:
         update = tracker.update(faces([walk((1000, 200), (60, 0), 150.0, frame / 15)]), frame / 15, (1280, 720))
         ids |= set(update.tracks.ids.tolist())
     assert ids == {1}
+
+
+def test_a_face_cut_by_the_edge_it_walks_out_of_is_not_continued_by_the_next_one_in() -> None:
+    """A's face is a quarter past the right edge; B steps in there, only 0.1 of a face width behind."""
+    tracker = ByteTracker(min_hits=1)
+    size, frame_size = 200.0, FRAME_SIZE
+    leaving_id, last_x1 = walk_out_right(tracker, 760, 190, size, 30)
+    assert last_x1 + size > frame_size[0]  # A's face is cut by the edge
+    b_ids = set()
+    for frame in range(30, 36):  # B walks left from there
+        x1 = last_x1 - 0.1 * size - 190 * (frame - 30) / 15
+        update = tracker.update(faces([[x1, 205, x1 + size, 205 + size]]), frame / 15, frame_size)
+        b_ids |= set(update.tracks.ids[update.tracks.matched].tolist())
+    assert len(b_ids) == 1 and leaving_id not in b_ids
