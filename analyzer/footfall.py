@@ -186,6 +186,9 @@ class _OpenVisit:
         return (self.last_position[0] + self.velocity[0] * gap, self.last_position[1] + self.velocity[1] * gap)
 
 
+#: Colour similarity a face walking back needs to be the lost face turned around (same person:
+#: median 0.99, 80% above 0.9; two people: median 0.56, 3% above 0.9, on the simulated entrances).
+TURNED_AROUND_SIMILARITY = 0.9
 #: Slower than this (frame widths per second) a face is standing, and its motion predicts nothing.
 MIN_WALKING_SPEED = 0.03
 
@@ -196,6 +199,14 @@ def _speed(velocity: Point) -> float:
 
 def _distance(first: Point, second: Point) -> float:
     return float(np.hypot(first[0] - second[0], first[1] - second[1]))
+
+
+def _distance_to_segment(point: Point, start: Point, end: Point) -> float:
+    """Distance from ``point`` to the segment ``start``-``end``."""
+    dx, dy = end[0] - start[0], end[1] - start[1]
+    length = dx * dx + dy * dy
+    along = 0.0 if length <= 0 else min(max(((point[0] - start[0]) * dx + (point[1] - start[1]) * dy) / length, 0), 1)
+    return _distance(point, (start[0] + along * dx, start[1] + along * dy))
 
 
 def _outside_view(point: Point, face_size: float) -> bool:
@@ -367,10 +378,12 @@ class FootfallCounter:
 
         A new face that, traced back in time at its own speed, was outside the
         frame walked into view: someone else. Otherwise it continues a lost
-        face if, traced back, it passes where that face was (it walked on, or
-        stood still and looked away), or if the lost face, walking, would be
-        where the new one appeared (it walked on and then stopped), or if it
-        walks back from where the lost face was last seen (it turned around).
+        face if, traced back, it passes where that face was (it walked on,
+        stood still and looked away, or stood and then walked on), or if the
+        lost face, walking, would be where the new one appeared (it walked on
+        and then stopped). A face walking the other way is the lost one turned
+        around only if it starts where that was last seen and its colours
+        agree closely.
         """
         candidates, visit.lost_candidates = visit.lost_candidates, []
         velocity = visit.mean_velocity()
@@ -384,11 +397,15 @@ class FootfallCounter:
             traced_back = (visit.first_position[0] - velocity[0] * gap, visit.first_position[1] - velocity[1] * gap)
             if _outside_view(traced_back, visit.face_size):
                 continue
-            distances = [_distance(traced_back, lost.last_position)]
+            # Somewhere on its way back it passes where the lost face was: it walked on, or stood, then walked.
+            distances = [_distance_to_segment(lost.last_position, visit.first_position, traced_back)]
             if _speed(lost.velocity) >= MIN_WALKING_SPEED:
                 distances.append(_distance(visit.first_position, lost.predicted(visit.start)))
             if _reverses(lost.velocity, velocity):
-                continue
+                # Turned around while hidden, or someone else walking the other way: only the colours can tell.
+                if not self._looks_alike(lost.appearance, visit.appearance, TURNED_AROUND_SIMILARITY):
+                    continue
+                distances = [_distance(visit.first_position, lost.last_position)]
             if min(distances) < best_distance:
                 best, best_distance = lost, min(distances)
         if best is not None:
@@ -417,10 +434,10 @@ class FootfallCounter:
         lost.exited = later.exited
         lost.tracks_ended_at = later.tracks_ended_at
 
-    def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None) -> bool:
+    def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None, threshold: float | None = None) -> bool:
         if first is None or second is None or not np.any(first) or not np.any(second):
-            return True
-        return bool(similarity(first[None], second[None])[0, 0] >= self.min_similarity)
+            return threshold is None  # unknown colours never prove that someone turned around
+        return bool(similarity(first[None], second[None])[0, 0] >= (threshold or self.min_similarity))
 
     def _observe(self, visit: _OpenVisit, point: Point, timestamp: float) -> None:
         elapsed = timestamp - visit.last_seen

@@ -220,13 +220,19 @@ def _match(
 
 
 def _left_frame(track: _Track, frame_size: tuple[int, int]) -> bool:
-    """Predicted out of the frame, or last seen at its edge (a face cut by the edge is leaving)."""
+    """Last seen at the frame's edge (a face cut by the edge is leaving), or near it and predicted out of it.
+
+    A face last seen far from the edge is not "out" just because its
+    prediction drifted there: it may have stopped while hidden.
+    """
+    if _at_edge(track, frame_size):
+        return True
     width, height = frame_size
     predicted = track.filter.box()
     centre_x, centre_y = (predicted[0] + predicted[2]) / 2, (predicted[1] + predicted[3]) / 2
-    if not (0 <= centre_x < width and 0 <= centre_y < height):
-        return True
-    return _at_edge(track, frame_size)
+    if 0 <= centre_x < width and 0 <= centre_y < height:
+        return False
+    return _at_edge(track, frame_size, face_margin=1.5)
 
 
 def _at_edge(track: _Track, frame_size: tuple[int, int], edge: float = 0.01, face_margin: float = 0.35) -> bool:

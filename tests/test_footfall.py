@@ -186,3 +186,19 @@ def test_a_line_crossed_while_hidden_counts_when_the_face_reappears(
         assert later.update((x, 0.5)) is None
     assert earlier.continue_with(later) == expected
     assert earlier.side == later.side
+
+
+def test_a_visitor_who_stops_while_hidden_and_walks_on_is_one_visit() -> None:
+    """Walks right, hidden behind someone stops for a while, then walks on: the new face, traced back, passes there."""
+    footfall = counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12)
+    ended = []
+    for frame in range(75):
+        t = frame / 15
+        if t < 2.0:  # walking right at 0.2 frames/s, up to x = 0.5
+            ended += footfall.update(tracks([1], [(100 + 200 * t, 500)]), [], t, 0.0, SIZE)
+        elif t < 4.0:  # hidden: stands at 0.5 until 3.5 s, then walks on
+            ended += footfall.update(tracks([]), [1] if frame == 45 else [], t, 0.0, SIZE)
+        else:  # seen again at 0.6, walking
+            ended += footfall.update(tracks([2], [(500 + 200 * (t - 3.5), 500)]), [], t, 0.0, SIZE)
+    ended += footfall.close(0.0)
+    assert [e.track_ids for e in ended] == [(1, 2)]

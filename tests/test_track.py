@@ -124,3 +124,16 @@ def test_a_face_cut_by_the_edge_it_walks_out_of_is_not_continued_by_the_next_one
         update = tracker.update(faces([[x1, 205, x1 + size, 205 + size]]), frame / 15, frame_size)
         b_ids |= set(update.tracks.ids[update.tracks.matched].tolist())
     assert len(b_ids) == 1 and leaving_id not in b_ids
+
+
+def test_a_face_hidden_mid_frame_is_not_taken_for_gone_when_its_prediction_drifts_out() -> None:
+    """Last seen at 0.74 of the width, walking right; 1.2 s unseen, its prediction is out, the face need not be."""
+    tracker = ByteTracker(min_hits=1, max_lost_s=1.5)
+    for frame in range(15):
+        tracker.update(faces([walk((700, 200), (250, 0), 80.0, frame / 15)]), frame / 15, FRAME_SIZE)
+    ended, exited = [], []
+    for frame in range(15, 45):
+        update = tracker.update(faces([]), frame / 15, FRAME_SIZE)
+        ended += update.ended
+        exited += update.exited
+    assert ended == [1] and exited == []

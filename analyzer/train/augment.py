@@ -3,6 +3,10 @@
 Camera faces are small (24-60 px upscaled), blurred by motion and focus,
 JPEG/H.264 compressed, noisy, unevenly lit and imperfectly aligned by a
 detector whose keypoints jitter; people wear things that hide part of the face.
+The head is seen against the shop, not the photo's own backdrop, so the
+background around the head outline is sometimes replaced: without that, a
+network learns the photo studio's corners (measured on simulated entrances:
+3 points of gender and 6 of fairface9 lost when the corners changed).
 Each effect is applied with its own probability so many chips stay clean.
 Lighting is one 256-entry lookup table per channel, so it costs microseconds.
 """
@@ -34,8 +38,9 @@ class CameraAugment:
     max_shift: float = 0.05
     keypoint_noise: float = 0.015
     flip: float = 0.5
-    low_resolution: float = 0.3
-    low_resolution_px: tuple[int, int] = (20, 48)
+    background: float = 0.25
+    low_resolution: float = 0.4
+    low_resolution_px: tuple[int, int] = (18, 52)
     blur: float = 0.15
     motion_blur: float = 0.1
     jpeg: float = 0.3
@@ -49,6 +54,8 @@ class CameraAugment:
         """Cut a jittered ``size`` chip out of an aligned source chip and degrade it."""
         height, width = source_chip.shape[:2]
         keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
+        if rng.random() < self.background:
+            source_chip = self._replace_background(source_chip, rng)
         chip = align_face(source_chip, keypoints, size)
         if rng.random() < self.flip:
             chip = np.ascontiguousarray(chip[:, ::-1])
@@ -92,6 +99,23 @@ class CameraAugment:
         small = cv2.resize(chip, (low, low), interpolation=cv2.INTER_AREA)
         upscale = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
         return cv2.resize(small, (size, size), interpolation=upscale)
+
+    @staticmethod
+    def _replace_background(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Keep a soft ellipse around the face (a head outline) and paint a random scene outside it."""
+        height, width = chip.shape[:2]
+        mask = np.zeros((height, width), np.float32)
+        centre = (int(width * rng.uniform(0.47, 0.53)), int(height * rng.uniform(0.47, 0.53)))
+        axes = (int(width * rng.uniform(0.42, 0.54)), int(height * rng.uniform(0.46, 0.58)))
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(width * rng.uniform(0.01, 0.05), 0.5))[:, :, None]
+        base = rng.uniform(20, 235, 3)
+        ramp = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None, None] * rng.uniform(-40, 40, 3)
+        texture = cv2.resize(
+            rng.normal(0, rng.uniform(0, 30), (4, 4, 3)).astype(np.float32), (width, height), cv2.INTER_CUBIC
+        )
+        scene = np.clip(base + ramp + texture, 0, 255)
+        return (chip.astype(np.float32) * mask + scene * (1.0 - mask)).astype(np.uint8)
 
     @staticmethod
     def _motion_blur(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
