@@ -59,7 +59,7 @@ SCENARIO_NOTES = {
 }
 #: The issue's targets, to print beside the measurement.
 TARGETS = (
-    ("count error", "count_error", "|x| <= 3%"),
+    ("count error", "count_error", "within ±3%"),
     ("misses", "miss_rate", "<= 3% of visitors"),
     ("double counts", "double_rate", "<= 2% of visitors"),
     ("gender (matched visits)", "gender_accuracy", ">= 93%"),

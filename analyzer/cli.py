@@ -151,13 +151,18 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = _parser(
         subparsers,
         "export",
-        "Export a trained run to <name>.onnx (FP32) and <name>.fp16.onnx with embedded metadata.",
+        "Export trained runs to <name>.onnx (FP32) and <name>.fp16.onnx with embedded metadata; "
+        "several --run make one ensemble that averages them.",
         [
             "analyzer export --run runs/utk80 --out engines/agegender",
+            "analyzer export --run runs/utk64c --run runs/utk64d --out engines/agegender",
             "analyzer export --run runs/mine --out /tmp/mine --version mine-1",
         ],
     )
-    parser.add_argument("--run", type=Path, required=True, metavar="DIR", help="run folder from analyzer train")
+    parser.add_argument(
+        "--run", type=Path, required=True, action="append", metavar="DIR",
+        help="run folder from analyzer train; repeat to export an ensemble",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, metavar="PREFIX", help="output path without .onnx")
     parser.add_argument("--version", default=None, help="version string stored in the model (default: name + hash)")
     parser.set_defaults(handler=run_export)
@@ -173,12 +178,14 @@ def run_export(args: argparse.Namespace) -> int:
     from analyzer.train.model import model_size
 
     fp32, fp16 = export_run(args.run, args.out, args.version)
-    net, config = load_checkpoint(args.run)
+    net, config = load_checkpoint(args.run[0])
     parameters, macs = model_size(net, config.input_size)
+    runs = len(args.run)
     print(f"wrote {fp32} ({fp32.stat().st_size:,} B) and {fp16} ({fp16.stat().st_size:,} B)")
     print(
-        f"ONNX Runtime matches PyTorch; {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M multiply-adds per "
-        f"pass at {config.input_size} px (the graph runs two passes: the chip and its mirror)"
+        f"ONNX Runtime matches PyTorch; {runs} x {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M "
+        f"multiply-adds per pass at {config.input_size} px (the graph runs {2 * runs} passes: the chip and its "
+        f"mirror through each of {runs} run{'s' if runs > 1 else ''})"
     )
     return 0
 

@@ -88,6 +88,7 @@ class SamplerConfig:
     min_face_px: int = 28  # faces smaller than this are not classified (too little detail)
     interval_s: float = 0.2  # minimum time between two samples of one track
     confident_at: float = 0.95  # stop sampling once gender and age group are this sure
+    refine_keypoints: bool = True  # re-find each sampled face's keypoints with short-range BlazeFace on its crop
 
     def check(self, path: str) -> None:
         """Validate ranges."""

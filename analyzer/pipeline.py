@@ -25,7 +25,7 @@ from analyzer.batch import Batcher
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
 from analyzer.classify import CameraDone, ClassifierBackend, ClassifierStage
 from analyzer.config import CameraConfig, Config
-from analyzer.detect import FaceDetector, Region
+from analyzer.detect import FaceDetector, KeypointRefiner, Region
 from analyzer.exporter import Metrics
 from analyzer.footfall import FootfallCounter, Visit, random_visit_id
 from analyzer.preview import PreviewSink, annotate
@@ -78,6 +78,9 @@ class Pipeline:
         # Detectors are made here, before any thread starts, so a missing model
         # file is one clear error at start-up rather than a dead camera.
         self.detectors = {camera.id: self._detector(camera) for camera in config.cameras}
+        self.refiners = {
+            camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
+        }
         self.classifier = ClassifierStage(
             backend,
             AttributeVoter(
@@ -103,6 +106,7 @@ class Pipeline:
 
     def _camera_loop(self, camera: CameraConfig, slot: LatestFrameSlot, preview: PreviewSink | None) -> None:
         detector = self.detectors[camera.id]
+        refiner = self.refiners[camera.id]
         tracker = ByteTracker(
             self.config.tracker.high_score,
             self.config.tracker.match_iou,
@@ -115,6 +119,7 @@ class Pipeline:
             self.config.sampler.samples_per_track,
             self.config.sampler.min_face_px,
             self.config.sampler.interval_s,
+            refine=None if refiner is None else refiner.refine,
         )
         footfall = self.config.footfall
         counter = FootfallCounter(
@@ -160,6 +165,8 @@ class Pipeline:
                 self.classify_queue.put(ended)
             tracker.reset()
             detector.close()
+            if refiner is not None:
+                refiner.close()
             stats.faces_in_view = 0
             self.metrics.faces_in_view.labels(camera=camera.id).set(0)
             self.classify_queue.put(CameraDone(camera.id))

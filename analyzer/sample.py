@@ -10,6 +10,7 @@ or out) is not sampled: its chip would be half made of repeated border pixels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,9 @@ class Sampler:
         interval_s: minimum stream time between two samples of a track.
         min_relative_quality: after the first sample, a crop must reach this
             fraction of the track's best quality so far to be taken.
+        refine: gives precise keypoints for a face box of the frame (see
+            :class:`analyzer.detect.KeypointRefiner`), or None; the tracked
+            detection's keypoints are used when it is not given or finds nothing.
 
     Example:
         >>> sampler = Sampler(chip_size=80)
@@ -96,7 +100,9 @@ class Sampler:
         min_face_px: int = 28,
         interval_s: float = 0.2,
         min_relative_quality: float = 0.6,
+        refine: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
     ) -> None:
+        self.refine = refine
         self.chip_size = chip_size
         self.samples_per_track = samples_per_track
         self.min_face_px = min_face_px
@@ -126,7 +132,8 @@ class Sampler:
             quality = float(qualities[row])
             if not every_face and not self._wanted(state, faces.sizes[row], quality, timestamp):
                 continue
-            chip = align_face(frame_rgb, faces.keypoints[row], self.chip_size)
+            keypoints = self.refine(frame_rgb, faces.boxes[row]) if self.refine is not None else None
+            chip = align_face(frame_rgb, faces.keypoints[row] if keypoints is None else keypoints, self.chip_size)
             samples.append(Sample(camera, track_id, chip, max(quality, 1e-3), timestamp, captured_at))
             state.taken += 1
             state.last_at = timestamp

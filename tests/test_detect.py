@@ -1,5 +1,7 @@
 """Real MediaPipe BlazeFace on a real face photo."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,48 @@ def test_nms_keeps_best_of_duplicates() -> None:
     faces = Faces(boxes, np.array([0.6, 0.9, 0.8], np.float32), np.zeros((3, 6, 2), np.float32))
     kept = non_max_suppression(faces, 0.3)
     assert sorted(kept.scores.tolist()) == pytest.approx([0.8, 0.9])
+
+
+def test_refined_keypoints_of_small_faces_are_closer_to_the_truth(utkface: Path) -> None:
+    """Faces pasted at 48 px into a frame: short-range on the face's crop finds eyes, nose, mouth better."""
+    import cv2
+
+    from analyzer.detect import KeypointRefiner
+    from analyzer.face_photos import read_rgb
+    from analyzer.labels import read_labels
+
+    finder, refiner = PhotoFaceFinder(), KeypointRefiner()
+    detector = FaceDetector("full_range", min_score=0.5, tiles=2)
+    rng = np.random.default_rng(0)
+    whole_errors, refined_errors = [], []
+    for index, face in enumerate(read_labels(utkface)[:40:4]):
+        photo = read_rgb(face.path)
+        reference = finder.find(photo)
+        if not len(reference):
+            continue
+        size, left, top = 48, 300 + 60 * index, 250
+        frame = rng.integers(90, 140, (720, 1280, 3)).astype(np.uint8)
+        frame[top : top + size, left : left + size] = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
+        found = detector.detect(frame, 1000 * (index + 1))
+        if not len(found):
+            continue
+        truth = reference.keypoints[0, :4] * size / photo.shape[1] + [left, top]
+        nearest = int(np.argmin(np.linalg.norm((found.boxes[:, :2] + found.boxes[:, 2:]) / 2 - truth.mean(0), axis=1)))
+        refined = refiner.refine(frame, found.boxes[nearest])
+        assert refined is not None and refined.shape == (6, 2)
+        whole_errors.append(np.linalg.norm(found.keypoints[nearest, :4] - truth, axis=1).mean() / size)
+        refined_errors.append(np.linalg.norm(refined[:4] - truth, axis=1).mean() / size)
+    for closable in (finder, refiner, detector):
+        closable.close()
+    assert len(refined_errors) >= 6
+    assert np.mean(refined_errors) < 0.06
+    assert np.mean(refined_errors) < 0.8 * np.mean(whole_errors)
+
+
+def test_refiner_ignores_a_neighbour_and_gives_none_where_there_is_no_face() -> None:
+    from analyzer.detect import KeypointRefiner
+
+    refiner = KeypointRefiner()
+    blank = np.full((400, 400, 3), 128, np.uint8)
+    assert refiner.refine(blank, np.array([150, 150, 230, 230], np.float32)) is None
+    refiner.close()

@@ -127,3 +127,30 @@ def test_shipped_fp16_agrees_with_fp32_on_validation_faces(shipped_model: Path, 
     )
     assert result["gender"] >= 0.995
     assert result["fairface9"] >= 0.99
+
+
+def test_an_ensemble_export_averages_its_runs(quick_run: Path, tmp_path: Path) -> None:
+    from analyzer.train.loop import CHECKPOINT, load_checkpoint
+    from analyzer.train.model import ProbabilityModel
+
+    other = tmp_path / "other"
+    other.mkdir()
+    stored = torch.load(quick_run / CHECKPOINT, map_location="cpu", weights_only=False)
+    generator = torch.Generator().manual_seed(1)
+    stored["state_dict"] = {
+        name: value + 0.05 * torch.randn(value.shape, generator=generator) if value.is_floating_point() else value
+        for name, value in stored["state_dict"].items()
+    }
+    torch.save(stored, other / CHECKPOINT)
+    prefix = tmp_path / "pair"
+    assert main(["export", "--run", str(quick_run), "--run", str(other), "--out", str(prefix)]) == 0
+    inputs = np.random.default_rng(4).normal(size=(4, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        members = [
+            ProbabilityModel(load_checkpoint(run)[0]).eval()(torch.from_numpy(inputs)) for run in (quick_run, other)
+        ]
+    result = OnnxRuntimeBackend(prefix.with_suffix(".onnx")).infer(inputs)
+    expected_age = (members[0][0] + members[1][0]).numpy() / 2
+    assert np.allclose(result.age_probs, expected_age, atol=1e-5)
+    assert not np.allclose(result.age_probs, members[0][0].numpy(), atol=1e-4)
+    assert "ensemble of 2 runs" in OnnxRuntimeBackend(prefix.with_suffix(".onnx")).metadata.training_data

@@ -62,3 +62,23 @@ def test_faces_cut_by_the_frame_edge_are_not_sampled() -> None:
     assert sampler.select("door", frame, one_track(1, 90, left=340), 0.0, 0.0) == []  # a third out on the right
     assert sampler.select("door", frame, one_track(2, 90, left=-30), 0.0, 0.0) == []  # a third out on the left
     assert len(sampler.select("door", frame, one_track(3, 90, left=308), 0.0, 0.0)) == 1  # 2 px out: jitter
+
+
+def test_sampler_aligns_with_refined_keypoints_and_falls_back_without_them() -> None:
+    from analyzer.preprocess import align_face
+
+    frame = np.random.default_rng(0).integers(0, 255, (400, 400, 3)).astype(np.uint8)
+    refined = frontal_keypoints(110, 95, 90)
+    calls = []
+
+    def refine(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        calls.append(box.copy())
+        return refined if len(calls) == 1 else None
+
+    sampler = Sampler(chip_size=48, samples_per_track=2, interval_s=0.0, refine=refine)
+    (first,) = sampler.select("door", frame, one_track(1, 90), 0.0, 0.0)
+    (second,) = sampler.select("door", frame, one_track(1, 90), 0.1, 0.0)
+    assert sampler.select("door", frame, one_track(1, 90), 0.2, 0.0) == []  # K reached: refine not called
+    assert len(calls) == 2 and np.allclose(calls[0], [100, 100, 190, 190])
+    assert np.array_equal(first.chip, align_face(frame, refined, 48))
+    assert np.array_equal(second.chip, align_face(frame, frontal_keypoints(100, 100, 90), 48))

@@ -1,4 +1,7 @@
-"""``analyzer export``: a trained run to self-describing FP32 and FP16 ONNX files.
+"""``analyzer export``: trained runs to self-describing FP32 and FP16 ONNX files.
+
+Several runs of the same input size export as one ensemble graph that
+averages their probabilities.
 
 The FP16 file keeps float32 inputs and outputs (casts at the edges) while all
 weights and compute inside are float16, which is what a TensorRT strongly typed
@@ -19,8 +22,8 @@ from analyzer.age_groups import FINE_AGE_EDGES
 from analyzer.errors import DataError
 from analyzer.labels import GENDERS
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
-from analyzer.train.loop import load_checkpoint
-from analyzer.train.model import ProbabilityModel
+from analyzer.train.loop import TrainConfig, load_checkpoint
+from analyzer.train.model import ProbabilityEnsemble, ProbabilityModel
 
 OPSET = 17
 
@@ -58,13 +61,36 @@ def _describe_training_data(data: str) -> str:
     return f"labelled folder '{name}'" + (f" (see {readme})" if readme.is_file() else "")
 
 
-def export_run(run_dir: Path, out_prefix: Path, version: str | None = None) -> tuple[Path, Path]:
+def load_runs(run_dirs: list[Path]) -> tuple[ProbabilityModel | ProbabilityEnsemble, list[TrainConfig]]:
+    """The exportable model of one run, or the ensemble of several, and their configs."""
+    if not run_dirs:
+        raise DataError("export needs at least one --run")
+    loaded = [load_checkpoint(run_dir) for run_dir in run_dirs]
+    configs = [config for _, config in loaded]
+    for run_dir, config in zip(run_dirs, configs, strict=True):
+        if (config.input_size, config.normalization) != (configs[0].input_size, configs[0].normalization):
+            raise DataError(
+                f"{run_dir}: input size {config.input_size} / {config.normalization} differs from {run_dirs[0]} "
+                f"({configs[0].input_size} / {configs[0].normalization}); an ensemble's runs must share both"
+            )
+    members = [ProbabilityModel(net, mirror_average=True) for net, _ in loaded]
+    model = members[0] if len(members) == 1 else ProbabilityEnsemble(members)
+    return model.eval(), configs
+
+
+def _describe_ensemble(configs: list[TrainConfig]) -> str:
+    if len(configs) == 1:
+        return ""
+    return f"; ensemble of {len(configs)} runs (seeds {', '.join(str(config.seed) for config in configs)})"
+
+
+def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | None = None) -> tuple[Path, Path]:
     """Write ``<out_prefix>.onnx`` (FP32) and ``<out_prefix>.fp16.onnx``; return both paths."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    net, config = load_checkpoint(run_dir)
-    model = ProbabilityModel(net, mirror_average=True).eval()
+    model, configs = load_runs([run_dirs] if isinstance(run_dirs, Path) else list(run_dirs))
+    config = configs[0]
     out_prefix = Path(out_prefix)
     if out_prefix.suffix == ".onnx":
         out_prefix = out_prefix.with_suffix("")
@@ -91,7 +117,7 @@ def export_run(run_dir: Path, out_prefix: Path, version: str | None = None) -> t
         age_bin_edges=FINE_AGE_EDGES,
         gender_labels=GENDERS,
         version=version or f"{out_prefix.name}-{weights_digest} (analyzer {__version__})",
-        training_data=_describe_training_data(config.data),
+        training_data=_describe_training_data(config.data) + _describe_ensemble(configs),
     )
     fp32 = onnx.load(str(fp32_path))
     fp32.doc_string = "footfall analyzer age and gender network; see engines/MODEL_CARD.md"
@@ -108,7 +134,7 @@ def export_run(run_dir: Path, out_prefix: Path, version: str | None = None) -> t
     return fp32_path, fp16_path
 
 
-def _check_round_trip(model: ProbabilityModel, path: Path, size: int) -> None:
+def _check_round_trip(model: ProbabilityModel | ProbabilityEnsemble, path: Path, size: int) -> None:
     """ONNX Runtime must reproduce PyTorch on random input, or the export is refused."""
     import onnxruntime as ort
 

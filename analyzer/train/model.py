@@ -110,6 +110,30 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(age_logits, dim=1), torch.softmax(gender_logits, dim=1)
 
 
+class ProbabilityEnsemble(nn.Module):
+    """Several training runs in one graph: the mean of their probabilities.
+
+    Two runs of the same recipe with different seeds make different mistakes;
+    their mean beats either (measured: docs in engines/MODEL_CARD.md) for
+    twice the compute, which stays small because only a few crops per visitor
+    are classified.
+    """
+
+    def __init__(self, members: list[ProbabilityModel]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, chips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``age_probs`` (N, bins) and ``gender_probs`` (N, 2), averaged over the members."""
+        outputs = [member(chips) for member in self.members]
+        count = float(len(outputs))
+        age = torch.stack([age for age, _ in outputs]).sum(dim=0) / count
+        gender = torch.stack([gender for _, gender in outputs]).sum(dim=0) / count
+        return age, gender
+
+
 def model_size(net: nn.Module, input_size: int) -> tuple[int, int]:
     """Parameters and multiply-accumulates for one chip (one pass, without the mirror pass)."""
     from torch.utils.flop_counter import FlopCounterMode
