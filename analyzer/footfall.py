@@ -10,8 +10,9 @@ away, occluded by someone passing). It starts a visit of its own, and after
 pass where the lost face was, without walking the other way. Only then is it
 merged into the lost visit, so one person is not counted twice, and someone
 who steps into the view behind a person who paused there is not merged into
-them. A coarse colour cue also has to agree; it lives only in memory and
-nothing is kept past the window.
+them. A coarse colour cue also has to agree, taken when the decision is
+made (a face stepping out from behind someone has mixed colours at first);
+it lives only in memory and nothing is kept past the window.
 Visit ids are random per run, so nothing links a visit to a person.
 """
 
@@ -367,8 +368,6 @@ class FootfallCounter:
         """Distance from where ``lost`` should be to a face at ``point``, or None if it cannot be that face."""
         if lost.active & seen_now or timestamp <= lost.last_seen or lost.exited or lost.left_the_view(timestamp):
             return None
-        if not self._looks_alike(lost.appearance, appearance):
-            return None
         # Hidden people either walked on (predicted) or stopped and turned (near where last seen).
         distance = min(_distance(point, guess) for guess in (lost.predicted(timestamp), lost.last_position))
         return distance if distance < self.reentry_distance else None
@@ -393,6 +392,8 @@ class FootfallCounter:
         for lost in candidates:
             if not any(open_visit is lost for open_visit in self._visits) or lost.last_seen >= visit.start:
                 continue  # ended meanwhile, or seen again (someone else continued it)
+            if not self._looks_alike(lost.appearance, visit.appearance):
+                continue
             gap = visit.start - lost.last_seen
             traced_back = (visit.first_position[0] - velocity[0] * gap, visit.first_position[1] - velocity[1] * gap)
             if _outside_view(traced_back, visit.face_size):
