@@ -255,6 +255,11 @@ class CameraConfig:
     labels: dict[str, str] = field(default_factory=dict)  # extra labels on analyzer_camera_info (e.g. location)
     line: LineConfig | None = None  # directional counting line; visits then carry in/out
     zones: list[ZoneConfig] = field(default_factory=list)  # polygons with dwell time per visit
+    min_duration_s: float | None = None  # this camera's shortest counted visit; default footfall.min_duration_s
+
+    def visit_min_duration_s(self, footfall: FootfallConfig) -> float:
+        """The shortest visit this camera counts."""
+        return footfall.min_duration_s if self.min_duration_s is None else self.min_duration_s
 
 
 @dataclass
@@ -394,6 +399,8 @@ def check_config(config: Config) -> None:
         for key in camera.labels:
             if not key.isidentifier() or key.startswith("__") or key in ("camera", "site", "instance", "job"):
                 raise ConfigError(f"{path}.labels.{key}: not a usable Prometheus label name")
+        if camera.min_duration_s is not None and not 0 <= camera.min_duration_s <= 600:
+            raise ConfigError(f"{path}.min_duration_s: {camera.min_duration_s} must be between 0 and 600 seconds")
         if camera.line is not None:
             camera.line.check(f"{path}.line")
         zone_names = set()

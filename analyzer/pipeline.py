@@ -124,7 +124,7 @@ class Pipeline:
         footfall = self.config.footfall
         counter = FootfallCounter(
             camera.id,
-            footfall.min_duration_s,
+            camera.visit_min_duration_s(footfall),
             line=camera.line.counting_line() if camera.line else None,
             hysteresis=camera.line.hysteresis if camera.line else 0.0,
             anchor=camera.line.anchor if camera.line else "center",

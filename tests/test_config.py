@@ -40,6 +40,7 @@ def camera(**extra: object) -> dict:
         (camera(line={"start": [0.5, 1.2], "end": [0.5, 0.0]}), r"line\.start: \[0\.5, 1\.2\] must be"),
         (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
+        (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1.0 must be between 0 and 600"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}]), "enclose no area"),
         (
             camera(
@@ -61,6 +62,12 @@ def test_camera_detector_overrides_only_named_keys() -> None:
     config = parse_config({**camera(detector={"tiles": 2}), "detector": {"min_score": 0.4, "model": "short_range"}})
     detector = config.cameras[0].detector
     assert (detector.tiles, detector.min_score, detector.model) == (2, 0.4, "short_range")
+
+
+def test_a_camera_may_count_shorter_or_longer_visits_than_the_rest() -> None:
+    document = {"cameras": [{"id": "door", "source": "a.mp4"}, {"id": "queue", "source": "b.mp4", "min_duration_s": 3}]}
+    config = parse_config({**document, "footfall": {"min_duration_s": 1.5}})
+    assert [camera.visit_min_duration_s(config.footfall) for camera in config.cameras] == [1.5, 3.0]
 
 
 def test_custom_grouping_is_used() -> None:
