@@ -137,8 +137,9 @@ def test_an_ensemble_export_averages_its_runs(quick_run: Path, tmp_path: Path) -
     other.mkdir()
     stored = torch.load(quick_run / CHECKPOINT, map_location="cpu", weights_only=False)
     generator = torch.Generator().manual_seed(1)
+    # A different member: the heads' biases moved by a lot, so its probabilities differ whatever the quick run learnt.
     stored["state_dict"] = {
-        name: value + 0.05 * torch.randn(value.shape, generator=generator) if value.is_floating_point() else value
+        name: value + torch.randn(value.shape, generator=generator) if name.endswith("head.bias") else value
         for name, value in stored["state_dict"].items()
     }
     torch.save(stored, other / CHECKPOINT)
