@@ -104,14 +104,15 @@ def _accuracy_by_samples(truth: dict, report: dict, logs: dict, grouping_name: s
     return {k: (v[0], v[1], v[2]) for k, v in counts.items()}
 
 
-def _cached_truth_is_current(truth_path: Path) -> bool:
-    """A cached clip is reused only if this simulator version drew it."""
-    if not truth_path.is_file():
-        return False
+def _cached_truth(clip: Path, truth_path: Path) -> dict | None:
+    """The cached clip's truth, or None when there is none or another simulator version drew it."""
+    if not (clip.is_file() and truth_path.is_file()):
+        return None
     try:
-        return json.loads(truth_path.read_text()).get("simulator_version") == SIMULATOR_VERSION
+        truth = json.loads(truth_path.read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return truth if truth.get("simulator_version") == SIMULATOR_VERSION else None
 
 
 def run_accuracy(
@@ -129,13 +130,13 @@ def run_accuracy(
     started = time.monotonic()
     for spec in clips:
         clip, truth_path = work / f"{spec.name}.mp4", work / f"{spec.name}.json"
-        if not (clip.is_file() and _cached_truth_is_current(truth_path)):
+        truth = _cached_truth(clip, truth_path)
+        if truth is None:
             log(f"simulating {spec.name} ({spec.visitors} visitors, {spec.seconds:.0f} s)")
-            simulate(
+            truth = simulate(
                 faces, clip, truth_path, spec.visitors, spec.seconds, seed=spec.seed, scenario=spec.scenario,
                 split="validation",
             )  # fmt: skip
-        truth = json.loads(truth_path.read_text())
         config = load_config(config_path)
         config.sampler.samples_per_track = MAX_SAMPLES
         config.sampler.confident_at = 1.0  # classify every sample so any k <= MAX_SAMPLES can be replayed

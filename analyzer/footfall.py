@@ -352,9 +352,7 @@ class FootfallCounter:
         state = LineState(self.line, self.hysteresis) if self.line is not None else None
         visit = _OpenVisit(self.new_visit_id(), timestamp, timestamp, point, point, state)
         visit.lost_candidates = [
-            lost
-            for lost in self._visits
-            if self._may_continue(lost, point, timestamp, seen_now, appearance) is not None
+            lost for lost in self._visits if self._could_continue(lost, point, timestamp, seen_now)
         ]
         self._visits.append(visit)
         visit.track_ids.append(track_id)
@@ -362,15 +360,13 @@ class FootfallCounter:
         self._by_track[track_id] = visit
         return visit
 
-    def _may_continue(
-        self, lost: _OpenVisit, point: Point, timestamp: float, seen_now: set[int], appearance: np.ndarray | None
-    ) -> float | None:
-        """Distance from where ``lost`` should be to a face at ``point``, or None if it cannot be that face."""
+    def _could_continue(self, lost: _OpenVisit, point: Point, timestamp: float, seen_now: set[int]) -> bool:
+        """Whether a face appearing at ``point`` is near enough to where ``lost`` should be to be that face."""
         if lost.active & seen_now or timestamp <= lost.last_seen or lost.exited or lost.left_the_view(timestamp):
-            return None
+            return False
         # Hidden people either walked on (predicted) or stopped and turned (near where last seen).
         distance = min(_distance(point, guess) for guess in (lost.predicted(timestamp), lost.last_position))
-        return distance if distance < self.reentry_distance else None
+        return distance < self.reentry_distance
 
     def _verify_reentry(self, visit: _OpenVisit) -> None:
         """Merge ``visit`` into the lost visit its motion fits, if any.
@@ -423,7 +419,6 @@ class FootfallCounter:
             hidden_crossing = lost.line_state.continue_with(later.line_state)
             if hidden_crossing:
                 lost.crossings.append((hidden_crossing, later.start))
-            later.line_state = lost.line_state
         lost.crossings += later.crossings
         lost.track_ids += later.track_ids
         lost.active |= later.active
@@ -438,7 +433,8 @@ class FootfallCounter:
     def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None, threshold: float | None = None) -> bool:
         if first is None or second is None or not np.any(first) or not np.any(second):
             return threshold is None  # unknown colours never prove that someone turned around
-        return bool(similarity(first[None], second[None])[0, 0] >= (threshold or self.min_similarity))
+        least = self.min_similarity if threshold is None else threshold
+        return bool(similarity(first[None], second[None])[0, 0] >= least)
 
     def _observe(self, visit: _OpenVisit, point: Point, timestamp: float) -> None:
         elapsed = timestamp - visit.last_seen

@@ -132,7 +132,7 @@ def plan_walkers(
         elif kind == "queue":
             speed, wait = float(rng.uniform(0.1, 0.28)), float(rng.uniform(5.0, 15.0))
             slot, arrival = _queue_place(queue_taken, start, speed, wait)
-            x, d = 0.62 + 0.06 * slot, 0.35 + 0.1 * slot
+            x, d = _queue_spot(slot)
             leave = arrival + wait
             points = [(arrival - (x + 0.08) / speed, -0.08, d), (arrival, x, d), (leave, x + 0.01, d)]
             points.append((leave + (1.08 - x) / speed, 1.08, d))
@@ -151,6 +151,11 @@ def plan_walkers(
     return walkers
 
 
+def _queue_spot(slot: int) -> tuple[float, float]:
+    """(x, depth) of a queue place: place 0 nearest the door, later ones further in and nearer the camera."""
+    return 0.62 + 0.06 * slot, 0.35 + 0.1 * slot
+
+
 def _queue_place(taken: list[list[tuple[float, float]]], start: float, speed: float, wait: float) -> tuple[int, float]:
     """The queue place and arrival time of someone setting off at ``start``: one person per place.
 
@@ -159,7 +164,7 @@ def _queue_place(taken: list[list[tuple[float, float]]], start: float, speed: fl
     """
     for delay in np.arange(0.0, 120.0, 1.0):
         for slot in range(QUEUE_SLOTS):
-            arrival = start + delay + (0.62 + 0.06 * slot + 0.08) / speed
+            arrival = start + delay + (_queue_spot(slot)[0] + 0.08) / speed
             span = (arrival - 1.0, arrival + wait + 1.0)
             if all(span[1] <= begin or span[0] >= end for begin, end in taken[slot]):
                 taken[slot].append(span)
