@@ -1,0 +1,32 @@
+from pathlib import Path
+
+from analyzer.accuracy import CLIP_SET, ClipSpec, _markdown
+from analyzer.score import combine
+
+
+def clip_score(true: int, misses: int, doubles: int) -> dict:
+    """What ``score`` reports for a clip, reduced to what ``combine`` pools."""
+    return {
+        "true_visitors": true, "counted_visitors": true - misses + doubles, "misses": misses,
+        "double_counts": doubles, "false_counts": 0, "gender_accuracy": 1.0, "age_group_accuracy": 0.5,
+        "classified": true - misses, "direction_accuracy": None, "crossings": 0, "dwell_error_s": 0.5,
+    }  # fmt: skip
+
+
+def test_the_clip_set_has_a_tuning_and_a_held_out_half_of_over_200_visitors_each() -> None:
+    tuning = [spec for spec in CLIP_SET if not spec.held_out]
+    held_out = [spec for spec in CLIP_SET if spec.held_out]
+    assert sum(spec.visitors for spec in tuning) > 200 and sum(spec.visitors for spec in held_out) > 200
+    assert {spec.scenario for spec in held_out} == {spec.scenario for spec in tuning}
+    assert not {spec.seed for spec in tuning} & {spec.seed for spec in held_out}
+
+
+def test_the_report_gives_each_half_against_the_targets() -> None:
+    tuning, held_out = ClipSpec("queue", 4, 40, 120.0), ClipSpec("queue", 14, 40, 120.0, held_out=True)
+    scores = [clip_score(100, 2, 1), clip_score(50, 5, 0)]
+    rows = [(tuning, combine(scores[:1])), (held_out, combine(scores[1:]))]
+    halves = {"tuning": rows[0][1], "held_out": rows[1][1]}
+    text = _markdown(rows, combine(scores), halves, {1: (0.9, 0.5)}, Path("faces"), 60.0)
+    misses = next(line for line in text.splitlines() if line.startswith("| misses"))
+    assert misses.split("|")[2:5] == [" 2.0% ", " 10.0% ", " 4.7% "]  # tuning, held out, all
+    assert "| queue-s14 | held out |" in text and "| queue-s4 | tuning |" in text
