@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from analyzer.accuracy import CLIP_SET, ClipSpec, _markdown
+from analyzer.accuracy import CLIP_SET, ClipSpec, _gender_by_age, _markdown
 from analyzer.score import combine
+from tests.test_simulate import visit, visitor
 
 
 def clip_score(true: int, misses: int, doubles: int) -> dict:
@@ -26,7 +27,23 @@ def test_the_report_gives_each_half_against_the_targets() -> None:
     scores = [clip_score(100, 2, 1), clip_score(50, 5, 0)]
     rows = [(tuning, combine(scores[:1])), (held_out, combine(scores[1:]))]
     halves = {"tuning": rows[0][1], "held_out": rows[1][1]}
-    text = _markdown(rows, combine(scores), halves, {1: (0.9, 0.5)}, Path("faces"), 60.0)
+    gender_by_age = {"children": (0.7, 10), "older": (0.95, 100)}
+    text = _markdown(rows, combine(scores), halves, {1: (0.9, 0.5)}, Path("faces"), 60.0, gender_by_age)
     misses = next(line for line in text.splitlines() if line.startswith("| misses"))
     assert misses.split("|")[2:5] == [" 2.0% ", " 10.0% ", " 4.7% "]  # tuning, held out, all
     assert "| queue-s14 | held out |" in text and "| queue-s4 | tuning |" in text
+    assert "70.0% for visitors under 10 (10 visits) and 95.0% for everyone older (100 visits)" in text
+
+
+def test_gender_is_split_at_ten_years() -> None:
+    truth = {
+        "visitors": [
+            visitor(0, 0.0, 4.0, 0.1, 0.9, age=3),
+            visitor(1, 10.0, 14.0, 0.1, 0.9, age=40, gender="male"),
+            visitor(2, 20.0, 24.0, 0.1, 0.9, age=70),
+        ]
+    }
+    visits = [visit(0.0, 4.0, 0.1, 0.9, gender="male"), visit(10.0, 14.0, 0.1, 0.9, gender="male"),
+              visit(20.0, 24.0, 0.1, 0.9, gender="unknown")]  # fmt: skip
+    by_age = _gender_by_age(truth, {"cameras": {"sim": {"visits": visits}}})
+    assert by_age == {"children": (1, 0), "older": (1, 1)}  # the unclassified visit is left out
