@@ -111,6 +111,10 @@ class _Track:
     confirmed: bool = False
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     appearance: np.ndarray | None = None
+    path_low: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # min centre x, y seen
+    path_high: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # max centre x, y seen
+    exit_direction: np.ndarray | None = None  # out of the edge it is leaving by, once it is
+    outermost: float = 0.0  # furthest its centre got along exit_direction
 
 
 def _walks_backwards(
@@ -123,10 +127,19 @@ def _walks_backwards(
     around while hidden. The same holds in plain view at the frame's edge: a
     face walking out that "steps back" by more than a quarter of its width is
     the next person walking in there; once the face is already cut by the
-    edge it walks out of, any step back beyond detector jitter is.
+    edge it walks out of, any step back beyond detector jitter is. A track
+    marked as walking out (``_note_walking_out``) stays so: its box stalls as
+    the face is cut and its speed fades, but a face coming back in from that
+    edge, past the furthest point it reached, is still someone else.
     """
     backwards = np.zeros((len(tracks), len(centres)), dtype=bool)
     for row, track in enumerate(tracks):
+        if track.exit_direction is not None:
+            # On its way out: the detector's box stalls as the face is cut, so speed says nothing;
+            # a face coming back in from there is the next person.
+            jitter = 0.05 * max(float(track.box[2] - track.box[0]), 1.0)
+            backwards[row] = centres @ track.exit_direction < track.outermost - jitter
+            continue
         velocity = track.filter.state[4:6]
         size = max(float(track.box[2] - track.box[0]), 1.0)
         speed = float(np.hypot(*velocity))
@@ -155,6 +168,38 @@ def _heading_out(track: _Track, frame_size: tuple[int, int]) -> bool:
     distances = [centre[0], width - centre[0], centre[1], height - centre[1]]
     dx, dy = [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][int(np.argmin(distances))]
     return bool(velocity[0] * dx + velocity[1] * dy > 0)
+
+
+def _nearest_edge(track: _Track, frame_size: tuple[int, int]) -> np.ndarray:
+    """Unit vector out of the frame edge nearest the track's last box."""
+    width, height = frame_size
+    x1, y1, x2, y2 = track.box
+    distances = [x1, width - x2, y1, height - y2]
+    return np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][int(np.argmin(distances))], np.float32)
+
+
+def _note_walking_out(track: _Track, frame_size: tuple[int, int], matched: bool) -> None:
+    """Mark a track that has walked to an edge and is going out of it: cut by it, or lost at it.
+
+    It must have been further inside before (a pass-by shopper leaves by the
+    edge they came in by), so a face stepping in at the edge is not taken for
+    one stepping out.
+    """
+    centre = (track.box[:2] + track.box[2:]) / 2
+    if matched:
+        track.path_low, track.path_high = np.minimum(track.path_low, centre), np.maximum(track.path_high, centre)
+    if track.exit_direction is None:
+        outward = _nearest_edge(track, frame_size)
+        size = max(float(track.box[2] - track.box[0]), 1.0)
+        innermost = float(track.path_low @ np.maximum(outward, 0) + track.path_high @ np.minimum(outward, 0))
+        came_from_inside = float(centre @ outward) - innermost > 0.5 * size
+        x1, y1, x2, y2 = track.box
+        width, height = frame_size
+        cut = x1 < 0 or y1 < 0 or x2 > width or y2 > height
+        if came_from_inside and (cut or (not matched and _at_edge(track, frame_size))):
+            track.exit_direction, track.outermost = outward, float(centre @ outward)
+    elif matched:
+        track.outermost = max(track.outermost, float(centre @ track.exit_direction))
 
 
 def _cut_by_edge(track: _Track, frame_size: tuple[int, int]) -> bool:
@@ -344,6 +389,9 @@ class ByteTracker:
                 seen = appearance[detection]
                 track.appearance = seen if track.appearance is None else 0.8 * track.appearance + 0.2 * seen
 
+        if frame_size is not None:
+            for index, track in enumerate(self._tracks):
+                _note_walking_out(track, frame_size, index in detection_of)
         ended: list[int] = []
         exited: list[int] = []
         survivors: list[_Track] = []
@@ -364,6 +412,7 @@ class ByteTracker:
             index = int(high[detection])
             box = faces.boxes[index]
             track = _Track(self._next_id, _KalmanBox(box), timestamp, box=box, confirmed=self.min_hits <= 1)
+            track.path_low = track.path_high = (box[:2] + box[2:]) / 2
             track.appearance = None if appearance is None else appearance[index]
             self._next_id += 1
             survivor_detection[len(survivors)] = index

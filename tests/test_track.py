@@ -137,3 +137,44 @@ def test_a_face_hidden_mid_frame_is_not_taken_for_gone_when_its_prediction_drift
         ended += update.ended
         exited += update.exited
     assert ended == [1] and exited == []
+
+
+@pytest.mark.parametrize("pass_by", [False, True])
+def test_a_face_stepping_in_where_another_walked_out_gets_its_own_id(pass_by: bool) -> None:
+    """One person walks out at the left edge; the next steps in there before the first is lost.
+
+    The leaving face's box stalls as the edge cuts it, so its speed fades; the
+    track must still not follow the face walking back in. A pass-by shopper
+    who came in by the same edge and walks back out of it is leaving too.
+    """
+    tracker = ByteTracker(min_hits=1, max_lost_s=1.0)
+    size, frame = 150, (1280, 720)
+    if pass_by:
+        path = [40 + 200 * t for t in np.arange(0, 1.5, 1 / 15)] + [340 - 200 * t for t in np.arange(0, 1.5, 1 / 15)]
+    else:
+        path = [500 - 200 * t for t in np.arange(0, 2.5, 1 / 15)]
+    path += [path[-1] - k for k in range(1, 10)]  # stalls against the edge, cut: its speed fades
+    t = 0.0
+    for x in path:
+        update = tracker.update(faces([[x - size / 2, 300, x + size / 2, 300 + size]]), t, frame)
+        t += 1 / 15
+    (leaver,) = update.tracks.ids.tolist()
+    for _ in range(2):  # then the detector loses it
+        tracker.update(faces([]), t, frame)
+        t += 1 / 15
+    for k in range(8):  # the next person steps in from the same edge (first further out), walking right
+        x = path[-1] - 10 + 15 * k
+        update = tracker.update(faces([[x - size / 2, 305, x + size / 2, 305 + size]]), t, frame)
+        t += 1 / 15
+    (newcomer,) = update.tracks[update.tracks.matched].ids.tolist()
+    assert newcomer != leaver
+
+
+def test_a_face_walking_in_from_the_edge_keeps_its_id() -> None:
+    tracker = ByteTracker(min_hits=1, max_lost_s=1.0)
+    ids = set()
+    for k in range(30):  # cut by the left edge at first, then walks in
+        x = -20 + 12 * k
+        update = tracker.update(faces([[x - 75, 300, x + 75, 450]]), k / 15, (1280, 720))
+        ids |= set(update.tracks.ids.tolist())
+    assert len(ids) == 1
