@@ -4,9 +4,9 @@ The clip set covers every scenario with fixed seeds, so the table is
 reproducible and comparable between versions. It has two halves of over 200
 visitors each: the tuning clips, which the tracker and footfall settings were
 chosen on, and held-out clips, never looked at while tuning, which say how
-well those choices carry over to crowds they were not fitted to. The same runs keep
-each visit's per-sample probabilities, to measure how attribute accuracy
-grows with the number of samples per visitor (the sampler's K).
+well those choices carry over to crowds they were not fitted to. The same
+runs keep each visit's per-sample probabilities, to measure how attribute
+accuracy grows with the number of samples per visitor (the sampler's K).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from analyzer.classify import OnnxRuntimeBackend
 from analyzer.config import REPO_ROOT, Config, SamplerConfig, load_config
 from analyzer.exporter import Metrics
 from analyzer.pipeline import Pipeline, RunOptions
-from analyzer.score import combine, match, score
+from analyzer.score import Match, combine, match, score
 from analyzer.simulate import SIMULATOR_VERSION, simulate
 
 
@@ -91,11 +91,16 @@ def _run(config: Config, clip: Path) -> dict[str, object]:
     return {"report": document, "logs": logs}
 
 
-def _accuracy_by_samples(truth: dict, report: dict, logs: dict, grouping_name: str) -> dict[int, tuple[int, int, int]]:
-    """For k = 1..MAX_SAMPLES: (visits, gender right, age group right) voting on the first k samples."""
-    grouping = builtin_grouping(grouping_name)
+def _matches(truth: dict, report: dict) -> list[Match]:
+    """The one-camera report's visits paired with the true visitors, as ``score`` pairs them."""
     visits = next(iter(report["cameras"].values()))["visits"]
     matches, _, _ = match(visits, truth["visitors"])
+    return matches
+
+
+def _accuracy_by_samples(matches: list[Match], logs: dict, grouping_name: str) -> dict[int, tuple[int, int, int]]:
+    """For k = 1..MAX_SAMPLES: (visits, gender right, age group right) voting on the first k samples."""
+    grouping = builtin_grouping(grouping_name)
     counts = {k: [0, 0, 0] for k in range(1, MAX_SAMPLES + 1)}
     for pair in matches:
         log = logs.get(pair.visit["visit_id"], ())
@@ -118,10 +123,8 @@ def _accuracy_by_samples(truth: dict, report: dict, logs: dict, grouping_name: s
 CHILD_AGE = 10
 
 
-def _gender_by_age(truth: dict, report: dict) -> dict[str, tuple[int, int]]:
+def _gender_by_age(matches: list[Match]) -> dict[str, tuple[int, int]]:
     """(classified visits, gender right) for visitors under ``CHILD_AGE`` and the rest."""
-    visits = next(iter(report["cameras"].values()))["visits"]
-    matches, _, _ = match(visits, truth["visitors"])
     counts = {"children": [0, 0], "older": [0, 0]}
     for pair in matches:
         if pair.visit["gender"] == "unknown":
@@ -174,16 +177,16 @@ def run_accuracy(
         (work / f"{spec.name}.report.json").write_text(json.dumps(result["report"], indent=1))
         clip_score = score(truth, result["report"])  # type: ignore[arg-type]
         rows.append((spec, clip_score))
+        matches = _matches(truth, result["report"])  # type: ignore[arg-type]
         for k, (n, gender, group) in _accuracy_by_samples(
-            truth,
-            result["report"],
-            result["logs"],
-            config.footfall.age_grouping,  # type: ignore[arg-type]
+            matches,
+            result["logs"],  # type: ignore[arg-type]
+            config.footfall.age_grouping,
         ).items():
             by_samples[k][0] += n
             by_samples[k][1] += gender
             by_samples[k][2] += group
-        for band, (n, right) in _gender_by_age(truth, result["report"]).items():
+        for band, (n, right) in _gender_by_age(matches).items():
             gender_by_age[band][0] += n
             gender_by_age[band][1] += right
         log(f"  {spec.name}: true {clip_score['true_visitors']}, counted {clip_score['counted_visitors']}")

@@ -277,6 +277,7 @@ class KeypointRefiner:
             are scaled up, which is where the whole-frame keypoints are worst.
         margin: context around the face box, as a fraction of its size.
         min_score: the short-range model's detection threshold.
+        cache: model cache folder (default: ``analyzer models fetch``'s).
 
     Example:
         >>> refiner = KeypointRefiner()  # doctest: +SKIP

@@ -117,6 +117,10 @@ class _Track:
     outermost: float = 0.0  # furthest its centre got along exit_direction
 
 
+#: Unit vectors out of the frame through its left, right, top and bottom edge.
+_OUTWARD = np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)], np.float32)
+
+
 def _walks_backwards(
     tracks: list[_Track], centres: np.ndarray, now: float, frame_size: tuple[int, int] | None = None
 ) -> np.ndarray:
@@ -134,14 +138,13 @@ def _walks_backwards(
     """
     backwards = np.zeros((len(tracks), len(centres)), dtype=bool)
     for row, track in enumerate(tracks):
+        size = max(float(track.box[2] - track.box[0]), 1.0)
         if track.exit_direction is not None:
             # On its way out: the detector's box stalls as the face is cut, so speed says nothing;
-            # a face coming back in from there is the next person.
-            jitter = 0.05 * max(float(track.box[2] - track.box[0]), 1.0)
-            backwards[row] = centres @ track.exit_direction < track.outermost - jitter
+            # a face coming back in from there, beyond detector jitter, is the next person.
+            backwards[row] = centres @ track.exit_direction < track.outermost - 0.05 * size
             continue
         velocity = track.filter.state[4:6]
-        size = max(float(track.box[2] - track.box[0]), 1.0)
         speed = float(np.hypot(*velocity))
         if speed < 0.3 * size:
             continue
@@ -166,8 +169,7 @@ def _heading_out(track: _Track, frame_size: tuple[int, int]) -> bool:
     centre = (track.box[:2] + track.box[2:]) / 2
     velocity = track.filter.state[4:6]
     distances = [centre[0], width - centre[0], centre[1], height - centre[1]]
-    dx, dy = [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][int(np.argmin(distances))]
-    return bool(velocity[0] * dx + velocity[1] * dy > 0)
+    return bool(velocity @ _OUTWARD[int(np.argmin(distances))] > 0)
 
 
 def _nearest_edge(track: _Track, frame_size: tuple[int, int]) -> np.ndarray:
@@ -175,7 +177,7 @@ def _nearest_edge(track: _Track, frame_size: tuple[int, int]) -> np.ndarray:
     width, height = frame_size
     x1, y1, x2, y2 = track.box
     distances = [x1, width - x2, y1, height - y2]
-    return np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)][int(np.argmin(distances))], np.float32)
+    return _OUTWARD[int(np.argmin(distances))]
 
 
 def _note_walking_out(track: _Track, frame_size: tuple[int, int], matched: bool) -> None:

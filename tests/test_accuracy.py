@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from analyzer.accuracy import CLIP_SET, ClipSpec, _gender_by_age, _markdown
-from analyzer.score import combine
+from analyzer.score import combine, match
 from tests.test_simulate import visit, visitor
 
 
@@ -45,5 +45,6 @@ def test_gender_is_split_at_ten_years() -> None:
     }
     visits = [visit(0.0, 4.0, 0.1, 0.9, gender="male"), visit(10.0, 14.0, 0.1, 0.9, gender="male"),
               visit(20.0, 24.0, 0.1, 0.9, gender="unknown")]  # fmt: skip
-    by_age = _gender_by_age(truth, {"cameras": {"sim": {"visits": visits}}})
+    matches, _, _ = match(visits, truth["visitors"])
+    by_age = _gender_by_age(matches)
     assert by_age == {"children": (1, 0), "older": (1, 1)}  # the unclassified visit is left out
