@@ -1,11 +1,14 @@
 """Face detection with MediaPipe Tasks (BlazeFace), whole frame, ROI or tiles.
 
 Full-range BlazeFace on a whole 1080p frame misses faces under ~80 px; 2×2
-overlapping tiles find faces down to ~60 px at four times the cost, so tiles
-are a per-camera choice. With tiles, the whole ROI is searched too: a big face
-cut by a tile border shows up in a tile as a truncated box, so tile boxes that
-touch an inner tile border are dropped and the whole-ROI pass finds that face.
-Tiles see small faces twice where they overlap: merged by NMS.
+overlapping tiles find faces down to ~60 px at four times the cost, and a
+3×3 grid on top of that finds most faces down to 30 px at 720p, so tiles are
+a per-camera choice. ``tiles: n`` searches the whole ROI and every grid from
+2×2 up to n×n: each grid finds the faces that are small for the one above
+it, and the coarser passes find the faces that a finer grid cuts. A face cut
+by a tile border shows up in that tile as a truncated box, so tile boxes
+that touch an inner tile border are dropped. Tiles see small faces twice
+where they overlap: merged by NMS.
 
 The keypoints that full-range BlazeFace gives for a face in a whole frame
 are too coarse to align a chip from (on simulated entrances they cost 3-4
@@ -137,6 +140,11 @@ class Region:
         )
 
 
+def pyramid_regions(tiles: int, overlap: float, roi: Region | None = None) -> list[Region]:
+    """The whole ``roi``, then every grid from 2×2 up to ``tiles``×``tiles`` (coarse to fine)."""
+    return [region for grid in range(1, tiles + 1) for region in tile_regions(grid, overlap, roi)]
+
+
 def tile_regions(tiles: int, overlap: float, roi: Region | None = None) -> list[Region]:
     """Split ``roi`` (default whole frame) into ``tiles``×``tiles`` overlapping regions."""
     base = roi or Region(0.0, 0.0, 1.0, 1.0)
@@ -178,7 +186,8 @@ class FaceDetector:
         min_score: raising it drops faint faces (fewer false faces, more
             misses); lowering it finds more small faces and more noise.
         roi: only this part of the frame is searched.
-        tiles: 1 (whole ROI) or 2 (whole ROI plus 2×2 overlapping tiles; ~5× the cost).
+        tiles: 1 (whole ROI), 2 (plus 2×2 overlapping tiles; ~5× the cost) or
+            3 (plus 3×3 more; ~14× the cost, faces down to ~30 px at 720p).
         tile_overlap: fraction of a tile shared with its neighbour.
         nms_iou: boxes overlapping more than this are one face.
 
@@ -199,8 +208,8 @@ class FaceDetector:
     ) -> None:
         path = model_file(model, cache)
         whole = roi or Region(0.0, 0.0, 1.0, 1.0)
-        self._regions = [whole] if tiles == 1 else [whole, *tile_regions(tiles, tile_overlap, roi)]
-        self._whole = whole
+        self._regions = pyramid_regions(tiles, tile_overlap, whole)
+        self._whole = self._regions[0]
         self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions]
         self._nms_iou = nms_iou
         self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0

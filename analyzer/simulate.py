@@ -39,7 +39,7 @@ SIM_ZONE = Zone("display", ((0.6, 0.0), (0.95, 0.0), (0.95, 1.0), (0.6, 1.0)))
 #: A visitor is expected to be counted when their face was visible for at least
 #: COUNTABLE_SECONDS at COUNTABLE_FACE_PX or more: the detector's limit with 2x2
 #: tiles at 720p (DESIGN.md: ~60 px at 1080p). Smaller faces are in the clip
-#: (from 30 px) but not in the expected count.
+#: (from 30 px) but not in the expected count; 3x3 tiles find many of them.
 COUNTABLE_FACE_PX = 40
 #: Places in the queue scenario's line, from the counter back towards the door.
 QUEUE_SLOTS = 5

@@ -41,6 +41,7 @@ def camera(**extra: object) -> dict:
         (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
         (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1.0 must be between 0 and 600"),
+        (camera(detector={"tiles": 4}), r"cameras\[0\]\.detector\.tiles: 4 must be 1, 2 or 3"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}]), "enclose no area"),
         (
             camera(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analyzer.demo import ASTRONAUT_FACE
-from analyzer.detect import FaceDetector, PhotoFaceFinder, Region, tile_regions
+from analyzer.detect import FaceDetector, PhotoFaceFinder, Region, pyramid_regions, tile_regions
 from analyzer.faces import Faces, non_max_suppression
 
 
@@ -23,28 +23,53 @@ def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
 
 
-def test_tiles_find_small_faces_once_each(astronaut: np.ndarray) -> None:
+def _frame_with_heads(
+    astronaut: np.ndarray, scale: float, size: tuple[int, int], spots: list[tuple[int, int]]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A grey frame of ``size`` (width, height) with the astronaut's head, scaled, at each spot; and the head's size."""
     import cv2
 
     x, y, w, h = ASTRONAUT_FACE
     head = astronaut[y - 40 : y + h + 30, x - 35 : x + w + 35]
-    small = cv2.resize(head, None, fx=0.55, fy=0.55, interpolation=cv2.INTER_AREA)
-    frame = np.full((1080, 1920, 3), 120, np.uint8)
-    spots = [(300, 200), (1400, 650), (930, 480)]  # the last one straddles the tile overlap
+    small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((size[1], size[0], 3), 120, np.uint8)
     for left, top in spots:
         frame[top : top + small.shape[0], left : left + small.shape[1]] = small
-    whole = FaceDetector("full_range", min_score=0.5)
-    tiled = FaceDetector("full_range", min_score=0.5, tiles=2)
-    found_whole = whole.detect(frame, 0)
-    found_tiled = tiled.detect(frame, 0)
-    whole.close()
-    tiled.close()
+    return frame, (small.shape[1], small.shape[0])
+
+
+def _found_near_each(faces: Faces, spots: list[tuple[int, int]], head: tuple[int, int]) -> bool:
+    centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
+    return all(
+        np.min(np.linalg.norm(centres - np.array([left + head[0] / 2, top + head[1] / 2]), axis=1)) < 40
+        for left, top in spots
+    )
+
+
+def _faces_found(frame: np.ndarray, tiles: int) -> Faces:
+    detector = FaceDetector("full_range", min_score=0.5, tiles=tiles)
+    faces = detector.detect(frame, 0)
+    detector.close()
+    return faces
+
+
+def test_tiles_find_small_faces_once_each(astronaut: np.ndarray) -> None:
+    spots = [(300, 200), (1400, 650), (930, 480)]  # the last one straddles the tile overlap
+    frame, head = _frame_with_heads(astronaut, 0.55, (1920, 1080), spots)
+    found_whole, found_tiled = _faces_found(frame, 1), _faces_found(frame, 2)
     assert len(found_tiled) == len(spots)
     assert len(found_tiled) >= len(found_whole)
-    centres = (found_tiled.boxes[:, :2] + found_tiled.boxes[:, 2:]) / 2
-    for left, top in spots:
-        expected = np.array([left + small.shape[1] / 2, top + small.shape[0] / 2])
-        assert np.min(np.linalg.norm(centres - expected, axis=1)) < 40
+    assert _found_near_each(found_tiled, spots, head)
+
+
+def test_three_grids_find_the_smallest_faces_once_each(astronaut: np.ndarray) -> None:
+    """25 px faces at 720p (the simulator's far end): 2x2 tiles miss about half, 3x3 on top find them all."""
+    spots = [(100, 80), (500, 80), (950, 80), (100, 560), (950, 560), (1100, 300)]
+    frame, head = _frame_with_heads(astronaut, 0.25, (1280, 720), spots)
+    found_coarse, found_fine = _faces_found(frame, 2), _faces_found(frame, 3)
+    assert len(found_fine) == len(spots)
+    assert _found_near_each(found_fine, spots, head)
+    assert len(found_coarse) < len(spots)
 
 
 def test_roi_limits_the_search(astronaut: np.ndarray) -> None:
@@ -68,6 +93,14 @@ def test_tile_regions_cover_the_roi_with_overlap() -> None:
     assert len(regions) == 4
     assert min(r.x1 for r in regions) == pytest.approx(0.1) and max(r.x2 for r in regions) == pytest.approx(0.9)
     assert regions[0].x2 > regions[1].x1  # neighbours overlap
+
+
+def test_pyramid_is_the_roi_then_each_grid() -> None:
+    roi = Region(0.1, 0.2, 0.9, 1.0)
+    regions = pyramid_regions(3, 0.2, roi)
+    assert len(regions) == 1 + 4 + 9
+    assert regions[0] == roi
+    assert max(r.x2 for r in regions[5:]) == pytest.approx(0.9) and max(r.y2 for r in regions[5:]) == pytest.approx(1.0)
 
 
 def test_nms_keeps_best_of_duplicates() -> None:
