@@ -194,6 +194,9 @@ class LineConfig:
     end: list[float] = field(default_factory=lambda: [0.5, 0.0])  # start→end upward: 'in' is left to right
     hysteresis: float = 0.02  # a face must be this far (fraction of frame) past the line to count
     anchor: str = "center"  # point of the face box that crosses: center | top | bottom
+    # a face first seen just past the line walking away (or last seen just short of it walking at it)
+    # crossed it unseen if this much walking takes it across; 0 = count only crossings seen
+    unseen_crossing_s: float = 0.5
 
     def check(self, path: str) -> None:
         """Geometry must be two distinct points inside the frame."""
@@ -206,6 +209,8 @@ class LineConfig:
             raise ConfigError(f"{path}.hysteresis: {self.hysteresis} must be 0..0.5 (fraction of the frame)")
         if self.anchor not in ANCHORS:
             raise ConfigError(f"{path}.anchor: '{self.anchor}' is not one of {', '.join(ANCHORS)}")
+        if not 0.0 <= self.unseen_crossing_s <= 5.0:
+            raise ConfigError(f"{path}.unseen_crossing_s: {self.unseen_crossing_s} must be 0..5 seconds")
 
     def counting_line(self) -> CountingLine:
         """The geometry object."""

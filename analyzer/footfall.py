@@ -13,6 +13,12 @@ who steps into the view behind a person who paused there is not merged into
 them. A coarse colour cue also has to agree, taken when the decision is
 made (a face stepping out from behind someone has mixed colours at first);
 it lives only in memory and nothing is kept past the window.
+A visit first seen just past the line, walking away from it (or last seen
+just short of it, walking at it), crossed it out of sight: within
+``unseen_crossing_s`` of walking, that crossing counts. People are often
+found a moment late, having just turned towards the camera or stepped out
+from behind someone; the horizon is short because shoppers also appear
+from behind shelves.
 Visit ids are random per run, so nothing links a visit to a person.
 """
 
@@ -152,6 +158,7 @@ class _OpenVisit:
     track_ids: list[int] = field(default_factory=list)
     active: set[int] = field(default_factory=set)
     velocity: Point = (0.0, 0.0)
+    start_velocity: Point = (0.0, 0.0)  # mean motion over the first START_VELOCITY_S
     face_size: float = 0.0
     appearance: np.ndarray | None = None
     exited: bool = False
@@ -192,6 +199,8 @@ class _OpenVisit:
 TURNED_AROUND_SIMILARITY = 0.9
 #: Slower than this (frame widths per second) a face is standing, and its motion predicts nothing.
 MIN_WALKING_SPEED = 0.03
+#: A visit's motion at its start is its mean velocity over this long.
+START_VELOCITY_S = 0.5
 
 
 def _speed(velocity: Point) -> float:
@@ -255,6 +264,11 @@ class FootfallCounter:
         reentry_verify_s: how long a new track is watched before its motion
             decides whether it continues a lost visit. Longer gives a surer
             velocity; a new track that ends sooner is judged on what was seen.
+        unseen_crossing_s: a visit without a seen crossing that, walking on at
+            its own speed for this long before it was first seen or after it
+            was last seen, is across the line, crossed it there. 0 counts
+            only crossings seen; longer also counts people who appear further
+            from the line, and someone stepping out from behind a shelf there.
         new_visit_id: id source (random by default; tests inject their own).
 
     Example:
@@ -275,9 +289,11 @@ class FootfallCounter:
         reentry_distance: float = 0.12,
         min_similarity: float = 0.75,
         reentry_verify_s: float = 0.4,
+        unseen_crossing_s: float = 0.5,
         new_visit_id: Callable[[], str] = random_visit_id,
     ) -> None:
         self.min_similarity = min_similarity
+        self.unseen_crossing_s = unseen_crossing_s
         self.reentry_verify_s = reentry_verify_s
         self.camera = camera
         self.min_duration_s = min_duration_s
@@ -380,10 +396,10 @@ class FootfallCounter:
         around only if it starts where that was last seen and its colours
         agree closely.
         """
-        candidates, visit.lost_candidates = visit.lost_candidates, []
         velocity = visit.mean_velocity()
         if velocity is None:
-            return  # a single sighting: too little to tell; as a visit of its own it is too short to count
+            return  # a single sighting is too little to tell; a track that continues it may tell
+        candidates, visit.lost_candidates = visit.lost_candidates, []
         best, best_distance = None, self.reentry_distance
         for lost in candidates:
             if not any(open_visit is lost for open_visit in self._visits) or lost.last_seen >= visit.start:
@@ -444,6 +460,12 @@ class FootfallCounter:
         if elapsed > 0:
             step = ((point[0] - visit.last_position[0]) / elapsed, (point[1] - visit.last_position[1]) / elapsed)
             visit.velocity = (0.7 * visit.velocity[0] + 0.3 * step[0], 0.7 * visit.velocity[1] + 0.3 * step[1])
+        since_start = timestamp - visit.start
+        if 0 < since_start <= START_VELOCITY_S:
+            visit.start_velocity = (
+                (point[0] - visit.first_position[0]) / since_start,
+                (point[1] - visit.first_position[1]) / since_start,
+            )
         if visit.line_state is not None:
             direction = visit.line_state.update(point)
             if direction:
@@ -451,10 +473,32 @@ class FootfallCounter:
         visit.last_position = point
         visit.last_seen = max(visit.last_seen, timestamp)
 
+    def _unseen_crossing(self, visit: _OpenVisit) -> tuple[str, float] | None:
+        """The crossing a visit made just out of sight, walking, before it was first or after it was last seen."""
+        if self.line is None or self.unseen_crossing_s <= 0:
+            return None
+        horizon = self.unseen_crossing_s
+        first, last = visit.first_position, visit.last_position
+        came_from = first
+        if _speed(visit.start_velocity) >= MIN_WALKING_SPEED:
+            came_from = (first[0] - visit.start_velocity[0] * horizon, first[1] - visit.start_velocity[1] * horizon)
+        went_to = last
+        if _speed(visit.velocity) >= MIN_WALKING_SPEED:
+            went_to = (last[0] + visit.velocity[0] * horizon, last[1] + visit.velocity[1] * horizon)
+        state = LineState(self.line, self.hysteresis)
+        for point, timestamp in ((came_from, visit.start), (first, visit.start), (last, visit.last_seen),
+                                 (went_to, visit.last_seen)):  # fmt: skip
+            direction = state.update(point)
+            if direction:
+                return direction, timestamp
+        return None
+
     def _end(self, visit: _OpenVisit, captured_at: float) -> VisitEnded:
         self._visits.remove(visit)
         for track_id in visit.active:
             self._by_track.pop(track_id, None)
+        if not visit.crossings and (unseen := self._unseen_crossing(visit)):
+            visit.crossings.append(unseen)
         direction = None
         if self.line is not None:
             direction = visit.crossings[0][0] if visit.crossings else "none"

@@ -128,6 +128,7 @@ class Pipeline:
             line=camera.line.counting_line() if camera.line else None,
             hysteresis=camera.line.hysteresis if camera.line else 0.0,
             anchor=camera.line.anchor if camera.line else "center",
+            unseen_crossing_s=camera.line.unseen_crossing_s if camera.line else 0.0,
             zones=[zone.zone() for zone in camera.zones],
             reentry_window_s=footfall.reentry_window_s,
             reentry_distance=footfall.reentry_distance,

@@ -38,6 +38,7 @@ def camera(**extra: object) -> dict:
         (camera(labels={"floor-2": "x"}), "not a usable Prometheus label name"),
         (camera(line={"start": [0.5, 1.0], "end": [0.5, 1.0]}), "start and end are the same point"),
         (camera(line={"start": [0.5, 1.2], "end": [0.5, 0.0]}), r"line\.start: \[0\.5, 1\.2\] must be"),
+        (camera(line={"unseen_crossing_s": -1}), r"line\.unseen_crossing_s: -1.0 must be 0..5 seconds"),
         (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
         (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1.0 must be between 0 and 600"),

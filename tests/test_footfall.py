@@ -3,6 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
+from analyzer.appearance import FEATURE_SIZE
 from analyzer.attributes import TrackAttributes
 from analyzer.footfall import FootfallCounter, random_visit_id
 from analyzer.track import Tracks
@@ -11,13 +12,17 @@ from analyzer.zones import CountingLine, LineState, Zone
 SIZE = (1000, 1000)
 
 
-def tracks(ids: list[int], centres: list[tuple[float, float]] | None = None, size: float = 60) -> Tracks:
+def tracks(
+    ids: list[int], centres: list[tuple[float, float]] | None = None, size: float = 60, colours: bool = False
+) -> Tracks:
+    """Confirmed, matched tracks; with ``colours``, every face has the same colour cue."""
     count = len(ids)
     centres = centres or [(500.0, 500.0)] * count
     boxes = np.array([[x - size / 2, y - size / 2, x + size / 2, y + size / 2] for x, y in centres], np.float32)
     return Tracks(
         np.array(ids, np.int64), boxes.reshape(-1, 4), np.ones(count, np.float32),
         np.zeros((count, 6, 2), np.float32), np.ones(count, bool), np.ones(count, bool),
+        np.full((count, FEATURE_SIZE), 0.25, np.float32) if colours else None,
     )  # fmt: skip
 
 
@@ -202,3 +207,46 @@ def test_a_visitor_who_stops_while_hidden_and_walks_on_is_one_visit() -> None:
             ended += footfall.update(tracks([2], [(500 + 200 * (t - 3.5), 500)]), [], t, 0.0, SIZE)
     ended += footfall.close(0.0)
     assert [e.track_ids for e in ended] == [(1, 2)]
+
+
+def test_a_glimpse_between_hiding_and_turning_back_still_joins_the_visit() -> None:
+    """Walks right, is hidden, shows for one frame, then walks back left: one visit through the glimpse."""
+    footfall = counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12)
+    ended = []
+    for frame in range(60):
+        t = frame / 15
+        if t < 1.5:  # walking right at 0.2 frames/s, up to x = 0.4
+            update = tracks([1], [(100 + 200 * t, 500)], colours=True), []
+        elif frame == 30:  # one frame seen, near where it was hidden: a track of its own, ended at once
+            update = tracks([2], [(380, 500)], colours=True), [1]
+        elif frame < 33:
+            update = tracks([]), [2] if frame == 31 else []
+        else:  # walking back left from there
+            update = tracks([3], [(370 - 200 * (t - 2.2), 500)], colours=True), []
+        ended += footfall.update(*update, t, 0.0, SIZE)
+    ended += footfall.close(0.0)
+    assert [e.track_ids for e in ended] == [(1, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("first_x", "speed", "unseen_crossing_s", "expected"),
+    [
+        (0.53, 0.2, 0.5, "in"),  # first seen just inside, walking in: came through unseen
+        (0.53, 0.2, 0.0, "none"),  # ... unless only seen crossings count
+        (0.70, 0.2, 0.5, "none"),  # half a second back it was still inside
+        (0.53, 0.0, 0.5, "none"),  # standing: nothing says where it came from
+        (0.20, 0.2, 0.5, "in"),  # last seen at 0.47 walking at the line: crossed it unseen
+        (0.45, -0.2, 0.5, "out"),  # first seen just outside walking out
+    ],
+)
+def test_a_crossing_just_out_of_sight_counts(
+    first_x: float, speed: float, unseen_crossing_s: float, expected: str
+) -> None:
+    footfall = counter(line=CountingLine((0.5, 1.0), (0.5, 0.0)), hysteresis=0.02, unseen_crossing_s=unseen_crossing_s)
+    ended = []
+    for frame in range(21):  # seen for 1.33 s
+        t = frame / 15
+        ended += footfall.update(tracks([1], [(1000 * (first_x + speed * t), 500)]), [], t, 0.0, SIZE)
+    ended += footfall.close(0.0)
+    (visit,) = ended
+    assert visit.direction == expected
