@@ -1,4 +1,5 @@
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -193,38 +194,42 @@ def test_a_line_crossed_while_hidden_counts_when_the_face_reappears(
     assert earlier.side == later.side
 
 
+def replay(footfall: FootfallCounter, frames: int, scene: Callable[[int, float], tuple[Tracks, list[int]]]) -> list:
+    """Feed ``scene(frame, t)`` (the tracks seen and the track ids ended) at 15 fps, then close."""
+    ended = []
+    for frame in range(frames):
+        t = frame / 15
+        ended += footfall.update(*scene(frame, t), t, 0.0, SIZE)
+    return ended + footfall.close(0.0)
+
+
 def test_a_visitor_who_stops_while_hidden_and_walks_on_is_one_visit() -> None:
     """Walks right, hidden behind someone stops for a while, then walks on: the new face, traced back, passes there."""
-    footfall = counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12)
-    ended = []
-    for frame in range(75):
-        t = frame / 15
+
+    def scene(frame: int, t: float) -> tuple[Tracks, list[int]]:
         if t < 2.0:  # walking right at 0.2 frames/s, up to x = 0.5
-            ended += footfall.update(tracks([1], [(100 + 200 * t, 500)]), [], t, 0.0, SIZE)
-        elif t < 4.0:  # hidden: stands at 0.5 until 3.5 s, then walks on
-            ended += footfall.update(tracks([]), [1] if frame == 45 else [], t, 0.0, SIZE)
-        else:  # seen again at 0.6, walking
-            ended += footfall.update(tracks([2], [(500 + 200 * (t - 3.5), 500)]), [], t, 0.0, SIZE)
-    ended += footfall.close(0.0)
+            return tracks([1], [(100 + 200 * t, 500)]), []
+        if t < 4.0:  # hidden: stands at 0.5 until 3.5 s, then walks on
+            return tracks([]), [1] if frame == 45 else []
+        return tracks([2], [(500 + 200 * (t - 3.5), 500)]), []  # seen again at 0.6, walking
+
+    ended = replay(counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12), 75, scene)
     assert [e.track_ids for e in ended] == [(1, 2)]
 
 
 def test_a_glimpse_between_hiding_and_turning_back_still_joins_the_visit() -> None:
     """Walks right, is hidden, shows for one frame, then walks back left: one visit through the glimpse."""
-    footfall = counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12)
-    ended = []
-    for frame in range(60):
-        t = frame / 15
+
+    def scene(frame: int, t: float) -> tuple[Tracks, list[int]]:
         if t < 1.5:  # walking right at 0.2 frames/s, up to x = 0.4
-            update = tracks([1], [(100 + 200 * t, 500)], colours=True), []
-        elif frame == 30:  # one frame seen, near where it was hidden: a track of its own, ended at once
-            update = tracks([2], [(380, 500)], colours=True), [1]
-        elif frame < 33:
-            update = tracks([]), [2] if frame == 31 else []
-        else:  # walking back left from there
-            update = tracks([3], [(370 - 200 * (t - 2.2), 500)], colours=True), []
-        ended += footfall.update(*update, t, 0.0, SIZE)
-    ended += footfall.close(0.0)
+            return tracks([1], [(100 + 200 * t, 500)], colours=True), []
+        if frame == 30:  # one frame seen, near where it was hidden: a track of its own, ended at once
+            return tracks([2], [(380, 500)], colours=True), [1]
+        if frame < 33:
+            return tracks([]), [2] if frame == 31 else []
+        return tracks([3], [(370 - 200 * (t - 2.2), 500)], colours=True), []  # walking back left from there
+
+    ended = replay(counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12), 60, scene)
     assert [e.track_ids for e in ended] == [(1, 2, 3)]
 
 
@@ -243,10 +248,5 @@ def test_a_crossing_just_out_of_sight_counts(
     first_x: float, speed: float, unseen_crossing_s: float, expected: str
 ) -> None:
     footfall = counter(line=CountingLine((0.5, 1.0), (0.5, 0.0)), hysteresis=0.02, unseen_crossing_s=unseen_crossing_s)
-    ended = []
-    for frame in range(21):  # seen for 1.33 s
-        t = frame / 15
-        ended += footfall.update(tracks([1], [(1000 * (first_x + speed * t), 500)]), [], t, 0.0, SIZE)
-    ended += footfall.close(0.0)
-    (visit,) = ended
+    (visit,) = replay(footfall, 21, lambda _, t: (tracks([1], [(1000 * (first_x + speed * t), 500)]), []))  # 1.33 s
     assert visit.direction == expected
