@@ -170,5 +170,6 @@ def combine(scores: Sequence[dict[str, object]]) -> dict[str, object]:
         "age_group_accuracy": weighted("age_group_accuracy", "classified"),
         "direction_accuracy": weighted("direction_accuracy", "crossings"),
         "crossings": total("crossings"),
+        "classified": total("classified"),
         "dwell_error_s": weighted("dwell_error_s", "true_visitors"),
     }

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from analyzer.accuracy import CLIP_SET, ClipSpec, _gender_by_age, _markdown
+from analyzer.accuracy import CLIP_SET, ClipSpec, _gender_by_age, _markdown, wilson_interval
 from analyzer.score import combine, match
 from tests.test_simulate import visit, visitor
 
@@ -48,3 +48,21 @@ def test_gender_is_split_at_ten_years() -> None:
     matches, _, _ = match(visits, truth["visitors"])
     by_age = _gender_by_age(matches)
     assert by_age == {"children": (1, 0), "older": (1, 1)}  # the unclassified visit is left out
+
+
+def test_the_report_gives_a_95_percent_interval_of_each_pooled_rate() -> None:
+    lower, upper = wilson_interval(0.05, 400)
+    assert 0.032 < lower < 0.033 and 0.075 < upper < 0.077  # 20 of 400
+    assert wilson_interval(0.0, 50)[0] == 0.0 and wilson_interval(1.0, 50)[1] == 1.0
+
+    def width(n: int) -> float:
+        low, high = wilson_interval(0.5, n)
+        return high - low
+
+    assert width(1000) < width(100) / 3
+    spec = ClipSpec("queue", 4, 40, 120.0)
+    scores = [clip_score(200, 10, 4)]
+    rows = [(spec, combine(scores))]
+    text = _markdown(rows, combine(scores), {"tuning": rows[0][1], "held_out": rows[0][1]}, {}, Path("f"), 1.0)
+    misses = next(line for line in text.splitlines() if line.startswith("| misses"))
+    assert misses.split("|")[4:6] == [" 5.0% ", " 2.7-9.0% "]
