@@ -117,6 +117,12 @@ class _Track:
     outermost: float = 0.0  # furthest its centre got along exit_direction
 
 
+#: How far (face widths, from the prediction) a detection may be and still match by distance alone.
+FRAME_REACH = 0.6
+#: How fast a brisk walker's face moves across the image, in its own widths per second
+#: (about 1.4 m/s at 16 cm a face): FRAME_REACH per frame at 15 fps.
+FACE_WIDTHS_PER_S = 9.0
+
 #: Unit vectors out of the frame through its left, right, top and bottom edge.
 _OUTWARD = np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)], np.float32)
 
@@ -237,6 +243,11 @@ def _match(
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Hungarian matching on IoU, with a centre-distance fallback for fast small faces.
 
+    A track seen once has no speed yet, so its prediction stands still; the
+    fallback then reaches as far as a walker's face can move since that
+    sighting (with ``every_n_frames`` above 1, or a slow camera, that is
+    more than one frame's step).
+
     Returns:
         (track index, detection index) pairs, unmatched track indices, unmatched detection indices.
     """
@@ -250,8 +261,12 @@ def _match(
     distance = np.linalg.norm(centres_t[:, None] - centres_d[None], axis=2) / sizes[:, None]
     size_ratio = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1, None), axis=1))[None, :] / sizes[:, None]
     similar_size = (size_ratio > 0.6) & (size_ratio < 1.6)
+    reach = np.array(
+        [max(FRAME_REACH, FACE_WIDTHS_PER_S * (now - track.last_seen)) if track.hits == 1 else FRAME_REACH
+         for track in tracks]
+    )[:, None]  # fmt: skip
     backwards = _walks_backwards(tracks, centres_d, now, frame_size)
-    allowed = ((iou >= min_iou) | ((distance < 0.6) & similar_size)) & ~backwards
+    allowed = ((iou >= min_iou) | ((distance < reach) & similar_size)) & ~backwards
     if appearance is not None:
         allowed &= ~_looks_different(tracks, appearance, now, min_similarity)
     cost = np.where(allowed, 1.0 - iou + 0.3 * np.minimum(distance, 1.0), 1e6)

@@ -178,3 +178,16 @@ def test_a_face_walking_in_from_the_edge_keeps_its_id() -> None:
         update = tracker.update(faces([[x - 75, 300, x + 75, 450]]), k / 15, (1280, 720))
         ids |= set(update.tracks.ids.tolist())
     assert len(ids) == 1
+
+
+@pytest.mark.parametrize(("detect_every", "confirmed"), [(2, True), (1, False)])
+def test_a_new_fast_face_is_confirmed_across_a_skipped_frame(detect_every: int, confirmed: bool) -> None:
+    """A face moving 0.9 of its width per detection: a walker if detected every second frame, not in one frame."""
+    tracker = ByteTracker(min_hits=2, max_lost_s=1.0)
+    size, step = 30.0, 27.0  # no box overlap left between detections
+    seen = set()
+    for detection in range(8):
+        t = detection * detect_every / 15
+        update = tracker.update(faces([[100 + step * detection, 300, 100 + step * detection + size, 330]]), t)
+        seen |= {int(i) for i in update.tracks.ids[update.tracks.matched & update.tracks.confirmed]}
+    assert len(seen) == (1 if confirmed else 0)
