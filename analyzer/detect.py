@@ -187,7 +187,7 @@ class FaceDetector:
             misses); lowering it finds more small faces and more noise.
         roi: only this part of the frame is searched.
         tiles: 1 (whole ROI), 2 (plus 2×2 overlapping tiles; ~5× the cost) or
-            3 (plus 3×3 more; ~14× the cost, faces down to ~30 px at 720p).
+            3 (plus 3×3 more; ~15× the cost, faces down to ~30 px at 720p).
         tile_overlap: fraction of a tile shared with its neighbour.
         nms_iou: boxes overlapping more than this are one face.
 
@@ -209,7 +209,7 @@ class FaceDetector:
         path = model_file(model, cache)
         whole = roi or Region(0.0, 0.0, 1.0, 1.0)
         self._regions = pyramid_regions(tiles, tile_overlap, whole)
-        self._whole = self._regions[0]
+        self._whole = whole
         self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions]
         self._nms_iou = nms_iou
         self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0

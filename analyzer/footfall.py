@@ -207,6 +207,13 @@ def _speed(velocity: Point) -> float:
     return float(np.hypot(*velocity))
 
 
+def _walked(point: Point, velocity: Point, seconds: float) -> Point:
+    """Where a face walking at ``velocity`` is ``seconds`` later (earlier if negative); a standing face stays."""
+    if _speed(velocity) < MIN_WALKING_SPEED:
+        return point
+    return (point[0] + velocity[0] * seconds, point[1] + velocity[1] * seconds)
+
+
 def _distance(first: Point, second: Point) -> float:
     return float(np.hypot(first[0] - second[0], first[1] - second[1]))
 
@@ -477,21 +484,14 @@ class FootfallCounter:
         """The crossing a visit made just out of sight, walking, before it was first or after it was last seen."""
         if self.line is None or self.unseen_crossing_s <= 0:
             return None
-        horizon = self.unseen_crossing_s
-        first, last = visit.first_position, visit.last_position
-        came_from = first
-        if _speed(visit.start_velocity) >= MIN_WALKING_SPEED:
-            came_from = (first[0] - visit.start_velocity[0] * horizon, first[1] - visit.start_velocity[1] * horizon)
-        went_to = last
-        if _speed(visit.velocity) >= MIN_WALKING_SPEED:
-            went_to = (last[0] + visit.velocity[0] * horizon, last[1] + visit.velocity[1] * horizon)
-        state = LineState(self.line, self.hysteresis)
-        for point, timestamp in ((came_from, visit.start), (first, visit.start), (last, visit.last_seen),
-                                 (went_to, visit.last_seen)):  # fmt: skip
-            direction = state.update(point)
-            if direction:
-                return direction, timestamp
-        return None
+        came_from = _walked(visit.first_position, visit.start_velocity, -self.unseen_crossing_s)
+        went_to = _walked(visit.last_position, visit.velocity, self.unseen_crossing_s)
+        crossings = self.line.crossings(
+            [came_from, visit.first_position, visit.last_position, went_to],
+            [visit.start, visit.start, visit.last_seen, visit.last_seen],
+            self.hysteresis,
+        )
+        return crossings[0] if crossings else None
 
     def _end(self, visit: _OpenVisit, captured_at: float) -> VisitEnded:
         self._visits.remove(visit)
