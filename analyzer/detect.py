@@ -75,10 +75,13 @@ def _mediapipe_faces(result: object, width: int, height: int) -> Faces:
 
 @contextlib.contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
-    """Silence the LiteRT/TFLite start-up chatter that goes straight to file descriptor 2.
+    """Silence the LiteRT/TFLite chatter that goes straight to file descriptor 2.
 
-    This redirects the whole process's stderr, so detectors are only created
-    before worker threads start (pipeline start-up, ``align_photos``).
+    LiteRT logs at start-up and again when a graph is closed (one
+    ``DestroyAccelerator`` line per accelerator). This redirects the whole
+    process's stderr, so detectors are only created before worker threads
+    start and closed after they end (pipeline start-up and shutdown,
+    ``align_photos``).
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -89,6 +92,12 @@ def _quiet_native_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _close_quietly(detectors: list[object]) -> None:
+    with _quiet_native_stderr():
+        for detector in detectors:
+            detector.close()  # type: ignore[attr-defined]
 
 
 def _create(model_path: Path, video: bool, min_score: float) -> object:
@@ -235,9 +244,8 @@ class FaceDetector:
         return faces
 
     def close(self) -> None:
-        """Release the MediaPipe graphs."""
-        for detector in self._detectors:
-            detector.close()  # type: ignore[attr-defined]
+        """Release the MediaPipe graphs (quietly: call it when no other thread writes to stderr)."""
+        _close_quietly(self._detectors)
         self._detectors = []
 
 
@@ -271,9 +279,8 @@ class PhotoFaceFinder:
         return Faces.empty()
 
     def close(self) -> None:
-        """Release the MediaPipe graphs."""
-        for detector in self._detectors:
-            detector.close()  # type: ignore[attr-defined]
+        """Release the MediaPipe graphs (quietly: call it when no other thread writes to stderr)."""
+        _close_quietly(self._detectors)
         self._detectors = []
 
 
@@ -326,5 +333,5 @@ class KeypointRefiner:
         return (faces.keypoints[nearest] - matrix[:, 2]) / scale
 
     def close(self) -> None:
-        """Release the MediaPipe graph."""
-        self._detector.close()  # type: ignore[attr-defined]
+        """Release the MediaPipe graph (quietly: call it when no other thread writes to stderr)."""
+        _close_quietly([self._detector])

@@ -102,6 +102,14 @@ class Pipeline:
         roi = Region(*settings.roi) if settings.roi else None
         return FaceDetector(settings.model, settings.min_score, roi=roi, tiles=settings.tiles)
 
+    def _close_detectors(self) -> None:
+        """Release every camera's MediaPipe graphs once the camera threads are done (closing silences stderr)."""
+        for camera_id, detector in self.detectors.items():
+            detector.close()
+            refiner = self.refiners[camera_id]
+            if refiner is not None:
+                refiner.close()
+
     # --- threads -------------------------------------------------------
 
     def _camera_loop(self, camera: CameraConfig, slot: LatestFrameSlot, preview: PreviewSink | None) -> None:
@@ -165,9 +173,6 @@ class Pipeline:
             for ended in counter.close(last_capture):
                 self.classify_queue.put(ended)
             tracker.reset()
-            detector.close()
-            if refiner is not None:
-                refiner.close()
             stats.faces_in_view = 0
             self.metrics.faces_in_view.labels(camera=camera.id).set(0)
             self.classify_queue.put(CameraDone(camera.id))
@@ -347,6 +352,7 @@ class Pipeline:
                 next_summary = now + self.config.zmq.summary_interval_s
         self._summaries()
         classifier.join(timeout=5)
+        self._close_detectors()
         if preview is not None:
             preview.close()
         return self.report
