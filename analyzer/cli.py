@@ -174,18 +174,14 @@ def run_export(args: argparse.Namespace) -> int:
         from analyzer.train.export import export_run
     except ImportError as error:
         raise MissingExtraError(error.name or "torch", "train") from None
-    from analyzer.train.loop import load_checkpoint
-    from analyzer.train.model import model_size
 
-    fp32, fp16 = export_run(args.run, args.out, args.version)
-    net, config = load_checkpoint(args.run[0])
-    parameters, macs = model_size(net, config.input_size)
-    runs = len(args.run)
+    exported = export_run(args.run, args.out, args.version)
+    fp32, fp16, runs = exported.fp32_path, exported.fp16_path, exported.runs
     print(f"wrote {fp32} ({fp32.stat().st_size:,} B) and {fp16} ({fp16.stat().st_size:,} B)")
     print(
-        f"ONNX Runtime matches PyTorch; {runs} x {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M "
-        f"multiply-adds per pass at {config.input_size} px (the graph runs {2 * runs} passes: the chip and its "
-        f"mirror through each of {runs} run{'s' if runs > 1 else ''})"
+        f"ONNX Runtime matches PyTorch; {runs} x {exported.parameters_per_run / 1e6:.2f} M parameters, "
+        f"{exported.macs_per_pass / 1e6:.0f} M multiply-adds per pass at {exported.input_size} px (the graph runs "
+        f"{2 * runs} passes: the chip and its mirror through each of {runs} run{'s' if runs > 1 else ''})"
     )
     return 0
 

@@ -129,9 +129,11 @@ def test_shipped_fp16_agrees_with_fp32_on_validation_faces(shipped_model: Path, 
     assert result["fairface9"] >= 0.99
 
 
-def test_an_ensemble_export_averages_its_runs(quick_run: Path, tmp_path: Path) -> None:
+def test_an_ensemble_export_averages_its_runs(
+    quick_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from analyzer.train.loop import CHECKPOINT, load_checkpoint
-    from analyzer.train.model import ProbabilityModel
+    from analyzer.train.model import ProbabilityModel, model_size
 
     other = tmp_path / "other"
     other.mkdir()
@@ -144,7 +146,10 @@ def test_an_ensemble_export_averages_its_runs(quick_run: Path, tmp_path: Path) -
     }
     torch.save(stored, other / CHECKPOINT)
     prefix = tmp_path / "pair"
+    capsys.readouterr()
     assert main(["export", "--run", str(quick_run), "--run", str(other), "--out", str(prefix)]) == 0
+    parameters, macs = model_size(load_checkpoint(quick_run)[0], 64)
+    assert f"2 x {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M multiply-adds" in capsys.readouterr().out
     inputs = np.random.default_rng(4).normal(size=(4, 3, 64, 64)).astype(np.float32)
     with torch.no_grad():
         members = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from analyzer.errors import DataError
 from analyzer.labels import GENDERS
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
 from analyzer.train.loop import TrainConfig, load_checkpoint
-from analyzer.train.model import ProbabilityEnsemble, ProbabilityModel
+from analyzer.train.model import ProbabilityEnsemble, ProbabilityModel, model_size
 
 OPSET = 17
 
@@ -84,8 +85,20 @@ def _describe_ensemble(configs: list[TrainConfig]) -> str:
     return f"; ensemble of {len(configs)} runs (seeds {', '.join(str(config.seed) for config in configs)})"
 
 
-def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | None = None) -> tuple[Path, Path]:
-    """Write ``<out_prefix>.onnx`` (FP32) and ``<out_prefix>.fp16.onnx``; return both paths."""
+@dataclass(frozen=True)
+class ExportedModel:
+    """The two files written, and the size of one run's pass (what ``analyzer export`` prints)."""
+
+    fp32_path: Path
+    fp16_path: Path
+    runs: int
+    input_size: int
+    parameters_per_run: int
+    macs_per_pass: int
+
+
+def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | None = None) -> ExportedModel:
+    """Write ``<out_prefix>.onnx`` (FP32) and ``<out_prefix>.fp16.onnx``."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -131,7 +144,9 @@ def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | Non
     onnx.checker.check_model(fp16)
     onnx.save(fp16, str(fp16_path))
     _check_round_trip(model, fp32_path, config.input_size)
-    return fp32_path, fp16_path
+    first_net = (model.members[0] if isinstance(model, ProbabilityEnsemble) else model).net
+    parameters, macs = model_size(first_net, config.input_size)
+    return ExportedModel(fp32_path, fp16_path, len(configs), config.input_size, parameters, macs)
 
 
 def _check_round_trip(model: ProbabilityModel | ProbabilityEnsemble, path: Path, size: int) -> None:
