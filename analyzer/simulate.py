@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analyzer.detect import PhotoFaceFinder
 from analyzer.evaluation import select_split
 from analyzer.face_photos import read_rgb
 from analyzer.labels import LabelledFace, read_labels
@@ -31,7 +32,7 @@ from analyzer.zones import CountingLine, Zone
 SCENARIOS = ("entrance", "pass-by", "queue", "crowd")
 TRUTH_SCHEMA = "footfall-truth/1"
 #: Raised whenever the same seed would draw a different clip, so cached clips are redrawn.
-SIMULATOR_VERSION = 2
+SIMULATOR_VERSION = 3
 #: The door threshold: start at the bottom, end at the top; its right-hand side (the shop) is "in".
 SIM_LINE = CountingLine(start=(0.5, 1.0), end=(0.5, 0.0))
 #: A display area inside the shop where people linger.
@@ -190,6 +191,41 @@ def _occluded(box: tuple[float, float, float, float], blockers: list[tuple[float
     return False
 
 
+#: Faces the detector finds spanning less of their photo's width than this, in the median, make
+#: a folder of photos with surroundings (real-world photos), not of tight face crops (UTKFace: 0.95).
+CROP_FACE_SHARE = 0.6
+
+
+def _head_patches(walkers: list[Walker]) -> dict[int, FacePatch]:
+    """The head to draw for each visitor: a tight face crop whole, a wider photo cut around its face.
+
+    Pasting a photo with surroundings whole would draw its face a fraction of
+    the intended size inside a patch of background, and the truth box would
+    cover the patch, not the face. The kind is decided for the folder, from the
+    median over its photos: the detector also "finds" small faces in a few
+    tight crops (an eye, a mouth), which must not be cut out of them.
+    """
+    photos = {walker.visitor_id: read_rgb(walker.face.path) for walker in walkers}
+    finder = PhotoFaceFinder()
+    try:
+        found = {visitor_id: finder.find(photo) for visitor_id, photo in photos.items()}
+    finally:
+        finder.close()
+    shares = [float(faces.boxes[0, 2] - faces.boxes[0, 0]) / photos[visitor_id].shape[1]
+              for visitor_id, faces in found.items() if len(faces)]  # fmt: skip
+    if not shares or float(np.median(shares)) >= CROP_FACE_SHARE:
+        return {visitor_id: FacePatch.from_crop(photo) for visitor_id, photo in photos.items()}
+    patches = {}
+    for visitor_id, photo in photos.items():
+        faces = found[visitor_id]
+        if len(faces):
+            x1, y1, x2, y2 = (round(float(v)) for v in faces.boxes[0])
+            patches[visitor_id] = FacePatch.from_photo(photo, (x1, y1, x2 - x1, y2 - y1))
+        else:
+            patches[visitor_id] = FacePatch.from_crop(photo)  # no face found: drawn whole
+    return patches
+
+
 def simulate(
     faces_dir: Path,
     out: Path,
@@ -212,7 +248,7 @@ def simulate(
     faces = [face for face in select_split(read_labels(faces_dir), split) if face.path.is_file()]
     walkers = plan_walkers(faces, scenario, visitors, seconds, rng)
     width, height = size
-    patches = {w.visitor_id: FacePatch.from_crop(read_rgb(w.face.path)) for w in walkers}
+    patches = _head_patches(walkers)
     background = entrance_background(width, height, seed)
     noise_bank = [rng.normal(0, 1, (height, width, 3)).astype(np.float32) for _ in range(4)]
     observed = {walker.visitor_id: _Observed() for walker in walkers}

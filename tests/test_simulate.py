@@ -151,3 +151,41 @@ def test_queue_places_hold_one_person_at_a_time(utkface: Path) -> None:
     for spans in standing.values():
         spans.sort()
         assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
+
+
+def test_photos_with_surroundings_are_drawn_by_their_face(utkface: Path, tmp_path: Path) -> None:
+    """A folder of real-world photos (face in a wider scene) gets figures sized by the face, truth boxes on it."""
+    from analyzer.detect import FaceDetector
+    from analyzer.faces import box_iou
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    rows = ["path,age,gender"]
+    for index, face in enumerate(read_labels(utkface)[:200:25]):
+        scene = cv2.GaussianBlur(rng.integers(0, 255, (500, 500, 3), dtype=np.uint8), (0, 0), 6)
+        x, y = rng.integers(60, 240, 2)
+        scene[y : y + 200, x : x + 200] = cv2.imread(str(face.path))  # the face spans 40% of the photo
+        cv2.imwrite(str(tmp_path / "images" / f"p{index}.jpg"), scene)
+        rows.append(f"images/p{index}.jpg,{face.age},{face.gender}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    truth = simulate(tmp_path, tmp_path / "clip.mp4", tmp_path / "truth.json", visitors=5, seconds=10.0, seed=3)
+    boxes_in_frame: dict[int, list[list[float]]] = {}
+    for visitor in truth["visitors"]:
+        for frame, *box in visitor["boxes"]:
+            if box[2] - box[0] >= 60:
+                boxes_in_frame.setdefault(frame, []).append(box)
+    detector = FaceDetector("full_range", min_score=0.5)
+    capture = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    overlaps = []
+    for index in itertools.count():
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % 5 or index not in boxes_in_frame:
+            continue
+        found = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), index * 66)
+        if len(found):
+            overlaps += box_iou(np.array(boxes_in_frame[index], np.float32), found.boxes).max(axis=1).tolist()
+    detector.close()
+    assert len(overlaps) >= 10
+    assert np.median(overlaps) > 0.6  # whole photos pasted as heads: ~0.2, and the faces drawn at half size
