@@ -196,14 +196,18 @@ def _occluded(box: tuple[float, float, float, float], blockers: list[tuple[float
 CROP_FACE_SHARE = 0.6
 
 
-def _head_patches(walkers: list[Walker]) -> dict[int, FacePatch]:
-    """The head to draw for each visitor: a tight face crop whole, a wider photo cut around its face.
+def _head_patches(walkers: list[Walker]) -> tuple[dict[int, FacePatch], set[int]]:
+    """The head to draw for each visitor, and the visitors whose face could not be located.
+
+    A tight face crop is drawn whole, a wider photo cut around its face.
 
     Pasting a photo with surroundings whole would draw its face a fraction of
     the intended size inside a patch of background, and the truth box would
     cover the patch, not the face. The kind is decided for the folder, from the
     median over its photos: the detector also "finds" small faces in a few
-    tight crops (an eye, a mouth), which must not be cut out of them.
+    tight crops (an eye, a mouth), which must not be cut out of them. A wider
+    photo whose face the detector cannot find is drawn whole; where its face
+    is, is unknown, so that visitor is not expected in the count.
     """
     photos = {walker.visitor_id: read_rgb(walker.face.path) for walker in walkers}
     finder = PhotoFaceFinder()
@@ -214,16 +218,17 @@ def _head_patches(walkers: list[Walker]) -> dict[int, FacePatch]:
     shares = [float(faces.boxes[0, 2] - faces.boxes[0, 0]) / photos[visitor_id].shape[1]
               for visitor_id, faces in found.items() if len(faces)]  # fmt: skip
     if not shares or float(np.median(shares)) >= CROP_FACE_SHARE:
-        return {visitor_id: FacePatch.from_crop(photo) for visitor_id, photo in photos.items()}
-    patches = {}
+        return {visitor_id: FacePatch.from_crop(photo) for visitor_id, photo in photos.items()}, set()
+    patches, unlocated = {}, set()
     for visitor_id, photo in photos.items():
         faces = found[visitor_id]
         if len(faces):
             x1, y1, x2, y2 = (round(float(v)) for v in faces.boxes[0])
             patches[visitor_id] = FacePatch.from_photo(photo, (x1, y1, x2 - x1, y2 - y1))
         else:
-            patches[visitor_id] = FacePatch.from_crop(photo)  # no face found: drawn whole
-    return patches
+            patches[visitor_id] = FacePatch.from_crop(photo)
+            unlocated.add(visitor_id)
+    return patches, unlocated
 
 
 def simulate(
@@ -248,7 +253,7 @@ def simulate(
     faces = [face for face in select_split(read_labels(faces_dir), split) if face.path.is_file()]
     walkers = plan_walkers(faces, scenario, visitors, seconds, rng)
     width, height = size
-    patches = _head_patches(walkers)
+    patches, unlocated = _head_patches(walkers)
     background = entrance_background(width, height, seed)
     noise_bank = [rng.normal(0, 1, (height, width, 3)).astype(np.float32) for _ in range(4)]
     observed = {walker.visitor_id: _Observed() for walker in walkers}
@@ -299,7 +304,7 @@ def simulate(
         if progress is not None:
             progress(1)  # type: ignore[operator]
     writer.release()
-    truth = _truth_document(walkers, observed, faces_dir, out, fps, size, seed, scenario, seconds)
+    truth = _truth_document(walkers, observed, faces_dir, out, fps, size, seed, scenario, seconds, unlocated)
     truth["faces_split"] = split
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=1))
@@ -316,6 +321,7 @@ def _truth_document(
     seed: int,
     scenario: str,
     seconds: float,
+    unlocated: set[int],
 ) -> dict[str, object]:
     visitors = []
     for walker in walkers:
@@ -337,7 +343,11 @@ def _truth_document(
                 "start_s": record.frames[0] / fps if record.frames else None,
                 "end_s": record.frames[-1] / fps if record.frames else None,
                 "seen_s": round(seen_s, 3),
-                "countable": bool(record.frames) and seen_s >= COUNTABLE_SECONDS and big_enough,
+                "countable": bool(record.frames)
+                and seen_s >= COUNTABLE_SECONDS
+                and big_enough
+                and walker.visitor_id not in unlocated,
+                "face_located": walker.visitor_id not in unlocated,
                 "direction": crossings[0][0] if crossings else None,
                 "crossings": [{"direction": d, "t": round(t, 3)} for d, t in crossings],
                 "zone_dwell_s": round(SIM_ZONE.dwell(anchors, times), 3),

@@ -153,22 +153,30 @@ def test_queue_places_hold_one_person_at_a_time(utkface: Path) -> None:
         assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
 
 
+def photo_folder(utkface: Path, folder: Path, faceless: int = 0) -> Path:
+    """Real-world-like photos: UTKFace crops inside wider textured scenes, plus ``faceless`` scenes with no face."""
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    rows = ["path,age,gender"]
+    for index, face in enumerate(read_labels(utkface)[:200:25]):
+        scene = cv2.GaussianBlur(rng.integers(0, 255, (500, 500, 3), dtype=np.uint8), (0, 0), 6)
+        x, y = rng.integers(60, 240, 2)
+        if index >= faceless:
+            scene[y : y + 200, x : x + 200] = cv2.imread(str(face.path))  # the face spans 40% of the photo
+        cv2.imwrite(str(folder / "images" / f"p{index}.jpg"), scene)
+        rows.append(f"images/p{index}.jpg,{face.age},{face.gender}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
 def test_photos_with_surroundings_are_drawn_by_their_face(utkface: Path, tmp_path: Path) -> None:
     """A folder of real-world photos (face in a wider scene) gets figures sized by the face, truth boxes on it."""
     from analyzer.detect import FaceDetector
     from analyzer.faces import box_iou
 
-    rng = np.random.default_rng(0)
-    (tmp_path / "images").mkdir()
-    rows = ["path,age,gender"]
-    for index, face in enumerate(read_labels(utkface)[:200:25]):
-        scene = cv2.GaussianBlur(rng.integers(0, 255, (500, 500, 3), dtype=np.uint8), (0, 0), 6)
-        x, y = rng.integers(60, 240, 2)
-        scene[y : y + 200, x : x + 200] = cv2.imread(str(face.path))  # the face spans 40% of the photo
-        cv2.imwrite(str(tmp_path / "images" / f"p{index}.jpg"), scene)
-        rows.append(f"images/p{index}.jpg,{face.age},{face.gender}")
-    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    truth = simulate(tmp_path, tmp_path / "clip.mp4", tmp_path / "truth.json", visitors=5, seconds=10.0, seed=3)
+    folder = photo_folder(utkface, tmp_path / "photos")
+    truth = simulate(folder, tmp_path / "clip.mp4", tmp_path / "truth.json", visitors=5, seconds=10.0, seed=3)
+    assert all(visitor["face_located"] for visitor in truth["visitors"])
     boxes_in_frame: dict[int, list[list[float]]] = {}
     for visitor in truth["visitors"]:
         for frame, *box in visitor["boxes"]:
@@ -189,3 +197,13 @@ def test_photos_with_surroundings_are_drawn_by_their_face(utkface: Path, tmp_pat
     detector.close()
     assert len(overlaps) >= 10
     assert np.median(overlaps) > 0.6  # whole photos pasted as heads: ~0.2, and the faces drawn at half size
+
+
+def test_a_photo_without_a_findable_face_is_not_expected_in_the_count(utkface: Path, tmp_path: Path) -> None:
+    folder = photo_folder(utkface, tmp_path / "photos", faceless=4)  # half the photos show no face
+    truth = simulate(folder, tmp_path / "clip.mp4", tmp_path / "truth.json", visitors=8, seconds=12.0, seed=5)
+    faceless = [visitor for visitor in truth["visitors"] if int(Path(visitor["face"]).stem[1:]) < 4]
+    located = [visitor for visitor in truth["visitors"] if int(Path(visitor["face"]).stem[1:]) >= 4]
+    assert faceless and located
+    assert not any(visitor["face_located"] or visitor["countable"] for visitor in faceless)
+    assert all(visitor["face_located"] for visitor in located) and any(visitor["countable"] for visitor in located)
