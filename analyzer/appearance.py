@@ -1,19 +1,40 @@
-"""A weak, short-lived appearance cue: colour histograms of a face and the clothes below it.
+"""A short-lived appearance cue: colours of a face and the clothes below it, and a face likeness.
 
 When a face is hidden for a moment (someone walks in front), motion alone
-cannot tell whether the face that appears next is the same person; colours
-usually can. The cue is a 3×(8 hue + 4 saturation) bin histogram, too coarse
-to identify anyone, kept only in the tracker's memory while the track lives.
+cannot tell whether the face that appears next is the same person. Two cues
+can: a 2×(8 hue + 4 saturation) bin colour histogram of face and torso, and
+the face likeness, a unit vector from the trunk of our own age and gender
+network (``<model>.likeness.onnx``, written by ``analyzer export``). The
+colours separate most people but not two in similar clothes or one under
+changing light; the likeness separates faces but is noisy on small or
+blurred ones. Their mean separates people far better than either
+(docs/ARCHITECTURE.md). Both are kept only in the tracker's and the footfall
+counter's memory while a track lives or its visit may still be re-found,
+never written or sent anywhere.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from analyzer.errors import ModelError
+from analyzer.model_meta import open_session
+from analyzer.preprocess import ALIGNMENT_TEMPLATE, Normalization, align_face, chips_to_input
+
 HUE_BINS = 8
 SATURATION_BINS = 4
-FEATURE_SIZE = 2 * (HUE_BINS + SATURATION_BINS)
+COLOUR_SIZE = 2 * (HUE_BINS + SATURATION_BINS)
+#: Length of the face likeness vector (the network trunk's pooled features).
+LIKENESS_SIZE = 256
+FEATURE_SIZE = COLOUR_SIZE + LIKENESS_SIZE
+#: ONNX metadata key of a likeness model, and its input and output names.
+LIKENESS_PROPS = "footfall.likeness"
+LIKENESS_INPUT = "chips"
+LIKENESS_OUTPUT = "likeness"
 
 
 def _histogram(hsv: np.ndarray) -> np.ndarray:
@@ -25,10 +46,9 @@ def _histogram(hsv: np.ndarray) -> np.ndarray:
     return features / max(float(features.sum()) / 2, 1.0)
 
 
-def appearance_features(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N, FEATURE_SIZE) float32 colour features of each face box and the area below it."""
+def _colours(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     height, width = frame_rgb.shape[:2]
-    features = np.zeros((len(boxes), FEATURE_SIZE), np.float32)
+    features = np.zeros((len(boxes), COLOUR_SIZE), np.float32)
     for row, (x1, y1, x2, y2) in enumerate(boxes):
         size = max(x2 - x1, 1.0)
         face = (int(max(x1, 0)), int(max(y1, 0)), int(min(x2, width)), int(min(y2, height)))
@@ -43,6 +63,74 @@ def appearance_features(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return features
 
 
+class FaceLikeness:
+    """Face likeness vectors from the likeness model, one ONNX Runtime session per camera.
+
+    Example:
+        >>> likeness = FaceLikeness(Path("engines/agegender.likeness.onnx"))  # doctest: +SKIP
+        >>> likeness.describe(frame_rgb, faces.keypoints).shape  # doctest: +SKIP
+        (2, 256)
+    """
+
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelError(
+                f"{model_path}: face likeness model not found; write it with `analyzer export` "
+                'or set tracker.likeness_model to "" to re-find hidden faces by colour only'
+            )
+        self._session = open_session(model_path, threads)
+        props = self._session.get_modelmeta().custom_metadata_map
+        if LIKENESS_PROPS not in props:
+            raise ModelError(
+                f"{model_path}: not a face likeness model (no {LIKENESS_PROPS} metadata); "
+                "point tracker.likeness_model at the .likeness.onnx file `analyzer export` writes"
+            )
+        settings = json.loads(props[LIKENESS_PROPS])
+        if settings.get("size") != LIKENESS_SIZE or not np.allclose(settings.get("template"), ALIGNMENT_TEMPLATE):
+            raise ModelError(
+                f"{model_path}: likeness size {settings.get('size')} or alignment differs from this analyzer's "
+                f"({LIKENESS_SIZE}); export it again with this version"
+            )
+        self.input_size = int(settings["input_size"])
+        self.normalization = Normalization(tuple(settings["mean"]), tuple(settings["std"]))
+        self.path = model_path
+
+    def describe(self, frame_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """(N, LIKENESS_SIZE) unit vectors of the faces at ``keypoints`` (N, K, 2) in the frame."""
+        if not len(keypoints):
+            return np.zeros((0, LIKENESS_SIZE), np.float32)
+        chips = np.stack([align_face(frame_rgb, points, self.input_size) for points in keypoints])
+        (likeness,) = self._session.run([LIKENESS_OUTPUT], {LIKENESS_INPUT: chips_to_input(chips, self.normalization)})
+        return np.asarray(likeness, dtype=np.float32)
+
+
+def appearance_features(
+    frame_rgb: np.ndarray,
+    boxes: np.ndarray,
+    keypoints: np.ndarray | None = None,
+    likeness: FaceLikeness | None = None,
+) -> np.ndarray:
+    """(N, FEATURE_SIZE) float32: colour histograms, then the face likeness (zeros without a model)."""
+    features = np.zeros((len(boxes), FEATURE_SIZE), np.float32)
+    features[:, :COLOUR_SIZE] = _colours(frame_rgb, boxes)
+    if likeness is not None and keypoints is not None and len(boxes):
+        features[:, COLOUR_SIZE:] = likeness.describe(frame_rgb, keypoints)
+    return features
+
+
 def similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Pairwise Bhattacharyya coefficient of (N, F) and (M, F) features, (N, M) in 0..1."""
-    return np.sqrt(np.clip(first, 0, None)) @ np.sqrt(np.clip(second, 0, None)).T / (2 * 2)
+    """Pairwise likeness of (N, F) and (M, F) features, (N, M) in 0..1.
+
+    The colours' Bhattacharyya coefficient, averaged with the cosine of the
+    face likeness where both sides have one (a track's cue is a running mean
+    of unit vectors, so it is normalised here).
+    """
+    colours_first, colours_second = np.clip(first[:, :COLOUR_SIZE], 0, None), np.clip(second[:, :COLOUR_SIZE], 0, None)
+    colour = np.sqrt(colours_first) @ np.sqrt(colours_second).T / 4
+    faces_first, faces_second = first[:, COLOUR_SIZE:], second[:, COLOUR_SIZE:]
+    norms_first = np.linalg.norm(faces_first, axis=1)[:, None]
+    norms_second = np.linalg.norm(faces_second, axis=1)[None, :]
+    known = (norms_first > 0) & (norms_second > 0)
+    cosine = np.clip(faces_first @ faces_second.T / np.maximum(norms_first * norms_second, 1e-9), 0, 1)
+    return np.where(known, 0.5 * (colour + cosine), colour)

@@ -18,7 +18,7 @@ import numpy as np
 
 from analyzer.errors import ConfigError, ModelError
 from analyzer.footfall import VisitEnded
-from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, open_session
 from analyzer.preprocess import chips_to_input
 from analyzer.sample import Sample
 
@@ -94,25 +94,13 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, model_path: Path, threads: int = 0, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
         model_path = Path(model_path)
         if not model_path.is_file():
             raise ModelError(
                 f"{model_path}: model file not found; pass --model engines/<model>.onnx "
                 "or set classifier.model in the config"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
-            )
-        except Exception as error:  # ORT raises several private exception types
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelError(f"{model_path}: not a loadable ONNX model ({first_line})") from None
+        self._session = open_session(model_path, threads or min(os.cpu_count() or 1, 4), providers)
         props = self._session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(dict(props), model_path)
         self.path = model_path

@@ -169,7 +169,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Export and report the two files."""
+    """Export and report the files written."""
     try:
         from analyzer.train.export import export_run
     except ImportError as error:
@@ -177,7 +177,11 @@ def run_export(args: argparse.Namespace) -> int:
 
     exported = export_run(args.run, args.out, args.version)
     fp32, fp16, runs = exported.fp32_path, exported.fp16_path, exported.runs
-    print(f"wrote {fp32} ({fp32.stat().st_size:,} B) and {fp16} ({fp16.stat().st_size:,} B)")
+    likeness = exported.likeness_path
+    print(
+        f"wrote {fp32} ({fp32.stat().st_size:,} B), {fp16} ({fp16.stat().st_size:,} B) and the tracker's "
+        f"face likeness {likeness} ({likeness.stat().st_size:,} B)"
+    )
     print(
         f"ONNX Runtime matches PyTorch; {runs} x {exported.parameters_per_run / 1e6:.2f} M parameters, "
         f"{exported.macs_per_pass / 1e6:.0f} M multiply-adds per pass at {exported.input_size} px (the graph runs "

@@ -70,7 +70,8 @@ class TrackerConfig:
     high_score: float = 0.6  # detections above this start and keep tracks; below only keep them
     match_iou: float = 0.2  # minimum overlap of prediction and detection to match
     min_hits: int = 2  # frames a new track needs before it counts (filters flicker)
-    min_similarity: float = 0.75  # colour likeness (0..1) to re-find a hidden face; 0 = motion only
+    min_similarity: float = 0.65  # likeness (0..1, colours and face) to re-find a hidden face; 0 = motion only
+    likeness_model: str = "engines/agegender.likeness.onnx"  # face likeness cue; "" = colours only (then use 0.75)
 
     def check(self, path: str) -> None:
         """Validate ranges."""
@@ -80,6 +81,10 @@ class TrackerConfig:
             raise ConfigError(f"{path}.min_similarity: {self.min_similarity} must be between 0 and 1")
         if self.min_hits < 1:
             raise ConfigError(f"{path}.min_hits: {self.min_hits} must be at least 1")
+
+    def likeness_model_path(self) -> Path | None:
+        """The face likeness model: as given, else relative to the repository root; None for colours only."""
+        return _repo_relative(self.likeness_model) if self.likeness_model else None
 
 
 @dataclass
@@ -150,7 +155,7 @@ class FootfallConfig:
     min_duration_s: float = 1.0  # tracks shorter than this are not visitors (glimpses, false faces)
     linger_s: float = 1.5  # a visit ends when its face is unseen this long; longer bridges occlusions
     reentry_window_s: float = 2.0  # a new track starting near a just-lost one within this time is the same visit
-    reentry_distance: float = 0.12  # how near (fraction of the frame) to where the lost face was heading
+    reentry_distance: float = 0.25  # how near (fraction of the frame) to where the lost face was heading
     reentry_verify_s: float = 0.4  # a new track's motion is watched this long before it may continue a lost visit
     age_grouping: str = "fairface9"  # fairface9 | retail6 | three | ten | a name from age_groupings
 

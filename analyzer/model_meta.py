@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,23 @@ METADATA_SCHEMA = "footfall-model/1"
 INPUT_NAME = "chips"
 AGE_OUTPUT = "age_probs"
 GENDER_OUTPUT = "gender_probs"
+
+
+def open_session(model_path: Path, threads: int, providers: list[str] | None = None) -> Any:
+    """An ONNX Runtime session of ``model_path``, or one clear ``ModelError`` if it cannot be loaded."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            str(model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+        )
+    except Exception as error:  # ORT raises several private exception types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{model_path}: not a loadable ONNX model ({first_line})") from None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 
 from analyzer import __version__
-from analyzer.appearance import appearance_features
+from analyzer.appearance import FaceLikeness, appearance_features
 from analyzer.attributes import AttributeVoter
 from analyzer.batch import Batcher
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
@@ -75,8 +75,13 @@ class Pipeline:
         self.classify_queue: queue.Queue = queue.Queue()
         self.output_queue: queue.Queue = queue.Queue()
         self.labels: dict[tuple[str, int], str] = {}
-        # Detectors are made here, before any thread starts, so a missing model
-        # file is one clear error at start-up rather than a dead camera.
+        # Models are loaded here, before any thread starts, so a missing model
+        # file is one clear error at start-up rather than a dead camera; the
+        # likeness first, as a failing one must not leave MediaPipe graphs open.
+        likeness_model = config.tracker.likeness_model_path()
+        self.likeness = {
+            camera.id: None if likeness_model is None else FaceLikeness(likeness_model) for camera in config.cameras
+        }
         self.detectors = {camera.id: self._detector(camera) for camera in config.cameras}
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
@@ -198,7 +203,8 @@ class Pipeline:
         faces = detector.detect(rgb, int(frame.timestamp * 1000))
         detected = time.perf_counter()
         size = (frame.image.shape[1], frame.image.shape[0])
-        update = tracker.update(faces, frame.timestamp, size, appearance_features(rgb, faces.boxes))
+        appearance = appearance_features(rgb, faces.boxes, faces.keypoints, self.likeness[camera.id])
+        update = tracker.update(faces, frame.timestamp, size, appearance)
         tracked = time.perf_counter()
         samples = sampler.select(camera.id, rgb, update.tracks, frame.timestamp, frame.captured_at, self.options.naive)
         sampled = time.perf_counter()

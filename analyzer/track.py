@@ -29,7 +29,7 @@ class Tracks:
         keypoints: (N, 6, 2) float32 pixels of the matched detection (zeros when unmatched).
         matched: (N,) bool, seen in this frame.
         confirmed: (N,) bool, seen in at least ``min_hits`` frames.
-        appearance: (N, F) float32 colour cue of each track (zeros when unknown).
+        appearance: (N, F) float32 appearance cue of each track (zeros when unknown).
     """
 
     ids: np.ndarray
@@ -219,7 +219,7 @@ def _cut_by_edge(track: _Track, frame_size: tuple[int, int]) -> bool:
 
 
 def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:
-    """(T, D) True where a lost track and a detection differ in colour: not the same person.
+    """(T, D) True where a lost track and a detection look different (colours, face): not the same person.
 
     Only tracks unseen for a few frames are gated: in plain view the box
     overlap decides, and the colours around a walking person change with the
@@ -320,9 +320,9 @@ class ByteTracker:
             Lowering it follows fast faces better but may swap ids when people cross.
         min_hits: updates a track needs before it is confirmed; 1 confirms at once.
         max_lost_s: how long an unmatched track is kept for re-association before it ends.
-        min_similarity: colour similarity (0..1) a detection needs to re-find a
-            track unseen for a few frames; raising it avoids swapping people
-            who cross, lowering it bridges lighting changes.
+        min_similarity: likeness (0..1, colours and face; see :mod:`analyzer.appearance`)
+            a detection needs to re-find a track unseen for a few frames; raising it
+            avoids swapping people who cross, lowering it bridges lighting changes.
 
     Example:
         >>> tracker = ByteTracker()
@@ -337,7 +337,7 @@ class ByteTracker:
         match_iou: float = 0.2,
         min_hits: int = 2,
         max_lost_s: float = 1.5,
-        min_similarity: float = 0.75,
+        min_similarity: float = 0.65,
     ) -> None:
         self.high_score = high_score
         self.min_similarity = min_similarity
@@ -365,7 +365,7 @@ class ByteTracker:
         seen at the frame's edge, or is predicted outside it, ends at once:
         that person walked out, and a face appearing there is someone else.
         With ``appearance`` (see :mod:`analyzer.appearance`), a track unseen
-        for a few frames is only re-found by a detection of similar colours.
+        for a few frames is only re-found by a detection that looks like it.
         """
         dt = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
         self._last_timestamp = timestamp

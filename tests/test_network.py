@@ -160,3 +160,25 @@ def test_an_ensemble_export_averages_its_runs(
     assert np.allclose(result.age_probs, expected_age, atol=1e-5)
     assert not np.allclose(result.age_probs, members[0][0].numpy(), atol=1e-4)
     assert "ensemble of 2 runs" in OnnxRuntimeBackend(prefix.with_suffix(".onnx")).metadata.training_data
+
+
+def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_model: Path) -> None:
+    from analyzer.appearance import LIKENESS_SIZE, FaceLikeness
+    from analyzer.preprocess import template_keypoints
+    from analyzer.train.loop import load_checkpoint
+
+    likeness_path = quick_model.with_name("quick.likeness.onnx")
+    likeness = FaceLikeness(likeness_path)
+    assert likeness.input_size == 64
+    net, config = load_checkpoint(quick_run)
+    faces = np.random.default_rng(5).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    vectors = np.concatenate(
+        [likeness.describe(face, template_keypoints(64, 64)[None]) for face in faces]
+    )  # each "frame" is an aligned chip already, so the cut is the identity
+    from analyzer.preprocess import chips_to_input
+
+    with torch.no_grad():
+        trunk = net.features(torch.from_numpy(chips_to_input(faces, config.normalization))).numpy()
+    expected = trunk / np.linalg.norm(trunk, axis=1, keepdims=True)
+    assert vectors.shape == (3, LIKENESS_SIZE)
+    assert np.allclose(vectors, expected, atol=1e-4)

@@ -117,6 +117,17 @@ def test_missing_video_is_one_clear_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in result.stderr
 
 
+def test_missing_likeness_model_is_one_clear_line(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
+    config = tmp_path / "no-likeness.yaml"
+    missing = tmp_path / "gone.likeness.onnx"
+    config.write_text(f"cameras:\n  - id: door\n    source: {walkers_clip[0]}\ntracker:\n  likeness_model: {missing}\n")
+    result = run_cli("run", "-c", str(config), "--fast", "--metrics-port", "0", "--zmq-bind", "")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(missing) in errors[0] and 'likeness_model to ""' in errors[0]
+    assert "Traceback" not in result.stderr  # nothing half-built (MediaPipe graphs) is left to fail at exit
+
+
 def test_bad_config_names_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("cameras:\n  - id: door\n    source: demo\n    detector:\n      min_scor: 0.4\n")

@@ -11,6 +11,7 @@ network builds from; ONNX Runtime on CPU runs it too, for parity checks here.
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,13 @@ import torch
 
 from analyzer import __version__
 from analyzer.age_groups import FINE_AGE_EDGES
+from analyzer.appearance import LIKENESS_INPUT, LIKENESS_OUTPUT, LIKENESS_PROPS, LIKENESS_SIZE
 from analyzer.errors import DataError
 from analyzer.labels import GENDERS
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
+from analyzer.preprocess import ALIGNMENT_TEMPLATE
 from analyzer.train.loop import TrainConfig, load_checkpoint
-from analyzer.train.model import ProbabilityEnsemble, ProbabilityModel, model_size
+from analyzer.train.model import LikenessModel, ProbabilityEnsemble, ProbabilityModel, model_size
 
 OPSET = 17
 
@@ -87,10 +90,11 @@ def _describe_ensemble(configs: list[TrainConfig]) -> str:
 
 @dataclass(frozen=True)
 class ExportedModel:
-    """The two files written, and the size of one run's pass (what ``analyzer export`` prints)."""
+    """The files written, and the size of one run's pass (what ``analyzer export`` prints)."""
 
     fp32_path: Path
     fp16_path: Path
+    likeness_path: Path
     runs: int
     input_size: int
     parameters_per_run: int
@@ -98,7 +102,7 @@ class ExportedModel:
 
 
 def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | None = None) -> ExportedModel:
-    """Write ``<out_prefix>.onnx`` (FP32) and ``<out_prefix>.fp16.onnx``."""
+    """Write ``<out_prefix>.onnx`` (FP32), ``<out_prefix>.fp16.onnx`` and the first run's ``.likeness.onnx``."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -110,19 +114,7 @@ def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | Non
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     fp32_path = out_prefix.with_name(out_prefix.name + ".onnx")
     fp16_path = out_prefix.with_name(out_prefix.name + ".fp16.onnx")
-    example = torch.zeros(2, 3, config.input_size, config.input_size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            str(fp32_path),
-            input_names=[INPUT_NAME],
-            output_names=[AGE_OUTPUT, GENDER_OUTPUT],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, AGE_OUTPUT: {0: "batch"}, GENDER_OUTPUT: {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    _to_onnx(model, config.input_size, fp32_path, INPUT_NAME, (AGE_OUTPUT, GENDER_OUTPUT))
     weights_digest = hashlib.sha256(fp32_path.read_bytes()).hexdigest()[:12]
     metadata = ModelMetadata(
         input_size=config.input_size,
@@ -145,20 +137,71 @@ def export_run(run_dirs: Path | list[Path], out_prefix: Path, version: str | Non
     onnx.save(fp16, str(fp16_path))
     _check_round_trip(model, fp32_path, config.input_size)
     first_net = (model.members[0] if isinstance(model, ProbabilityEnsemble) else model).net
+    likeness_path = out_prefix.with_name(out_prefix.name + ".likeness.onnx")
+    export_likeness(first_net, config, likeness_path, metadata.version)
     parameters, macs = model_size(first_net, config.input_size)
-    return ExportedModel(fp32_path, fp16_path, len(configs), config.input_size, parameters, macs)
+    return ExportedModel(fp32_path, fp16_path, likeness_path, len(configs), config.input_size, parameters, macs)
 
 
-def _check_round_trip(model: ProbabilityModel | ProbabilityEnsemble, path: Path, size: int) -> None:
+def _to_onnx(
+    model: torch.nn.Module, input_size: int, path: Path, input_name: str, output_names: tuple[str, ...]
+) -> None:
+    """Trace ``model`` to ONNX with a dynamic batch axis."""
+    example = torch.zeros(2, 3, input_size, input_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in (input_name, *output_names)},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def export_likeness(net: torch.nn.Module, config: TrainConfig, path: Path, version: str) -> None:
+    """Write the tracker's face likeness model: one run's trunk, FP32 (it runs on the CPU next to the tracker)."""
+    import onnx
+
+    model = LikenessModel(net).eval()
+    _to_onnx(model, config.input_size, path, LIKENESS_INPUT, (LIKENESS_OUTPUT,))
+    with torch.no_grad():
+        size = int(model(torch.zeros(1, 3, config.input_size, config.input_size)).shape[1])
+    if size != LIKENESS_SIZE:
+        raise DataError(f"{path}: the trunk gives {size} features, the tracker expects {LIKENESS_SIZE}")
+    exported = onnx.load(str(path))
+    exported.doc_string = "footfall analyzer face likeness (tracker re-finding cue); see docs/ARCHITECTURE.md"
+    settings = {
+        "input_size": config.input_size,
+        "mean": list(config.normalization.mean),
+        "std": list(config.normalization.std),
+        "size": size,
+        "template": ALIGNMENT_TEMPLATE.tolist(),
+        "version": version,
+    }
+    onnx.helper.set_model_props(exported, {LIKENESS_PROPS: json.dumps(settings)})
+    onnx.checker.check_model(exported)
+    onnx.save(exported, str(path))
+    _check_round_trip(model, path, config.input_size, LIKENESS_INPUT, (LIKENESS_OUTPUT,))
+
+
+def _check_round_trip(
+    model: torch.nn.Module, path: Path, size: int, input_name: str = INPUT_NAME,
+    output_names: tuple[str, ...] = (AGE_OUTPUT, GENDER_OUTPUT),
+) -> None:  # fmt: skip
     """ONNX Runtime must reproduce PyTorch on random input, or the export is refused."""
     import onnxruntime as ort
 
     inputs = np.random.default_rng(0).normal(size=(3, 3, size, size)).astype(np.float32)
     with torch.no_grad():
-        expected = [tensor.numpy() for tensor in model(torch.from_numpy(inputs))]
+        outputs = model(torch.from_numpy(inputs))
+    expected = [outputs.numpy()] if isinstance(outputs, torch.Tensor) else [tensor.numpy() for tensor in outputs]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    produced = session.run([AGE_OUTPUT, GENDER_OUTPUT], {INPUT_NAME: inputs})
-    for name, want, got in zip((AGE_OUTPUT, GENDER_OUTPUT), expected, produced, strict=True):
+    produced = session.run(list(output_names), {input_name: inputs})
+    for name, want, got in zip(output_names, expected, produced, strict=True):
         if not np.allclose(want, got, atol=1e-4):
             raise DataError(
                 f"{path}: ONNX Runtime output {name} differs from PyTorch by "

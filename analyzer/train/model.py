@@ -134,6 +134,23 @@ class ProbabilityEnsemble(nn.Module):
         return age, gender
 
 
+class LikenessModel(nn.Module):
+    """The network's pooled trunk features as a unit vector: the tracker's face likeness cue.
+
+    Trained only for age and gender, so it says how alike two faces look,
+    not who someone is; it separates the faces a tracker confuses (someone
+    else stepping into a hidden shopper's place) well enough for that.
+    """
+
+    def __init__(self, net: AgeGenderNet) -> None:
+        super().__init__()
+        self.features = net.features
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        """(N, C) unit vectors."""
+        return nn.functional.normalize(self.features(chips), dim=1)
+
+
 def model_size(net: nn.Module, input_size: int) -> tuple[int, int]:
     """Parameters and multiply-accumulates for one chip (one pass, without the mirror pass)."""
     from torch.utils.flop_counter import FlopCounterMode
