@@ -110,13 +110,35 @@ def appearance_features(
     boxes: np.ndarray,
     keypoints: np.ndarray | None = None,
     likeness: FaceLikeness | None = None,
+    wanted: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N, FEATURE_SIZE) float32: colour histograms, then the face likeness (zeros without a model)."""
+    """(N, FEATURE_SIZE) float32: colour histograms, then the face likeness (zeros where not computed).
+
+    ``wanted`` (N,) bool limits the likeness to the faces the tracker can use
+    it for (``ByteTracker.wants_likeness``); the others keep zeros, "unknown".
+    """
     features = np.zeros((len(boxes), FEATURE_SIZE), np.float32)
     features[:, :COLOUR_SIZE] = _colours(frame_rgb, boxes)
     if likeness is not None and keypoints is not None and len(boxes):
-        features[:, COLOUR_SIZE:] = likeness.describe(frame_rgb, keypoints)
+        rows = np.arange(len(boxes)) if wanted is None else np.flatnonzero(wanted)
+        if len(rows):
+            features[rows, COLOUR_SIZE:] = likeness.describe(frame_rgb, keypoints[rows])
     return features
+
+
+def has_likeness(features: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows whose face likeness is known."""
+    return np.any(features[..., COLOUR_SIZE:] != 0, axis=-1)
+
+
+def running_mean(mean: np.ndarray, seen: np.ndarray, weight: float = 0.2) -> np.ndarray:
+    """A track's cue after one more sighting; an unknown likeness leaves the likeness part as it was."""
+    updated = (1 - weight) * mean + weight * seen
+    if not has_likeness(seen):
+        updated[COLOUR_SIZE:] = mean[COLOUR_SIZE:]
+    elif not has_likeness(mean):
+        updated[COLOUR_SIZE:] = seen[COLOUR_SIZE:]
+    return updated
 
 
 def similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:

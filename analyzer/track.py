@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analyzer.appearance import FEATURE_SIZE, similarity
+from analyzer.appearance import FEATURE_SIZE, has_likeness, running_mean, similarity
 from analyzer.faces import NUM_KEYPOINTS, Faces, box_iou
 
 
@@ -97,8 +97,10 @@ class _KalmanBox:
         self.state = self.state + gain @ (measurement - observation @ self.state)
         self.covariance = (np.eye(8) - gain @ observation) @ self.covariance
 
-    def box(self) -> np.ndarray:
-        cx, cy, width, height = self.state[:4]
+    def box(self, ahead_s: float = 0.0) -> np.ndarray:
+        """The box now, or ``ahead_s`` seconds on at the current velocity (the filter is not advanced)."""
+        cx, cy, width, height = self.state[:4] + self.state[4:] * ahead_s
+        width, height = max(width, 1.0), max(height, 1.0)
         return np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2], dtype=np.float32)
 
 
@@ -115,13 +117,26 @@ class _Track:
     path_high: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # max centre x, y seen
     exit_direction: np.ndarray | None = None  # out of the edge it is leaving by, once it is
     outermost: float = 0.0  # furthest its centre got along exit_direction
+    started: float = 0.0  # when it was first seen
+    likeness_at: float | None = None  # when its face likeness was last refreshed
 
 
+#: Unseen this long (two frames at 15 fps), a track counts as hidden rather than just missed once.
+HIDDEN_AFTER_S = 0.15
 #: How far (face widths, from the prediction) a detection may be and still match by distance alone.
 FRAME_REACH = 0.6
 #: How fast a brisk walker's face moves across the image, in its own widths per second
 #: (about 1.4 m/s at 16 cm a face): FRAME_REACH per frame at 15 fps.
 FACE_WIDTHS_PER_S = 9.0
+
+#: How often a track in plain view refreshes its face likeness (it only matters once the face is hidden).
+LIKENESS_REFRESH_S = 0.5
+#: A new track takes its face likeness on every frame this long (the footfall counter's re-entry check
+#: reads the new track's cue within ``reentry_verify_s``).
+LIKENESS_NEW_TRACK_S = 0.5
+#: A detection overlapping a second track by this much could be matched to it (a hidden face it
+#: re-finds, or the other face of a crossing), so it gets its likeness.
+LIKENESS_OTHER_IOU = 0.1
 
 #: Unit vectors out of the frame through its left, right, top and bottom edge.
 _OUTWARD = np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)], np.float32)
@@ -154,7 +169,7 @@ def _walks_backwards(
         speed = float(np.hypot(*velocity))
         if speed < 0.3 * size:
             continue
-        lost = now - track.last_seen >= 0.15
+        lost = now - track.last_seen >= HIDDEN_AFTER_S
         leaving = frame_size is not None and _at_edge(track, frame_size) and _heading_out(track, frame_size)
         if not (lost or leaving):
             continue  # a face in plain view may turn around (window shoppers do)
@@ -227,7 +242,7 @@ def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, m
     """
     different = np.zeros((len(tracks), len(appearance)), dtype=bool)
     for row, track in enumerate(tracks):
-        if track.appearance is not None and now - track.last_seen >= 0.15:
+        if track.appearance is not None and now - track.last_seen >= HIDDEN_AFTER_S:
             different[row] = similarity(track.appearance[None], appearance)[0] < min_similarity
     return different
 
@@ -404,7 +419,9 @@ class ByteTracker:
             track.box = faces.boxes[detection]
             if appearance is not None:
                 seen = appearance[detection]
-                track.appearance = seen if track.appearance is None else 0.8 * track.appearance + 0.2 * seen
+                track.appearance = seen if track.appearance is None else running_mean(track.appearance, seen)
+                if has_likeness(seen):
+                    track.likeness_at = timestamp
 
         if frame_size is not None:
             for index, track in enumerate(self._tracks):
@@ -415,7 +432,7 @@ class ByteTracker:
         survivor_detection: dict[int, int] = {}
         for index, track in enumerate(self._tracks):
             unseen = timestamp - track.last_seen
-            gone = frame_size is not None and unseen >= 0.15 and _left_frame(track, frame_size)
+            gone = frame_size is not None and unseen >= HIDDEN_AFTER_S and _left_frame(track, frame_size)
             if index not in detection_of and (not track.confirmed or unseen > self.max_lost_s or gone):
                 if track.confirmed:
                     ended.append(track.track_id)
@@ -428,14 +445,50 @@ class ByteTracker:
         for detection in unmatched_high:
             index = int(high[detection])
             box = faces.boxes[index]
-            track = _Track(self._next_id, _KalmanBox(box), timestamp, box=box, confirmed=self.min_hits <= 1)
+            track = _Track(
+                self._next_id, _KalmanBox(box), timestamp, box=box, confirmed=self.min_hits <= 1, started=timestamp
+            )
             track.path_low = track.path_high = (box[:2] + box[2:]) / 2
             track.appearance = None if appearance is None else appearance[index]
+            if appearance is not None and has_likeness(appearance[index]):
+                track.likeness_at = timestamp
             self._next_id += 1
             survivor_detection[len(survivors)] = index
             survivors.append(track)
         self._tracks = survivors
         return TrackUpdate(self._snapshot(faces, survivor_detection), ended, exited)
+
+    def wants_likeness(self, boxes: np.ndarray, timestamp: float) -> np.ndarray:
+        """(D,) bool: detections whose face likeness the next ``update`` may use.
+
+        The likeness costs a network pass per face, and it only decides
+        anything once a face is hidden. So a face plainly continuing one
+        established track skips it, unless that track's likeness is due for
+        a refresh; faces that may start a track, or that another track (a
+        hidden one, or a face crossing) could be matched to, get it.
+        """
+        wanted = np.ones(len(boxes), dtype=bool)
+        if not len(boxes) or not self._tracks:
+            return wanted
+        dt = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
+        predicted = np.stack([track.filter.box(dt) for track in self._tracks])
+        iou = box_iou(predicted, boxes)
+        hidden = [timestamp - track.last_seen >= HIDDEN_AFTER_S for track in self._tracks]
+        settled = np.array(
+            [
+                track.confirmed
+                and not hidden[row]
+                and timestamp - track.started >= LIKENESS_NEW_TRACK_S
+                and track.likeness_at is not None
+                and timestamp - track.likeness_at < LIKENESS_REFRESH_S
+                for row, track in enumerate(self._tracks)
+            ]
+        )
+        # One settled track clearly continues it, and no other track (a hidden one it might re-find,
+        # or a second face in a crossing) is anywhere near enough to be matched to it instead.
+        continues = ((iou >= 0.3) & settled[:, None]).any(axis=0)
+        alone = (iou >= LIKENESS_OTHER_IOU).sum(axis=0) == 1
+        return ~(continues & alone)
 
     def end_all(self) -> list[int]:
         """End every confirmed track (stream ended); returns their ids."""

@@ -138,3 +138,18 @@ def test_a_corrupt_likeness_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a loadable ONNX model") as error:
         FaceLikeness(broken)
     assert "\n" not in str(error.value)
+
+
+def test_an_unknown_likeness_leaves_a_tracks_mean_likeness_alone() -> None:
+    from analyzer.appearance import running_mean
+
+    mean = np.zeros(FEATURE_SIZE, np.float32)
+    mean[:COLOUR_SIZE], mean[COLOUR_SIZE] = 1 / 6, 1.0
+    seen = np.zeros(FEATURE_SIZE, np.float32)
+    seen[:COLOUR_SIZE] = 1 / 3  # new colours, no likeness this frame
+    updated = running_mean(mean, seen)
+    assert np.allclose(updated[:COLOUR_SIZE], 0.8 / 6 + 0.2 / 3)
+    assert np.array_equal(updated[COLOUR_SIZE:], mean[COLOUR_SIZE:])
+    first_likeness = seen.copy()
+    first_likeness[COLOUR_SIZE + 1] = 1.0
+    assert running_mean(seen, first_likeness)[COLOUR_SIZE + 1] == 1.0  # the first known likeness is taken whole

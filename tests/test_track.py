@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -191,3 +193,52 @@ def test_a_new_fast_face_is_confirmed_across_a_skipped_frame(detect_every: int, 
         update = tracker.update(faces([[100 + step * detection, 300, 100 + step * detection + size, 330]]), t)
         seen |= {int(i) for i in update.tracks.ids[update.tracks.matched & update.tracks.confirmed]}
     assert len(seen) == (1 if confirmed else 0)
+
+
+def _looks(count: int, known: bool = True) -> np.ndarray:
+    from analyzer.appearance import COLOUR_SIZE, FEATURE_SIZE
+
+    features = np.full((count, FEATURE_SIZE), 1 / 6, np.float32)
+    features[:, COLOUR_SIZE:] = 0.0
+    if known:
+        features[:, COLOUR_SIZE] = 1.0
+    return features
+
+
+def test_only_faces_the_tracker_can_use_it_for_get_a_face_likeness() -> None:
+    from analyzer.track import LIKENESS_NEW_TRACK_S, LIKENESS_REFRESH_S
+
+    tracker = ByteTracker(min_hits=2, max_lost_s=1.5)
+    fps = 15
+    box = [400.0, 300.0, 470.0, 370.0]
+    assert tracker.wants_likeness(np.array([box], np.float32), 0.0).tolist() == [True]  # would start a track
+    frame = 0
+    wanted_at: list[float] = []
+    while frame / fps < LIKENESS_NEW_TRACK_S + 2 * LIKENESS_REFRESH_S:
+        t = frame / fps
+        wanted = bool(tracker.wants_likeness(np.array([box], np.float32), t)[0])
+        tracker.update(faces([box]), t, (1280, 720), _looks(1, known=wanted))
+        if wanted:
+            wanted_at.append(t)
+        frame += 1
+    # Every frame while the track is new, then one refresh per LIKENESS_REFRESH_S.
+    new = [t for t in wanted_at if t < LIKENESS_NEW_TRACK_S]
+    later = [t for t in wanted_at if t >= LIKENESS_NEW_TRACK_S]
+    assert len(new) == int(np.ceil(LIKENESS_NEW_TRACK_S * fps))
+    assert 1 <= len(later) <= 3 and all(b - a >= LIKENESS_REFRESH_S - 1e-6 for a, b in itertools.pairwise(later))
+    # Just after a refresh, a second face appearing beside it may start a track (wanted); the settled one is not.
+    tracker.update(faces([box]), frame / fps, (1280, 720), _looks(1, known=True))
+    t = (frame + 1) / fps
+    beside = [600.0, 300.0, 670.0, 370.0]
+    assert tracker.wants_likeness(np.array([box, beside], np.float32), t).tolist() == [False, True]
+
+
+def test_a_face_near_a_hidden_track_gets_its_likeness() -> None:
+    tracker = ByteTracker(min_hits=2, max_lost_s=1.5)
+    standing, other = [400.0, 300.0, 470.0, 370.0], [900.0, 300.0, 970.0, 370.0]
+    for frame in range(30):
+        boxes = [standing, other] if frame < 20 else [other]  # the standing face is hidden from frame 20
+        tracker.update(faces(boxes), frame / 15, (1280, 720), _looks(len(boxes)))
+    t = 30 / 15
+    nearby = [430.0, 300.0, 500.0, 370.0]  # where the hidden face was: it may be them again
+    assert tracker.wants_likeness(np.array([other, nearby], np.float32), t).tolist() == [False, True]
