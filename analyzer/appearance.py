@@ -64,7 +64,11 @@ def _colours(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 class FaceLikeness:
-    """Face likeness vectors from the likeness model, one ONNX Runtime session per camera.
+    """Face likeness vectors from the likeness model.
+
+    One instance serves every camera thread: ONNX Runtime's ``run`` is safe
+    to call concurrently, and with one intra-op thread each call runs on its
+    caller's thread, so cameras do not wait for each other.
 
     Example:
         >>> likeness = FaceLikeness(Path("engines/agegender.likeness.onnx"))  # doctest: +SKIP

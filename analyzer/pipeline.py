@@ -79,9 +79,7 @@ class Pipeline:
         # file is one clear error at start-up rather than a dead camera; the
         # likeness first, as a failing one must not leave MediaPipe graphs open.
         likeness_model = config.tracker.likeness_model_path()
-        self.likeness = {
-            camera.id: None if likeness_model is None else FaceLikeness(likeness_model) for camera in config.cameras
-        }
+        self.likeness = None if likeness_model is None else FaceLikeness(likeness_model)
         self.detectors = {camera.id: self._detector(camera) for camera in config.cameras}
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
@@ -204,7 +202,7 @@ class Pipeline:
         detected = time.perf_counter()
         size = (frame.image.shape[1], frame.image.shape[0])
         wanted = tracker.wants_likeness(faces.boxes, frame.timestamp)
-        appearance = appearance_features(rgb, faces.boxes, faces.keypoints, self.likeness[camera.id], wanted)
+        appearance = appearance_features(rgb, faces.boxes, faces.keypoints, self.likeness, wanted)
         update = tracker.update(faces, frame.timestamp, size, appearance)
         tracked = time.perf_counter()
         samples = sampler.select(camera.id, rgb, update.tracks, frame.timestamp, frame.captured_at, self.options.naive)
