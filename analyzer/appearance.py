@@ -90,14 +90,25 @@ class FaceLikeness:
                 f"{model_path}: not a face likeness model (no {LIKENESS_PROPS} metadata); "
                 "point tracker.likeness_model at the .likeness.onnx file `analyzer export` writes"
             )
-        settings = json.loads(props[LIKENESS_PROPS])
-        if settings.get("size") != LIKENESS_SIZE or not np.allclose(settings.get("template"), ALIGNMENT_TEMPLATE):
+        try:
+            settings = json.loads(props[LIKENESS_PROPS])
+            size, template = settings["size"], np.asarray(settings["template"], dtype=float)
+            self.input_size = int(settings["input_size"])
+            self.normalization = Normalization(tuple(settings["mean"]), tuple(settings["std"]))
+        except (KeyError, TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
             raise ModelError(
-                f"{model_path}: likeness size {settings.get('size')} or alignment differs from this analyzer's "
+                f"{model_path}: {LIKENESS_PROPS} metadata is malformed ({error!r}); "
+                "write it again with `analyzer export`"
+            ) from None
+        if (
+            size != LIKENESS_SIZE
+            or template.shape != np.shape(ALIGNMENT_TEMPLATE)
+            or not np.allclose(template, ALIGNMENT_TEMPLATE)
+        ):
+            raise ModelError(
+                f"{model_path}: likeness size {size} or alignment differs from this analyzer's "
                 f"({LIKENESS_SIZE}); export it again with this version"
             )
-        self.input_size = int(settings["input_size"])
-        self.normalization = Normalization(tuple(settings["mean"]), tuple(settings["std"]))
         self.path = model_path
 
     def describe(self, frame_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:

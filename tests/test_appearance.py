@@ -140,6 +140,27 @@ def test_a_corrupt_likeness_file_is_one_clear_error(tmp_path: Path) -> None:
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"size": 256', '{"size": 256, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}', "[]"],
+    ids=["not JSON", "keys missing", "not an object"],
+)
+def test_malformed_likeness_metadata_is_one_clear_error(tmp_path: Path, metadata: str) -> None:
+    import onnx
+
+    from analyzer.appearance import LIKENESS_PROPS
+
+    model = onnx.load(str(SHIPPED_LIKENESS))
+    for prop in model.metadata_props:
+        if prop.key == LIKENESS_PROPS:
+            prop.value = metadata
+    broken = tmp_path / "agegender.likeness.onnx"
+    onnx.save(model, str(broken))
+    with pytest.raises(ModelError, match=f"{LIKENESS_PROPS} metadata is malformed.*analyzer export") as error:
+        FaceLikeness(broken)
+    assert "\n" not in str(error.value)
+
+
 def test_an_unknown_likeness_leaves_a_tracks_mean_likeness_alone() -> None:
     from analyzer.appearance import running_mean
 
