@@ -186,11 +186,7 @@ def _walks_backwards(
 
 def _heading_out(track: _Track, frame_size: tuple[int, int]) -> bool:
     """Moving towards the nearest frame edge."""
-    width, height = frame_size
-    centre = (track.box[:2] + track.box[2:]) / 2
-    velocity = track.filter.state[4:6]
-    distances = [centre[0], width - centre[0], centre[1], height - centre[1]]
-    return bool(velocity @ _OUTWARD[int(np.argmin(distances))] > 0)
+    return bool(track.filter.state[4:6] @ _nearest_edge(track, frame_size) > 0)
 
 
 def _nearest_edge(track: _Track, frame_size: tuple[int, int]) -> np.ndarray:
