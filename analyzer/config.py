@@ -201,7 +201,7 @@ class LineConfig:
     anchor: str = "center"  # point of the face box that crosses: center | top | bottom
     # a face first seen just past the line walking away (or last seen just short of it walking at it)
     # crossed it unseen if this much walking takes it across; 0 = count only crossings seen
-    unseen_crossing_s: float = 0.5
+    unseen_crossing_s: float = 0.75
 
     def check(self, path: str) -> None:
         """Geometry must be two distinct points inside the frame."""

@@ -299,7 +299,7 @@ class FootfallCounter:
         reentry_distance: float = 0.25,
         min_similarity: float = 0.65,
         reentry_verify_s: float = 0.4,
-        unseen_crossing_s: float = 0.5,
+        unseen_crossing_s: float = 0.75,
         new_visit_id: Callable[[], str] = random_visit_id,
     ) -> None:
         self.min_similarity = min_similarity
