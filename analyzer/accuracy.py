@@ -16,19 +16,21 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
 from analyzer.age_groups import builtin_grouping
+from analyzer.attributes import UNKNOWN, AttributeVoter
 from analyzer.classify import OnnxRuntimeBackend, classify_chips
 from analyzer.config import REPO_ROOT, Config, SamplerConfig, load_config
 from analyzer.evaluation import group_predictions
 from analyzer.exporter import Metrics
 from analyzer.face_photos import align_photos
 from analyzer.pipeline import Pipeline, RunOptions
+from analyzer.report import RunReport
 from analyzer.score import Match, combine, match, score
 from analyzer.simulate import SIMULATOR_VERSION, simulate
 
@@ -61,6 +63,12 @@ CLIP_SET = (
     ClipSpec("crowd", 15, 55, 90.0, held_out=True),
     ClipSpec("queue", 24, 40, 120.0, held_out=True),
     ClipSpec("crowd", 25, 55, 90.0, held_out=True),
+    ClipSpec("entrance", 41, 50, 120.0, held_out=True),
+    ClipSpec("pass-by", 43, 40, 100.0, held_out=True),
+    ClipSpec("queue", 44, 40, 120.0, held_out=True),
+    ClipSpec("crowd", 45, 55, 90.0, held_out=True),
+    ClipSpec("queue", 54, 40, 120.0, held_out=True),
+    ClipSpec("crowd", 55, 55, 90.0, held_out=True),
 )
 MAX_SAMPLES = 8
 #: What each scenario stages (simulate.plan_walkers), for the report.
@@ -70,28 +78,74 @@ SCENARIO_NOTES = {
     "queue": "people walk in and wait 5-15 s in a five-place queue, then walk on, passing in front of each other",
     "crowd": "everyone within the first 60% of the clip: dense, many occlusions",
 }
-#: The issue's targets, to print beside the measurement, with the count each rate is a share of.
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets: a bound on a pooled rate, and the count that rate is a share of."""
+
+    label: str
+    key: str
+    text: str
+    denominator: str | None
+    bound: float
+    at_least: bool  # True: rate >= bound; False: rate <= bound (in size, for the signed count error)
+
+    def verdict(self, rates: dict) -> str:
+        """Whether the measurement meets it, with the counts when the rounded rate would hide a near miss."""
+        rate = rates[self.key]
+        if rate is None:
+            return "n/a"
+        if self.denominator is None:
+            return "yes" if abs(rate) <= self.bound + 1e-12 else "no"
+        n = int(rates[self.denominator])
+        count = round(rate * n)
+        if self.at_least:
+            needed = math.ceil(self.bound * n - 1e-9)
+            return f"{'yes' if count >= needed else 'no'}: {count} of {n}, {needed} needed"
+        allowed = math.floor(self.bound * n + 1e-9)
+        return f"{'yes' if count <= allowed else 'no'}: {count} of {n}, at most {allowed}"
+
+
+#: The issue's targets, to print beside the measurement.
 TARGETS = (
-    ("count error", "count_error", "within ±3%", None),
-    ("misses", "miss_rate", "<= 3% of visitors", "true_visitors"),
-    ("double counts", "double_rate", "<= 2% of visitors", "true_visitors"),
-    ("gender (matched visits)", "gender_accuracy", ">= 93%", "classified"),
-    ("fairface9 age group (matched visits)", "age_group_accuracy", ">= 55%", "classified"),
-    ("line direction (crossings)", "direction_accuracy", ">= 98%", "crossings"),
+    Target("count error", "count_error", "within ±3%", None, 0.03, False),
+    Target("misses", "miss_rate", "<= 3% of visitors", "true_visitors", 0.03, False),
+    Target("double counts", "double_rate", "<= 2% of visitors", "true_visitors", 0.02, False),
+    Target("gender (matched visits)", "gender_accuracy", ">= 93%", "classified", 0.93, True),
+    Target("fairface9 age group (matched visits)", "age_group_accuracy", ">= 55%", "classified", 0.55, True),
+    Target("line direction (crossings)", "direction_accuracy", ">= 98%", "crossings", 0.98, True),
 )
 
 
-def _run(config: Config, clip: Path) -> dict[str, object]:
+def _run_clip(config: Config, clip: Path, keep_sample_log: bool = False) -> tuple[RunReport, AttributeVoter]:
+    """Run the pipeline on one clip as fast as it decodes; also returns a fresh voter like the pipeline's."""
     config.cameras[0].source = str(clip)
     config.cameras[0].realtime = False
     backend = OnnxRuntimeBackend(config.classifier.model_path(), config.classifier.threads)
-    pipeline = Pipeline(
-        config, backend, Metrics(CollectorRegistry()), None, RunOptions(log=lambda _: None, keep_sample_log=True)
-    )
+    options = RunOptions(log=lambda _: None, keep_sample_log=keep_sample_log)
+    pipeline = Pipeline(config, backend, Metrics(CollectorRegistry()), None, options)
     report = pipeline.run(threading.Event())
-    document = report.to_dict()
+    voter = AttributeVoter.for_model(pipeline.grouping, backend.metadata, confident_at=config.sampler.confident_at)
+    return report, voter
+
+
+def _run(config: Config, clip: Path, product: SamplerConfig) -> dict[str, object]:
+    """Run the clip logging ``MAX_SAMPLES`` samples per track; the report gives the ``product`` sampler's verdicts.
+
+    The product's verdicts are replayed from the log (``AttributeVoter.replay``),
+    so one run measures the shipped K and every other K of the curve.
+    """
+    config.sampler.samples_per_track = MAX_SAMPLES
+    config.sampler.confident_at = 1.0  # classify every sample, so any k <= MAX_SAMPLES can be replayed
+    report, voter = _run_clip(config, clip, keep_sample_log=True)
+    voter.confident_at = product.confident_at
     logs = {visit.visit_id: visit.attributes.sample_log for visits in report.visits.values() for visit in visits}
-    return {"report": document, "logs": logs}
+    for camera, visits in report.visits.items():
+        report.visits[camera] = [
+            replace(visit, attributes=voter.replay(logs[visit.visit_id], product.samples_per_track)) for visit in visits
+        ]
+    return {"report": report.to_dict(), "logs": logs, "voter": voter}
 
 
 def _matches(truth: dict, report: dict) -> list[Match]:
@@ -101,24 +155,19 @@ def _matches(truth: dict, report: dict) -> list[Match]:
     return matches
 
 
-def _accuracy_by_samples(matches: list[Match], logs: dict, grouping_name: str) -> dict[int, tuple[int, int, int]]:
-    """For k = 1..MAX_SAMPLES: (visits, gender right, age group right) voting on the first k samples."""
-    grouping = builtin_grouping(grouping_name)
+def _accuracy_by_samples(matches: list[Match], logs: dict, voter: AttributeVoter) -> dict[int, tuple[int, int, int]]:
+    """For K = 1..MAX_SAMPLES: (visits, gender right, age group right) with at most K samples per track."""
     counts = {k: [0, 0, 0] for k in range(1, MAX_SAMPLES + 1)}
     for pair in matches:
         log = logs.get(pair.visit["visit_id"], ())
-        true_group = grouping.index_of(pair.visitor["age"])
-        true_gender = 0 if pair.visitor["gender"] == "female" else 1
+        true_group = voter.grouping.names[voter.grouping.index_of(pair.visitor["age"])]
         for k in range(1, MAX_SAMPLES + 1):
-            used = log[:k]
-            if not used:
+            verdict = voter.replay(log, k)
+            if verdict.gender == UNKNOWN:
                 continue
-            weights = np.array([quality for _, _, quality in used])
-            group_p = np.average([group for group, _, _ in used], axis=0, weights=weights)
-            gender_p = np.average([gender for _, gender, _ in used], axis=0, weights=weights)
             counts[k][0] += 1
-            counts[k][1] += int(np.argmax(gender_p) == true_gender)
-            counts[k][2] += int(np.argmax(group_p) == true_group)
+            counts[k][1] += int(verdict.gender == pair.visitor["gender"])
+            counts[k][2] += int(verdict.age_group == true_group)
     return {k: (v[0], v[1], v[2]) for k, v in counts.items()}
 
 
@@ -204,10 +253,8 @@ def run_accuracy(
                 split="validation",
             )  # fmt: skip
         config = load_config(config_path)
-        config.sampler.samples_per_track = MAX_SAMPLES
-        config.sampler.confident_at = 1.0  # classify every sample so any k <= MAX_SAMPLES can be replayed
         log(f"running {spec.name}")
-        result = _run(config, clip)
+        result = _run(config, clip, replace(config.sampler))
         (work / f"{spec.name}.report.json").write_text(json.dumps(result["report"], indent=1))
         clip_score = score(truth, result["report"])  # type: ignore[arg-type]
         rows.append((spec, clip_score))
@@ -216,7 +263,7 @@ def run_accuracy(
         for k, (n, gender, group) in _accuracy_by_samples(
             matches,
             result["logs"],  # type: ignore[arg-type]
-            config.footfall.age_grouping,
+            result["voter"],  # type: ignore[arg-type]
         ).items():
             by_samples[k][0] += n
             by_samples[k][1] += gender
@@ -330,13 +377,15 @@ def _markdown(
         "",
         f"| measure | tuning ({halves['tuning']['true_visitors']} visitors) "
         f"| held out ({halves['held_out']['true_visitors']} visitors) | all clips | all clips, 95% interval "
-        "| target |",
-        "|---|---|---|---|---|---|",
+        "| target | met on all clips |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, key, target, denominator in TARGETS:
+    for target in TARGETS:
+        key = target.key
         lines.append(
-            f"| {label} | {_percent(rates['tuning'][key])} | {_percent(rates['held_out'][key])} "
-            f"| {_percent(rates['all'][key])} | {_interval(rates['all'], key, denominator)} | {target} |"
+            f"| {target.label} | {_percent(rates['tuning'][key])} | {_percent(rates['held_out'][key])} "
+            f"| {_percent(rates['all'][key])} | {_interval(rates['all'], key, target.denominator)} | {target.text} "
+            f"| {target.verdict(rates['all'])} |"
         )
     lines += [
         "",
@@ -389,8 +438,11 @@ def _markdown(
     lines += [
         "## Attribute accuracy against samples per visitor",
         "",
-        "Each matched visit's samples replayed in order, voting on the first k (quality-weighted mean of "
-        "probabilities). The default `sampler.samples_per_track` is chosen from this curve: "
+        f"Each clip is run once logging up to {MAX_SAMPLES} samples per track; each matched visit's verdict "
+        "is then replayed with at most k samples per track, by the pipeline's own rules (quality-weighted mean "
+        "of probabilities, and no more samples once a track is sure, `sampler.confident_at`). The row of the "
+        "shipped K is what every table above reports. The default `sampler.samples_per_track` is chosen from "
+        "this curve: "
         f"{_plateau_sentence(curve)}",
         "",
         "| samples k | gender | fairface9 |",

@@ -7,11 +7,16 @@ Confidence is the combined probability of the winning answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from analyzer.age_groups import AgeGrouping
+from analyzer.model_meta import ModelMetadata
+
+#: One classified sample as kept for analysis: (fine age bin probabilities, gender probabilities, quality).
+LoggedSample = tuple[np.ndarray, np.ndarray, float]
 
 UNKNOWN = "unknown"
 
@@ -26,7 +31,7 @@ class TrackAttributes:
     gender_p: dict[str, float]
     age_years: float | None
     samples: int
-    sample_log: tuple[tuple[np.ndarray, np.ndarray, float], ...] = ()  # (group p, gender p, quality); analysis only
+    sample_log: tuple[tuple[LoggedSample, ...], ...] = ()  # each track's samples in order; analysis only
 
     @classmethod
     def unknown(cls) -> TrackAttributes:
@@ -42,7 +47,7 @@ class TrackVotes:
     gender_probs: np.ndarray = field(default_factory=lambda: np.zeros(2))
     weight: float = 0.0
     samples: int = 0
-    log: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    log: list[LoggedSample] = field(default_factory=list)
 
     def add(self, age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
         """Count one classified sample."""
@@ -86,6 +91,20 @@ class AttributeVoter:
         self.min_samples = min_samples
         self._votes: dict[tuple[str, int], TrackVotes] = {}
 
+    @classmethod
+    def for_model(
+        cls, grouping: AgeGrouping, metadata: ModelMetadata, confident_at: float = 0.95, keep_sample_log: bool = False
+    ) -> AttributeVoter:
+        """A voter for the outputs of the model ``metadata`` describes."""
+        return cls(
+            grouping,
+            metadata.age_bin_edges,
+            metadata.age_bin_values,
+            metadata.gender_labels,
+            confident_at=confident_at,
+            keep_sample_log=keep_sample_log,
+        )
+
     def add(self, key: tuple[str, int], age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
         """Count one sample of the track ``(camera, track_id)``."""
         votes = self._votes.get(key)
@@ -93,7 +112,7 @@ class AttributeVoter:
             votes = self._votes[key] = TrackVotes(np.zeros(len(self.bin_values)))
         votes.add(np.asarray(age_probs, np.float64), np.asarray(gender_probs, np.float64), quality)
         if self.keep_sample_log:
-            votes.log.append((np.asarray(age_probs) @ self.group_matrix, np.asarray(gender_probs), quality))
+            votes.log.append((np.asarray(age_probs), np.asarray(gender_probs), quality))
 
     def is_confident(self, key: tuple[str, int]) -> bool:
         """Whether the track already has a sure answer (more samples would be wasted)."""
@@ -115,6 +134,7 @@ class AttributeVoter:
     def finish(self, keys: list[tuple[str, int]]) -> TrackAttributes:
         """Final attributes of a visit made of these tracks; forgets them."""
         votes = TrackVotes(np.zeros(len(self.bin_values)))
+        track_logs = []
         for key in keys:
             part = self._votes.pop(key, None)
             if part is not None:
@@ -122,7 +142,7 @@ class AttributeVoter:
                 votes.gender_probs += part.gender_probs
                 votes.weight += part.weight
                 votes.samples += part.samples
-                votes.log += part.log
+                track_logs.append(tuple(part.log))
         if votes.weight <= 0:
             return TrackAttributes.unknown()
         age_probs = votes.age_probs / votes.weight
@@ -135,8 +155,22 @@ class AttributeVoter:
             gender_p={name: round(float(p), 4) for name, p in zip(self.gender_labels, gender_p, strict=True)},
             age_years=round(float(age_probs @ self.bin_values), 1),
             samples=votes.samples,
-            sample_log=tuple(votes.log),
+            sample_log=tuple(track_logs) if self.keep_sample_log else (),
         )
+
+    def replay(self, track_logs: Sequence[Sequence[LoggedSample]], samples_per_track: int) -> TrackAttributes:
+        """The verdict a visit's logged samples give with at most ``samples_per_track`` per track.
+
+        The pipeline's rules, replayed offline: a track's samples count in
+        order until it is confident (later ones are not classified), so a
+        run that logged more samples measures any smaller K exactly.
+        """
+        keys = [("replay", index) for index in range(len(track_logs))]
+        for key, log in zip(keys, track_logs, strict=True):
+            for age_probs, gender_probs, quality in log[:samples_per_track]:
+                if not self.is_confident(key):
+                    self.add(key, age_probs, gender_probs, quality)
+        return self.finish(keys)
 
     def discard(self, keys: list[tuple[str, int]]) -> None:
         """Forget tracks that did not become a visit."""

@@ -86,11 +86,9 @@ class Pipeline:
         }
         self.classifier = ClassifierStage(
             backend,
-            AttributeVoter(
+            AttributeVoter.for_model(
                 self.grouping,
-                backend.metadata.age_bin_edges,
-                backend.metadata.age_bin_values,
-                backend.metadata.gender_labels,
+                backend.metadata,
                 confident_at=config.sampler.confident_at,
                 keep_sample_log=self.options.keep_sample_log,
             ),

@@ -2,11 +2,23 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.accuracy import CLIP_SET, ClipSpec, _gender_by_age, _markdown, source_photo_accuracy, wilson_interval
+from analyzer.accuracy import (
+    CLIP_SET,
+    TARGETS,
+    ClipSpec,
+    _gender_by_age,
+    _markdown,
+    _run,
+    _run_clip,
+    source_photo_accuracy,
+    wilson_interval,
+)
 from analyzer.classify import OnnxRuntimeBackend
+from analyzer.config import REPO_ROOT, SamplerConfig, load_config
 from analyzer.evaluation import select_split
 from analyzer.labels import read_labels
 from analyzer.score import Match, combine, match
+from analyzer.simulate import simulate
 from tests.test_simulate import visit, visitor
 
 
@@ -94,3 +106,36 @@ def test_the_network_is_scored_on_each_classified_visitors_own_photo(
     assert n == 30 and result["older"] == result["all"] and result["children"][0] == 0  # "unknown" is left out
     # the network is right on about 95% of adults' photos: a label mix-up would turn that round
     assert gender_right <= 4 if swap_labels else gender_right >= 26
+
+
+def test_the_replayed_verdicts_are_what_a_run_with_that_k_publishes(utkface: Path, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    simulate(utkface, clip, tmp_path / "truth.json", visitors=5, seconds=10.0, size=(640, 360), seed=4)
+    product = SamplerConfig(samples_per_track=2, confident_at=1.0)
+    replayed = _run(load_config(REPO_ROOT / "configs" / "simulated.yaml"), clip, product)["report"]
+    config = load_config(REPO_ROOT / "configs" / "simulated.yaml")
+    config.sampler = product
+    published, _ = _run_clip(config, clip)
+
+    def verdicts(report: dict) -> dict:
+        visits = report["cameras"]["sim"]["visits"]
+        return {(v["stream_start"], v["stream_end"]): (v["gender_p"], v["samples"]) for v in visits if v["samples"]}
+
+    from_the_log, as_published = verdicts(replayed), verdicts(published.to_dict())
+    assert from_the_log and from_the_log.keys() == as_published.keys()
+    for key, (gender_p, samples) in from_the_log.items():
+        assert samples == as_published[key][1]  # K = 2 per track, not the 8 the run logged
+        assert gender_p["female"] == pytest.approx(as_published[key][0]["female"], abs=2e-3)
+
+
+def test_a_target_missed_by_less_than_the_rounding_is_still_missed() -> None:
+    gender, misses, count_error = (next(t for t in TARGETS if t.key == key) for key in
+                                   ("gender_accuracy", "miss_rate", "count_error"))  # fmt: skip
+    rates = {"gender_accuracy": 712 / 766, "classified": 766, "miss_rate": 20 / 729, "true_visitors": 729}
+    assert f"{100 * rates['gender_accuracy']:.1f}%" == "93.0%"  # what the table's rate column shows
+    assert gender.verdict(rates) == "no: 712 of 766, 713 needed"
+    assert gender.verdict({**rates, "gender_accuracy": 713 / 766}) == "yes: 713 of 766, 713 needed"
+    assert misses.verdict(rates) == "yes: 20 of 729, at most 21"
+    assert misses.verdict({**rates, "miss_rate": 22 / 729}) == "no: 22 of 729, at most 21"
+    assert count_error.verdict({"count_error": -0.03}) == "yes" and count_error.verdict({"count_error": -0.035}) == "no"
+    assert gender.verdict({**rates, "gender_accuracy": None}) == "n/a"

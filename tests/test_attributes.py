@@ -52,3 +52,29 @@ def test_a_visit_of_two_tracks_pools_their_votes() -> None:
     votes.add(("door", 4), age_at(75), np.array([0.2, 0.8]), 1.0)
     result = votes.finish([("door", 1), ("door", 4)])
     assert (result.samples, result.age_group, result.gender) == (2, "old", "male")
+
+
+def test_a_replay_limits_each_track_to_k_samples_and_stops_a_sure_track() -> None:
+    female, male = np.array([0.99, 0.01]), np.array([0.01, 0.99])
+    # a visit of two tracks: a good look at a woman, then two poorer ones of a man
+    visit_log = (((age_at(25), female, 0.9),), ((age_at(25), male, 0.5), (age_at(25), male, 0.5)))
+    votes = voter(confident_at=1.0)
+    assert votes.replay(visit_log, 1).gender == "female"  # 0.9 against 0.5
+    assert votes.replay(visit_log, 2).gender == "male"  # 0.9 against 1.0: K counts per track, not per visit
+    sure_then_wrong = (((age_at(25), female, 1.0),) * 2 + ((age_at(25), male, 1.0),) * 3,)
+    assert voter(confident_at=1.0).replay(sure_then_wrong, 5).gender == "male"
+    sure = voter(confident_at=0.95).replay(sure_then_wrong, 5)
+    assert (sure.gender, sure.samples) == ("female", 2)  # sure after two: the rest are never classified
+    assert votes.replay((), 3).gender == "unknown"
+
+
+def test_the_sample_log_is_kept_per_track_only_when_asked() -> None:
+    logging, silent = voter(), voter()
+    logging.keep_sample_log = True
+    for votes in (logging, silent):
+        votes.add(("door", 1), age_at(30), np.array([0.6, 0.4]), 1.0)
+        votes.add(("door", 2), age_at(30), np.array([0.6, 0.4]), 1.0)
+        votes.add(("door", 2), age_at(40), np.array([0.3, 0.7]), 0.5)
+    log = logging.finish([("door", 1), ("door", 2)]).sample_log
+    assert [len(track) for track in log] == [1, 2] and log[1][1][2] == 0.5
+    assert silent.finish([("door", 1), ("door", 2)]).sample_log == ()
