@@ -273,9 +273,13 @@ def run_accuracy(
             gender_by_age[band][1] += right
         log(f"  {spec.name}: true {clip_score['true_visitors']}, counted {clip_score['counted_visitors']}")
     total = combine([clip_score for _, clip_score in rows])
-    halves = {
-        "tuning": combine([clip_score for spec, clip_score in rows if not spec.held_out]),
-        "held_out": combine([clip_score for spec, clip_score in rows if spec.held_out]),
+    halves = {  # a clip set may lack one half
+        name: combine(scores)
+        for name, scores in (
+            ("tuning", [clip_score for spec, clip_score in rows if not spec.held_out]),
+            ("held_out", [clip_score for spec, clip_score in rows if spec.held_out]),
+        )
+        if scores
     }
     curve = {k: (g / n if n else None, a / n if n else None) for k, (n, g, a) in by_samples.items()}
     config = load_config(config_path)
@@ -375,16 +379,17 @@ def _markdown(
         "",
         "## Against the targets",
         "",
-        f"| measure | tuning ({halves['tuning']['true_visitors']} visitors) "
-        f"| held out ({halves['held_out']['true_visitors']} visitors) | all clips | all clips, 95% interval "
-        "| target | met on all clips |",
-        "|---|---|---|---|---|---|---|",
+        "| measure | "
+        + "".join(f"{HALF_NAMES[name]} ({half['true_visitors']} visitors) | " for name, half in halves.items())
+        + "all clips | all clips, 95% interval | target | met on all clips |",
+        "|---|" + "---|" * len(halves) + "---|---|---|---|",
     ]
     for target in TARGETS:
         key = target.key
         lines.append(
-            f"| {target.label} | {_percent(rates['tuning'][key])} | {_percent(rates['held_out'][key])} "
-            f"| {_percent(rates['all'][key])} | {_interval(rates['all'], key, target.denominator)} | {target.text} "
+            f"| {target.label} | "
+            + "".join(f"{_percent(rates[name][key])} | " for name in halves)
+            + f"{_percent(rates['all'][key])} | {_interval(rates['all'], key, target.denominator)} | {target.text} "
             f"| {target.verdict(rates['all'])} |"
         )
     lines += [
@@ -492,8 +497,11 @@ def _plateau_sentence(curve: dict, tolerance: float = 0.015) -> str:
     )
 
 
+HALF_NAMES = {"tuning": "tuning", "held_out": "held out"}
+
+
 def _set_name(spec: ClipSpec) -> str:
-    return "held out" if spec.held_out else "tuning"
+    return HALF_NAMES["held_out" if spec.held_out else "tuning"]
 
 
 def _seconds(value: object) -> str:

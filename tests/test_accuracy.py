@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from analyzer.accuracy import (
     _markdown,
     _run,
     _run_clip,
+    run_accuracy,
     source_photo_accuracy,
     wilson_interval,
 )
@@ -139,3 +141,16 @@ def test_a_target_missed_by_less_than_the_rounding_is_still_missed() -> None:
     assert misses.verdict({**rates, "miss_rate": 22 / 729}) == "no: 22 of 729, at most 21"
     assert count_error.verdict({"count_error": -0.03}) == "yes" and count_error.verdict({"count_error": -0.035}) == "no"
     assert gender.verdict({**rates, "gender_accuracy": None}) == "n/a"
+
+
+def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path, tmp_path: Path) -> None:
+    clips = (ClipSpec("entrance", 7, 4, 8.0, held_out=True),)
+    result = run_accuracy(utkface, tmp_path / "work", tmp_path / "ACCURACY.md", clips=clips, log=lambda _: None)
+    text = (tmp_path / "ACCURACY.md").read_text()
+    assert "held_out" in result and "tuning" not in result
+    header = next(line for line in text.splitlines() if line.startswith("| measure |"))
+    assert "| held out (" in header and "tuning" not in header
+    assert "| entrance-s7 | held out |" in text
+    summary = json.loads((tmp_path / "work" / "accuracy.json").read_text())
+    assert summary["total"]["true_visitors"] == result["total"]["true_visitors"] > 0
+    assert summary["source_photos"]["all"][0] == summary["total"]["classified"]
