@@ -175,13 +175,18 @@ def _accuracy_by_samples(matches: list[Match], logs: dict, voter: AttributeVoter
 CHILD_AGE = 10
 
 
+def _age_band(visitor: dict) -> str:
+    """The band of ``_gender_by_age``: children under ``CHILD_AGE``, else older."""
+    return "children" if visitor["age"] < CHILD_AGE else "older"
+
+
 def _gender_by_age(matches: list[Match]) -> dict[str, tuple[int, int]]:
     """(classified visits, gender right) for visitors under ``CHILD_AGE`` and the rest."""
     counts = {"children": [0, 0], "older": [0, 0]}
     for pair in matches:
-        if pair.visit["gender"] == "unknown":
+        if pair.visit["gender"] == UNKNOWN:
             continue
-        band = counts["children" if pair.visitor["age"] < CHILD_AGE else "older"]
+        band = counts[_age_band(pair.visitor)]
         band[0] += 1
         band[1] += int(pair.visit["gender"] == pair.visitor["gender"])
     return {name: (n, right) for name, (n, right) in counts.items()}
@@ -196,7 +201,7 @@ def source_photo_accuracy(
     per-visit figures is what the camera and the tracker cost (small, blurred,
     turned or hidden faces; samples of someone else), not the network.
     """
-    classified = [pair for pair in matches if pair.visit["gender"] != "unknown"]
+    classified = [pair for pair in matches if pair.visit["gender"] != UNKNOWN]
     counts = {"children": [0, 0, 0], "older": [0, 0, 0], "all": [0, 0, 0]}
     if not classified:
         return {band: (0, 0, 0) for band in counts}
@@ -210,7 +215,7 @@ def source_photo_accuracy(
         if not found:
             continue
         right = (int(gender == pair.visitor["gender"]), int(group == grouping.index_of(pair.visitor["age"])))
-        for band in ("children" if pair.visitor["age"] < CHILD_AGE else "older", "all"):
+        for band in (_age_band(pair.visitor), "all"):
             counts[band][0] += 1
             counts[band][1] += right[0]
             counts[band][2] += right[1]
