@@ -134,6 +134,8 @@ LIKENESS_REFRESH_S = 0.5
 #: A new track takes its face likeness on every frame this long (the footfall counter's re-entry check
 #: reads the new track's cue within ``reentry_verify_s``).
 LIKENESS_NEW_TRACK_S = 0.5
+#: A detection overlapping a settled track by this much plainly continues it.
+LIKENESS_CONTINUES_IOU = 0.3
 #: A detection overlapping a second track by this much could be matched to it (a hidden face it
 #: re-finds, or the other face of a crossing), so it gets its likeness.
 LIKENESS_OTHER_IOU = 0.1
@@ -378,7 +380,7 @@ class ByteTracker:
         With ``appearance`` (see :mod:`analyzer.appearance`), a track unseen
         for a few frames is only re-found by a detection that looks like it.
         """
-        dt = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
+        dt = self._since_last_update(timestamp)
         self._last_timestamp = timestamp
         for track in self._tracks:
             track.filter.predict(dt)
@@ -454,6 +456,10 @@ class ByteTracker:
         self._tracks = survivors
         return TrackUpdate(self._snapshot(faces, survivor_detection), ended, exited)
 
+    def _since_last_update(self, timestamp: float) -> float:
+        """Seconds the filters must predict ahead to reach ``timestamp``."""
+        return 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
+
     def wants_likeness(self, boxes: np.ndarray, timestamp: float) -> np.ndarray:
         """(D,) bool: detections whose face likeness the next ``update`` may use.
 
@@ -466,8 +472,8 @@ class ByteTracker:
         wanted = np.ones(len(boxes), dtype=bool)
         if not len(boxes) or not self._tracks:
             return wanted
-        dt = 0.0 if self._last_timestamp is None else max(timestamp - self._last_timestamp, 0.0)
-        predicted = np.stack([track.filter.box(dt) for track in self._tracks])
+        ahead_s = self._since_last_update(timestamp)
+        predicted = np.stack([track.filter.box(ahead_s) for track in self._tracks])
         iou = box_iou(predicted, boxes)
         hidden = [timestamp - track.last_seen >= HIDDEN_AFTER_S for track in self._tracks]
         settled = np.array(
@@ -482,7 +488,7 @@ class ByteTracker:
         )
         # One settled track clearly continues it, and no other track (a hidden one it might re-find,
         # or a second face in a crossing) is anywhere near enough to be matched to it instead.
-        continues = ((iou >= 0.3) & settled[:, None]).any(axis=0)
+        continues = ((iou >= LIKENESS_CONTINUES_IOU) & settled[:, None]).any(axis=0)
         alone = (iou >= LIKENESS_OTHER_IOU).sum(axis=0) == 1
         return ~(continues & alone)
 
