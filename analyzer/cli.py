@@ -92,6 +92,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "analyzer train --data ../shared/data/utkface --out runs/utk80",
             "analyzer train --data ../shared/data/utkface --out runs/try --quick",
             "analyzer train --data my_faces --out runs/mine --input-size 96 --minutes 120",
+            "analyzer train --data my_faces --out runs/tuned --init runs/utk64c --input-size 64 "
+            "--learning-rate 0.02 --minutes 20",
         ],
     )
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder with labels.csv and images")
@@ -108,6 +110,18 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--balance", type=float, default=0.5, metavar="P",
         help="oversample rare age groups by 1/frequency**P (0 = as is, 1 = equally; default 0.5)",
     )  # fmt: skip
+    parser.add_argument(
+        "--init", type=Path, metavar="RUN",
+        help="start from this run folder's weights (fine-tune; same --input-size) instead of random ones",
+    )  # fmt: skip
+    parser.add_argument(
+        "--learning-rate", type=float, default=0.1, metavar="LR",
+        help="peak learning rate of the warm-up and cosine decay (default 0.1; ~0.02 to fine-tune)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gender-weight", type=float, default=1.0, metavar="W",
+        help="weight of the gender loss against the age loss (default 1)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny subset, 64 px, ~30 s: a smoke run for tests")
     parser.set_defaults(handler=run_train)
 
@@ -122,8 +136,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
     if args.quick:
         config = TrainConfig(
-            data=str(args.data), input_size=64, minutes=0.4, subset=600, align=args.align, seed=args.seed
-        )
+            data=str(args.data), input_size=64, minutes=0.4, subset=600, align=args.align, seed=args.seed,
+            init=str(args.init or ""),
+        )  # fmt: skip
     else:
         config = TrainConfig(
             data=str(args.data),
@@ -132,6 +147,9 @@ def run_train(args: argparse.Namespace) -> int:
             align=args.align,
             seed=args.seed,
             balance=args.balance,
+            init=str(args.init or ""),
+            learning_rate=args.learning_rate,
+            gender_weight=args.gender_weight,
         )
     summary = train(config, args.out)
     final = summary["final"]

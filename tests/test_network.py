@@ -182,3 +182,30 @@ def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_m
     expected = trunk / np.linalg.norm(trunk, axis=1, keepdims=True)
     assert vectors.shape == (3, LIKENESS_SIZE)
     assert np.allclose(vectors, expected, atol=1e-4)
+
+
+def test_fine_tuning_starts_from_the_given_run(quick_run: Path, utkface: Path, tmp_path: Path) -> None:
+    tuned = tmp_path / "tuned"
+    args = ["train", "--data", str(utkface), "--out", str(tuned), "--quick", "--align", "crop"]
+    assert main([*args, "--init", str(quick_run)]) == 0
+    scratch = json.loads((quick_run / "history.json").read_text())["epochs"]
+    first = json.loads((tuned / "history.json").read_text())["epochs"][0]
+    # same seed and data: only the starting weights differ, and they are the trained ones
+    assert first["loss"] < scratch[0]["loss"] - 0.1
+    assert json.loads((tuned / "history.json").read_text())["config"]["init"] == str(quick_run)
+
+
+def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
+    quick_run: Path, utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a short budget, so that if the check were missing the test fails in a minute instead of training for 50
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05", "--init"]
+    assert main([*args, str(quick_run), "--input-size", "80"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained at 64 px" in err and "--input-size 64" in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.pt").write_bytes(b"not a checkpoint")
+    assert main([*args, str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a checkpoint of `analyzer train`" in err

@@ -55,6 +55,7 @@ class TrainConfig:
     subset: int = 0
     workers: int = 1
     balance: float = 0.5  # sample weight 1/frequency**balance of the face's fairface9 group (0 = as is, 1 = equal)
+    init: str = ""  # run folder whose weights start this run (fine-tuning); "" = random weights
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     normalization: Normalization = field(default_factory=Normalization)
@@ -126,6 +127,20 @@ def validation_metrics(model: ProbabilityModel, faces: FaceSet, config: TrainCon
     }
 
 
+def _starting_network(config: TrainConfig) -> AgeGenderNet:
+    """Random weights, or a finished run's weights to fine-tune (same input size and architecture)."""
+    if not config.init:
+        return AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+    net, trained = load_checkpoint(Path(config.init))
+    if (trained.input_size, trained.widths, trained.blocks) != (config.input_size, config.widths, config.blocks):
+        raise DataError(
+            f"--init {config.init}: trained at {trained.input_size} px with widths {list(trained.widths)} and "
+            f"blocks {list(trained.blocks)}, this run asks for {config.input_size} px, {list(config.widths)}, "
+            f"{list(config.blocks)}; pass --input-size {trained.input_size} or train from scratch"
+        )
+    return net.train()
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -148,6 +163,7 @@ def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print
     """Train, validate every epoch, save ``model.pt`` and ``history.json`` in ``out_dir``."""
     _seed_everything(config.seed)
     torch.set_num_threads(os.cpu_count() or 1)
+    net = _starting_network(config)  # first: a wrong --init fails before minutes of face alignment
     faces = read_labels(Path(config.data))
     train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
     if config.subset:
@@ -163,7 +179,6 @@ def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print
     train_set = load_face_set(train_faces, config.source_size, config.align, "training")
     validation_set = load_face_set(validation_faces, config.input_size, config.align, "validation")
 
-    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
     net = net.to(memory_format=torch.channels_last)
     model = ProbabilityModel(net, mirror_average=True)
     optimizer = _optimizer(net, config)
@@ -244,12 +259,17 @@ def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint; train first with `analyzer train --out {run_dir}`")
-    stored = torch.load(path, map_location="cpu", weights_only=False)
-    settings = dict(stored["config"])
-    settings["normalization"] = Normalization(**settings["normalization"])
-    settings["widths"] = tuple(settings["widths"])
-    settings["blocks"] = tuple(settings["blocks"])
-    config = TrainConfig(**settings)
-    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
-    net.load_state_dict(stored["state_dict"])
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=False)
+        settings = dict(stored["config"])
+        settings["normalization"] = Normalization(**settings["normalization"])
+        settings["widths"] = tuple(settings["widths"])
+        settings["blocks"] = tuple(settings["blocks"])
+        config = TrainConfig(**settings)
+        net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+        net.load_state_dict(stored["state_dict"])
+    except Exception as error:  # a torn or foreign file fails in pickle, torch or our config alike
+        raise DataError(
+            f"{path}: not a checkpoint of `analyzer train` ({type(error).__name__}); train again into {run_dir}"
+        ) from None
     return net.eval(), config
