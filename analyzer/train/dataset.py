@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ def load_face_set(faces: Sequence[LabelledFace], size: int, align: str, label: s
             aligned = align_photos([face.path for face in faces], size, align, progress=bar.update)
         chips, found = aligned.chips, aligned.found
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".partial.npz")
+        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")  # two runs may align the same faces at once
         np.savez(partial, chips=chips, found=found)
         partial.replace(cache_file)
     kept = [face for face, ok in zip(faces, found, strict=True) if ok]

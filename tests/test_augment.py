@@ -1,0 +1,60 @@
+"""Training augmentation: the camera effects it claims to make are the ones it makes."""
+
+import cv2
+import numpy as np
+
+from analyzer.preprocess import align_face, template_keypoints
+from analyzer.train.augment import CameraAugment
+
+#: Every random effect off; each test turns on the one it looks at.
+NOTHING = dict(
+    max_rotation_deg=0.0, max_scale=0.0, max_shift=0.0, keypoint_noise=0.0, flip=0.0, background=0.0,
+    low_resolution=0.0, blur=0.0, motion_blur=0.0, jpeg=0.0, occlusion=0.0, colour=0.0, grayscale=0.0,
+    noise=0.0,
+)  # fmt: skip
+
+
+def _textured_chip(side: int = 80) -> np.ndarray:
+    """A smooth colour texture with detail at every scale, like a face at source resolution."""
+    rng = np.random.default_rng(3)
+    coarse = cv2.resize(rng.uniform(0, 255, (6, 6, 3)).astype(np.float32), (side, side), cv2.INTER_CUBIC)
+    fine = rng.normal(0, 12, (side, side, 3)).astype(np.float32)
+    return np.clip(coarse + fine, 0, 255).astype(np.uint8)
+
+
+def _upscaled(small: np.ndarray, size: int) -> list[np.ndarray]:
+    """Both upscalings the augmentation may pick."""
+    return [cv2.resize(small, (size, size), interpolation=mode) for mode in (cv2.INTER_LINEAR, cv2.INTER_CUBIC)]
+
+
+def _one_of(chip: np.ndarray, candidates: list[np.ndarray]) -> bool:
+    return any(np.array_equal(chip, candidate) for candidate in candidates)
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+
+
+def test_a_low_resolution_chip_is_the_face_shrunk_and_scaled_back_up() -> None:
+    source = _textured_chip()
+    settings = NOTHING | dict(low_resolution=1.0, low_resolution_px=(20, 20))
+    chip = CameraAugment(**settings)(source, 64, np.random.default_rng(0))
+    small = cv2.resize(align_face(source, template_keypoints(80, 80), 64), (20, 20), interpolation=cv2.INTER_AREA)
+    assert _one_of(chip, _upscaled(small, 64))
+
+
+def test_compression_comes_after_the_rescale_of_a_small_face() -> None:
+    # The chip is compressed as the network sees it, at 64 px (the documented order of effects).
+    source = _textured_chip()
+    settings = NOTHING | dict(low_resolution=1.0, low_resolution_px=(20, 20), jpeg=1.0, jpeg_quality=(15, 15))
+    chip = CameraAugment(**settings)(source, 64, np.random.default_rng(0))
+    small = cv2.resize(align_face(source, template_keypoints(80, 80), 64), (20, 20), interpolation=cv2.INTER_AREA)
+    assert _one_of(chip, [_jpeg(upscaled, 15) for upscaled in _upscaled(small, 64)])
+
+
+def test_a_chip_with_no_effects_is_the_plain_alignment() -> None:
+    source = _textured_chip()
+    chip = CameraAugment(**NOTHING)(source, 64, np.random.default_rng(0))
+    assert np.array_equal(chip, align_face(source, template_keypoints(80, 80), 64))
