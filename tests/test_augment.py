@@ -22,6 +22,15 @@ def _textured_chip(side: int = 80) -> np.ndarray:
     return np.clip(coarse + fine, 0, 255).astype(np.uint8)
 
 
+def _aligned(source: np.ndarray) -> np.ndarray:
+    """The chip with no jitter: the alignment every effect starts from."""
+    return align_face(source, template_keypoints(*source.shape[1::-1]), 64)
+
+
+def _shrunk(source: np.ndarray, side: int) -> np.ndarray:
+    return cv2.resize(_aligned(source), (side, side), interpolation=cv2.INTER_AREA)
+
+
 def _upscaled(small: np.ndarray, size: int) -> list[np.ndarray]:
     """Both upscalings the augmentation may pick."""
     return [cv2.resize(small, (size, size), interpolation=mode) for mode in (cv2.INTER_LINEAR, cv2.INTER_CUBIC)]
@@ -41,8 +50,7 @@ def test_a_low_resolution_chip_is_the_face_shrunk_and_scaled_back_up() -> None:
     source = _textured_chip()
     settings = NOTHING | dict(low_resolution=1.0, low_resolution_px=(20, 20))
     chip = CameraAugment(**settings)(source, 64, np.random.default_rng(0))
-    small = cv2.resize(align_face(source, template_keypoints(80, 80), 64), (20, 20), interpolation=cv2.INTER_AREA)
-    assert _one_of(chip, _upscaled(small, 64))
+    assert _one_of(chip, _upscaled(_shrunk(source, 20), 64))
 
 
 def test_compression_comes_after_the_rescale_of_a_small_face() -> None:
@@ -50,11 +58,10 @@ def test_compression_comes_after_the_rescale_of_a_small_face() -> None:
     source = _textured_chip()
     settings = NOTHING | dict(low_resolution=1.0, low_resolution_px=(20, 20), jpeg=1.0, jpeg_quality=(15, 15))
     chip = CameraAugment(**settings)(source, 64, np.random.default_rng(0))
-    small = cv2.resize(align_face(source, template_keypoints(80, 80), 64), (20, 20), interpolation=cv2.INTER_AREA)
-    assert _one_of(chip, [_jpeg(upscaled, 15) for upscaled in _upscaled(small, 64)])
+    assert _one_of(chip, [_jpeg(upscaled, 15) for upscaled in _upscaled(_shrunk(source, 20), 64)])
 
 
 def test_a_chip_with_no_effects_is_the_plain_alignment() -> None:
     source = _textured_chip()
     chip = CameraAugment(**NOTHING)(source, 64, np.random.default_rng(0))
-    assert np.array_equal(chip, align_face(source, template_keypoints(80, 80), 64))
+    assert np.array_equal(chip, _aligned(source))

@@ -61,8 +61,11 @@ def load_face_set(faces: Sequence[LabelledFace], size: int, align: str, label: s
         chips, found = aligned.chips, aligned.found
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")  # two runs may align the same faces at once
-        np.savez(partial, chips=chips, found=found)
-        partial.replace(cache_file)
+        try:
+            np.savez(partial, chips=chips, found=found)
+            partial.replace(cache_file)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed write leaves no stray file per process
     kept = [face for face, ok in zip(faces, found, strict=True) if ok]
     return FaceSet(
         chips=chips[found],
