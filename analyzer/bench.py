@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from analyzer.classify import ClassifierBackend
 from analyzer.config import CameraConfig, Config
+from analyzer.cores import usable_cores
 from analyzer.exporter import Metrics
 from analyzer.pipeline import Pipeline, RunOptions
 
@@ -129,7 +130,7 @@ def machine() -> dict[str, object]:
     import mediapipe
     import onnxruntime
 
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory_gib, 1),
+    return {"cpu": model, "cores": usable_cores(), "memory_gib": round(memory_gib, 1),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
             "mediapipe": mediapipe.__version__, "os": platform.platform()}  # fmt: skip
 

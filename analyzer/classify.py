@@ -7,7 +7,6 @@ cannot tell them apart.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from analyzer.cores import usable_cores
 from analyzer.errors import ConfigError, ModelError
 from analyzer.footfall import VisitEnded
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, open_session
@@ -100,7 +100,7 @@ class OnnxRuntimeBackend:
                 f"{model_path}: model file not found; pass --model engines/<model>.onnx "
                 "or set classifier.model in the config"
             )
-        self._session = open_session(model_path, threads or min(os.cpu_count() or 1, 4), providers)
+        self._session = open_session(model_path, threads or min(usable_cores(), 4), providers)
         props = self._session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(dict(props), model_path)
         self.path = model_path

@@ -124,7 +124,7 @@ class ClassifierConfig:
     workspace_mb: int = 1024  # TensorRT builder workspace
     engine_dir: str = "engines"  # where TensorRT plans are cached
     max_wait_ms: float = 20.0  # how long a face waits for others to fill a batch
-    threads: int = 0  # ONNX Runtime threads; 0 = min(cores, 4)
+    threads: int = 0  # ONNX Runtime threads; 0 = min(cores this process may use, 4)
 
     def check(self, path: str) -> None:
         """Validate ranges."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.cores import usable_cores
 from analyzer.errors import DataError
 from analyzer.evaluation import attribute_report
 from analyzer.labels import read_labels, split_by_md5
@@ -141,13 +141,6 @@ def _starting_network(config: TrainConfig) -> AgeGenderNet:
     return net.train()
 
 
-def _usable_cores() -> int:
-    """Cores this process may run on: fewer than the machine's under ``taskset`` or a container's cpuset."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -169,7 +162,7 @@ def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, object]:
     """Train, validate every epoch, save ``model.pt`` and ``history.json`` in ``out_dir``."""
     _seed_everything(config.seed)
-    torch.set_num_threads(_usable_cores())
+    torch.set_num_threads(usable_cores())
     net = _starting_network(config)  # first: a wrong --init fails before minutes of face alignment
     faces = read_labels(Path(config.data))
     train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)

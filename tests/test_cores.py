@@ -1,0 +1,26 @@
+"""Threads are sized to the cores this process may use, not to the machine."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = """
+import os, sys
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+from analyzer.classify import OnnxRuntimeBackend
+from analyzer.cores import usable_cores
+backend = OnnxRuntimeBackend(sys.argv[1])
+print(usable_cores(), backend._session.get_session_options().intra_op_num_threads)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a machine with two or more cores")
+def test_a_process_pinned_to_one_core_runs_the_classifier_on_one_thread(shipped_model: Path) -> None:
+    shown = subprocess.run(
+        [sys.executable, "-c", PROBE, str(shipped_model)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == ["1", "1"]
