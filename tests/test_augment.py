@@ -3,14 +3,15 @@
 import cv2
 import numpy as np
 
+from analyzer.degrade import jpeg
 from analyzer.preprocess import align_face, template_keypoints
 from analyzer.train.augment import CameraAugment
 
 #: Every random effect off; each test turns on the one it looks at.
 NOTHING = dict(
     max_rotation_deg=0.0, max_scale=0.0, max_shift=0.0, keypoint_noise=0.0, flip=0.0, background=0.0,
-    low_resolution=0.0, blur=0.0, motion_blur=0.0, jpeg=0.0, occlusion=0.0, colour=0.0, grayscale=0.0,
-    noise=0.0,
+    low_resolution=0.0, low_resolution_jpeg=0.0, blur=0.0, motion_blur=0.0, jpeg=0.0, occlusion=0.0, colour=0.0,
+    grayscale=0.0, noise=0.0,
 )  # fmt: skip
 
 
@@ -40,12 +41,6 @@ def _one_of(chip: np.ndarray, candidates: list[np.ndarray]) -> bool:
     return any(np.array_equal(chip, candidate) for candidate in candidates)
 
 
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
-
-
 def test_a_low_resolution_chip_is_the_face_shrunk_and_scaled_back_up() -> None:
     source = _textured_chip()
     settings = NOTHING | dict(low_resolution=1.0, low_resolution_px=(20, 20))
@@ -58,7 +53,19 @@ def test_compression_comes_after_the_rescale_of_a_small_face() -> None:
     source = _textured_chip()
     settings = NOTHING | dict(low_resolution=1.0, low_resolution_px=(20, 20), jpeg=1.0, jpeg_quality=(15, 15))
     chip = CameraAugment(**settings)(source, 64, np.random.default_rng(0))
-    assert _one_of(chip, [_jpeg(upscaled, 15) for upscaled in _upscaled(_shrunk(source, 20), 64)])
+    assert _one_of(chip, [jpeg(upscaled, 15) for upscaled in _upscaled(_shrunk(source, 20), 64)])
+
+
+def test_a_small_face_can_be_compressed_at_its_own_size_as_a_camera_stream_does() -> None:
+    source = _textured_chip()
+    settings = NOTHING | dict(
+        low_resolution=1.0, low_resolution_px=(20, 20), low_resolution_jpeg=1.0, jpeg_quality=(15, 15)
+    )
+    chip = CameraAugment(**settings)(source, 64, np.random.default_rng(0))
+    compressed_small = _upscaled(jpeg(_shrunk(source, 20), 15), 64)
+    assert _one_of(chip, compressed_small)
+    # Not the same as compressing after the upscale: the 8-px blocks sit on the small face.
+    assert not _one_of(chip, [jpeg(upscaled, 15) for upscaled in _upscaled(_shrunk(source, 20), 64)])
 
 
 def test_a_chip_with_no_effects_is_the_plain_alignment() -> None:

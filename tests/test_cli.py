@@ -23,3 +23,17 @@ def test_evaluate_on_missing_folder_is_one_line(tmp_path, shipped_model, capsys:
     assert main(["evaluate", "--model", str(shipped_model), "--data", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "labels.csv: not found" in err
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--face-px", "28,big", "is not a list of whole pixel widths"),
+    ("--face-px", "4", "face widths must be 8..512 px"),
+    ("--jpeg-quality", "0", "is not a JPEG quality 1..100"),
+])  # fmt: skip
+def test_evaluate_small_face_flags_are_checked_before_any_work(
+    flag: str, value: str, message: str, shipped_model, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", str(shipped_model), "--data", "nowhere", flag, value])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

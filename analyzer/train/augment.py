@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from analyzer.degrade import jpeg, seen_small
 from analyzer.preprocess import align_face, template_keypoints
 
 
@@ -41,6 +42,7 @@ class CameraAugment:
     background: float = 0.25
     low_resolution: float = 0.4
     low_resolution_px: tuple[int, int] = (18, 52)
+    low_resolution_jpeg: float = 0.0  # share of low-resolution chips compressed at the low size
     blur: float = 0.15
     motion_blur: float = 0.1
     jpeg: float = 0.3
@@ -92,13 +94,13 @@ class CameraAugment:
         return (keypoints - centre) @ rotation.T + centre + shift + noise
 
     def _low_resolution(self, chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        size = chip.shape[0]
+        """A small face, compressed at its own size as a camera stream does (``analyzer.degrade``)."""
         low = int(rng.integers(self.low_resolution_px[0], self.low_resolution_px[1] + 1))
-        if low >= size:
-            return chip
-        small = cv2.resize(chip, (low, low), interpolation=cv2.INTER_AREA)
         upscale = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
-        return cv2.resize(small, (size, size), interpolation=upscale)
+        quality = None
+        if rng.random() < self.low_resolution_jpeg:
+            quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+        return seen_small(chip, low, quality, upscale)
 
     @staticmethod
     def _replace_background(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -140,9 +142,7 @@ class CameraAugment:
         return cv2.LUT(chip, table)
 
     def _jpeg(self, chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
-        ok, encoded = cv2.imencode(".jpg", chip, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else chip
+        return jpeg(chip, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
 
     @staticmethod
     def _occlude(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
