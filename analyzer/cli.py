@@ -260,6 +260,11 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--jpeg-quality", type=_jpeg_quality, default=70, metavar="Q", help="compression of --face-px (default 70)"
     )
+    parser.add_argument(
+        "--on-scene",
+        action="store_true",
+        help="also score the faces cut out as `analyzer simulate` draws heads, on its entrance background",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report here")
     parser.set_defaults(handler=run_evaluate)
 
@@ -303,6 +308,12 @@ def _print_evaluation(report: dict) -> None:
                 f"{scores['gender_accuracy']:.4f}   age MAE {scores['age_mae']:.2f}   "
                 f"fairface9 exact {scores['fairface9_exact']:.4f}"
             )
+    if "on_scene" in report:
+        scores = report["on_scene"]
+        print(
+            f"  heads drawn on the simulated entrance: gender {scores['gender_accuracy']:.4f}   "
+            f"age MAE {scores['age_mae']:.2f}   fairface9 exact {scores['fairface9_exact']:.4f}"
+        )
     latency = report["latency_ms"]
     print(
         "  latency: " + ", ".join(f"batch {batch}: {value['per_face']:.3f} ms/face" for batch, value in latency.items())
@@ -338,7 +349,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             comparisons["fp16_agreement"] = NetworkPredictor(OnnxRuntimeBackend(fp16_path))
     report = evaluate_folder(
         predictor, args.data, groupings, args.align, args.split, comparisons, args.limit, args.face_px,
-        args.jpeg_quality,
+        args.jpeg_quality, args.on_scene,
     )  # fmt: skip
     _print_evaluation(report)
     if args.json:

@@ -19,6 +19,7 @@ from analyzer.classify import ClassifierBackend, FaceAttributes, classify_chips
 from analyzer.degrade import chip_px_for_face, seen_small
 from analyzer.face_photos import align_photos
 from analyzer.labels import GENDERS, LabelledFace, read_labels, split_by_md5
+from analyzer.scene import heads_on_wall
 
 REPORT_GROUPING = "fairface9"
 
@@ -203,6 +204,20 @@ def latency_ms(
     return timings
 
 
+def _degraded_summary(
+    predictor: ChipPredictor, chips: np.ndarray, true_ages: np.ndarray, true_genders: np.ndarray
+) -> dict[str, float | int]:
+    """Gender, MAE and fairface9 of the predictor on altered chips of the same faces."""
+    fairface = builtin_grouping(REPORT_GROUPING)
+    attributes = predictor.predict(chips)
+    expected_ages = attributes.age_probs.astype(np.float64) @ np.asarray(predictor.bin_values, dtype=np.float64)
+    return _subset_summary(
+        np.ones(len(chips), dtype=bool), true_ages, true_genders, expected_ages,
+        np.argmax(attributes.gender_probs, axis=1), fairface.indices_of(true_ages),
+        group_predictions(attributes.age_probs, predictor.bin_edges, fairface),
+    )  # fmt: skip
+
+
 def small_face_report(
     predictor: ChipPredictor,
     chips: np.ndarray,
@@ -216,18 +231,15 @@ def small_face_report(
     Entrance cameras see most faces at 30-60 px; a network's score on clean
     crops says little about those (``analyzer.degrade``).
     """
-    fairface = builtin_grouping(REPORT_GROUPING)
-    true_groups = fairface.indices_of(true_ages)
-    every_face = np.ones(len(chips), dtype=bool)
-    by_size: dict[str, object] = {}
-    for width in face_px:
-        seen = np.stack([seen_small(chip, chip_px_for_face(width), jpeg_quality) for chip in chips])
-        attributes = predictor.predict(seen)
-        expected_ages = attributes.age_probs.astype(np.float64) @ np.asarray(predictor.bin_values, dtype=np.float64)
-        by_size[str(width)] = _subset_summary(
-            every_face, true_ages, true_genders, expected_ages, np.argmax(attributes.gender_probs, axis=1),
-            true_groups, group_predictions(attributes.age_probs, predictor.bin_edges, fairface),
-        )  # fmt: skip
+    by_size = {
+        str(width): _degraded_summary(
+            predictor,
+            np.stack([seen_small(chip, chip_px_for_face(width), jpeg_quality) for chip in chips]),
+            true_ages,
+            true_genders,
+        )
+        for width in face_px
+    }
     return {"jpeg_quality": jpeg_quality, "by_face_px": by_size}
 
 
@@ -241,13 +253,16 @@ def evaluate_folder(
     limit: int = 0,
     face_px: Sequence[int] = (),
     jpeg_quality: int = 70,
+    on_scene: bool = False,
 ) -> dict[str, object]:
     """The full ``analyzer evaluate`` report for one predictor on a labelled folder.
 
     ``comparisons`` maps a report key (``fp16_agreement``, ``onnxruntime_agreement``)
     to another predictor whose answers on the same chips are compared with ours.
     ``face_px`` adds ``small_faces``: the same faces shrunk to each width and
-    compressed there at ``jpeg_quality`` (:func:`small_face_report`).
+    compressed there at ``jpeg_quality`` (:func:`small_face_report`); ``on_scene``
+    adds ``on_scene``: the faces' head outlines drawn on the simulated entrance
+    (:func:`analyzer.scene.heads_on_wall`).
     """
     faces = select_split(read_labels(data_dir), split)
     if limit:
@@ -289,5 +304,7 @@ def evaluate_folder(
         )  # fmt: skip
     if face_px:
         report["small_faces"] = small_face_report(predictor, chips, true_ages, true_genders, face_px, jpeg_quality)
+    if on_scene:
+        report["on_scene"] = _degraded_summary(predictor, heads_on_wall(chips), true_ages, true_genders)
     report["latency_ms"] = latency_ms(predictor)
     return report

@@ -122,6 +122,24 @@ def draw_person(
     return (x1, y1, x1 + face.face_box[2] * head_w, y1 + face.face_box[3] * head_h)
 
 
+def heads_on_wall(chips: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Aligned face chips (N, S, S, 3) cut out as the simulator draws heads, each on a random patch of the entrance.
+
+    Measures what drawing a face photo into a synthetic scene costs a network
+    (``analyzer evaluate --on-scene``), apart from size, blur and compression.
+    """
+    rng = np.random.default_rng(seed)
+    size = chips.shape[1]
+    wall = entrance_background(max(16 * size, 640), max(9 * size, 360), seed)
+    alpha = FacePatch.from_crop(chips[0]).alpha[:, :, None] if len(chips) else np.ones((size, size, 1), np.float32)
+    pasted = np.empty_like(chips)
+    for index, chip in enumerate(chips):
+        top, left = rng.integers(0, wall.shape[0] - size), rng.integers(0, wall.shape[1] - size)
+        scene = wall[top : top + size, left : left + size].astype(np.float32)
+        pasted[index] = (chip.astype(np.float32) * alpha + scene * (1.0 - alpha)).astype(np.uint8)
+    return pasted
+
+
 def entrance_background(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A plain shop entrance: wall, door frame, shelves and a floor, in RGB."""
     rng = np.random.default_rng(seed)

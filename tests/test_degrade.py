@@ -14,6 +14,7 @@ from analyzer.evaluation import NetworkPredictor, evaluate_folder, select_split
 from analyzer.face_photos import read_rgb
 from analyzer.labels import read_labels
 from analyzer.preprocess import alignment_matrix
+from analyzer.scene import heads_on_wall
 
 
 def _chip() -> np.ndarray:
@@ -61,7 +62,7 @@ def test_evaluate_scores_small_compressed_faces_below_clean_ones(shipped_model: 
     predictor = NetworkPredictor(OnnxRuntimeBackend(shipped_model))
     report = evaluate_folder(
         predictor, utkface, [builtin_grouping("fairface9")], split="validation", limit=120, face_px=(12, 96),
-        jpeg_quality=70,
+        jpeg_quality=70, on_scene=True,
     )  # fmt: skip
     by_size = report["small_faces"]["by_face_px"]
     assert report["small_faces"]["jpeg_quality"] == 70
@@ -70,3 +71,16 @@ def test_evaluate_scores_small_compressed_faces_below_clean_ones(shipped_model: 
     assert by_size["12"]["age_mae"] > report["age_mae"] + 4
     assert by_size["12"]["gender_accuracy"] < report["gender_accuracy"] - 0.1
     assert abs(by_size["96"]["age_mae"] - report["age_mae"]) < 1.0
+    assert report["on_scene"]["n"] == report["n"]
+    assert report["on_scene"]["age_mae"] != report["age_mae"]  # the same faces, seen differently
+
+
+def test_heads_on_the_wall_keep_the_face_and_change_only_the_corners() -> None:
+    chips = np.stack([_chip(), _chip()[::-1].copy()])
+    pasted = heads_on_wall(chips, seed=1)
+    assert pasted.shape == chips.shape and pasted.dtype == np.uint8
+    centre = slice(16, 48)
+    assert np.abs(pasted[:, centre, centre].astype(int) - chips[:, centre, centre]).max() <= 1
+    corners = np.abs(pasted[:, :6, :6].astype(int) - chips[:, :6, :6]).mean()
+    assert corners > 10  # the wall shows where the head outline leaves the crop
+    assert np.array_equal(heads_on_wall(chips, seed=1), pasted)
