@@ -9,6 +9,7 @@ single ``error:`` line and an exit code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import threading
@@ -19,6 +20,7 @@ from analyzer import __version__
 from analyzer.capture import source_kind
 from analyzer.config import REPO_ROOT, ClassifierConfig, Config, check_config
 from analyzer.errors import AnalyzerError, ConfigError, MissingExtraError
+from analyzer.train.augment import AUGMENTATIONS
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 
@@ -94,6 +96,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "analyzer train --data my_faces --out runs/mine --input-size 96 --minutes 120",
             "analyzer train --data my_faces --out runs/tuned --init runs/utk64c --input-size 64 "
             "--learning-rate 0.02 --minutes 20",
+            "analyzer train --data ../shared/data/utkface --out runs/utk80 --resume   # after a reboot",
         ],
     )
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder with labels.csv and images")
@@ -122,6 +125,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--gender-weight", type=float, default=1.0, metavar="W",
         help="weight of the gender loss against the age loss (default 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--augment", choices=list(AUGMENTATIONS), default="camera",
+        help="augmentation recipe: camera (default) or entrance (busier painted backgrounds, small faces "
+        "compressed at their own size)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny subset, 64 px, ~30 s: a smoke run for tests")
     parser.set_defaults(handler=run_train)
 
@@ -129,15 +141,18 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train and print the final validation metrics."""
     try:
-        from analyzer.train.loop import TrainConfig, train
+        from analyzer.train.loop import TrainConfig, train, unfinished_run_config
     except ImportError as error:
         raise MissingExtraError(error.name or "torch", "train") from None
+    if args.resume:
+        config = dataclasses.replace(unfinished_run_config(args.out), data=str(args.data))
+        return _report_training(train(config, args.out, resume=True), args.out)
     if not 32 <= args.input_size <= 160:
         raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
     if args.quick:
         config = TrainConfig(
             data=str(args.data), input_size=64, minutes=0.4, subset=600, align=args.align, seed=args.seed,
-            init=str(args.init or ""),
+            init=str(args.init or ""), augment=args.augment,
         )  # fmt: skip
     else:
         config = TrainConfig(
@@ -150,13 +165,17 @@ def run_train(args: argparse.Namespace) -> int:
             init=str(args.init or ""),
             learning_rate=args.learning_rate,
             gender_weight=args.gender_weight,
+            augment=args.augment,
         )
-    summary = train(config, args.out)
+    return _report_training(train(config, args.out), args.out)
+
+
+def _report_training(summary: dict[str, object], out: Path) -> int:
     final = summary["final"]
     print(
-        f"done: {args.out / 'model.pt'}  val gender {final['gender']:.3f}  MAE {final['mae']:.2f}  "
+        f"done: {out / 'model.pt'}  val gender {final['gender']:.3f}  MAE {final['mae']:.2f}  "
         f"fairface9 {final['ff9']:.3f} (±1 {final['ff9_1']:.3f})\n"
-        f"next: analyzer export --run {args.out} --out engines/<name>"
+        f"next: analyzer export --run {out} --out engines/<name>"
     )
     return 0
 

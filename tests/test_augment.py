@@ -72,3 +72,31 @@ def test_a_chip_with_no_effects_is_the_plain_alignment() -> None:
     source = _textured_chip()
     chip = CameraAugment(**NOTHING)(source, 64, np.random.default_rng(0))
     assert np.array_equal(chip, _aligned(source))
+
+
+def _kept(chip: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Pixels of the chip that are still the face photo's own."""
+    return np.all(np.abs(chip.astype(int) - _aligned(source).astype(int)) <= 2, axis=2)
+
+
+def test_a_painted_background_keeps_the_face_and_replaces_the_corners() -> None:
+    source = _textured_chip()
+    chip = CameraAugment(**NOTHING | dict(background=1.0))(source, 64, np.random.default_rng(0))
+    kept = _kept(chip, source)
+    assert kept[16:48, 16:48].all()  # the face inside the head outline
+    assert not kept[:6, :6].any() and not kept[-6:, -6:].any()  # the photo's corners are gone
+
+
+def test_a_squarer_head_outline_keeps_more_of_the_head() -> None:
+    source = _textured_chip()
+    kept = {
+        power: _kept(
+            CameraAugment(**NOTHING | dict(background=1.0, outline_power=(power, power)))(
+                source, 64, np.random.default_rng(0)
+            ),
+            source,
+        ).mean()
+        for power in (2.0, 5.0)
+    }
+    # same draws but the outline: an ellipse covers pi/4 of its box, a power-5 superellipse ~0.95
+    assert kept[5.0] > kept[2.0] + 0.1

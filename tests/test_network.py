@@ -1,5 +1,6 @@
 """Training, export and the model file contract (needs the 'train' extra)."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -209,3 +210,75 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
     assert main([*args, str(broken)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a checkpoint of `analyzer train`" in err
+
+
+class _RebootError(Exception):
+    """Stands for the power cut that stops a run between two epochs."""
+
+
+def _stopped_run(utkface: Path, out: Path) -> Path:
+    """A short run (seed 7, 0.6 min) stopped after its first epoch; its resume file."""
+    from analyzer.train.loop import RESUME, TrainConfig, train
+
+    config = TrainConfig(data=str(utkface), input_size=64, minutes=0.6, subset=600, align="crop", seed=7)
+    epochs_seen = []
+
+    def stop_after_one_epoch(line: str) -> None:
+        if line.startswith("epoch"):
+            epochs_seen.append(line)
+            if len(epochs_seen) == 1:
+                raise _RebootError
+
+    with pytest.raises(_RebootError):
+        train(config, out, log=stop_after_one_epoch)
+    assert (out / RESUME).is_file() and not (out / "model.pt").exists()
+    return out / RESUME
+
+
+def test_a_stopped_run_resumes_from_its_last_epoch(
+    utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resume_file = _stopped_run(utkface, tmp_path)
+    before = torch.load(resume_file, weights_only=False)["history"]
+
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path), "--quick", "--align", "crop"]
+    assert main(args) == 1  # the same command again does not wipe the epochs done
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unfinished run" in err and "--resume" in err
+
+    assert main([*args, "--resume"]) == 0
+    summary = json.loads((tmp_path / "history.json").read_text())
+    epochs = summary["epochs"]
+    assert summary["config"]["seed"] == 7  # the settings the run was started with, not this command's
+    assert epochs[:1] == before and len(epochs) > 1
+    assert [record["epoch"] for record in epochs] == list(range(1, len(epochs) + 1))
+    assert all(later["minutes"] > earlier["minutes"] for earlier, later in itertools.pairwise(epochs))
+    assert epochs[-1]["minutes"] < 0.6 + 0.2  # the budget counts the minutes before the stop
+    assert (tmp_path / "model.pt").is_file() and not resume_file.exists()
+
+    assert main([*args, "--resume"]) == 1
+    assert "the run has finished" in capsys.readouterr().err
+
+
+def test_a_run_stopped_as_its_budget_ran_out_keeps_its_last_epochs_weights(utkface: Path, tmp_path: Path) -> None:
+    from analyzer.train.loop import CHECKPOINT
+
+    resume_file = _stopped_run(utkface, tmp_path)
+    state = torch.load(resume_file, weights_only=False)
+    state["seconds"] = 0.6 * 60  # the power went as the last epoch ended, before model.pt was written
+    torch.save(state, resume_file)
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path), "--align", "crop", "--resume"]
+    assert main(args) == 0
+    finished = torch.load(tmp_path / CHECKPOINT, weights_only=False)["state_dict"]
+    assert finished.keys() == state["state_dict"].keys()
+    assert all(torch.equal(finished[name], state["state_dict"][name]) for name in finished)
+    assert len(json.loads((tmp_path / "history.json").read_text())["epochs"]) == 1
+
+
+def test_the_augmentation_recipe_is_saved_with_the_run(utkface: Path, tmp_path: Path) -> None:
+    from analyzer.train.augment import AUGMENTATIONS
+
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path), "--quick", "--align", "crop"]
+    assert main([*args, "--augment", "entrance"]) == 0
+    assert json.loads((tmp_path / "history.json").read_text())["config"]["augment"] == "entrance"
+    assert AUGMENTATIONS["entrance"] != AUGMENTATIONS["camera"]

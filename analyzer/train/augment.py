@@ -40,6 +40,8 @@ class CameraAugment:
     keypoint_noise: float = 0.015
     flip: float = 0.5
     background: float = 0.25
+    outline_power: tuple[float, float] = (2.0, 2.0)  # head outline superellipse: 2 = ellipse, 5 = rounded square
+    scene_objects: int = 0  # up to this many hard-edged objects (shelves, door frames) in the painted scene
     low_resolution: float = 0.4
     low_resolution_px: tuple[int, int] = (18, 52)
     low_resolution_jpeg: float = 0.0  # share of low-resolution chips compressed at the low size
@@ -102,14 +104,23 @@ class CameraAugment:
             quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
         return seen_small(chip, low, quality, upscale)
 
-    @staticmethod
-    def _replace_background(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Keep a soft ellipse around the face (a head outline) and paint a random scene outside it."""
+    def _replace_background(self, chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Keep a soft head outline around the face and paint a random scene outside it.
+
+        The outline is a superellipse (``outline_power`` 2: an ellipse; up to 5:
+        a rounded square, as some hair makes a head); the scene is a lit wall
+        with up to ``scene_objects`` hard-edged objects, as shelves and door
+        frames are.
+        """
         height, width = chip.shape[:2]
-        mask = np.zeros((height, width), np.float32)
-        centre = (int(width * rng.uniform(0.47, 0.53)), int(height * rng.uniform(0.47, 0.53)))
-        axes = (int(width * rng.uniform(0.42, 0.54)), int(height * rng.uniform(0.46, 0.58)))
-        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, -1)
+        y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+        centre_x, centre_y = width * rng.uniform(0.47, 0.53), height * rng.uniform(0.47, 0.53)
+        half_width, half_height = width * rng.uniform(0.42, 0.54), height * rng.uniform(0.46, 0.58)
+        power = rng.uniform(*self.outline_power)
+        radius = (np.abs((x - centre_x) / half_width) ** power + np.abs((y - centre_y) / half_height) ** power) ** (
+            1.0 / power
+        )
+        mask = (radius <= 1.0).astype(np.float32)
         mask = cv2.GaussianBlur(mask, (0, 0), max(width * rng.uniform(0.01, 0.05), 0.5))[:, :, None]
         base = rng.uniform(20, 235, 3)
         ramp = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None, None] * rng.uniform(-40, 40, 3)
@@ -117,6 +128,10 @@ class CameraAugment:
             rng.normal(0, rng.uniform(0, 30), (4, 4, 3)).astype(np.float32), (width, height), cv2.INTER_CUBIC
         )
         scene = np.clip(base + ramp + texture, 0, 255)
+        for _ in range(int(rng.integers(0, self.scene_objects + 1))):
+            left, top = rng.integers(0, width), rng.integers(0, height)
+            right, bottom = left + rng.integers(2, width // 2), top + rng.integers(2, height // 2)
+            scene[top:bottom, left:right] = rng.uniform(20, 235, 3)
         return (chip.astype(np.float32) * mask + scene * (1.0 - mask)).astype(np.uint8)
 
     @staticmethod
@@ -156,3 +171,12 @@ class CameraAugment:
         chip = chip.copy()
         chip[top : top + height, left : left + width] = rng.integers(0, 256, 3, dtype=np.uint8)
         return chip
+
+
+#: The recipes ``analyzer train --augment`` offers; a run saves the name it used.
+AUGMENTATIONS: dict[str, CameraAugment] = {
+    "camera": CameraAugment(),
+    # Heads drawn on a busier shop: more painted backgrounds, outlines from ellipse to
+    # rounded square, hard-edged objects, and small faces compressed at their own size.
+    "entrance": CameraAugment(background=0.4, outline_power=(2.0, 5.0), scene_objects=3, low_resolution_jpeg=0.5),
+}

@@ -2,7 +2,9 @@
 
 The schedule is measured in wall-clock time, not epochs: warm-up then cosine
 decay over ``minutes``, so a run ends on time on whatever box it runs on and
-always finishes its learning-rate decay.
+always finishes its learning-rate decay. After every epoch the run's state is
+saved to ``resume.pt``, so a run stopped by a reboot or a killed session
+continues with ``--resume`` from its last epoch instead of starting over.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from analyzer.errors import DataError
 from analyzer.evaluation import attribute_report
 from analyzer.labels import read_labels, split_by_md5
 from analyzer.preprocess import Normalization, chips_to_input
-from analyzer.train.augment import CameraAugment
+from analyzer.train.augment import AUGMENTATIONS
 from analyzer.train.dataset import AugmentedChips, BatchCollator, FaceSet, load_face_set
 from analyzer.train.model import AgeGenderNet, ProbabilityModel
 
 CHECKPOINT = "model.pt"
 HISTORY = "history.json"
+RESUME = "resume.pt"  # the unfinished run's state after its last whole epoch; removed when the run ends
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class TrainConfig:
     workers: int = 1
     balance: float = 0.5  # sample weight 1/frequency**balance of the face's fairface9 group (0 = as is, 1 = equal)
     init: str = ""  # run folder whose weights start this run (fine-tuning); "" = random weights
+    augment: str = "camera"  # a recipe of analyzer.train.augment.AUGMENTATIONS
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     normalization: Normalization = field(default_factory=Normalization)
@@ -159,11 +163,68 @@ def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, object]:
-    """Train, validate every epoch, save ``model.pt`` and ``history.json`` in ``out_dir``."""
+def _save_resume_state(
+    out_dir: Path, config: TrainConfig, net: nn.Module, optimizer: torch.optim.Optimizer,
+    history: list[dict[str, float]], seconds: float,
+) -> None:  # fmt: skip
+    """Everything a resumed run needs to go on as if it had not stopped (written whole or not at all)."""
+    state = {
+        "config": asdict(config),
+        "state_dict": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": history,
+        "seconds": seconds,
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+    }
+    partial = out_dir / f"{RESUME}.partial"
+    torch.save(state, partial)
+    partial.replace(out_dir / RESUME)
+
+
+def _load_resume_state(out_dir: Path) -> dict:
+    path = out_dir / RESUME
+    if not path.is_file():
+        finished = (out_dir / CHECKPOINT).is_file()
+        raise DataError(
+            f"{out_dir}: {'the run has finished (model.pt is there)' if finished else 'no unfinished run'}; "
+            "nothing to resume, start a run without --resume"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        state["config"] = _config_from_dict(state["config"])
+    except Exception as error:  # a torn or foreign file fails in pickle, torch or our config alike
+        raise DataError(
+            f"{path}: not a resumable run of `analyzer train` ({type(error).__name__}); delete it and start again"
+        ) from None
+    return state
+
+
+def unfinished_run_config(out_dir: Path) -> TrainConfig:
+    """The settings an unfinished run in ``out_dir`` was started with (what ``--resume`` goes on with)."""
+    return _load_resume_state(out_dir)["config"]
+
+
+def train(
+    config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print, resume: bool = False
+) -> dict[str, object]:
+    """Train, validate every epoch, save ``model.pt`` and ``history.json`` in ``out_dir``.
+
+    ``resume`` continues the unfinished run in ``out_dir`` (its weights, optimizer,
+    history, random state and minutes spent); without it, an unfinished run there
+    is an error rather than something to overwrite.
+    """
+    if config.augment not in AUGMENTATIONS:
+        raise DataError(f"augmentation {config.augment!r} is unknown; pick one of {', '.join(AUGMENTATIONS)}")
+    saved = _load_resume_state(out_dir) if resume else None
+    if saved is None and (out_dir / RESUME).is_file():
+        raise DataError(f"{out_dir} holds an unfinished run; add --resume to continue it, or pick another --out")
     _seed_everything(config.seed)
     torch.set_num_threads(usable_cores())
-    net = _starting_network(config)  # first: a wrong --init fails before minutes of face alignment
+    if saved is None:
+        net = _starting_network(config)  # first: a wrong --init fails before minutes of face alignment
+    else:
+        net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+        net.load_state_dict(saved["state_dict"])
     faces = read_labels(Path(config.data))
     train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
     if config.subset:
@@ -183,7 +244,7 @@ def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print
     model = ProbabilityModel(net, mirror_average=True)
     optimizer = _optimizer(net, config)
     bin_values = torch.as_tensor(FINE_AGE_EDGES, dtype=torch.float32)
-    dataset = AugmentedChips(train_set, config.input_size, CameraAugment(), config.seed)
+    dataset = AugmentedChips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
     sampler = WeightedRandomSampler(_balanced_weights(train_set.ages, config.balance), len(dataset), replacement=True)
     loader = DataLoader(
         dataset,
@@ -195,9 +256,17 @@ def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print
     )
     gender_loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     budget = config.minutes * 60.0
-    started = time.monotonic()
     history: list[dict[str, float]] = []
-    epoch = 0
+    spent = 0.0  # seconds of the budget used before this process started (by the run it resumes)
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        history, spent = saved["history"], saved["seconds"]
+        torch.set_rng_state(saved["rng"]["torch"])
+        np.random.set_state(saved["rng"]["numpy"])
+        random.setstate(saved["rng"]["python"])
+        log(f"resuming after epoch {len(history)}, {spent / 60:.1f} of {config.minutes:g} minutes spent")
+    started = time.monotonic() - spent
+    epoch = len(history)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = 0.0
     while progress < 1.0:
@@ -236,6 +305,7 @@ def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print
             **metrics,
         }
         history.append(record)
+        _save_resume_state(out_dir, config, net, optimizer, history, time.monotonic() - started)
         log(
             f"epoch {epoch + 1:3d} {record['minutes']:5.1f} min  loss {record['loss']:.3f}  "
             f"val gender {metrics['gender']:.3f}  MAE {metrics['mae']:.2f}  "
@@ -251,7 +321,17 @@ def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print
     }
     torch.save({"state_dict": net.state_dict(), "config": asdict(config)}, out_dir / CHECKPOINT)
     (out_dir / HISTORY).write_text(json.dumps(summary, indent=2))
+    (out_dir / RESUME).unlink(missing_ok=True)
     return summary
+
+
+def _config_from_dict(settings: dict) -> TrainConfig:
+    """A ``TrainConfig`` back from its ``asdict`` form (tuples and the normalization restored)."""
+    settings = dict(settings)
+    settings["normalization"] = Normalization(**settings["normalization"])
+    settings["widths"] = tuple(settings["widths"])
+    settings["blocks"] = tuple(settings["blocks"])
+    return TrainConfig(**settings)
 
 
 def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
@@ -261,11 +341,7 @@ def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
         raise DataError(f"{path}: no checkpoint; train first with `analyzer train --out {run_dir}`")
     try:
         stored = torch.load(path, map_location="cpu", weights_only=False)
-        settings = dict(stored["config"])
-        settings["normalization"] = Normalization(**settings["normalization"])
-        settings["widths"] = tuple(settings["widths"])
-        settings["blocks"] = tuple(settings["blocks"])
-        config = TrainConfig(**settings)
+        config = _config_from_dict(stored["config"])
         net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
         net.load_state_dict(stored["state_dict"])
     except Exception as error:  # a torn or foreign file fails in pickle, torch or our config alike
