@@ -48,12 +48,17 @@ def test_the_report_gives_each_half_against_the_targets() -> None:
     halves = {"tuning": rows[0][1], "held_out": rows[1][1]}
     gender_by_age = {"children": (0.7, 10), "older": (0.95, 100)}
     source_photos = {"children": (10, 8, 9), "older": (100, 97, 60), "all": (110, 105, 69)}
-    text = _markdown(rows, combine(scores), halves, {1: (0.9, 0.5)}, Path("faces"), 60.0, gender_by_age, source_photos)
+    drawn = {"children": (10, 7, 9), "older": (100, 95, 58), "all": (110, 102, 67)}
+    text = _markdown(
+        rows, combine(scores), halves, {1: (0.9, 0.5)}, Path("faces"), 60.0, gender_by_age, source_photos, drawn
+    )
     misses = next(line for line in text.splitlines() if line.startswith("| misses"))
     assert misses.split("|")[2:5] == [" 2.0% ", " 10.0% ", " 4.7% "]  # tuning, held out, all
     assert "| queue-s14 | held out |" in text and "| queue-s4 | tuning |" in text
     assert "70.0% for visitors under 10 (10 visits) and 95.0% for everyone older (100 visits)" in text
     assert "gender 95.5% (80.0% under 10, 97.0% older) and fairface9 62.7%, against 100.0%" in text
+    assert "the same photos give gender 92.7% (70.0% under 10, 95.0% older) and fairface9 60.9%" in text
+    assert "drawing alone costs 2.7 points of gender and 1.8 points of fairface9" in text
 
 
 def test_gender_is_split_at_ten_years() -> None:
@@ -108,6 +113,9 @@ def test_the_network_is_scored_on_each_classified_visitors_own_photo(
     assert n == 30 and result["older"] == result["all"] and result["children"][0] == 0  # "unknown" is left out
     # the network is right on about 95% of adults' photos: a label mix-up would turn that round
     assert gender_right <= 4 if swap_labels else gender_right >= 26
+    drawn = source_photo_accuracy(matches, utkface, backend, "fairface9", drawn=True)
+    assert drawn["all"][0] == 30
+    assert drawn["all"][1] <= 6 if swap_labels else drawn["all"][1] >= 24
 
 
 def test_the_replayed_verdicts_are_what_a_run_with_that_k_publishes(utkface: Path, tmp_path: Path) -> None:
