@@ -193,37 +193,45 @@ def _gender_by_age(matches: list[Match]) -> dict[str, tuple[int, int]]:
     return {name: (n, right) for name, (n, right) in counts.items()}
 
 
+PhotoCounts = dict[str, tuple[int, int, int]]
+
+
 def source_photo_accuracy(
-    matches: list[Match], faces: Path, backend: OnnxRuntimeBackend, grouping_name: str, drawn: bool = False
-) -> dict[str, tuple[int, int, int]]:
+    matches: list[Match], faces: Path, backend: OnnxRuntimeBackend, grouping_name: str
+) -> tuple[PhotoCounts, PhotoCounts]:
     """(visits, gender right, age group right) of the network given each classified visit's own source photo.
 
     Split like ``_gender_by_age`` ("children", "older", "all"). The gap to the
     per-visit figures is what the camera and the tracker cost (small, blurred,
-    turned or hidden faces; samples of someone else), not the network. With
-    ``drawn``, each photo is first cut out and put on the entrance wall as the
-    simulator draws heads (:func:`analyzer.scene.heads_on_wall`), which
+    turned or hidden faces; samples of someone else), not the network. The
+    second result is the same photos cut out and put on the entrance wall as
+    the simulator draws heads (:func:`analyzer.scene.heads_on_wall`), which
     splits off the part of that gap that comes from drawing, not from a camera.
     """
     classified = [pair for pair in matches if pair.visit["gender"] != UNKNOWN]
-    counts = {"children": [0, 0, 0], "older": [0, 0, 0], "all": [0, 0, 0]}
     if not classified:
-        return {band: (0, 0, 0) for band in counts}
+        nothing = {band: (0, 0, 0) for band in ("children", "older", "all")}
+        return nothing, dict(nothing)
     grouping = builtin_grouping(grouping_name)
     metadata = backend.metadata
     photos = align_photos([faces / pair.visitor["face"] for pair in classified], metadata.input_size, "auto")
-    predicted = classify_chips(backend, heads_on_wall(photos.chips) if drawn else photos.chips)
-    genders = np.array(metadata.gender_labels)[np.argmax(predicted.gender_probs, axis=1)]
-    groups = group_predictions(predicted.age_probs, metadata.age_bin_edges, grouping)
-    for pair, found, gender, group in zip(classified, photos.found, genders, groups, strict=True):
-        if not found:
-            continue
-        right = (int(gender == pair.visitor["gender"]), int(group == grouping.index_of(pair.visitor["age"])))
-        for band in (_age_band(pair.visitor), "all"):
-            counts[band][0] += 1
-            counts[band][1] += right[0]
-            counts[band][2] += right[1]
-    return {band: (n, gender, group) for band, (n, gender, group) in counts.items()}
+
+    def tally(chips: np.ndarray) -> PhotoCounts:
+        predicted = classify_chips(backend, chips)
+        genders = np.array(metadata.gender_labels)[np.argmax(predicted.gender_probs, axis=1)]
+        groups = group_predictions(predicted.age_probs, metadata.age_bin_edges, grouping)
+        counts = {"children": [0, 0, 0], "older": [0, 0, 0], "all": [0, 0, 0]}
+        for pair, found, gender, group in zip(classified, photos.found, genders, groups, strict=True):
+            if not found:
+                continue
+            right = (int(gender == pair.visitor["gender"]), int(group == grouping.index_of(pair.visitor["age"])))
+            for band in (_age_band(pair.visitor), "all"):
+                counts[band][0] += 1
+                counts[band][1] += right[0]
+                counts[band][2] += right[1]
+        return {band: (n, gender, group) for band, (n, gender, group) in counts.items()}
+
+    return tally(photos.chips), tally(heads_on_wall(photos.chips))
 
 
 def _cached_truth(clip: Path, truth_path: Path) -> dict | None:
@@ -294,8 +302,7 @@ def run_accuracy(
     config = load_config(config_path)
     log("classifying the matched visitors' source photos")
     backend = OnnxRuntimeBackend(config.classifier.model_path(), config.classifier.threads)
-    source_photos = source_photo_accuracy(all_matches, faces, backend, config.footfall.age_grouping)
-    drawn_photos = source_photo_accuracy(all_matches, faces, backend, config.footfall.age_grouping, drawn=True)
+    source_photos, drawn_photos = source_photo_accuracy(all_matches, faces, backend, config.footfall.age_grouping)
     out.parent.mkdir(parents=True, exist_ok=True)
     gender_rates = {band: (right / n if n else None, n) for band, (n, right) in gender_by_age.items()}
     out.write_text(
@@ -348,8 +355,8 @@ def _markdown(
     faces: Path,
     seconds: float,
     gender_by_age: dict[str, tuple[float | None, int]] | None = None,
-    source_photos: dict[str, tuple[int, int, int]] | None = None,
-    drawn_photos: dict[str, tuple[int, int, int]] | None = None,
+    source_photos: PhotoCounts | None = None,
+    drawn_photos: PhotoCounts | None = None,
 ) -> str:
     rates = {"all": _rates(total), **{name: _rates(half) for name, half in halves.items()}}
     lines = [
@@ -471,17 +478,13 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-def _points(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]], column: int) -> str:
+def _points(before: PhotoCounts, after: PhotoCounts, column: int) -> str:
     """Percentage points lost from ``before`` to ``after`` over all visits (one decimal)."""
     return f"{100 * (before['all'][column] - after['all'][column]) / before['all'][0]:.1f} points"
 
 
-def _source_photo_lines(
-    source_photos: dict[str, tuple[int, int, int]],
-    total: dict,
-    drawn_photos: dict[str, tuple[int, int, int]] | None = None,
-) -> list[str]:
-    def share(counts: dict[str, tuple[int, int, int]], band: str, column: int) -> str:
+def _source_photo_lines(source_photos: PhotoCounts, total: dict, drawn_photos: PhotoCounts | None = None) -> list[str]:
+    def share(counts: PhotoCounts, band: str, column: int) -> str:
         n = counts[band][0]
         return _percent(counts[band][column] / n if n else None)
 
