@@ -9,7 +9,6 @@ single ``error:`` line and an exit code.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import threading
@@ -141,12 +140,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train and print the final validation metrics."""
     try:
-        from analyzer.train.loop import TrainConfig, train, unfinished_run_config
+        from analyzer.train.loop import TrainConfig, resume_training, train
     except ImportError as error:
         raise MissingExtraError(error.name or "torch", "train") from None
     if args.resume:
-        config = dataclasses.replace(unfinished_run_config(args.out), data=str(args.data))
-        return _report_training(train(config, args.out, resume=True), args.out)
+        return _report_training(resume_training(args.out, str(args.data)), args.out)
     if not 32 <= args.input_size <= 160:
         raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
     if args.quick:

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -199,25 +199,28 @@ def _load_resume_state(out_dir: Path) -> dict:
     return state
 
 
-def unfinished_run_config(out_dir: Path) -> TrainConfig:
-    """The settings an unfinished run in ``out_dir`` was started with (what ``--resume`` goes on with)."""
-    return _load_resume_state(out_dir)["config"]
-
-
-def train(
-    config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print, resume: bool = False
-) -> dict[str, object]:
+def train(config: TrainConfig, out_dir: Path, log: Callable[[str], None] = print) -> dict[str, object]:
     """Train, validate every epoch, save ``model.pt`` and ``history.json`` in ``out_dir``.
 
-    ``resume`` continues the unfinished run in ``out_dir`` (its weights, optimizer,
-    history, random state and minutes spent); without it, an unfinished run there
-    is an error rather than something to overwrite.
+    An unfinished run already in ``out_dir`` is an error rather than something to overwrite.
     """
+    if (out_dir / RESUME).is_file():
+        raise DataError(f"{out_dir} holds an unfinished run; add --resume to continue it, or pick another --out")
+    return _train(config, out_dir, log, None)
+
+
+def resume_training(out_dir: Path, data: str, log: Callable[[str], None] = print) -> dict[str, object]:
+    """Continue the unfinished run in ``out_dir`` with its own settings (faces read from ``data``).
+
+    It goes on with the run's weights, optimizer, history, random state and minutes spent.
+    """
+    saved = _load_resume_state(out_dir)
+    return _train(replace(saved["config"], data=data), out_dir, log, saved)
+
+
+def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved: dict | None) -> dict[str, object]:
     if config.augment not in AUGMENTATIONS:
         raise DataError(f"augmentation {config.augment!r} is unknown; pick one of {', '.join(AUGMENTATIONS)}")
-    saved = _load_resume_state(out_dir) if resume else None
-    if saved is None and (out_dir / RESUME).is_file():
-        raise DataError(f"{out_dir} holds an unfinished run; add --resume to continue it, or pick another --out")
     _seed_everything(config.seed)
     torch.set_num_threads(usable_cores())
     if saved is None:
