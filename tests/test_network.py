@@ -240,6 +240,7 @@ def test_a_stopped_run_resumes_from_its_last_epoch(
 ) -> None:
     resume_file = _stopped_run(utkface, tmp_path)
     before = torch.load(resume_file, weights_only=False)["history"]
+    capsys.readouterr()  # the stopped run's own output (alignment progress on a box without the cache)
 
     args = ["train", "--data", str(utkface), "--out", str(tmp_path), "--quick", "--align", "crop"]
     assert main(args) == 1  # the same command again does not wipe the epochs done
