@@ -52,11 +52,22 @@ class FacePatch:
         height, width = crop.shape[:2]
         y, x = np.mgrid[0:height, 0:width].astype(np.float32)
         u, v = (x + 0.5) / width * 2 - 1, (y + 0.5) / height * 2 - 1
-        radius = (np.abs(u) ** 4 + np.abs(v) ** 4) ** 0.25
+        radius = superellipse_radius(u, v, 4.0)
         feather = 0.06
         alpha = np.clip((1.0 - radius) / feather, 0.0, 1.0).astype(np.float32)
         # BlazeFace's box on UTKFace crops spans ~(0.01, 0.02)-(0.97, 0.97) of the crop.
         return cls(np.ascontiguousarray(crop), alpha, (0.02, 0.02, 0.94, 0.94))
+
+
+def superellipse_radius(u: np.ndarray, v: np.ndarray, power: float) -> np.ndarray:
+    """Where each point lies against a head outline: 1 on it, below 1 inside.
+
+    ``u`` and ``v`` are offsets from the centre in half-axes. Power 2 is an
+    ellipse; higher powers are squarer, as hair reaching into the corners
+    makes a head. Training (``analyzer.train.augment``) cuts heads with the
+    same outline that the simulator draws them with.
+    """
+    return (np.abs(u) ** power + np.abs(v) ** power) ** (1.0 / power)
 
 
 def paste(canvas: np.ndarray, patch: np.ndarray, alpha: np.ndarray, left: int, top: int) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from analyzer.degrade import jpeg, seen_small
 from analyzer.preprocess import align_face, template_keypoints
+from analyzer.scene import superellipse_radius
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,7 @@ class CameraAugment:
         centre_x, centre_y = width * rng.uniform(0.47, 0.53), height * rng.uniform(0.47, 0.53)
         half_width, half_height = width * rng.uniform(0.42, 0.54), height * rng.uniform(0.46, 0.58)
         power = rng.uniform(*self.outline_power)
-        radius = (np.abs((x - centre_x) / half_width) ** power + np.abs((y - centre_y) / half_height) ** power) ** (
-            1.0 / power
-        )
+        radius = superellipse_radius((x - centre_x) / half_width, (y - centre_y) / half_height, power)
         mask = (radius <= 1.0).astype(np.float32)
         mask = cv2.GaussianBlur(mask, (0, 0), max(width * rng.uniform(0.01, 0.05), 0.5))[:, :, None]
         base = rng.uniform(20, 235, 3)
