@@ -131,10 +131,18 @@ def validation_metrics(model: ProbabilityModel, faces: FaceSet, config: TrainCon
     }
 
 
+def _network(config: TrainConfig, state_dict: dict[str, torch.Tensor] | None = None) -> AgeGenderNet:
+    """The architecture ``config`` names, with ``state_dict``'s weights when given (else random ones)."""
+    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+    if state_dict is not None:
+        net.load_state_dict(state_dict)
+    return net
+
+
 def _starting_network(config: TrainConfig) -> AgeGenderNet:
     """Random weights, or a finished run's weights to fine-tune (same input size and architecture)."""
     if not config.init:
-        return AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+        return _network(config)
     net, trained = load_checkpoint(Path(config.init))
     if (trained.input_size, trained.widths, trained.blocks) != (config.input_size, config.widths, config.blocks):
         raise DataError(
@@ -223,11 +231,8 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
         raise DataError(f"augmentation {config.augment!r} is unknown; pick one of {', '.join(AUGMENTATIONS)}")
     _seed_everything(config.seed)
     torch.set_num_threads(usable_cores())
-    if saved is None:
-        net = _starting_network(config)  # first: a wrong --init fails before minutes of face alignment
-    else:
-        net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
-        net.load_state_dict(saved["state_dict"])
+    # first: a wrong --init fails before minutes of face alignment
+    net = _starting_network(config) if saved is None else _network(config, saved["state_dict"])
     faces = read_labels(Path(config.data))
     train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
     if config.subset:
@@ -345,8 +350,7 @@ def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
     try:
         stored = torch.load(path, map_location="cpu", weights_only=False)
         config = _config_from_dict(stored["config"])
-        net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
-        net.load_state_dict(stored["state_dict"])
+        net = _network(config, stored["state_dict"])
     except Exception as error:  # a torn or foreign file fails in pickle, torch or our config alike
         raise DataError(
             f"{path}: not a checkpoint of `analyzer train` ({type(error).__name__}); train again into {run_dir}"
