@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -134,8 +135,16 @@ def test_bad_media_fails_alone_and_the_good_camera_counts_everyone(
 
 
 def _start_run(clip: Path, report: Path, metrics_port: int, zmq_port: int) -> subprocess.Popen[str]:
+    """``analyzer run`` on ``clip`` played in a loop, so the run is still going whenever the test signals it.
+
+    Played once, a 12 s clip can end first on a slow box, and a run that ended by itself shows nothing
+    about signals.
+    """
+    config = report.with_name("looping.yaml")
+    camera = {"id": "walkers", "source": str(clip), "realtime": True, "loop": True}
+    config.write_text(yaml.safe_dump({"cameras": [camera]}))
     return subprocess.Popen(
-        [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--report", str(report),
+        [sys.executable, "-m", "analyzer", "run", "--config", str(config), "--report", str(report),
          "--metrics-port", str(metrics_port), "--zmq-bind", f"tcp://127.0.0.1:{zmq_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -212,7 +221,7 @@ def test_a_second_signal_exits_at_once(walkers_clip: tuple[Path, int], tmp_path:
         _, stderr = process.communicate(timeout=10)
     finally:
         process.kill()
-    assert process.returncode == 130 and "second signal: exiting now" in stderr
+    assert process.returncode == 130 and "second signal: exiting now" in stderr, stderr
 
 
 @pytest.mark.parametrize("which", ["metrics", "zmq"])
