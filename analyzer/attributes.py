@@ -7,6 +7,7 @@ Confidence is the combined probability of the winning answer.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,18 @@ LoggedSample = tuple[np.ndarray, np.ndarray, float]
 UNKNOWN = "unknown"
 
 
+def improves_votes(quality: float, kept_qualities: list[float], samples_per_track: int) -> bool:
+    """Whether a candidate earns a classifier call: the vote has room, or it beats the worst kept sample."""
+    return len(kept_qualities) < samples_per_track or quality > min(kept_qualities)
+
+
+def keep_best(kept_qualities: list[float], quality: float, samples_per_track: int) -> None:
+    """Add a classified sample's quality, dropping the worst beyond K (the voter keeps the same ones)."""
+    kept_qualities.append(quality)
+    if len(kept_qualities) > samples_per_track:
+        kept_qualities.remove(min(kept_qualities))
+
+
 @dataclass(frozen=True)
 class TrackAttributes:
     """The combined verdict on one visitor."""
@@ -31,6 +44,7 @@ class TrackAttributes:
     gender_p: dict[str, float]
     age_years: float | None
     samples: int
+    classified: int = 0  # classifier calls its tracks cost (at least ``samples``); analysis only
     sample_log: tuple[tuple[LoggedSample, ...], ...] = ()  # each track's samples in order; analysis only
 
     @classmethod
@@ -41,20 +55,26 @@ class TrackAttributes:
 
 @dataclass
 class TrackVotes:
-    """Running quality-weighted sums of one track's sample probabilities."""
+    """One track's voting samples: the ``keep`` best by quality (the sampler classifies the same ones)."""
 
-    age_probs: np.ndarray
-    gender_probs: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    weight: float = 0.0
-    samples: int = 0
+    keep: int
+    kept: list[LoggedSample] = field(default_factory=list)
     log: list[LoggedSample] = field(default_factory=list)
+    classified: int = 0
 
     def add(self, age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
-        """Count one classified sample."""
-        self.age_probs += quality * age_probs
-        self.gender_probs += quality * gender_probs
-        self.weight += quality
-        self.samples += 1
+        """Count one classified sample; beyond ``keep`` the worst one stops voting."""
+        self.classified += 1
+        self.kept.append((age_probs, gender_probs, quality))
+        if len(self.kept) > self.keep:
+            del self.kept[int(np.argmin([sample[2] for sample in self.kept]))]
+
+    def weighted_sums(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Quality-weighted sums of the kept samples' age and gender probabilities, and of their weights."""
+        qualities = np.array([sample[2] for sample in self.kept])
+        age = qualities @ np.stack([sample[0] for sample in self.kept])
+        gender = qualities @ np.stack([sample[1] for sample in self.kept])
+        return age, gender, float(qualities.sum())
 
 
 class AttributeVoter:
@@ -67,6 +87,7 @@ class AttributeVoter:
         gender_labels: names of the gender outputs, in order.
         confident_at: a track with this much combined probability for both its
             gender and its age group needs no more samples.
+        samples_per_track: K, the best samples of each track that vote.
         min_samples: samples needed before confidence may stop sampling.
         keep_sample_log: keep each sample's probabilities on the result (for
             measuring accuracy against the number of samples; never published).
@@ -79,9 +100,11 @@ class AttributeVoter:
         bin_values: np.ndarray,
         gender_labels: tuple[str, ...],
         confident_at: float = 0.95,
+        samples_per_track: int = 7,
         min_samples: int = 2,
         keep_sample_log: bool = False,
     ) -> None:
+        self.samples_per_track = samples_per_track
         self.keep_sample_log = keep_sample_log
         self.grouping = grouping
         self.group_matrix = grouping.bin_matrix(bin_edges)
@@ -93,7 +116,12 @@ class AttributeVoter:
 
     @classmethod
     def for_model(
-        cls, grouping: AgeGrouping, metadata: ModelMetadata, confident_at: float = 0.95, keep_sample_log: bool = False
+        cls,
+        grouping: AgeGrouping,
+        metadata: ModelMetadata,
+        confident_at: float = 0.95,
+        samples_per_track: int = 7,
+        keep_sample_log: bool = False,
     ) -> AttributeVoter:
         """A voter for the outputs of the model ``metadata`` describes."""
         return cls(
@@ -102,6 +130,7 @@ class AttributeVoter:
             metadata.age_bin_values,
             metadata.gender_labels,
             confident_at=confident_at,
+            samples_per_track=samples_per_track,
             keep_sample_log=keep_sample_log,
         )
 
@@ -109,7 +138,7 @@ class AttributeVoter:
         """Count one sample of the track ``(camera, track_id)``."""
         votes = self._votes.get(key)
         if votes is None:
-            votes = self._votes[key] = TrackVotes(np.zeros(len(self.bin_values)))
+            votes = self._votes[key] = TrackVotes(self.samples_per_track)
         votes.add(np.asarray(age_probs, np.float64), np.asarray(gender_probs, np.float64), quality)
         if self.keep_sample_log:
             votes.log.append((np.asarray(age_probs), np.asarray(gender_probs), quality))
@@ -117,60 +146,76 @@ class AttributeVoter:
     def is_confident(self, key: tuple[str, int]) -> bool:
         """Whether the track already has a sure answer (more samples would be wasted)."""
         votes = self._votes.get(key)
-        if votes is None or votes.samples < self.min_samples:
+        if votes is None or len(votes.kept) < self.min_samples:
             return False
-        group_p = (votes.age_probs / votes.weight) @ self.group_matrix
-        gender_p = votes.gender_probs / votes.weight
-        return bool(group_p.max() >= self.confident_at and gender_p.max() >= self.confident_at)
+        age, gender, weight = votes.weighted_sums()
+        group_p = (age / weight) @ self.group_matrix
+        return bool(group_p.max() >= self.confident_at and gender.max() / weight >= self.confident_at)
 
     def peek_label(self, key: tuple[str, int]) -> str:
         """Current best guess as short text (for the preview window)."""
         votes = self._votes.get(key)
-        if votes is None or votes.weight <= 0:
+        if votes is None or not votes.kept:
             return ""
-        group = self.grouping.names[int(np.argmax((votes.age_probs / votes.weight) @ self.group_matrix))]
-        return f"{self.gender_labels[int(np.argmax(votes.gender_probs))]} {group}"
+        age, gender, _ = votes.weighted_sums()
+        group = self.grouping.names[int(np.argmax(age @ self.group_matrix))]
+        return f"{self.gender_labels[int(np.argmax(gender))]} {group}"
 
     def finish(self, keys: list[tuple[str, int]]) -> TrackAttributes:
-        """Final attributes of a visit made of these tracks; forgets them."""
-        votes = TrackVotes(np.zeros(len(self.bin_values)))
+        """Final attributes of a visit made of these tracks (each track's kept samples vote); forgets them."""
+        age_sum, gender_sum, weight, samples, classified = np.zeros(len(self.bin_values)), np.zeros(2), 0.0, 0, 0
         track_logs = []
         for key in keys:
             part = self._votes.pop(key, None)
-            if part is not None:
-                votes.age_probs += part.age_probs
-                votes.gender_probs += part.gender_probs
-                votes.weight += part.weight
-                votes.samples += part.samples
+            if part is not None and part.kept:
+                age, gender, part_weight = part.weighted_sums()
+                age_sum, gender_sum = age_sum + age, gender_sum + gender
+                weight += part_weight
+                samples += len(part.kept)
+                classified += part.classified
                 track_logs.append(tuple(part.log))
-        if votes.weight <= 0:
+        if weight <= 0:
             return TrackAttributes.unknown()
-        age_probs = votes.age_probs / votes.weight
+        age_probs = age_sum / weight
         group_p = age_probs @ self.group_matrix
-        gender_p = votes.gender_probs / votes.weight
+        gender_p = gender_sum / weight
         return TrackAttributes(
             age_group=self.grouping.names[int(np.argmax(group_p))],
             gender=self.gender_labels[int(np.argmax(gender_p))],
             age_group_p={name: round(float(p), 4) for name, p in zip(self.grouping.names, group_p, strict=True)},
             gender_p={name: round(float(p), 4) for name, p in zip(self.gender_labels, gender_p, strict=True)},
             age_years=round(float(age_probs @ self.bin_values), 1),
-            samples=votes.samples,
+            samples=samples,
+            classified=classified,
             sample_log=tuple(track_logs) if self.keep_sample_log else (),
         )
 
-    def replay(self, track_logs: Sequence[Sequence[LoggedSample]], samples_per_track: int) -> TrackAttributes:
-        """The verdict a visit's logged samples give with at most ``samples_per_track`` per track.
+    def replay(
+        self, track_logs: Sequence[Sequence[LoggedSample]], samples_per_track: int, max_classified: int | None = None
+    ) -> TrackAttributes:
+        """A visit's verdict from its logged samples with K votes and at most ``max_classified`` calls per track.
 
-        The pipeline's rules, replayed offline: a track's samples count in
-        order until it is confident (later ones are not classified), so a
-        run that logged more samples measures any smaller K exactly.
+        The pipeline's rules, replayed offline from a run that classified every
+        candidate crop (:class:`analyzer.sample.Sampler`): a track's candidates
+        are classified in order while the vote has room or the candidate beats
+        its worst kept sample, until the track is confident or has used its
+        calls. ``max_classified`` = K (the default) is the first K candidates.
         """
+        calls = samples_per_track if max_classified is None else max_classified
+        replaying = copy.copy(self)  # same rules, its own K and tracks
+        replaying.samples_per_track, replaying._votes = samples_per_track, {}
         keys = [("replay", index) for index in range(len(track_logs))]
         for key, log in zip(keys, track_logs, strict=True):
-            for age_probs, gender_probs, quality in log[:samples_per_track]:
-                if not self.is_confident(key):
-                    self.add(key, age_probs, gender_probs, quality)
-        return self.finish(keys)
+            kept_qualities: list[float] = []
+            classified = 0
+            for age_probs, gender_probs, quality in log:
+                if classified >= calls or replaying.is_confident(key):
+                    break
+                if improves_votes(quality, kept_qualities, samples_per_track):
+                    replaying.add(key, age_probs, gender_probs, quality)
+                    keep_best(kept_qualities, quality, samples_per_track)
+                    classified += 1
+        return replaying.finish(keys)
 
     def discard(self, keys: list[tuple[str, int]]) -> None:
         """Forget tracks that did not become a visit."""

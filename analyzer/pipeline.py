@@ -90,6 +90,7 @@ class Pipeline:
                 self.grouping,
                 backend.metadata,
                 confident_at=config.sampler.confident_at,
+                samples_per_track=config.sampler.samples_per_track,
                 keep_sample_log=self.options.keep_sample_log,
             ),
             metrics,
@@ -129,6 +130,7 @@ class Pipeline:
             self.config.sampler.min_face_px,
             self.config.sampler.interval_s,
             refine=None if refiner is None else refiner.refine,
+            max_classified_per_track=self.config.sampler.calls_per_track,
         )
         footfall = self.config.footfall
         counter = FootfallCounter(

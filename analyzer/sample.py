@@ -1,20 +1,26 @@
 """Which face crops of a track are worth classifying.
 
 Classifying every face in every frame wastes the classifier on near-identical,
-often poor crops. The sampler takes at most ``samples_per_track`` crops per
-track, spaced in time (different poses and lighting vote better than
-neighbouring frames), only from faces big enough to hold detail, and prefers
-large, confident, frontal faces. A face cut by the frame's edge (walking in
-or out) is not sampled: its chip would be half made of repeated border pixels.
+often poor crops. The sampler offers a track's crops spaced in time (different
+poses and lighting vote better than neighbouring frames), only from faces big
+enough to hold detail, and classifies the first ``samples_per_track`` of them.
+With ``max_classified_per_track`` above that it goes on classifying a later
+crop of higher quality (larger, more confident, more frontal) than the worst
+it has, and the vote (:class:`analyzer.attributes.AttributeVoter`) keeps the
+best K: a visitor walking up to a camera is seen small and far first. On the
+simulated entrances that bought nothing at K = 7 (docs/ACCURACY.md), so it is
+off by default. A face cut by the frame's edge (walking in or out) is not
+sampled: its chip would be half made of repeated border pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from analyzer.attributes import improves_votes, keep_best
 from analyzer.preprocess import align_face
 from analyzer.track import Tracks
 
@@ -69,21 +75,24 @@ def _inside_frame(boxes: np.ndarray, width: int, height: int, slack: float = 0.0
 
 @dataclass
 class _TrackSampling:
-    taken: int = 0
-    last_at: float = -1e9
+    classified: int = 0
+    last_candidate_at: float = -1e9
     best_quality: float = 0.0
+    kept_qualities: list[float] = field(default_factory=list)  # the K best classified so far
 
 
 class Sampler:
-    """Picks up to K crops per track and cuts aligned chips from the frame.
+    """Picks the crops of each track worth classifying and cuts aligned chips from the frame.
 
     Args:
         chip_size: the network's input side in pixels.
-        samples_per_track: K, the most classifier calls one visitor costs.
+        samples_per_track: K, the samples of a track that vote.
         min_face_px: smaller faces are skipped (the classifier guesses on them).
-        interval_s: minimum stream time between two samples of a track.
-        min_relative_quality: after the first sample, a crop must reach this
-            fraction of the track's best quality so far to be taken.
+        interval_s: minimum stream time between two candidate crops of a track.
+        min_relative_quality: after the first candidate, a crop must reach this
+            fraction of the track's best quality so far to be a candidate.
+        max_classified_per_track: the most classifier calls one track costs
+            (K when not given; more lets better later crops replace poor early ones).
         refine: gives precise keypoints for a face box of the frame (see
             :class:`analyzer.detect.KeypointRefiner`), or None; the tracked
             detection's keypoints are used when it is not given or finds nothing.
@@ -101,8 +110,10 @@ class Sampler:
         interval_s: float = 0.2,
         min_relative_quality: float = 0.6,
         refine: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
+        max_classified_per_track: int | None = None,
     ) -> None:
         self.refine = refine
+        self.max_classified_per_track = max(max_classified_per_track or samples_per_track, samples_per_track)
         self.chip_size = chip_size
         self.samples_per_track = samples_per_track
         self.min_face_px = min_face_px
@@ -135,19 +146,22 @@ class Sampler:
             keypoints = self.refine(frame_rgb, faces.boxes[row]) if self.refine is not None else None
             chip = align_face(frame_rgb, faces.keypoints[row] if keypoints is None else keypoints, self.chip_size)
             samples.append(Sample(camera, track_id, chip, max(quality, 1e-3), timestamp, captured_at))
-            state.taken += 1
-            state.last_at = timestamp
-            state.best_quality = max(state.best_quality, quality)
+            state.classified += 1
+            keep_best(state.kept_qualities, max(quality, 1e-3), self.samples_per_track)
         return samples
 
     def _wanted(self, state: _TrackSampling, size: float, quality: float, timestamp: float) -> bool:
-        if state.taken >= self.samples_per_track or size < self.min_face_px:
+        """Whether to classify this crop; a candidate moves the spacing clock even when it is not classified."""
+        if state.classified >= self.max_classified_per_track or size < self.min_face_px:
             return False
-        if state.taken == 0:
-            return True
-        return (
-            timestamp - state.last_at >= self.interval_s and quality >= self.min_relative_quality * state.best_quality
-        )
+        if state.classified and (
+            timestamp - state.last_candidate_at < self.interval_s
+            or quality < self.min_relative_quality * state.best_quality
+        ):
+            return False
+        state.last_candidate_at = timestamp
+        state.best_quality = max(state.best_quality, quality)
+        return improves_votes(max(quality, 1e-3), state.kept_qualities, self.samples_per_track)
 
     def forget(self, track_ids: list[int]) -> None:
         """Drop the state of ended tracks (keeps memory bounded)."""

@@ -78,3 +78,29 @@ def test_the_sample_log_is_kept_per_track_only_when_asked() -> None:
     log = logging.finish([("door", 1), ("door", 2)]).sample_log
     assert [len(track) for track in log] == [1, 2] and log[1][1][2] == 0.5
     assert silent.finish([("door", 1), ("door", 2)]).sample_log == ()
+
+
+def test_only_a_tracks_best_k_samples_vote() -> None:
+    votes = AttributeVoter(parse_grouping("three", [{"name": "young", "ages": "0-30"}, {"name": "old", "ages": "31+"}]),
+                           FINE_AGE_EDGES, np.asarray(FINE_AGE_EDGES), ("female", "male"), 0.95,
+                           samples_per_track=2)  # fmt: skip
+    key = ("door", 1)
+    votes.add(key, age_at(25), np.array([0.1, 0.9]), quality=0.3)  # far and small: says male
+    votes.add(key, age_at(25), np.array([0.6, 0.4]), quality=0.5)
+    votes.add(key, age_at(25), np.array([0.7, 0.3]), quality=0.8)  # close: the first sample stops voting
+    result = votes.finish([key])
+    assert (result.gender, result.samples) == ("female", 2)
+    assert result.gender_p["female"] == pytest.approx((0.6 * 0.5 + 0.7 * 0.8) / 1.3, abs=1e-3)
+
+
+def test_a_best_k_replay_takes_later_better_samples_and_first_k_does_not() -> None:
+    female, male = np.array([0.9, 0.1]), np.array([0.2, 0.8])
+    walking_closer = ((age_at(30), male, 0.2), (age_at(30), male, 0.3), (age_at(30), female, 0.9),
+                      (age_at(30), female, 0.95))  # fmt: skip
+    votes = voter(confident_at=1.0)
+    first = votes.replay((walking_closer,), 2)
+    assert (first.gender, first.samples) == ("male", 2)
+    best = votes.replay((walking_closer,), 2, max_classified=4)
+    assert (best.gender, best.samples, best.gender_p["female"]) == ("female", 2, pytest.approx(0.9, abs=1e-3))
+    one_more_call = votes.replay((walking_closer,), 2, max_classified=3)  # 0.9 replaces 0.2; 0.95 never classified
+    assert one_more_call.gender_p["female"] == pytest.approx((0.2 * 0.3 + 0.9 * 0.9) / 1.2, abs=1e-3)

@@ -29,6 +29,10 @@ def camera(**extra: object) -> dict:
         ({"cameras": [{"id": "a"}]}, r"cameras\[0\]\.source: missing"),
         ({"cameras": []}, "at least one camera"),
         ({**camera(), "tracker": {"min_hits": 1.5}}, "tracker.min_hits: expected a whole number"),
+        (
+            {**camera(), "sampler": {"samples_per_track": 7, "max_classified_per_track": 5}},
+            r"sampler\.max_classified_per_track: 5 is below samples_per_track \(7\)",
+        ),
         ({**camera(), "classifier": {"backend": "cuda"}}, "classifier.backend: 'cuda' is not one of"),
         ({**camera(), "metrics": {"port": 70000}}, "metrics.port: 70000 must be 0..65535"),
         ({**camera(), "footfall": {"age_grouping": "decades"}}, "footfall.age_grouping: 'decades' is not one of"),

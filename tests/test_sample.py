@@ -82,3 +82,18 @@ def test_sampler_aligns_with_refined_keypoints_and_falls_back_without_them() -> 
     assert len(calls) == 2 and np.allclose(calls[0], [100, 100, 190, 190])
     assert np.array_equal(first.chip, align_face(frame, refined, 48))
     assert np.array_equal(second.chip, align_face(frame, frontal_keypoints(100, 100, 90), 48))
+
+
+def test_a_face_growing_closer_replaces_its_poor_early_samples_up_to_the_call_limit() -> None:
+    sampler = Sampler(chip_size=48, samples_per_track=2, interval_s=0.19, max_classified_per_track=4)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    classified_sizes = []
+    for frame_index in range(45):  # a walker coming closer: the face grows from 30 to 74 px over 3 s
+        size = 30 + frame_index
+        taken = sampler.select("door", frame, one_track(1, size), frame_index / 15, 0.0)
+        classified_sizes += [size] * len(taken)
+    assert len(classified_sizes) == 4  # K = 2 first, then two better ones until the call limit
+    assert classified_sizes == [30, 33, 36, 39]  # one candidate per 3 frames, each better than the worst kept
+    steady = Sampler(chip_size=48, samples_per_track=2, interval_s=0.2, max_classified_per_track=4)
+    same_face = [len(steady.select("door", frame, one_track(1, 60), i / 15, 0.0)) for i in range(45)]
+    assert sum(same_face) == 2  # a crop no better than the worst kept one earns no call
