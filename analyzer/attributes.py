@@ -8,8 +8,9 @@ Confidence is the combined probability of the winning answer.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,17 +22,23 @@ LoggedSample = tuple[np.ndarray, np.ndarray, float]
 
 UNKNOWN = "unknown"
 
+T = TypeVar("T")
+
 
 def improves_votes(quality: float, kept_qualities: list[float], samples_per_track: int) -> bool:
     """Whether a candidate earns a classifier call: the vote has room, or it beats the worst kept sample."""
     return len(kept_qualities) < samples_per_track or quality > min(kept_qualities)
 
 
-def keep_best(kept_qualities: list[float], quality: float, samples_per_track: int) -> None:
-    """Add a classified sample's quality, dropping the worst beyond K (the voter keeps the same ones)."""
-    kept_qualities.append(quality)
-    if len(kept_qualities) > samples_per_track:
-        kept_qualities.remove(min(kept_qualities))
+def keep_best(kept: list[T], item: T, samples_per_track: int, quality: Callable[[T], float] = float) -> None:
+    """Add a classified sample, dropping the earliest of the worst beyond K.
+
+    The sampler (keeping qualities) and the voter (keeping samples) both call
+    this, so they always drop the same sample.
+    """
+    kept.append(item)
+    if len(kept) > samples_per_track:
+        del kept[min(range(len(kept)), key=lambda index: quality(kept[index]))]
 
 
 @dataclass(frozen=True)
@@ -65,13 +72,16 @@ class TrackVotes:
     def add(self, age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
         """Count one classified sample; beyond ``keep`` the worst one stops voting."""
         self.classified += 1
-        self.kept.append((age_probs, gender_probs, quality))
-        if len(self.kept) > self.keep:
-            del self.kept[int(np.argmin([sample[2] for sample in self.kept]))]
+        keep_best(self.kept, (age_probs, gender_probs, quality), self.keep, quality=lambda sample: sample[2])
+
+    @property
+    def qualities(self) -> list[float]:
+        """The kept samples' qualities, in the order they were classified."""
+        return [sample[2] for sample in self.kept]
 
     def weighted_sums(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Quality-weighted sums of the kept samples' age and gender probabilities, and of their weights."""
-        qualities = np.array([sample[2] for sample in self.kept])
+        qualities = np.array(self.qualities)
         age = qualities @ np.stack([sample[0] for sample in self.kept])
         gender = qualities @ np.stack([sample[1] for sample in self.kept])
         return age, gender, float(qualities.sum())
@@ -206,15 +216,12 @@ class AttributeVoter:
         replaying.samples_per_track, replaying._votes = samples_per_track, {}
         keys = [("replay", index) for index in range(len(track_logs))]
         for key, log in zip(keys, track_logs, strict=True):
-            kept_qualities: list[float] = []
-            classified = 0
             for age_probs, gender_probs, quality in log:
-                if classified >= calls or replaying.is_confident(key):
+                votes = replaying._votes.get(key) or TrackVotes(samples_per_track)
+                if votes.classified >= calls or replaying.is_confident(key):
                     break
-                if improves_votes(quality, kept_qualities, samples_per_track):
+                if improves_votes(quality, votes.qualities, samples_per_track):
                     replaying.add(key, age_probs, gender_probs, quality)
-                    keep_best(kept_qualities, quality, samples_per_track)
-                    classified += 1
         return replaying.finish(keys)
 
     def discard(self, keys: list[tuple[str, int]]) -> None:
