@@ -22,6 +22,7 @@ from analyzer.errors import AnalyzerError, ConfigError, MissingExtraError
 from analyzer.train.augment import AUGMENTATIONS
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+QUICK_EPOCHS = 8  # the smoke run's length in epochs, not minutes, so a busy box does the same run
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -105,6 +106,10 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=int, default=80, metavar="PX", help="chip side 64..112 (default 80)")
     parser.add_argument("--minutes", type=float, default=50.0, metavar="M", help="wall-clock budget (default 50)")
     parser.add_argument(
+        "--epochs", type=int, default=0, metavar="N",
+        help="train this many whole epochs instead of --minutes: the same run on a fast or a busy box",
+    )  # fmt: skip
+    parser.add_argument(
         "--align", choices=["auto", "crop", "detect"], default="auto", help="how faces are located (default auto)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -114,7 +119,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--init", type=Path, metavar="RUN",
-        help="start from this run folder's weights (fine-tune; same --input-size) instead of random ones",
+        help="start from this run folder's or exported .onnx file's weights (fine-tune; same --input-size) "
+        "instead of random ones",
+    )  # fmt: skip
+    parser.add_argument(
+        "--init-member", type=int, default=0, metavar="N",
+        help="which run of an exported ensemble --init starts from (default 0, the first)",
     )  # fmt: skip
     parser.add_argument(
         "--learning-rate", type=float, default=0.1, metavar="LR",
@@ -133,7 +143,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
     )  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="tiny subset, 64 px, ~30 s: a smoke run for tests")
+    parser.add_argument("--quick", action="store_true", help="tiny subset, 64 px, 8 epochs (~25 s): a smoke test")
     parser.set_defaults(handler=run_train)
 
 
@@ -145,22 +155,26 @@ def run_train(args: argparse.Namespace) -> int:
         raise MissingExtraError(error.name or "torch", "train") from None
     if args.resume:
         return _report_training(resume_training(args.out, str(args.data)), args.out)
+    if args.epochs < 0:
+        raise ConfigError(f"--epochs {args.epochs} is negative; give a number of epochs, or 0 to train for --minutes")
     if not 32 <= args.input_size <= 160:
         raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
     if args.quick:
         config = TrainConfig(
-            data=str(args.data), input_size=64, minutes=0.4, subset=600, align=args.align, seed=args.seed,
-            init=str(args.init or ""), augment=args.augment,
+            data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,
+            init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
         )  # fmt: skip
     else:
         config = TrainConfig(
             data=str(args.data),
             input_size=args.input_size,
             minutes=args.minutes,
+            epochs=args.epochs,
             align=args.align,
             seed=args.seed,
             balance=args.balance,
             init=str(args.init or ""),
+            init_member=args.init_member,
             learning_rate=args.learning_rate,
             gender_weight=args.gender_weight,
             augment=args.augment,

@@ -10,7 +10,7 @@ import pytest
 
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend, classify_chips
-from analyzer.cli import main
+from analyzer.cli import QUICK_EPOCHS, main
 from analyzer.errors import ModelError
 from analyzer.evaluation import agreement, select_split
 from analyzer.face_photos import align_photos
@@ -37,7 +37,7 @@ def quick_model(quick_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def test_quick_training_lowers_the_loss(quick_run: Path) -> None:
     history = json.loads((quick_run / "history.json").read_text())
     epochs = history["epochs"]
-    assert len(epochs) >= 3
+    assert len(epochs) == QUICK_EPOCHS  # counted in whole epochs, so a busy box runs the same schedule
     assert epochs[-1]["loss"] < epochs[0]["loss"] - 0.1
     assert history["config"]["input_size"] == 64
 
@@ -130,22 +130,37 @@ def test_shipped_fp16_agrees_with_fp32_on_validation_faces(shipped_model: Path, 
     assert result["fairface9"] >= 0.99
 
 
-def test_an_ensemble_export_averages_its_runs(
-    quick_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from analyzer.train.loop import CHECKPOINT, load_checkpoint
-    from analyzer.train.model import ProbabilityModel, model_size
+@pytest.fixture(scope="module")
+def other_run(quick_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second run unlike the quick one: every weight moved a little, the heads' biases by a lot.
 
-    other = tmp_path / "other"
-    other.mkdir()
+    Its probabilities differ whatever the quick run learnt, so mixing up the two runs shows.
+    """
+    from analyzer.train.loop import CHECKPOINT
+
+    other = tmp_path_factory.mktemp("other")
     stored = torch.load(quick_run / CHECKPOINT, map_location="cpu", weights_only=False)
     generator = torch.Generator().manual_seed(1)
-    # A different member: the heads' biases moved by a lot, so its probabilities differ whatever the quick run learnt.
-    stored["state_dict"] = {
-        name: value + torch.randn(value.shape, generator=generator) if name.endswith("head.bias") else value
-        for name, value in stored["state_dict"].items()
-    }
+
+    def moved(name: str, value: torch.Tensor) -> torch.Tensor:
+        if name.endswith("head.bias"):
+            return value + torch.randn(value.shape, generator=generator)
+        if value.is_floating_point() and value.ndim > 1:
+            return value + 0.1 * value.std() * torch.randn(value.shape, generator=generator)
+        return value
+
+    stored["state_dict"] = {name: moved(name, value) for name, value in stored["state_dict"].items()}
     torch.save(stored, other / CHECKPOINT)
+    return other
+
+
+def test_an_ensemble_export_averages_its_runs(
+    quick_run: Path, other_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.train.loop import load_checkpoint
+    from analyzer.train.model import ProbabilityModel, model_size
+
+    other = other_run
     prefix = tmp_path / "pair"
     capsys.readouterr()
     assert main(["export", "--run", str(quick_run), "--run", str(other), "--out", str(prefix)]) == 0
@@ -212,6 +227,93 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
     assert err.count("\n") == 1 and "not a checkpoint of `analyzer train`" in err
 
 
+@pytest.fixture(scope="module")
+def pair_export(quick_run: Path, other_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    prefix = tmp_path_factory.mktemp("pair") / "pair"
+    assert main(["export", "--run", str(quick_run), "--run", str(other_run), "--out", str(prefix)]) == 0
+    return prefix.with_suffix(".onnx")
+
+
+def _logits(net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        age, gender = net(inputs)
+    return torch.cat([age, gender], dim=1)
+
+
+def test_an_export_gives_back_each_of_its_runs(quick_run: Path, other_run: Path, pair_export: Path) -> None:
+    from analyzer.train.from_export import networks_from_export
+    from analyzer.train.loop import load_checkpoint
+
+    nets, input_size = networks_from_export(pair_export, (32, 64, 128, 256), (1, 2, 2, 1))
+    assert input_size == 64 and len(nets) == 2
+    inputs = torch.from_numpy(np.random.default_rng(6).normal(size=(4, 3, 64, 64)).astype(np.float32))
+    for rebuilt, run in zip(nets, (quick_run, other_run), strict=True):
+        original = load_checkpoint(run)[0].eval()
+        assert torch.allclose(_logits(rebuilt.eval(), inputs), _logits(original, inputs), atol=1e-4)
+    assert not torch.allclose(_logits(nets[0], inputs), _logits(nets[1], inputs), atol=1e-2)
+
+
+def test_unfolded_batchnorm_trains_from_where_the_export_is(pair_export: Path, utkface: Path) -> None:
+    from analyzer.preprocess import chips_to_input
+    from analyzer.train.from_export import networks_from_export, unfold_batchnorm
+
+    net = networks_from_export(pair_export, (32, 64, 128, 256), (1, 2, 2, 1))[0][1]
+    faces = read_labels(utkface)[:48]
+    chips = align_photos([face.path for face in faces], 64, "crop").chips
+    inputs = torch.from_numpy(chips_to_input(chips, OnnxRuntimeBackend(pair_export).metadata.normalization))
+    exported = _logits(net.eval(), inputs)
+
+    def in_training(module: torch.nn.Module) -> torch.Tensor:
+        module.train()
+        module.dropout.eval()  # dropout aside, train mode differs from eval only in BatchNorm's statistics
+        logits = _logits(module, inputs)
+        module.eval()
+        return logits
+
+    # folded, train-mode BatchNorm renormalises every layer: training would start far from the export
+    assert (in_training(net) - exported).abs().max() > 0.5
+    unfold_batchnorm(net, inputs)
+    assert torch.allclose(_logits(net, inputs), exported, atol=1e-4)
+    assert torch.allclose(in_training(net), exported, atol=1e-3)
+
+
+def test_fine_tuning_starts_from_an_exported_run(
+    quick_run: Path, pair_export: Path, utkface: Path, tmp_path: Path
+) -> None:
+    from analyzer.train.augment import AUGMENTATIONS
+
+    tuned = tmp_path / "tuned"
+    args = ["train", "--data", str(utkface), "--out", str(tuned), "--quick", "--align", "crop"]
+    assert main([*args, "--init", str(pair_export), "--init-member", "0", "--augment", "entrance"]) == 0
+    scratch = json.loads((quick_run / "history.json").read_text())["epochs"]
+    history = json.loads((tuned / "history.json").read_text())
+    assert history["epochs"][0]["loss"] < scratch[0]["loss"] - 0.1
+    assert history["config"]["init"] == str(pair_export) and history["config"]["init_member"] == 0
+    # the recipe is saved with the run, and it is a different one
+    assert history["config"]["augment"] == "entrance" and AUGMENTATIONS["entrance"] != AUGMENTATIONS["camera"]
+
+
+@pytest.mark.parametrize(
+    ("init", "extra", "message"),
+    [
+        ("pair.onnx", ["--init-member", "2"], "holds 2 run(s); pick 0..1"),
+        ("pair.onnx", ["--input-size", "80"], "exported at 64 px"),
+        ("pair.fp16.onnx", [], "start from the FP32 .onnx"),
+        ("pair.likeness.onnx", [], "not a footfall analyzer model"),
+        ("absent.onnx", [], "no such file"),
+    ],
+)
+def test_a_wrong_export_to_start_from_is_one_line(
+    pair_export: Path, utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    init: str, extra: list[str], message: str,
+) -> None:  # fmt: skip
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05"]
+    capsys.readouterr()
+    assert main([*args, "--input-size", "64", "--init", str(pair_export.with_name(init)), *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
 class _RebootError(Exception):
     """Stands for the power cut that stops a run between two epochs."""
 
@@ -274,12 +376,3 @@ def test_a_run_stopped_as_its_budget_ran_out_keeps_its_last_epochs_weights(utkfa
     assert finished.keys() == state["state_dict"].keys()
     assert all(torch.equal(finished[name], state["state_dict"][name]) for name in finished)
     assert len(json.loads((tmp_path / "history.json").read_text())["epochs"]) == 1
-
-
-def test_the_augmentation_recipe_is_saved_with_the_run(utkface: Path, tmp_path: Path) -> None:
-    from analyzer.train.augment import AUGMENTATIONS
-
-    args = ["train", "--data", str(utkface), "--out", str(tmp_path), "--quick", "--align", "crop"]
-    assert main([*args, "--augment", "entrance"]) == 0
-    assert json.loads((tmp_path / "history.json").read_text())["config"]["augment"] == "entrance"
-    assert AUGMENTATIONS["entrance"] != AUGMENTATIONS["camera"]

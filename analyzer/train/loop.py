@@ -31,10 +31,12 @@ from analyzer.labels import read_labels, split_by_md5
 from analyzer.preprocess import Normalization, chips_to_input
 from analyzer.train.augment import AUGMENTATIONS
 from analyzer.train.dataset import AugmentedChips, BatchCollator, FaceSet, load_face_set
+from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
 from analyzer.train.model import AgeGenderNet, ProbabilityModel
 
 CHECKPOINT = "model.pt"
 HISTORY = "history.json"
+CALIBRATION_CHIPS = 1024  # augmented training chips that set the BatchNorms of a network started from an export
 RESUME = "resume.pt"  # the unfinished run's state after its last whole epoch; removed when the run ends
 
 
@@ -45,6 +47,7 @@ class TrainConfig:
     data: str
     input_size: int = 80
     minutes: float = 50.0
+    epochs: int = 0  # > 0: the schedule spans this many whole epochs instead of ``minutes`` (same work on any box)
     batch_size: int = 128
     learning_rate: float = 0.1
     weight_decay: float = 5e-4
@@ -58,7 +61,8 @@ class TrainConfig:
     subset: int = 0
     workers: int = 1
     balance: float = 0.5  # sample weight 1/frequency**balance of the face's fairface9 group (0 = as is, 1 = equal)
-    init: str = ""  # run folder whose weights start this run (fine-tuning); "" = random weights
+    init: str = ""  # run folder or exported .onnx whose weights start this run (fine-tuning); "" = random weights
+    init_member: int = 0  # which run of an exported ensemble ``init`` starts from
     augment: str = "camera"  # a recipe of analyzer.train.augment.AUGMENTATIONS
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
@@ -143,6 +147,8 @@ def _starting_network(config: TrainConfig) -> AgeGenderNet:
     """Random weights, or a finished run's weights to fine-tune (same input size and architecture)."""
     if not config.init:
         return _network(config)
+    if is_export(config.init):
+        return _exported_network(config)
     net, trained = load_checkpoint(Path(config.init))
     if (trained.input_size, trained.widths, trained.blocks) != (config.input_size, config.widths, config.blocks):
         raise DataError(
@@ -151,6 +157,21 @@ def _starting_network(config: TrainConfig) -> AgeGenderNet:
             f"{list(config.blocks)}; pass --input-size {trained.input_size} or train from scratch"
         )
     return net.train()
+
+
+def _exported_network(config: TrainConfig) -> AgeGenderNet:
+    """One run of an exported file (its BatchNorms still folded: see ``unfold_batchnorm``)."""
+    nets, input_size = networks_from_export(Path(config.init), config.widths, config.blocks)
+    if input_size != config.input_size:
+        raise DataError(
+            f"--init {config.init}: exported at {input_size} px, this run asks for {config.input_size}; "
+            f"pass --input-size {input_size}"
+        )
+    if not 0 <= config.init_member < len(nets):
+        raise DataError(
+            f"--init-member {config.init_member}: {config.init} holds {len(nets)} run(s); pick 0..{len(nets) - 1}"
+        )
+    return nets[config.init_member].train()
 
 
 def _seed_everything(seed: int) -> None:
@@ -253,6 +274,9 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     optimizer = _optimizer(net, config)
     bin_values = torch.as_tensor(FINE_AGE_EDGES, dtype=torch.float32)
     dataset = AugmentedChips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
+    if saved is None and is_export(config.init):
+        calibration = [dataset[index] for index in range(min(CALIBRATION_CHIPS, len(dataset)))]
+        unfold_batchnorm(net, BatchCollator(config.normalization)(calibration)[0])
     sampler = WeightedRandomSampler(_balanced_weights(train_set.ages, config.balance), len(dataset), replacement=True)
     loader = DataLoader(
         dataset,
@@ -277,13 +301,17 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     epoch = len(history)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = 0.0
-    while progress < 1.0:
+    steps_per_epoch = len(loader)
+    while progress < 1.0 and not (config.epochs and epoch >= config.epochs):
         dataset.epoch = epoch
         net.train()
         losses = []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
-        for inputs, ages, genders in bar:
-            progress = (time.monotonic() - started) / budget
+        for step, (inputs, ages, genders) in enumerate(bar):
+            if config.epochs:
+                progress = (epoch + step / steps_per_epoch) / config.epochs
+            else:
+                progress = (time.monotonic() - started) / budget
             if progress >= 1.0:
                 break
             for group in optimizer.param_groups:
