@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from analyzer.age_groups import FINE_AGE_EDGES
-from analyzer.errors import DataError
+from analyzer.classify import OnnxRuntimeBackend
+from analyzer.errors import DataError, ModelError
 from analyzer.train.model import AgeGenderNet, ProbabilityEnsemble, ProbabilityModel
 
 _MATCH_TOLERANCE = 1e-4  # FP32 export and PyTorch agree to ~1e-7; anything near this is another network
@@ -53,9 +54,6 @@ def networks_from_export(
     """
     import onnx
     from onnx import numpy_helper
-
-    from analyzer.classify import OnnxRuntimeBackend
-    from analyzer.errors import ModelError
 
     if not path.is_file():
         raise DataError(f"--init {path}: no such file; pass an .onnx file `analyzer export` wrote, or a run folder")
@@ -107,11 +105,11 @@ def networks_from_export(
     return [net.eval() for net in nets], backend.metadata.input_size
 
 
-def _check_outputs(path: Path, backend: object, nets: list[AgeGenderNet]) -> None:
+def _check_outputs(path: Path, backend: OnnxRuntimeBackend, nets: list[AgeGenderNet]) -> None:
     """The rebuilt networks must compute what the file computes, or they are not its weights."""
-    size = backend.metadata.input_size  # type: ignore[attr-defined]
+    size = backend.metadata.input_size
     probe = np.random.default_rng(0).normal(size=(8, 3, size, size)).astype(np.float32)
-    expected = backend.infer(probe)  # type: ignore[attr-defined]
+    expected = backend.infer(probe)
     members = [ProbabilityModel(net.eval(), mirror_average=True) for net in nets]
     model = members[0] if len(members) == 1 else ProbabilityEnsemble(members)
     with torch.no_grad():
