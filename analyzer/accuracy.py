@@ -167,12 +167,12 @@ def _matches(truth: dict, report: dict) -> list[Match]:
 #: The samplers of the curve: the first k candidates, or the best k of up to ``CALLS_PER_VOTE`` * k.
 SAMPLING_POLICIES = {"first": 1, "best": CALLS_PER_VOTE}
 
-Tally = tuple[int, int, int, int]  # (classified visits, gender right, age group right, classifier calls)
 
+def _count_by_samples(matches: list[Match], logs: dict, voter: AttributeVoter, counts: dict) -> None:
+    """Add one clip's replayed verdicts to ``counts`` (what ``run_accuracy`` sums over the clips).
 
-def _accuracy_by_samples(matches: list[Match], logs: dict, voter: AttributeVoter) -> dict[str, dict[int, Tally]]:
-    """Per sampling policy, for K = 1..MAX_SAMPLES: (visits, gender right, age group right, classifier calls)."""
-    counts = {policy: {k: [0, 0, 0, 0] for k in range(1, MAX_SAMPLES + 1)} for policy in SAMPLING_POLICIES}
+    ``counts[policy][k]``: [classified visits, gender right, age group right, classifier calls].
+    """
     for pair in matches:
         log = logs.get(pair.visit["visit_id"], ())
         true_group = voter.grouping.names[voter.grouping.index_of(pair.visitor["age"])]
@@ -186,7 +186,6 @@ def _accuracy_by_samples(matches: list[Match], logs: dict, voter: AttributeVoter
                 tally[1] += int(verdict.gender == pair.visitor["gender"])
                 tally[2] += int(verdict.age_group == true_group)
                 tally[3] += verdict.classified
-    return {policy: {k: (v[0], v[1], v[2], v[3]) for k, v in by_k.items()} for policy, by_k in counts.items()}
 
 
 #: Babies' and small children's gender is close to chance from a face (engines/MODEL_CARD.md).
@@ -294,14 +293,12 @@ def run_accuracy(
         rows.append((spec, clip_score))
         matches = _matches(truth, result["report"])  # type: ignore[arg-type]
         all_matches += matches
-        clip_curves = _accuracy_by_samples(
+        _count_by_samples(
             matches,
             result["logs"],  # type: ignore[arg-type]
             result["voter"],  # type: ignore[arg-type]
+            by_samples,
         )
-        for policy, by_k in clip_curves.items():
-            for k, tally in by_k.items():
-                by_samples[policy][k] = [a + b for a, b in zip(by_samples[policy][k], tally, strict=True)]
         for band, (n, right) in _gender_by_age(matches).items():
             gender_by_age[band][0] += n
             gender_by_age[band][1] += right

@@ -24,6 +24,8 @@ from analyzer.attributes import improves_votes, keep_best
 from analyzer.preprocess import align_face
 from analyzer.track import Tracks
 
+MIN_SAMPLE_WEIGHT = 1e-3  # a sample's vote weight is its quality, floored so every classified crop counts
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -141,17 +143,21 @@ class Sampler:
         for row, track_id in enumerate(usable.ids.tolist()):
             state = self._tracks.setdefault(track_id, _TrackSampling())
             quality = float(qualities[row])
-            if not every_face and not self._wanted(state, faces.sizes[row], quality, timestamp):
+            weight = max(quality, MIN_SAMPLE_WEIGHT)
+            if not every_face and not self._wanted(state, faces.sizes[row], quality, weight, timestamp):
                 continue
             keypoints = self.refine(frame_rgb, faces.boxes[row]) if self.refine is not None else None
             chip = align_face(frame_rgb, faces.keypoints[row] if keypoints is None else keypoints, self.chip_size)
-            samples.append(Sample(camera, track_id, chip, max(quality, 1e-3), timestamp, captured_at))
+            samples.append(Sample(camera, track_id, chip, weight, timestamp, captured_at))
             state.classified += 1
-            keep_best(state.kept_qualities, max(quality, 1e-3), self.samples_per_track)
+            keep_best(state.kept_qualities, weight, self.samples_per_track)
         return samples
 
-    def _wanted(self, state: _TrackSampling, size: float, quality: float, timestamp: float) -> bool:
-        """Whether to classify this crop; a candidate moves the spacing clock even when it is not classified."""
+    def _wanted(self, state: _TrackSampling, size: float, quality: float, weight: float, timestamp: float) -> bool:
+        """Whether to classify this crop (``weight``: its vote weight).
+
+        A candidate moves the spacing clock even when it is not classified.
+        """
         if state.classified >= self.max_classified_per_track or size < self.min_face_px:
             return False
         if state.classified and (
@@ -161,7 +167,7 @@ class Sampler:
             return False
         state.last_candidate_at = timestamp
         state.best_quality = max(state.best_quality, quality)
-        return improves_votes(max(quality, 1e-3), state.kept_qualities, self.samples_per_track)
+        return improves_votes(weight, state.kept_qualities, self.samples_per_track)
 
     def forget(self, track_ids: list[int]) -> None:
         """Drop the state of ended tracks (keeps memory bounded)."""
