@@ -11,6 +11,7 @@ accuracy grows with the number of samples per visitor (the sampler's K).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -23,7 +24,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from analyzer.age_groups import builtin_grouping
-from analyzer.attributes import UNKNOWN, AttributeVoter
+from analyzer.attributes import UNKNOWN, AttributeVoter, LoggedSample
 from analyzer.classify import OnnxRuntimeBackend, classify_chips
 from analyzer.config import REPO_ROOT, Config, SamplerConfig, load_config
 from analyzer.evaluation import group_predictions
@@ -135,26 +136,41 @@ def _run_clip(config: Config, clip: Path, keep_sample_log: bool = False) -> tupl
     return report, voter
 
 
-def _run(config: Config, clip: Path, product: SamplerConfig) -> dict[str, object]:
-    """Run the clip classifying every candidate crop; the report gives the ``product`` sampler's verdicts.
+@dataclass
+class LoggedRun:
+    """A clip run that classified every candidate crop, so any sampler's verdicts can be replayed from it."""
 
-    The product's verdicts are replayed from the log (``AttributeVoter.replay``),
-    so one run measures the shipped sampler and every other k of the curve.
-    """
+    report: RunReport
+    logs: dict[str, tuple[tuple[LoggedSample, ...], ...]]  # visit id -> each of its tracks' samples
+    voter: AttributeVoter
+
+    def voter_for(self, product: SamplerConfig) -> AttributeVoter:
+        """The run's voter with the ``product`` sampler's confidence rule (the run itself classified every crop)."""
+        voter = copy.copy(self.voter)
+        voter.confident_at = product.confident_at
+        return voter
+
+    def replayed(self, product: SamplerConfig) -> dict[str, object]:
+        """The report as the ``product`` sampler would have published it (``AttributeVoter.replay``)."""
+        voter = self.voter_for(product)
+        calls = product.calls_per_track
+        visits = {
+            camera: [
+                replace(visit, attributes=voter.replay(self.logs[visit.visit_id], product.samples_per_track, calls))
+                for visit in camera_visits
+            ]
+            for camera, camera_visits in self.report.visits.items()
+        }
+        return replace(self.report, visits=visits).to_dict()
+
+
+def _logged_run(config: Config, clip: Path) -> LoggedRun:
+    """Run the clip classifying every candidate crop, so one run measures every sampler of the curve."""
     config.sampler.samples_per_track = config.sampler.max_classified_per_track = LOGGED_CANDIDATES
     config.sampler.confident_at = 1.0  # classify every candidate, so any sampler can be replayed
     report, voter = _run_clip(config, clip, keep_sample_log=True)
-    voter.confident_at = product.confident_at
     logs = {visit.visit_id: visit.attributes.sample_log for visits in report.visits.values() for visit in visits}
-    for camera, visits in report.visits.items():
-        report.visits[camera] = [
-            replace(
-                visit,
-                attributes=voter.replay(logs[visit.visit_id], product.samples_per_track, product.calls_per_track),
-            )
-            for visit in visits
-        ]
-    return {"report": report.to_dict(), "logs": logs, "voter": voter}
+    return LoggedRun(report, logs, voter)
 
 
 def _matches(truth: dict, report: dict) -> list[Match]:
@@ -287,18 +303,15 @@ def run_accuracy(
             )  # fmt: skip
         config = load_config(config_path)
         log(f"running {spec.name}")
-        result = _run(config, clip, replace(config.sampler))
-        (work / f"{spec.name}.report.json").write_text(json.dumps(result["report"], indent=1))
-        clip_score = score(truth, result["report"])  # type: ignore[arg-type]
+        product = replace(config.sampler)
+        logged = _logged_run(config, clip)
+        report = logged.replayed(product)
+        (work / f"{spec.name}.report.json").write_text(json.dumps(report, indent=1))
+        clip_score = score(truth, report)
         rows.append((spec, clip_score))
-        matches = _matches(truth, result["report"])  # type: ignore[arg-type]
+        matches = _matches(truth, report)
         all_matches += matches
-        _count_by_samples(
-            matches,
-            result["logs"],  # type: ignore[arg-type]
-            result["voter"],  # type: ignore[arg-type]
-            by_samples,
-        )
+        _count_by_samples(matches, logged.logs, logged.voter_for(product), by_samples)
         for band, (n, right) in _gender_by_age(matches).items():
             gender_by_age[band][0] += n
             gender_by_age[band][1] += right

@@ -7,9 +7,10 @@ from analyzer.accuracy import (
     CLIP_SET,
     TARGETS,
     ClipSpec,
+    LoggedRun,
     _gender_by_age,
+    _logged_run,
     _markdown,
-    _run,
     _run_clip,
     run_accuracy,
     source_photo_accuracy,
@@ -127,14 +128,22 @@ def test_the_network_is_scored_on_each_classified_visitors_own_photo(
     assert drawn["all"][1] <= 6 if swap_labels else drawn["all"][1] >= 24
 
 
+@pytest.fixture(scope="module")
+def logged_clip(utkface: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LoggedRun]:
+    """A short clip and one run of it that classified every candidate crop."""
+    work = tmp_path_factory.mktemp("logged")
+    clip = work / "clip.mp4"
+    simulate(utkface, clip, work / "truth.json", visitors=5, seconds=10.0, size=(640, 360), seed=4)
+    return clip, _logged_run(load_config(REPO_ROOT / "configs" / "simulated.yaml"), clip)
+
+
 @pytest.mark.parametrize("max_classified", [None, 6])  # the first K crops; the best K of up to 6
 def test_the_replayed_verdicts_are_what_a_run_with_that_sampler_publishes(
-    utkface: Path, tmp_path: Path, max_classified: int | None
+    logged_clip: tuple[Path, LoggedRun], max_classified: int | None
 ) -> None:
-    clip = tmp_path / "clip.mp4"
-    simulate(utkface, clip, tmp_path / "truth.json", visitors=5, seconds=10.0, size=(640, 360), seed=4)
+    clip, logged = logged_clip
     product = SamplerConfig(samples_per_track=2, max_classified_per_track=max_classified, confident_at=1.0)
-    replayed = _run(load_config(REPO_ROOT / "configs" / "simulated.yaml"), clip, product)["report"]
+    replayed = logged.replayed(product)
     config = load_config(REPO_ROOT / "configs" / "simulated.yaml")
     config.sampler = product
     published, _ = _run_clip(config, clip)
