@@ -1,5 +1,7 @@
 """Training, export and the model file contract (needs the 'train' extra)."""
 
+import contextlib
+import io
 import itertools
 import json
 from pathlib import Path
@@ -154,28 +156,40 @@ def other_run(quick_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return other
 
 
+@pytest.fixture(scope="module")
+def exported_pair(quick_run: Path, other_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The quick and the other run exported as one ensemble, and what ``analyzer export`` printed."""
+    prefix = tmp_path_factory.mktemp("pair") / "pair"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", "--run", str(quick_run), "--run", str(other_run), "--out", str(prefix)]) == 0
+    return prefix.with_suffix(".onnx"), printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pair_export(exported_pair: tuple[Path, str]) -> Path:
+    return exported_pair[0]
+
+
 def test_an_ensemble_export_averages_its_runs(
-    quick_run: Path, other_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    quick_run: Path, other_run: Path, exported_pair: tuple[Path, str]
 ) -> None:
     from analyzer.train.loop import load_checkpoint
     from analyzer.train.model import ProbabilityModel, model_size
 
-    other = other_run
-    prefix = tmp_path / "pair"
-    capsys.readouterr()
-    assert main(["export", "--run", str(quick_run), "--run", str(other), "--out", str(prefix)]) == 0
+    exported, printed = exported_pair
     parameters, macs = model_size(load_checkpoint(quick_run)[0], 64)
-    assert f"2 x {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M multiply-adds" in capsys.readouterr().out
+    assert f"2 x {parameters / 1e6:.2f} M parameters, {macs / 1e6:.0f} M multiply-adds" in printed
     inputs = np.random.default_rng(4).normal(size=(4, 3, 64, 64)).astype(np.float32)
     with torch.no_grad():
         members = [
-            ProbabilityModel(load_checkpoint(run)[0]).eval()(torch.from_numpy(inputs)) for run in (quick_run, other)
+            ProbabilityModel(load_checkpoint(run)[0]).eval()(torch.from_numpy(inputs)) for run in (quick_run, other_run)
         ]
-    result = OnnxRuntimeBackend(prefix.with_suffix(".onnx")).infer(inputs)
+    result = OnnxRuntimeBackend(exported).infer(inputs)
     expected_age = (members[0][0] + members[1][0]).numpy() / 2
     assert np.allclose(result.age_probs, expected_age, atol=1e-5)
     assert not np.allclose(result.age_probs, members[0][0].numpy(), atol=1e-4)
-    assert "ensemble of 2 runs" in OnnxRuntimeBackend(prefix.with_suffix(".onnx")).metadata.training_data
+    assert "ensemble of 2 runs" in OnnxRuntimeBackend(exported).metadata.training_data
 
 
 def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_model: Path) -> None:
@@ -225,13 +239,6 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
     assert main([*args, str(broken)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a checkpoint of `analyzer train`" in err
-
-
-@pytest.fixture(scope="module")
-def pair_export(quick_run: Path, other_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    prefix = tmp_path_factory.mktemp("pair") / "pair"
-    assert main(["export", "--run", str(quick_run), "--run", str(other_run), "--out", str(prefix)]) == 0
-    return prefix.with_suffix(".onnx")
 
 
 def _logits(net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,12 @@ def _conv_batchnorm_pairs(net: AgeGenderNet) -> list[tuple[nn.Conv2d, nn.BatchNo
     return [(conv, batchnorm_after[conv]) for conv in net.modules() if isinstance(conv, nn.Conv2d)]
 
 
+def _identity_statistics(batchnorm: nn.BatchNorm2d) -> None:
+    """Running statistics that make eval mode pass its input through (scale 1 keeps the folded function)."""
+    batchnorm.running_mean.zero_()
+    batchnorm.running_var.fill_(1.0 - batchnorm.eps)
+
+
 def networks_from_export(
     path: Path, widths: tuple[int, ...], blocks: tuple[int, ...]
 ) -> tuple[list[AgeGenderNet], int]:
@@ -90,8 +96,7 @@ def networks_from_export(
                     conv.weight.copy_(torch.from_numpy(weights[weight]))
                     batchnorm.weight.fill_(1.0)
                     batchnorm.bias.copy_(torch.from_numpy(weights[bias]))
-                    batchnorm.running_mean.zero_()
-                    batchnorm.running_var.fill_(1.0 - batchnorm.eps)
+                    _identity_statistics(batchnorm)
                 for weight, bias in heads[2 * index : 2 * index + 2]:
                     layer = net.gender_head if weights[weight].shape[0] == 2 else net.age_head
                     layer.weight.copy_(torch.from_numpy(weights[weight]))
@@ -143,8 +148,7 @@ def unfold_batchnorm(net: AgeGenderNet, inputs: torch.Tensor) -> None:
 
     pairs = _conv_batchnorm_pairs(net)
     for _, batchnorm in pairs:  # identity again, even if a train-mode pass has moved the running statistics
-        batchnorm.running_mean.zero_()
-        batchnorm.running_var.fill_(1.0 - batchnorm.eps)
+        _identity_statistics(batchnorm)
     hooks = [conv.register_forward_hook(recorder(batchnorm)) for conv, batchnorm in pairs]
     try:
         was_training = net.training
