@@ -140,6 +140,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "compressed at their own size)",
     )  # fmt: skip
     parser.add_argument(
+        "--head-outline", type=float, default=0.0, metavar="POWER",
+        help="mask the chip outside a head outline, a superellipse of this power (2 = inscribed ellipse), "
+        "in training and in the exported graph (default 0: none, or what the --init network has)",
+    )  # fmt: skip
+    parser.add_argument(
         "--resume", action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
     )  # fmt: skip
@@ -163,6 +168,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(
             data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,
             init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
+            head_outline=args.head_outline,
         )  # fmt: skip
     else:
         config = TrainConfig(
@@ -178,6 +184,7 @@ def run_train(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             gender_weight=args.gender_weight,
             augment=args.augment,
+            head_outline=args.head_outline,
         )
     return _report_training(train(config, args.out), args.out)
 

@@ -17,7 +17,7 @@ from analyzer.errors import ModelError
 from analyzer.evaluation import agreement, select_split
 from analyzer.face_photos import align_photos
 from analyzer.labels import read_labels
-from analyzer.model_meta import METADATA_SCHEMA
+from analyzer.model_meta import INPUT_NAME, METADATA_SCHEMA
 
 torch = pytest.importorskip("torch", reason="the 'train' extra is not installed")
 
@@ -208,7 +208,7 @@ def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_m
     from analyzer.preprocess import chips_to_input
 
     with torch.no_grad():
-        trunk = net.features(torch.from_numpy(chips_to_input(faces, config.normalization))).numpy()
+        trunk = net.pooled(torch.from_numpy(chips_to_input(faces, config.normalization))).numpy()
     expected = trunk / np.linalg.norm(trunk, axis=1, keepdims=True)
     assert vectors.shape == (3, LIKENESS_SIZE)
     assert np.allclose(vectors, expected, atol=1e-4)
@@ -319,6 +319,48 @@ def test_a_wrong_export_to_start_from_is_one_line(
     assert main([*args, "--input-size", "64", "--init", str(pair_export.with_name(init)), *extra]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+@pytest.fixture(scope="module")
+def masked_run(quick_run: Path, utkface: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick run fine-tuned with ``--head-outline 2``: everything outside an inscribed ellipse masked."""
+    run = tmp_path_factory.mktemp("masked")
+    args = ["train", "--data", str(utkface), "--out", str(run), "--quick", "--align", "crop"]
+    assert main([*args, "--init", str(quick_run), "--head-outline", "2"]) == 0
+    return run
+
+
+def test_a_head_outline_hides_the_chips_backdrop_from_the_exported_networks(
+    masked_run: Path, quick_model: Path, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    from analyzer.train.from_export import networks_from_export
+    from analyzer.train.loop import load_checkpoint
+    from analyzer.train.model import HeadOutline
+
+    prefix = tmp_path / "masked"
+    assert main(["export", "--run", str(masked_run), "--out", str(prefix)]) == 0
+    rng = np.random.default_rng(7)
+    chips = rng.normal(size=(3, 3, 64, 64)).astype(np.float32)
+    outside = HeadOutline.superellipse(64, 2.0).mask.numpy()[0, 0] == 0
+    assert 0.15 < outside.mean() < 0.3  # the corners beyond an inscribed ellipse
+    new_backdrop, new_face = chips.copy(), chips.copy()
+    new_backdrop[:, :, outside] = rng.normal(size=new_backdrop[:, :, outside].shape)
+    new_face[:, :, 24:40, 24:40] = rng.normal(size=(3, 3, 16, 16))
+
+    def outputs(path: Path, inputs: np.ndarray) -> np.ndarray:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        results = session.run(None, {INPUT_NAME: inputs})
+        return np.concatenate([output.reshape(len(inputs), -1) for output in results], axis=1)
+
+    for path in (prefix.with_suffix(".onnx"), prefix.with_name("masked.likeness.onnx")):
+        assert np.allclose(outputs(path, chips), outputs(path, new_backdrop), atol=1e-6), path.name
+        assert not np.allclose(outputs(path, chips), outputs(path, new_face), atol=1e-4), path.name
+    assert not np.allclose(outputs(quick_model, chips), outputs(quick_model, new_backdrop), atol=1e-4)
+    # started from the export (``--init masked.onnx``), the network keeps its mask
+    rebuilt = networks_from_export(prefix.with_suffix(".onnx"), (32, 64, 128, 256), (1, 2, 2, 1))[0][0]
+    assert torch.equal(rebuilt.outline.mask, load_checkpoint(masked_run)[0].outline.mask)
 
 
 class _RebootError(Exception):

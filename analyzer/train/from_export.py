@@ -22,7 +22,7 @@ from torch import nn
 from analyzer.age_groups import FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend
 from analyzer.errors import DataError, ModelError
-from analyzer.train.model import AgeGenderNet, ProbabilityEnsemble, ProbabilityModel
+from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityEnsemble, ProbabilityModel
 
 _MATCH_TOLERANCE = 1e-4  # FP32 export and PyTorch agree to ~1e-7; anything near this is another network
 
@@ -55,8 +55,10 @@ def networks_from_export(
 ) -> tuple[list[AgeGenderNet], int]:
     """The networks of every run in an exported FP32 file, and the file's input size.
 
-    BatchNorms come back as identities after the folded convolutions (exact in
-    eval mode); call :func:`unfold_batchnorm` before training them.
+    A head-outline mask in the graph (a Mul by a chip-sized constant) comes
+    back as the networks' ``HeadOutline``. BatchNorms come back as identities
+    after the folded convolutions (exact in eval mode); call
+    :func:`unfold_batchnorm` before training them.
     """
     import onnx
     from onnx import numpy_helper
@@ -85,7 +87,15 @@ def networks_from_export(
             f"this architecture (widths {list(widths)}, blocks {list(blocks)}: {per_net} convolutions and 2 "
             "heads each); start from a file `analyzer export` wrote, or a run folder"
         )
-    nets = [AgeGenderNet(len(FINE_AGE_EDGES), widths=widths, blocks=blocks) for _ in range(runs)]
+    chip_shape = (1, 1, backend.metadata.input_size, backend.metadata.input_size)
+    constants = [name for node in graph.node if node.op_type == "Mul" for name in node.input if name in weights]
+    masks = [torch.from_numpy(weights[name]) for name in constants if weights[name].shape == chip_shape]
+    nets = [
+        AgeGenderNet(
+            len(FINE_AGE_EDGES), widths=widths, blocks=blocks, outline=HeadOutline(masks[0]) if masks else None
+        )
+        for _ in range(runs)
+    ]
     try:
         with torch.no_grad():
             for index, net in enumerate(nets):

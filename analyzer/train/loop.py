@@ -32,7 +32,7 @@ from analyzer.preprocess import Normalization, chips_to_input
 from analyzer.train.augment import AUGMENTATIONS
 from analyzer.train.dataset import AugmentedChips, BatchCollator, FaceSet, load_face_set
 from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
-from analyzer.train.model import AgeGenderNet, ProbabilityModel
+from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel
 
 CHECKPOINT = "model.pt"
 HISTORY = "history.json"
@@ -64,6 +64,7 @@ class TrainConfig:
     init: str = ""  # run folder or exported .onnx whose weights start this run (fine-tuning); "" = random weights
     init_member: int = 0  # which run of an exported ensemble ``init`` starts from
     augment: str = "camera"  # a recipe of analyzer.train.augment.AUGMENTATIONS
+    head_outline: float = 0.0  # > 0: mask the chip outside a superellipse of this power (2 = ellipse); 0: keep init's
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     normalization: Normalization = field(default_factory=Normalization)
@@ -137,7 +138,8 @@ def validation_metrics(model: ProbabilityModel, faces: FaceSet, config: TrainCon
 
 def _network(config: TrainConfig, state_dict: dict[str, torch.Tensor] | None = None) -> AgeGenderNet:
     """The architecture ``config`` names, with ``state_dict``'s weights when given (else random ones)."""
-    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks)
+    outline = HeadOutline(state_dict["outline.mask"]) if state_dict and "outline.mask" in state_dict else None
+    net = AgeGenderNet(len(FINE_AGE_EDGES), widths=config.widths, blocks=config.blocks, outline=outline)
     if state_dict is not None:
         net.load_state_dict(state_dict)
     return net
@@ -146,9 +148,9 @@ def _network(config: TrainConfig, state_dict: dict[str, torch.Tensor] | None = N
 def _starting_network(config: TrainConfig) -> AgeGenderNet:
     """Random weights, or a finished run's weights to fine-tune (same input size and architecture)."""
     if not config.init:
-        return _network(config)
+        return _with_outline(_network(config), config)
     if is_export(config.init):
-        return _exported_network(config)
+        return _with_outline(_exported_network(config), config)
     net, trained = load_checkpoint(Path(config.init))
     if (trained.input_size, trained.widths, trained.blocks) != (config.input_size, config.widths, config.blocks):
         raise DataError(
@@ -156,7 +158,14 @@ def _starting_network(config: TrainConfig) -> AgeGenderNet:
             f"blocks {list(trained.blocks)}, this run asks for {config.input_size} px, {list(config.widths)}, "
             f"{list(config.blocks)}; pass --input-size {trained.input_size} or train from scratch"
         )
-    return net.train()
+    return _with_outline(net, config).train()
+
+
+def _with_outline(net: AgeGenderNet, config: TrainConfig) -> AgeGenderNet:
+    """``net`` masked with ``--head-outline`` when given; else as it started (a fine-tune keeps its mask)."""
+    if config.head_outline > 0:
+        net.outline = HeadOutline.superellipse(config.input_size, config.head_outline)
+    return net
 
 
 def _exported_network(config: TrainConfig) -> AgeGenderNet:

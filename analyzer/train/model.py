@@ -7,8 +7,11 @@ accuracy-relevant width), and they map well to TensorRT FP16 kernels.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from analyzer.scene import superellipse_radius
 
 
 def _conv_bn_relu(inputs: int, outputs: int, stride: int = 1) -> nn.Sequential:
@@ -41,6 +44,30 @@ class BasicBlock(nn.Module):
         return self.activation(self.body(x) + self.shortcut(x))
 
 
+class HeadOutline(nn.Module):
+    """Sets every chip pixel outside a head outline to mid-grey (0 after normalisation).
+
+    The chip's corners hold the backdrop (the photo's, the shop's), which says
+    nothing about age or gender; masked in training and in the exported graph
+    alike, the network cannot learn to rely on it.
+    """
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.reshape(1, 1, *mask.shape[-2:]).float().clone())
+
+    @classmethod
+    def superellipse(cls, size: int, power: float, feather: float = 0.06) -> HeadOutline:
+        """The outline the simulator and the training backdrops draw heads with (power 2: an ellipse)."""
+        centres = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
+        radius = superellipse_radius(centres[None, :], centres[:, None], power)
+        return cls(torch.from_numpy(np.clip((1.0 - radius) / feather, 0.0, 1.0).astype(np.float32)))
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        """The masked chips."""
+        return chips * self.mask
+
+
 class AgeGenderNet(nn.Module):
     """Logits for fine age bins and for gender (female, male).
 
@@ -61,8 +88,10 @@ class AgeGenderNet(nn.Module):
         widths: tuple[int, ...] = (32, 64, 128, 256),
         blocks: tuple[int, ...] = (1, 2, 2, 1),
         dropout: float = 0.1,
+        outline: HeadOutline | None = None,
     ) -> None:
         super().__init__()
+        self.outline: nn.Module = outline if outline is not None else nn.Identity()
         layers: list[nn.Module] = [_conv_bn_relu(3, stem, stride=2)]
         channels = stem
         for width, count in zip(widths, blocks, strict=True):
@@ -80,9 +109,13 @@ class AgeGenderNet(nn.Module):
             if isinstance(block, BasicBlock):
                 nn.init.zeros_(block.body[2].weight)  # start each residual branch at zero
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's globally pooled features of (masked) chips."""
+        return self.features(self.outline(x))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Age and gender logits."""
-        features = self.dropout(self.features(x))
+        features = self.dropout(self.pooled(x))
         return self.age_head(features), self.gender_head(features)
 
 
@@ -144,11 +177,11 @@ class LikenessModel(nn.Module):
 
     def __init__(self, net: AgeGenderNet) -> None:
         super().__init__()
-        self.features = net.features
+        self.net = net
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """(N, C) unit vectors."""
-        return nn.functional.normalize(self.features(chips), dim=1)
+        return nn.functional.normalize(self.net.pooled(chips), dim=1)
 
 
 def model_size(net: nn.Module, input_size: int) -> tuple[int, int]:
