@@ -164,6 +164,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--epochs {args.epochs} is negative; give a number of epochs, or 0 to train for --minutes")
     if not 32 <= args.input_size <= 160:
         raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
+    if args.head_outline != 0 and args.head_outline < 1:
+        raise ConfigError(
+            f"--head-outline {args.head_outline:g}: give a superellipse power of 1 or more (2 = ellipse), "
+            "or 0 for no mask"
+        )
     if args.quick:
         config = TrainConfig(
             data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,

@@ -241,6 +241,24 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
     assert err.count("\n") == 1 and "not a checkpoint of `analyzer train`" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--epochs", "-3"], "--epochs -3 is negative"),
+        (["--input-size", "200"], "--input-size 200 is outside 32..160"),
+        (["--head-outline", "0.5"], "--head-outline 0.5: give a superellipse power of 1 or more"),
+        (["--head-outline", "-2"], "--head-outline -2: give a superellipse power of 1 or more"),
+    ],
+)
+def test_a_wrong_training_setting_is_one_line_before_any_work(
+    utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    assert main(["train", "--data", str(utkface), "--out", str(tmp_path / "r"), *option]) == 2  # a usage error
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "r").exists()
+
+
 def _logits(net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         age, gender = net(inputs)
