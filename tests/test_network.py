@@ -214,15 +214,21 @@ def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_m
     assert np.allclose(vectors, expected, atol=1e-4)
 
 
-def test_fine_tuning_starts_from_the_given_run(quick_run: Path, utkface: Path, tmp_path: Path) -> None:
-    tuned = tmp_path / "tuned"
-    args = ["train", "--data", str(utkface), "--out", str(tuned), "--quick", "--align", "crop"]
-    assert main([*args, "--init", str(quick_run)]) == 0
+@pytest.fixture(scope="module")
+def masked_run(quick_run: Path, utkface: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick run fine-tuned with ``--head-outline 2``: everything outside an inscribed ellipse masked."""
+    run = tmp_path_factory.mktemp("masked")
+    args = ["train", "--data", str(utkface), "--out", str(run), "--quick", "--align", "crop"]
+    assert main([*args, "--init", str(quick_run), "--head-outline", "2"]) == 0
+    return run
+
+
+def test_fine_tuning_starts_from_the_given_run(quick_run: Path, masked_run: Path) -> None:
     scratch = json.loads((quick_run / "history.json").read_text())["epochs"]
-    first = json.loads((tuned / "history.json").read_text())["epochs"][0]
-    # same seed and data: only the starting weights differ, and they are the trained ones
-    assert first["loss"] < scratch[0]["loss"] - 0.1
-    assert json.loads((tuned / "history.json").read_text())["config"]["init"] == str(quick_run)
+    tuned = json.loads((masked_run / "history.json").read_text())
+    # same seed and data: only the starting weights (and the mask) differ, and they are the trained ones
+    assert tuned["epochs"][0]["loss"] < scratch[0]["loss"] - 0.1
+    assert tuned["config"]["init"] == str(quick_run) and tuned["config"]["head_outline"] == 2
 
 
 def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
@@ -337,15 +343,6 @@ def test_a_wrong_export_to_start_from_is_one_line(
     assert main([*args, "--input-size", "64", "--init", str(pair_export.with_name(init)), *extra]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
-
-
-@pytest.fixture(scope="module")
-def masked_run(quick_run: Path, utkface: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The quick run fine-tuned with ``--head-outline 2``: everything outside an inscribed ellipse masked."""
-    run = tmp_path_factory.mktemp("masked")
-    args = ["train", "--data", str(utkface), "--out", str(run), "--quick", "--align", "crop"]
-    assert main([*args, "--init", str(quick_run), "--head-outline", "2"]) == 0
-    return run
 
 
 def test_a_head_outline_hides_the_chips_backdrop_from_the_exported_networks(

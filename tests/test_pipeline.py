@@ -100,7 +100,10 @@ def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tm
     assert result.returncode == 0, result.stderr
     assert "WARNING: debug preview is ON" in result.stderr
     # Only our own lines: LiteRT's start-up and shutdown chatter (INFO: ... DestroyAccelerator) is silenced.
-    assert not [line for line in result.stderr.splitlines() if line.startswith(("INFO:", "W0000", "I0000"))]
+    # Left: MediaPipe's one-off note, mid-run and now and then, that a tensor it allocated itself is copied
+    # for alignment (our input images are 64-byte aligned already); only muting the whole stderr would hide it.
+    chatter = [line for line in result.stderr.splitlines() if line.startswith(("INFO:", "W0000", "I0000"))]
+    assert not [line for line in chatter if "memory is not aligned" not in line]
     frames = int(cv2.VideoCapture(str(preview)).get(cv2.CAP_PROP_FRAME_COUNT))
     assert frames == int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT))
     document = json.loads(report_path.read_text())
