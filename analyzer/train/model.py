@@ -7,11 +7,10 @@ accuracy-relevant width), and they map well to TensorRT FP16 kernels.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from analyzer.scene import superellipse_radius
+from analyzer.scene import head_alpha
 
 
 def _conv_bn_relu(inputs: int, outputs: int, stride: int = 1) -> nn.Sequential:
@@ -57,11 +56,9 @@ class HeadOutline(nn.Module):
         self.register_buffer("mask", mask.reshape(1, 1, *mask.shape[-2:]).float().clone())
 
     @classmethod
-    def superellipse(cls, size: int, power: float, feather: float = 0.06) -> HeadOutline:
+    def superellipse(cls, size: int, power: float) -> HeadOutline:
         """The outline the simulator and the training backdrops draw heads with (power 2: an ellipse)."""
-        centres = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
-        radius = superellipse_radius(centres[None, :], centres[:, None], power)
-        return cls(torch.from_numpy(np.clip((1.0 - radius) / feather, 0.0, 1.0).astype(np.float32)))
+        return cls(torch.from_numpy(head_alpha(size, size, power)))
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """The masked chips."""
