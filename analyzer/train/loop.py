@@ -146,11 +146,19 @@ def _network(config: TrainConfig, state_dict: dict[str, torch.Tensor] | None = N
 
 
 def _starting_network(config: TrainConfig) -> AgeGenderNet:
+    """The initial weights, masked with ``--head-outline`` when given (else a fine-tune keeps its mask)."""
+    net = _initial_weights(config)
+    if config.head_outline > 0:
+        net.outline = HeadOutline.superellipse(config.input_size, config.head_outline)
+    return net.train()
+
+
+def _initial_weights(config: TrainConfig) -> AgeGenderNet:
     """Random weights, or a finished run's weights to fine-tune (same input size and architecture)."""
     if not config.init:
-        return _with_outline(_network(config), config)
+        return _network(config)
     if is_export(config.init):
-        return _with_outline(_exported_network(config), config)
+        return _exported_network(config)
     net, trained = load_checkpoint(Path(config.init))
     if (trained.input_size, trained.widths, trained.blocks) != (config.input_size, config.widths, config.blocks):
         raise DataError(
@@ -158,13 +166,6 @@ def _starting_network(config: TrainConfig) -> AgeGenderNet:
             f"blocks {list(trained.blocks)}, this run asks for {config.input_size} px, {list(config.widths)}, "
             f"{list(config.blocks)}; pass --input-size {trained.input_size} or train from scratch"
         )
-    return _with_outline(net, config).train()
-
-
-def _with_outline(net: AgeGenderNet, config: TrainConfig) -> AgeGenderNet:
-    """``net`` masked with ``--head-outline`` when given; else as it started (a fine-tune keeps its mask)."""
-    if config.head_outline > 0:
-        net.outline = HeadOutline.superellipse(config.input_size, config.head_outline)
     return net
 
 
@@ -180,7 +181,7 @@ def _exported_network(config: TrainConfig) -> AgeGenderNet:
         raise DataError(
             f"--init-member {config.init_member}: {config.init} holds {len(nets)} run(s); pick 0..{len(nets) - 1}"
         )
-    return nets[config.init_member].train()
+    return nets[config.init_member]
 
 
 def _seed_everything(seed: int) -> None:
