@@ -346,7 +346,7 @@ def test_a_wrong_export_to_start_from_is_one_line(
 
 
 def test_a_head_outline_hides_the_chips_backdrop_from_the_exported_networks(
-    masked_run: Path, quick_model: Path, tmp_path: Path
+    quick_run: Path, masked_run: Path, quick_model: Path, tmp_path: Path
 ) -> None:
     import onnxruntime
 
@@ -376,6 +376,12 @@ def test_a_head_outline_hides_the_chips_backdrop_from_the_exported_networks(
     # started from the export (``--init masked.onnx``), the network keeps its mask
     rebuilt = networks_from_export(prefix.with_suffix(".onnx"), (32, 64, 128, 256), (1, 2, 2, 1))[0][0]
     assert torch.equal(rebuilt.outline.mask, load_checkpoint(masked_run)[0].outline.mask)
+    # an ensemble of an unmasked and a masked run gives each back as it was trained
+    mixed = tmp_path / "mixed"
+    assert main(["export", "--run", str(quick_run), "--run", str(masked_run), "--out", str(mixed)]) == 0
+    unmasked, masked = networks_from_export(mixed.with_suffix(".onnx"), (32, 64, 128, 256), (1, 2, 2, 1))[0]
+    assert isinstance(unmasked.outline, torch.nn.Identity)
+    assert torch.equal(masked.outline.mask, load_checkpoint(masked_run)[0].outline.mask)
 
 
 class _RebootError(Exception):

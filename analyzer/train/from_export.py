@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from analyzer.age_groups import FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend
 from analyzer.errors import DataError, ModelError
 from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityEnsemble, ProbabilityModel
+
+if TYPE_CHECKING:
+    import onnx
 
 _MATCH_TOLERANCE = 1e-4  # FP32 export and PyTorch agree to ~1e-7; anything near this is another network
 
@@ -77,7 +81,8 @@ def networks_from_export(
         if node.op_type == "Identity" and node.input[0] in weights:
             weights[node.output[0]] = weights[node.input[0]]
     # execution order: each run's convolutions, then its two heads (export may share identical tensors)
-    convolutions = [node.input[1:3] for node in graph.node if node.op_type == "Conv" and len(node.input) == 3]
+    conv_nodes = [node for node in graph.node if node.op_type == "Conv" and len(node.input) == 3]
+    convolutions = [node.input[1:3] for node in conv_nodes]
     heads = [node.input[1:3] for node in graph.node if node.op_type == "Gemm" and len(node.input) == 3]
     per_net = len(_conv_batchnorm_pairs(AgeGenderNet(len(FINE_AGE_EDGES), widths=widths, blocks=blocks)))
     runs = len(convolutions) // per_net
@@ -88,14 +93,13 @@ def networks_from_export(
             "heads each); start from a file `analyzer export` wrote, or a run folder"
         )
     chip_shape = (1, 1, backend.metadata.input_size, backend.metadata.input_size)
-    constants = [name for node in graph.node if node.op_type == "Mul" for name in node.input if name in weights]
-    masks = [torch.from_numpy(weights[name]) for name in constants if weights[name].shape == chip_shape]
-    nets = [
-        AgeGenderNet(
-            len(FINE_AGE_EDGES), widths=widths, blocks=blocks, outline=HeadOutline(masks[0]) if masks else None
+    masks = [_masks_before(graph, weights, conv_nodes[index * per_net], chip_shape) for index in range(runs)]
+    if any(len(run_masks) > 1 for run_masks in masks):
+        raise DataError(
+            f"--init {path}: more than one head-outline mask before a run; start from a file `analyzer export` wrote"
         )
-        for _ in range(runs)
-    ]
+    outlines = [HeadOutline(torch.from_numpy(run_masks[0])) if run_masks else None for run_masks in masks]
+    nets = [AgeGenderNet(len(FINE_AGE_EDGES), widths=widths, blocks=blocks, outline=outline) for outline in outlines]
     try:
         with torch.no_grad():
             for index, net in enumerate(nets):
@@ -118,6 +122,28 @@ def networks_from_export(
         ) from None
     _check_outputs(path, backend, nets)
     return [net.eval() for net in nets], backend.metadata.input_size
+
+
+def _masks_before(
+    graph: onnx.GraphProto, weights: dict[str, np.ndarray], first_conv: onnx.NodeProto, chip_shape: tuple[int, ...]
+) -> list[np.ndarray]:
+    """Every head-outline mask (a Mul by a chip-sized constant) on the way to one run's first convolution.
+
+    Each run of an ensemble carries its own mask or none, so a file mixing
+    masked and unmasked runs gives each run back as it was trained.
+    """
+    producer = {output: node for node in graph.node for output in node.output}
+    masks: list[np.ndarray] = []
+    pending, seen = [first_conv.input[0]], set()
+    while pending:
+        node = producer.get(pending.pop())
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op_type == "Mul":
+            masks += [weights[name] for name in node.input if name in weights and weights[name].shape == chip_shape]
+        pending += [name for name in node.input if name not in weights]
+    return masks
 
 
 def _check_outputs(path: Path, backend: OnnxRuntimeBackend, nets: list[AgeGenderNet]) -> None:
