@@ -11,6 +11,7 @@ for ``read_timeout_s`` is abandoned, reported and retried.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analyzer.camera_url import why_it_does_not_open, without_password
+
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+_PROBE_TIMEOUT_S = 5.0  # asking a camera's server why its stream does not open waits no longer than this
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
@@ -150,6 +154,19 @@ def _timed_read(capture: cv2.VideoCapture) -> tuple[np.ndarray | None, float]:
     return (image if ok else None), time.perf_counter() - started
 
 
+def quiet_video_library_logs() -> None:
+    """Silence OpenCV's and FFmpeg's own lines (a refused connection, a missing moov atom, per retry).
+
+    The capture worker logs one line per failure with its reason; the
+    libraries' lines would repeat it in their own words on every retry. An
+    operator who wants them sets ``OPENCV_FFMPEG_LOGLEVEL`` (e.g. 24) or
+    ``OPENCV_LOG_LEVEL`` (e.g. INFO) before starting, and those win.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read once, when FFmpeg first opens or writes anything
+    if "OPENCV_LOG_LEVEL" not in os.environ:  # read at import, so set the live level instead
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 class CaptureWorker(threading.Thread):
     """Reads one camera into a :class:`LatestFrameSlot` until the stream ends or ``stop`` is set.
 
@@ -213,6 +230,12 @@ class CaptureWorker(threading.Thread):
             capture.release()
             return None
         return capture
+
+    def _why_it_does_not_open(self) -> str:
+        """OpenCV only says it failed; a URL's server can say why (wrong port, path or password)."""
+        if self.kind != "live":
+            return "cannot open it"
+        return why_it_does_not_open(self.source, min(self.read_timeout_s, _PROBE_TIMEOUT_S)) or "cannot open it"
 
     def _timed_out(self, seconds: float) -> bool:
         """Did a failed open or read last as long as the watchdog allows (no answer, not a refusal)?"""
@@ -281,13 +304,13 @@ class CaptureWorker(threading.Thread):
         backoff = self.reconnect_backoff_s
         started = time.monotonic()
         index = 0
-        what = f"webcam {self.source}" if self.kind == "webcam" else self.source
+        what = f"webcam {self.source}" if self.kind == "webcam" else without_password(self.source)
         while not self.stop_event.is_set():
             opening = time.monotonic()
             capture = self._open()
             if capture is None:
                 why = (f"no answer within {self.read_timeout_s:g} s" if self._timed_out(time.monotonic() - opening)
-                       else "cannot open it")  # fmt: skip
+                       else self._why_it_does_not_open())  # fmt: skip
                 self.reconnects += 1
                 self._status("down", f"{what}: {why}; retry {self.reconnects} in {backoff:g} s")
                 self.stop_event.wait(backoff)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from analyzer import __version__
-from analyzer.capture import source_kind
+from analyzer.capture import quiet_video_library_logs, source_kind
 from analyzer.config import REPO_ROOT, ClassifierConfig, Config, check_config
 from analyzer.errors import AnalyzerError, ConfigError, MissingExtraError
 from analyzer.train.augment import AUGMENTATIONS
@@ -891,6 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``analyzer`` console script."""
     args = build_parser().parse_args(argv)
+    quiet_video_library_logs()  # before anything opens a video: FFmpeg reads its log level once
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -1,14 +1,24 @@
-"""Capture workers on real files: pacing off, looping, the end marker, the one-frame mailbox."""
+"""Capture workers on real files and live servers: pacing, looping, the end marker, the one-frame mailbox, and
+what a live camera that will not open is told to say (without its password)."""
 
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 import cv2
+import pytest
 
+from analyzer.camera_url import why_it_does_not_open, without_password
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
+from tests.harness import free_port, wait_for
+from tests.stream_server import MjpegServer, RtspDoor
 
 
 def _read_all(clip: Path, loop: bool, limit: int) -> tuple[list[Frame], list[StreamStatus], bool]:
@@ -49,3 +59,93 @@ def test_a_looping_file_starts_again_with_time_still_running(walkers_clip: tuple
     # the frame after the last one is the first one again
     assert cv2.absdiff(frames[total].image, frames[0].image).mean() < 1.0
     assert cv2.absdiff(frames[total].image, frames[total - 1].image).mean() > 1.0
+
+
+# --- live URLs: what the log may show, and why a stream does not open --------
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.12:554/stream1", "rtsp://admin:***@10.0.0.12:554/stream1"),
+        ("rtsp://admin:p@ss:w0rd@10.0.0.12/h264?channel=1", "rtsp://admin:***@10.0.0.12/h264?channel=1"),
+        ("http://viewer:pa%40ss@cam.local/mjpeg", "http://viewer:***@cam.local/mjpeg"),
+        ("rtsp://admin@10.0.0.12/stream1", "rtsp://admin@10.0.0.12/stream1"),
+        ("rtsp://10.0.0.12/stream1", "rtsp://10.0.0.12/stream1"),
+        ("videos/door.mp4", "videos/door.mp4"),
+        ("0", "0"),
+    ],
+)
+def test_a_camera_urls_password_is_never_shown(source: str, shown: str) -> None:
+    assert without_password(source) == shown
+
+
+@pytest.fixture()
+def rtsp_door() -> Iterator[RtspDoor]:
+    door = RtspDoor().start()
+    yield door
+    door.stop()
+
+
+@pytest.mark.parametrize("qop", [False, True])
+def test_why_an_rtsp_camera_does_not_open(qop: bool) -> None:
+    door = RtspDoor(qop=qop).start()
+    password = quote(door.password, safe="")  # "s3cr@t:pw" in a URL
+    try:
+        assert "wants a user name and password (401 Unauthorized)" in why_it_does_not_open(door.url(), 2)
+        wrong = why_it_does_not_open(door.url("admin", "s3cr@t"), 2)
+        assert "refused the user name or password (401 Unauthorized)" in wrong
+        assert "no stream at /live (404 Not Found)" in why_it_does_not_open(door.url("admin", password, "/live"), 2)
+        # the right credentials and path get in (Digest answered correctly); the door then plays nothing
+        assert "accepts this URL, but its video would not start" in why_it_does_not_open(door.url("admin", password), 2)
+    finally:
+        door.stop()
+    assert [status for agent, method, status in door.answers if agent == "footfall-analyzer"][-2:] == [401, 200]
+
+
+def test_why_a_live_address_does_not_answer(tmp_path: Path) -> None:
+    closed = free_port()
+    assert f"nothing listens on 127.0.0.1:{closed} (connection refused)" in why_it_does_not_open(
+        f"rtsp://127.0.0.1:{closed}/stream1", 2
+    )
+    assert "host name camera.invalid is not found (DNS)" in why_it_does_not_open("rtsp://camera.invalid/stream1", 2)
+    with socket.socket() as silent:  # accepts connections and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        assert f"no answer from 127.0.0.1:{port} within 0.5 s" in why_it_does_not_open(f"rtsp://127.0.0.1:{port}/", 0.5)
+    camera = MjpegServer([b"frame"]).start()
+    (tmp_path / "index.html").write_text("<html><body>camera settings</body></html>")
+    pages = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=pages.serve_forever, daemon=True).start()
+    try:
+        assert "not as an RTSP server" in why_it_does_not_open(camera.url.replace("http", "rtsp"), 2)
+        assert "no stream at /video (404" in why_it_does_not_open(camera.url.replace("/stream", "/video"), 2)
+        assert "is a web page (text/html), not a video stream" in why_it_does_not_open(
+            f"http://127.0.0.1:{pages.server_address[1]}/", 2
+        )
+    finally:
+        camera.stop()
+        pages.shutdown()
+        pages.server_close()
+    assert why_it_does_not_open("rtmp://127.0.0.1/live", 2) is None  # a scheme it cannot ask
+
+
+def test_a_camera_that_refuses_its_password_says_so_and_never_shows_it(rtsp_door: RtspDoor) -> None:
+    slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
+    source = rtsp_door.url("admin", "Wr0ngPass")
+    worker = CaptureWorker("door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2)
+    worker.start()
+    try:
+        wait_for(lambda: len(statuses) >= 2, 10, "two failed opens")
+    finally:
+        stop.set()
+        worker.join(5)
+    assert {status.state for status in statuses} == {"down"}
+    for status in statuses:
+        assert f"rtsp://admin:***@127.0.0.1:{rtsp_door.port}/stream1:" in status.detail
+        assert "refused the user name or password (401 Unauthorized); check them; retry" in status.detail
+        assert "Wr0ngPass" not in status.detail
+    assert ("footfall-analyzer", "DESCRIBE", 401) in rtsp_door.answers and any(
+        agent.startswith("Lavf") for agent, _, _ in rtsp_door.answers
+    )  # OpenCV's FFmpeg asked first, then the worker asked why

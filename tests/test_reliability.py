@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.bench import open_descriptors, rss_mb
 from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
-from tests.stream_server import MjpegServer, jpeg_frames
+from tests.stream_server import MjpegServer, RtspDoor, jpeg_frames
 
 LIVE = {"read_timeout_s": 1.5, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.8}
 
@@ -129,6 +129,33 @@ def test_bad_media_fails_alone_and_the_good_camera_counts_everyone(
         assert [status["state"] for status in statuses] == ["failed"], (source, statuses)
         assert words in statuses[0]["detail"] and source in statuses[0]["detail"], (words, statuses[0]["detail"])
         assert statuses[0]["detail"].count("\n") == 0
+
+
+def test_a_camera_refusing_its_password_is_one_clean_line_per_retry_without_the_password(
+    shipped_model: Path, tmp_path: Path
+) -> None:
+    door = RtspDoor().start()
+    report, source = tmp_path / "r.json", door.url("admin", "Wr0ngPass")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analyzer", "run", "--source", source, "--report", str(report),
+         "--metrics-port", str(free_port()), "--zmq-bind", f"tcp://127.0.0.1:{free_port()}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: sum(agent.startswith("Lavf") for agent, _, _ in door.answers) >= 4, 60, "two open attempts")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        door.stop()
+    assert process.returncode == 0, stderr
+    down = [line for line in stderr.splitlines() if "stream down" in line]
+    assert down and all("refused the user name or password (401 Unauthorized)" in line for line in down), stderr
+    assert source.replace("Wr0ngPass", "***") in down[0]
+    assert "Wr0ngPass" not in stdout + stderr + report.read_text()
+    # FFmpeg and OpenCV say it too, in their own words, on every retry ("[rtsp @ 0x..] method DESCRIBE failed: 401
+    # Unauthorized", "[ WARN:0@1.4] global cap.cpp:212 open VIDEOIO(FFMPEG) ..."): silenced
+    assert not [line for line in stderr.splitlines() if line.startswith(("[rtsp @", "[tcp @", "[ WARN", "[OPENCV"))]
 
 
 # --- signals and ports ------------------------------------------------------
