@@ -529,6 +529,21 @@ def run_bench_command(args: argparse.Namespace) -> int:
 # --- run ------------------------------------------------------------------
 
 
+def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-c`` and ``--source``: which cameras (``run`` and ``check``)."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="YAML",
+        help="config file (default: configs/default.yaml, the demo)",
+    )
+    parser.add_argument(
+        "--source", metavar="SRC", help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'"
+    )
+
+
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     """``analyzer run``."""
     parser = _parser(
@@ -541,17 +556,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
             "analyzer run -c configs/store-entrance.yaml --metrics-port 9108 --zmq-bind tcp://0.0.0.0:5556",
         ],
     )
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        metavar="YAML",
-        help="config file (default: configs/default.yaml, the demo)",
-    )
-    parser.add_argument(
-        "--source", metavar="SRC", help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'"
-    )
+    _add_camera_arguments(parser)
     parser.add_argument(
         "--report", type=Path, metavar="FILE", help="write the JSON report (visits and totals per camera) here on exit"
     )
@@ -582,7 +587,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_run)
 
 
-def _run_config(args: argparse.Namespace) -> Config:
+def _cameras_config(args: argparse.Namespace) -> Config:
+    """``--config`` with ``--source`` in place of its cameras."""
     from analyzer.config import CameraConfig, load_config
 
     config = load_config(args.config)
@@ -600,6 +606,22 @@ def _run_config(args: argparse.Namespace) -> Config:
                 zones=template.zones,
             )
         ]
+    return config
+
+
+def _checked(config: Config) -> Config:
+    """The config checked, with the 'demo' source made into its clip."""
+    check_config(config)
+    for camera in config.cameras:
+        if camera.source == "demo":
+            from analyzer.demo import demo_clip
+
+            camera.source = str(demo_clip())
+    return config
+
+
+def _run_config(args: argparse.Namespace) -> Config:
+    config = _cameras_config(args)
     if args.fast:
         for camera in config.cameras:
             camera.realtime = False
@@ -609,13 +631,7 @@ def _run_config(args: argparse.Namespace) -> Config:
         config.zmq.bind = args.zmq_bind
     if args.backend is not None:
         config.classifier.backend = args.backend
-    check_config(config)
-    for camera in config.cameras:
-        if camera.source == "demo":
-            from analyzer.demo import demo_clip
-
-            camera.source = str(demo_clip())
-    return config
+    return _checked(config)
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -857,6 +873,39 @@ def run_accuracy_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer check``."""
+    parser = _parser(
+        subparsers,
+        "check",
+        "Watch each camera for a few seconds and say whether it is set up to count: stream, fps, face sizes.",
+        ["analyzer check -c configs/store-entrance.yaml", "analyzer check --source rtsp://user:pass@10.0.0.12/stream1"],
+    )
+    _add_camera_arguments(parser)
+    parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="how long to watch each camera")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    parser.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Exit 1 when a camera gives no frame; advice alone does not fail."""
+    from analyzer.detect import FaceDetector
+    from analyzer.site_check import check_camera, check_table
+
+    if not 0.5 <= args.seconds <= 600:
+        raise ConfigError(f"--seconds {args.seconds:g}: watch each camera between 0.5 and 600 seconds")
+    config = _checked(_cameras_config(args))
+    _ensure_detector_models()
+    checks = []
+    for camera in config.cameras:
+        print(f"[{camera.id}] watching for {args.seconds:g} s ...", file=sys.stderr)
+        checks.append(check_camera(camera, args.seconds, config.sampler.min_face_px, FaceDetector.from_config))
+    print(check_table(checks))
+    if args.json:
+        _write_json(args.json, [check.to_dict() for check in checks])
+    return 1 if any(check.failed for check in checks) else 0
+
+
 # --- main -----------------------------------------------------------------
 
 
@@ -873,6 +922,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         add_run_parser,
+        add_check_parser,
         add_models_parser,
         add_train_parser,
         add_export_parser,

@@ -26,12 +26,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analyzer.assets import asset_path
 from analyzer.errors import ConfigError
 from analyzer.faces import NUM_KEYPOINTS, Faces, non_max_suppression
+
+if TYPE_CHECKING:
+    from analyzer.config import DetectorConfig
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -222,6 +226,12 @@ class FaceDetector:
         self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions]
         self._nms_iou = nms_iou
         self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0
+
+    @classmethod
+    def from_config(cls, settings: DetectorConfig) -> FaceDetector:
+        """The detector a camera's ``detector`` settings ask for (``analyzer run`` and ``analyzer check`` alike)."""
+        roi = Region(*settings.roi) if settings.roi else None
+        return cls(settings.model, settings.min_score, roi=roi, tiles=settings.tiles)
 
     def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
         """Faces in an RGB frame (H, W, 3) uint8, in frame pixels."""

@@ -25,7 +25,7 @@ from analyzer.batch import Batcher
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
 from analyzer.classify import CameraDone, ClassifierBackend, ClassifierStage
 from analyzer.config import CameraConfig, Config
-from analyzer.detect import FaceDetector, KeypointRefiner, Region
+from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
 from analyzer.footfall import FootfallCounter, Visit, random_visit_id
 from analyzer.preview import PreviewSink, annotate
@@ -80,7 +80,7 @@ class Pipeline:
         # likeness first, as a failing one must not leave MediaPipe graphs open.
         likeness_model = config.tracker.likeness_model_path()
         self.likeness = None if likeness_model is None else FaceLikeness(likeness_model)
-        self.detectors = {camera.id: self._detector(camera) for camera in config.cameras}
+        self.detectors = {camera.id: FaceDetector.from_config(camera.detector) for camera in config.cameras}
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
         }
@@ -97,12 +97,6 @@ class Pipeline:
             naive=self.options.naive,
             labels=self.labels if (self.options.preview or self.options.show) else None,
         )
-
-    @staticmethod
-    def _detector(camera: CameraConfig) -> FaceDetector:
-        settings = camera.detector
-        roi = Region(*settings.roi) if settings.roi else None
-        return FaceDetector(settings.model, settings.min_score, roi=roi, tiles=settings.tiles)
 
     def _close_detectors(self) -> None:
         """Release every camera's MediaPipe graphs once the camera threads are done (closing silences stderr)."""
