@@ -41,7 +41,7 @@ class CameraCheck:
     width: int
     height: int
     frames_searched: int
-    faces: int
+    detections: int  # faces found, summed over the frames searched (one walker counts in many frames)
     face_px: list[float] = field(default_factory=list)  # 10th, 50th and 90th percentile face width; [] if none
     advice: list[str] = field(default_factory=list)
 
@@ -135,7 +135,7 @@ def check_camera(
         width=size[0],
         height=size[1],
         frames_searched=searched,
-        faces=len(face_widths),
+        detections=len(face_widths),
         face_px=[round(float(value), 1) for value in np.percentile(face_widths, [10, 50, 90])]
         if len(face_widths)
         else [],
@@ -145,13 +145,13 @@ def check_camera(
 
 def check_table(checks: list[CameraCheck]) -> str:
     """The installer's summary: one row per camera, then what to change."""
-    header = f"{'camera':<14}{'stream':>11}{'fps':>7}{'faces':>7}  {'face width p10/median/p90':<27}verdict"
+    header = f"{'camera':<14}{'stream':>11}{'fps':>7}{'detections':>12}  {'face width p10/median/p90':<27}verdict"
     lines = [header, "-" * len(header)]
     for check in checks:
         stream = f"{check.width}x{check.height}" if check.frames else "-"
         widths = " / ".join(f"{value:.0f}" for value in check.face_px) + " px" if check.face_px else "-"
         verdict = "FAILED" if check.failed else ("change" if check.advice else "ok")
-        lines.append(f"{check.camera:<14}{stream:>11}{check.fps:>7.1f}{check.faces:>7}  {widths:<27}{verdict}")
+        lines.append(f"{check.camera:<14}{stream:>11}{check.fps:>7.1f}{check.detections:>12}  {widths:<27}{verdict}")
     for check in checks:
         if check.failed:
             lines.append(f"[{check.camera}] {check.problem}")

@@ -46,7 +46,7 @@ def test_check_measures_frames_and_face_widths_in_the_cameras_pixels(
     assert (full_check.width, full_check.height, half_check.width, half_check.height) == (1280, 720, 640, 360)
     assert not full_check.failed and full_check.frames >= 40 and 10 <= full_check.fps <= 20  # a 15 fps file, played
     true_widths = [walker.face_px for walker in demo_walkers(12.0, 3, 1280, seed=5)]  # the walkers_clip's people
-    assert full_check.faces > 10 and 0.6 * min(true_widths) <= full_check.face_px[1] <= 1.2 * max(true_widths)
+    assert full_check.detections > 10 and 0.6 * min(true_widths) <= full_check.face_px[1] <= 1.2 * max(true_widths)
     assert 0.4 <= half_check.face_px[1] / full_check.face_px[1] <= 0.6  # half the pixels, half the width
     assert full_check.advice == []
 
@@ -96,7 +96,7 @@ def test_check_command_fails_only_for_cameras_without_frames_and_never_shows_a_p
     assert "Wr0ngPass" not in result.stdout + result.stderr + (tmp_path / "check.json").read_text()
     figures = {entry["camera"]: entry for entry in json.loads((tmp_path / "check.json").read_text())}
     assert [figures[name]["failed"] for name in ("door", "gone", "street")] == [False, True, True]
-    assert figures["door"]["faces"] > 0 and figures["door"]["width"] == 1280
+    assert figures["door"]["detections"] > 0 and figures["door"]["width"] == 1280
 
 
 def test_check_refuses_a_silly_watch_time() -> None:
