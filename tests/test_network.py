@@ -388,11 +388,16 @@ class _RebootError(Exception):
     """Stands for the power cut that stops a run between two epochs."""
 
 
+_STOPPED_RUN_MINUTES = 0.4  # a few epochs of 600 faces; the resumed run trains out the rest
+
+
 def _stopped_run(utkface: Path, out: Path) -> Path:
-    """A short run (seed 7, 0.6 min) stopped after its first epoch; its resume file."""
+    """A short run (seed 7, ``_STOPPED_RUN_MINUTES``) stopped after its first epoch; its resume file."""
     from analyzer.train.loop import RESUME, TrainConfig, train
 
-    config = TrainConfig(data=str(utkface), input_size=64, minutes=0.6, subset=600, align="crop", seed=7)
+    config = TrainConfig(
+        data=str(utkface), input_size=64, minutes=_STOPPED_RUN_MINUTES, subset=600, align="crop", seed=7
+    )
     epochs_seen = []
 
     def stop_after_one_epoch(line: str) -> None:
@@ -426,7 +431,7 @@ def test_a_stopped_run_resumes_from_its_last_epoch(
     assert epochs[:1] == before and len(epochs) > 1
     assert [record["epoch"] for record in epochs] == list(range(1, len(epochs) + 1))
     assert all(later["minutes"] > earlier["minutes"] for earlier, later in itertools.pairwise(epochs))
-    assert epochs[-1]["minutes"] < 0.6 + 0.2  # the budget counts the minutes before the stop
+    assert epochs[-1]["minutes"] < _STOPPED_RUN_MINUTES + 0.2  # the budget counts the minutes before the stop
     assert (tmp_path / "model.pt").is_file() and not resume_file.exists()
 
     assert main([*args, "--resume"]) == 1
@@ -438,7 +443,7 @@ def test_a_run_stopped_as_its_budget_ran_out_keeps_its_last_epochs_weights(utkfa
 
     resume_file = _stopped_run(utkface, tmp_path)
     state = torch.load(resume_file, weights_only=False)
-    state["seconds"] = 0.6 * 60  # the power went as the last epoch ended, before model.pt was written
+    state["seconds"] = _STOPPED_RUN_MINUTES * 60  # the power went as the last epoch ended, before model.pt was written
     torch.save(state, resume_file)
     args = ["train", "--data", str(utkface), "--out", str(tmp_path), "--align", "crop", "--resume"]
     assert main(args) == 0
