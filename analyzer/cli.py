@@ -570,6 +570,10 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend (default from config: auto)"
     )
     parser.add_argument(
+        "--model", type=Path, metavar="ONNX",
+        help="our exported age and gender network (default from config: engines/agegender.onnx)",
+    )  # fmt: skip
+    parser.add_argument(
         "--fast", action="store_true", help="play files as fast as possible instead of at their own fps"
     )
     parser.add_argument(
@@ -631,6 +635,8 @@ def _run_config(args: argparse.Namespace) -> Config:
         config.zmq.bind = args.zmq_bind
     if args.backend is not None:
         config.classifier.backend = args.backend
+    if args.model is not None:
+        config.classifier.model = str(args.model.resolve())
     return _checked(config)
 
 

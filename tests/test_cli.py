@@ -37,3 +37,12 @@ def test_evaluate_small_face_flags_are_checked_before_any_work(
         main(["evaluate", "--model", str(shipped_model), "--data", "nowhere", flag, value])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_run_takes_the_network_from_model(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--model`` replaces classifier.model: a missing one is the one-line model error naming it."""
+    missing = tmp_path / "retrained.onnx"
+    clip = str(tmp_path / "door.mp4")  # never opened: the model is loaded first
+    assert main(["run", "--source", clip, "--model", str(missing), "--metrics-port", "0", "--zmq-bind", ""]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"error: {missing}: model file not found; pass --model")
