@@ -3,12 +3,13 @@ what a live camera that will not open is told to say (without its password)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import socket
 import threading
 from collections.abc import Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -149,3 +150,34 @@ def test_a_camera_that_refuses_its_password_says_so_and_never_shows_it(rtsp_door
     assert ("footfall-analyzer", "DESCRIBE", 401) in rtsp_door.answers and any(
         agent.startswith("Lavf") for agent, _, _ in rtsp_door.answers
     )  # OpenCV's FFmpeg asked first, then the worker asked why
+
+
+class _BasicAuthCamera(BaseHTTPRequestHandler):
+    """An MJPEG camera behind HTTP Basic authentication (user ``viewer``, password ``pa@ss``)."""
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"viewer:pa@ss").decode():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_why_an_http_camera_with_basic_credentials_does_not_open() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BasicAuthCamera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}/mjpeg"
+    try:
+        assert "wants a user name and password (401" in why_it_does_not_open(f"http://{address}", 2)
+        assert "refused the user name or password (401" in why_it_does_not_open(f"http://viewer:pass@{address}", 2)
+        let_in = why_it_does_not_open(f"http://viewer:pa%40ss@{address}", 2)  # the password percent-encoded
+        assert "the server answers (200 OK, multipart/x-mixed-replace" in let_in
+    finally:
+        server.shutdown()
+        server.server_close()
