@@ -65,7 +65,9 @@ def why_it_does_not_open(source: str, timeout_s: float) -> str | None:
     except TimeoutError:
         return f"no answer from {address} within {timeout_s:g} s; check that the camera is on and reachable"
     except ssl.SSLError as error:
-        return f"{address} failed the TLS handshake ({error.reason or error}); check the scheme and the certificate"
+        return (
+            f"{address} failed the TLS handshake ({error.reason or error}); check the scheme (rtsps/https) and the port"
+        )
     except OSError as error:
         return f"cannot reach {address} ({error.strerror or error}); check the network and the camera's address"
     except _NotThisProtocolError:
@@ -138,7 +140,7 @@ def _rtsp_describe(parts: SplitResult, scheme: str, port: int, timeout_s: float,
     connection = socket.create_connection((parts.hostname, port), timeout=timeout_s)
     try:
         if scheme == "rtsps":
-            connection = ssl.create_default_context().wrap_socket(connection, server_hostname=parts.hostname)
+            connection = _like_ffmpeg_tls().wrap_socket(connection, server_hostname=parts.hostname)
         connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head and len(head) < _MAX_HEADER_BYTES:
@@ -162,8 +164,11 @@ def _rtsp_describe(parts: SplitResult, scheme: str, port: int, timeout_s: float,
 
 
 def _http_get(parts: SplitResult, scheme: str, port: int, timeout_s: float, authorization: str) -> _Reply:
-    connection_type = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    connection = connection_type(parts.hostname, port, timeout=timeout_s)
+    connection = (
+        http.client.HTTPSConnection(parts.hostname, port, timeout=timeout_s, context=_like_ffmpeg_tls())
+        if scheme == "https"
+        else http.client.HTTPConnection(parts.hostname, port, timeout=timeout_s)
+    )
     try:
         headers = {"User-Agent": "footfall-analyzer", **({"Authorization": authorization} if authorization else {})}
         connection.request("GET", _path(parts), headers=headers)
@@ -174,6 +179,17 @@ def _http_get(parts: SplitResult, scheme: str, port: int, timeout_s: float, auth
         raise _NotThisProtocolError from None
     finally:
         connection.close()
+
+
+def _like_ffmpeg_tls() -> ssl.SSLContext:
+    """TLS as FFmpeg opens the stream (no certificate check by default): cameras mostly have self-signed ones.
+
+    Checking here would blame the certificate for a failure FFmpeg did not have.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _strongest(challenges: list[str]) -> str:

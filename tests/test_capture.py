@@ -121,6 +121,7 @@ def test_why_a_live_address_does_not_answer(tmp_path: Path) -> None:
     threading.Thread(target=pages.serve_forever, daemon=True).start()
     try:
         assert "not as an RTSP server" in why_it_does_not_open(camera.url.replace("http", "rtsp"), 2)
+        assert "failed the TLS handshake" in why_it_does_not_open(camera.url.replace("http", "https"), 2)
         assert "no stream at /video (404" in why_it_does_not_open(camera.url.replace("/stream", "/video"), 2)
         assert "is a web page (text/html), not a video stream" in why_it_does_not_open(
             f"http://127.0.0.1:{pages.server_address[1]}/", 2
