@@ -135,10 +135,15 @@ def machine() -> dict[str, object]:
             "mediapipe": mediapipe.__version__, "os": platform.platform()}  # fmt: skip
 
 
+def _camera_template(base: Config) -> CameraConfig:
+    """The camera every bench stream copies: the config's first, or one with its top-level detector settings."""
+    return base.cameras[0] if base.cameras else CameraConfig(detector=copy.deepcopy(base.detector))
+
+
 def stream_config(base: Config, clip: Path, streams: int, realtime: bool, loop: bool = False) -> Config:
     """``base``'s settings with ``streams`` cameras all playing ``clip``."""
     config = copy.deepcopy(base)
-    template = base.cameras[0] if base.cameras else CameraConfig()
+    template = _camera_template(base)
     config.cameras = []
     for index in range(streams):
         camera = copy.deepcopy(template)
@@ -307,7 +312,8 @@ def run_bench(
         "machine": machine(),
         "settings": {"streams": settings.streams, "seconds": settings.seconds, "size": list(settings.size),
                      "fps": settings.fps, "backend": backend.name, "clip": str(clip),
-                     "detector": vars(base.detector).copy(), "samples_per_track": base.sampler.samples_per_track},
+                     "detector": vars(_camera_template(base).detector).copy(),
+                     "samples_per_track": base.sampler.samples_per_track},
         "runs": [],
     }  # fmt: skip
     largest = 0

@@ -70,3 +70,17 @@ def test_stage_recorder_keeps_a_bounded_fair_sample_and_forwards_everything() ->
     kept = recorder.samples["detect"]
     assert len(kept) == 500 and histogram.count == 50_000
     assert 20 < sorted(kept)[250] < 30  # the median of 0..50 s, not the first 500 values
+
+
+def test_bench_streams_use_the_cameras_own_detector_settings(tmp_path: Path) -> None:
+    """A camera's detector overrides reach every bench stream; without cameras, the top-level settings do."""
+    from analyzer.bench import stream_config
+    from analyzer.config import Config, load_config
+
+    path = tmp_path / "site.yaml"
+    path.write_text("detector: {tiles: 1}\ncameras:\n  - id: door\n    source: demo\n    detector: {tiles: 3}\n")
+    streams = stream_config(load_config(path), tmp_path / "clip.mp4", 2, realtime=True)
+    assert [camera.detector.tiles for camera in streams.cameras] == [3, 3]
+    bare = Config()
+    bare.detector.tiles = 2
+    assert [camera.detector.tiles for camera in stream_config(bare, tmp_path / "clip.mp4", 2, True).cameras] == [2, 2]
