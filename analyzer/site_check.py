@@ -86,10 +86,10 @@ def check_camera(
     """Watch one camera for ``seconds`` (a file: until it ends, at its own speed) and sum up what it showed."""
     slot, stop = LatestFrameSlot(), threading.Event()
     statuses: list[StreamStatus] = []
-    frames_read = [0]
+    read_at: list[float] = []  # when each frame was read: the stream's rate, whatever the connection took
 
     def on_frame(camera_id: str, dropped: bool, decode_seconds: float) -> None:
-        frames_read[0] += 1
+        read_at.append(time.monotonic())
 
     worker = CaptureWorker(
         camera.id, camera.source, slot, statuses.append, on_frame, stop, realtime=True, loop=False,
@@ -117,20 +117,19 @@ def check_camera(
         worker.join(timeout=camera.read_timeout_s + 5)
         faces_detector.close()
     watched = time.monotonic() - started
-    up_since = next((status for status in statuses if status.state == "up"), None)
     last = statuses[-1] if statuses else None
     problem = ""
-    if not frames_read[0]:
+    if not read_at:
         problem = last.detail if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
         problem = _RETRY_NOTE.sub("", problem)  # the check does not go on retrying
     face_widths = np.concatenate(widths) if widths else np.empty(0)
-    fps = frames_read[0] / watched if up_since and watched > 0 else 0.0
+    fps = (len(read_at) - 1) / (read_at[-1] - read_at[0]) if len(read_at) > 1 and read_at[-1] > read_at[0] else 0.0
     return CameraCheck(
         camera=camera.id,
         source=without_password(camera.source),
         problem=problem,
         seconds=round(watched, 1),
-        frames=frames_read[0],
+        frames=len(read_at),
         fps=round(fps, 1),
         width=size[0],
         height=size[1],
