@@ -30,9 +30,8 @@ def without_password(source: str) -> str:
     parts = urlsplit(source)
     if not parts.scheme or parts.password is None:
         return source
-    user = parts.netloc.rpartition("@")[0].partition(":")[0]
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    credentials, _, host = parts.netloc.rpartition("@")  # the last @: a password may hold one
+    return urlunsplit(parts._replace(netloc=f"{credentials.partition(':')[0]}:***@{host}"))
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,14 @@ class StreamStatus:
 
     camera: str
     state: str  # up | down | ended | failed
-    detail: str
+    cause: str  # what happened (and what to do)
     reconnects: int
+    next_try: str = ""  # a live stream's retry, e.g. "retry 3 in 4 s"; "" when none follows
+
+    @property
+    def detail(self) -> str:
+        """The one line logs, ``status.<camera>`` messages and the report show."""
+        return f"{self.cause}; {self.next_try}" if self.next_try else self.cause
 
 
 @dataclass(frozen=True)
@@ -211,8 +217,8 @@ class CaptureWorker(threading.Thread):
         self.read_timeout_s = read_timeout_s
         self.reconnects = 0
 
-    def _status(self, state: str, detail: str) -> None:
-        self.on_status(StreamStatus(self.camera, state, detail, self.reconnects))
+    def _status(self, state: str, cause: str, next_try: str = "") -> None:
+        self.on_status(StreamStatus(self.camera, state, cause, self.reconnects, next_try))
 
     def _open(self) -> cv2.VideoCapture | None:
         if self.kind == "webcam":
@@ -233,8 +239,6 @@ class CaptureWorker(threading.Thread):
 
     def _why_it_does_not_open(self) -> str:
         """OpenCV only says it failed; a URL's server can say why (wrong port, path or password)."""
-        if self.kind != "live":
-            return "cannot open it"
         return why_it_does_not_open(self.source, min(self.read_timeout_s, _PROBE_TIMEOUT_S)) or "cannot open it"
 
     def _timed_out(self, seconds: float) -> bool:
@@ -312,7 +316,7 @@ class CaptureWorker(threading.Thread):
                 why = (f"no answer within {self.read_timeout_s:g} s" if self._timed_out(time.monotonic() - opening)
                        else self._why_it_does_not_open())  # fmt: skip
                 self.reconnects += 1
-                self._status("down", f"{what}: {why}; retry {self.reconnects} in {backoff:g} s")
+                self._status("down", f"{what}: {why}", next_try=f"retry {self.reconnects} in {backoff:g} s")
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
@@ -334,5 +338,5 @@ class CaptureWorker(threading.Thread):
                 why = (f"no frame for {self.read_timeout_s:g} s (watchdog)" if self._timed_out(read_seconds)
                        else "the stream ended or broke")  # fmt: skip
                 self.reconnects += 1
-                self._status("down", f"{what}: {why}; reconnecting in {backoff:g} s")
+                self._status("down", f"{what}: {why}", next_try=f"reconnecting in {backoff:g} s")
                 self.stop_event.wait(backoff)

@@ -9,7 +9,6 @@ face widths), never an image.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from analyzer.config import CameraConfig, DetectorConfig
 from analyzer.detect import FaceDetector
 
 COUNTING_FACE_PX = 40  # docs/ACCURACY.md measures counting on faces at least this wide for a second
-_RETRY_NOTE = re.compile(r"; (retry \d+|reconnecting) in [\d.]+ s$")
 LOW_FPS = 8.0  # a walker crosses a door in about a second: fewer frames than this and tracks break
 
 
@@ -120,8 +118,8 @@ def check_camera(
     last = statuses[-1] if statuses else None
     problem = ""
     if not read_at:
-        problem = last.detail if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
-        problem = _RETRY_NOTE.sub("", problem)  # the check does not go on retrying
+        # the cause without the retry note: the check does not go on retrying
+        problem = last.cause if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
     face_widths = np.concatenate(widths) if widths else np.empty(0)
     fps = (len(read_at) - 1) / (read_at[-1] - read_at[0]) if len(read_at) > 1 and read_at[-1] > read_at[0] else 0.0
     return CameraCheck(

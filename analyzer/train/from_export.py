@@ -93,7 +93,8 @@ def networks_from_export(
             "heads each); start from a file `analyzer export` wrote, or a run folder"
         )
     chip_shape = (1, 1, backend.metadata.input_size, backend.metadata.input_size)
-    masks = [_masks_before(graph, weights, conv_nodes[index * per_net], chip_shape) for index in range(runs)]
+    producer = {output: node for node in graph.node for output in node.output}
+    masks = [_masks_before(producer, weights, conv_nodes[index * per_net], chip_shape) for index in range(runs)]
     if any(len(run_masks) > 1 for run_masks in masks):
         raise DataError(
             f"--init {path}: more than one head-outline mask before a run; start from a file `analyzer export` wrote"
@@ -125,14 +126,17 @@ def networks_from_export(
 
 
 def _masks_before(
-    graph: onnx.GraphProto, weights: dict[str, np.ndarray], first_conv: onnx.NodeProto, chip_shape: tuple[int, ...]
+    producer: dict[str, onnx.NodeProto],
+    weights: dict[str, np.ndarray],
+    first_conv: onnx.NodeProto,
+    chip_shape: tuple[int, ...],
 ) -> list[np.ndarray]:
     """Every head-outline mask (a Mul by a chip-sized constant) on the way to one run's first convolution.
 
     Each run of an ensemble carries its own mask or none, so a file mixing
-    masked and unmasked runs gives each run back as it was trained.
+    masked and unmasked runs gives each run back as it was trained. ``producer``
+    maps each tensor to the node that computes it.
     """
-    producer = {output: node for node in graph.node for output in node.output}
     masks: list[np.ndarray] = []
     pending, seen = [first_conv.input[0]], set()
     while pending:
