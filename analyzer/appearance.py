@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analyzer.config import TrackerConfig
 from analyzer.errors import ModelError
 from analyzer.model_meta import open_session
 from analyzer.preprocess import ALIGNMENT_TEMPLATE, Normalization, align_face, chips_to_input
@@ -110,6 +111,12 @@ class FaceLikeness:
                 f"({LIKENESS_SIZE}); export it again with this version"
             )
         self.path = model_path
+
+    @classmethod
+    def for_tracker(cls, settings: TrackerConfig) -> FaceLikeness | None:
+        """The likeness ``tracker.likeness_model`` names; None when it is "" (colours only)."""
+        model_path = settings.likeness_model_path()
+        return None if model_path is None else cls(model_path)
 
     def describe(self, frame_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(N, LIKENESS_SIZE) unit vectors of the faces at ``keypoints`` (N, K, 2) in the frame."""

@@ -884,7 +884,8 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = _parser(
         subparsers,
         "check",
-        "Watch each camera for a few seconds and say whether it is set up to count: stream, fps, face sizes.",
+        "Watch every camera for a few seconds and say whether it is set up to count: stream, fps, face sizes, "
+        "and whether people cross the counting line and enter the zones.",
         ["analyzer check -c configs/store-entrance.yaml", "analyzer check --source rtsp://user:pass@10.0.0.12/stream1"],
     )
     _add_camera_arguments(parser)
@@ -895,17 +896,16 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     """Exit 1 when a camera gives no frame; advice alone does not fail."""
-    from analyzer.detect import FaceDetector
-    from analyzer.site_check import check_camera, check_table
+    from analyzer.appearance import FaceLikeness
+    from analyzer.site_check import check_cameras, check_table
 
     if not 0.5 <= args.seconds <= 600:
         raise ConfigError(f"--seconds {args.seconds:g}: watch each camera between 0.5 and 600 seconds")
     config = _checked(_cameras_config(args))
     _ensure_detector_models()
-    checks = []
-    for camera in config.cameras:
-        print(f"[{camera.id}] watching for {args.seconds:g} s ...", file=sys.stderr)
-        checks.append(check_camera(camera, args.seconds, config.sampler.min_face_px, FaceDetector.from_config))
+    likeness = FaceLikeness.for_tracker(config.tracker)
+    print(f"watching {len(config.cameras)} camera(s) for {args.seconds:g} s ...", file=sys.stderr)
+    checks = check_cameras(config, args.seconds, likeness)
     print(check_table(checks))
     if args.json:
         _write_json(args.json, [check.to_dict() for check in checks])

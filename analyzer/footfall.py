@@ -33,6 +33,7 @@ import numpy as np
 
 from analyzer.appearance import similarity
 from analyzer.attributes import TrackAttributes
+from analyzer.config import CameraConfig, FootfallConfig
 from analyzer.track import Tracks
 from analyzer.zones import CountingLine, LineState, Point, Zone
 
@@ -318,6 +319,31 @@ class FootfallCounter:
         self._by_track: dict[int, _OpenVisit] = {}
         self.faces_in_view = 0
         self.clock_origin = 0.0
+
+    @classmethod
+    def for_camera(
+        cls,
+        camera: CameraConfig,
+        footfall: FootfallConfig,
+        min_similarity: float,
+        new_visit_id: Callable[[], str] = random_visit_id,
+    ) -> FootfallCounter:
+        """The counter a camera's line, zones and the ``footfall`` settings ask for (``run`` and ``check`` alike)."""
+        line = camera.line
+        return cls(
+            camera.id,
+            camera.visit_min_duration_s(footfall),
+            line=line.counting_line() if line else None,
+            hysteresis=line.hysteresis if line else 0.0,
+            anchor=line.anchor if line else "center",
+            unseen_crossing_s=line.unseen_crossing_s if line else 0.0,
+            zones=[zone.zone() for zone in camera.zones],
+            reentry_window_s=footfall.reentry_window_s,
+            reentry_distance=footfall.reentry_distance,
+            reentry_verify_s=footfall.reentry_verify_s,
+            min_similarity=min_similarity,
+            new_visit_id=new_visit_id,
+        )
 
     def update(
         self,

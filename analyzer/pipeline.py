@@ -78,8 +78,7 @@ class Pipeline:
         # Models are loaded here, before any thread starts, so a missing model
         # file is one clear error at start-up rather than a dead camera; the
         # likeness first, as a failing one must not leave MediaPipe graphs open.
-        likeness_model = config.tracker.likeness_model_path()
-        self.likeness = None if likeness_model is None else FaceLikeness(likeness_model)
+        self.likeness = FaceLikeness.for_tracker(config.tracker)
         self.detectors = {camera.id: FaceDetector.from_config(camera.detector) for camera in config.cameras}
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
@@ -111,13 +110,7 @@ class Pipeline:
     def _camera_loop(self, camera: CameraConfig, slot: LatestFrameSlot, preview: PreviewSink | None) -> None:
         detector = self.detectors[camera.id]
         refiner = self.refiners[camera.id]
-        tracker = ByteTracker(
-            self.config.tracker.high_score,
-            self.config.tracker.match_iou,
-            self.config.tracker.min_hits,
-            max_lost_s=self.config.footfall.linger_s,
-            min_similarity=self.config.tracker.min_similarity,
-        )
+        tracker = ByteTracker.from_config(self.config.tracker, max_lost_s=self.config.footfall.linger_s)
         sampler = Sampler(
             self.backend.metadata.input_size,
             self.config.sampler.samples_per_track,
@@ -126,20 +119,8 @@ class Pipeline:
             refine=None if refiner is None else refiner.refine,
             max_classified_per_track=self.config.sampler.calls_per_track,
         )
-        footfall = self.config.footfall
-        counter = FootfallCounter(
-            camera.id,
-            camera.visit_min_duration_s(footfall),
-            line=camera.line.counting_line() if camera.line else None,
-            hysteresis=camera.line.hysteresis if camera.line else 0.0,
-            anchor=camera.line.anchor if camera.line else "center",
-            unseen_crossing_s=camera.line.unseen_crossing_s if camera.line else 0.0,
-            zones=[zone.zone() for zone in camera.zones],
-            reentry_window_s=footfall.reentry_window_s,
-            reentry_distance=footfall.reentry_distance,
-            reentry_verify_s=footfall.reentry_verify_s,
-            min_similarity=self.config.tracker.min_similarity,
-            new_visit_id=self.options.new_visit_id,
+        counter = FootfallCounter.for_camera(
+            camera, self.config.footfall, self.config.tracker.min_similarity, self.options.new_visit_id
         )
         stats = self.report.stats[camera.id]
         window_start, window_frames = time.monotonic(), 0

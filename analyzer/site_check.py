@@ -1,29 +1,38 @@
 """``analyzer check``: is each camera set up to count, before the installer leaves the shop?
 
 A camera that streams is not yet a camera that counts: faces must be big
-enough to classify, and the stream fast enough to follow a walker. This
-watches each camera for a few seconds with the run's own capture worker and
-face detector, and says what to change. It keeps only numbers (frame counts,
-face widths), never an image.
+enough to classify, the stream fast enough to follow a walker, and the
+counting line and zones where people actually walk and stand. This watches
+every camera at once for a few seconds with the run's own capture worker,
+face detector, tracker and footfall counter, and says what to change. It
+keeps only numbers (frame counts, face widths, positions as fractions of the
+frame), never an image; the appearance cue lives in the tracker's memory, as
+in a run.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 
+from analyzer.appearance import FaceLikeness, appearance_features
 from analyzer.camera_url import without_password
 from analyzer.capture import CaptureWorker, EndOfStream, LatestFrameSlot, StreamStatus
-from analyzer.config import CameraConfig, DetectorConfig
+from analyzer.config import CameraConfig, Config
 from analyzer.detect import FaceDetector
+from analyzer.footfall import FootfallCounter, VisitEnded
+from analyzer.track import ByteTracker
+from analyzer.zones import CountingLine, Point
 
 COUNTING_FACE_PX = 40  # docs/ACCURACY.md measures counting on faces at least this wide for a second
 LOW_FPS = 8.0  # a walker crosses a door in about a second: fewer frames than this and tracks break
+KEPT_UP = 0.6  # below this share of frames searched, the tracker bridges gaps of several frames
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,10 @@ class CameraCheck:
     frames_searched: int
     detections: int  # faces found, summed over the frames searched (one walker counts in many frames)
     face_px: list[float] = field(default_factory=list)  # 10th, 50th and 90th percentile face width; [] if none
+    people: int = 0  # visits a run would count: tracked at least the camera's min_duration_s
+    line_in: int | None = None  # people whose first crossing of the counting line was 'in'; None: no line
+    line_out: int | None = None
+    zone_people: dict[str, int] = field(default_factory=dict)  # people who spent time in each zone
     advice: list[str] = field(default_factory=list)
 
     @property
@@ -53,11 +66,22 @@ class CameraCheck:
         return {**asdict(self), "failed": self.failed}
 
 
-def advice_for(fps: float, face_widths: np.ndarray, seconds: float, min_face_px: int, tiles: int) -> list[str]:
-    """What to change so that this camera counts well; [] when nothing."""
+def advice_for(
+    fps: float, face_widths: np.ndarray, seconds: float, min_face_px: int, tiles: int, kept_up: float = 1.0
+) -> list[str]:
+    """What to change so that this camera counts well; [] when nothing.
+
+    ``kept_up`` is the share of the frames meant for detection that the box
+    searched while watching every camera at once; a run drops the rest too.
+    """
     advice = []
     if fps < LOW_FPS:
         advice.append(f"{fps:.1f} fps is low: a walker crosses the door in about a second; set the stream to 10-15 fps")
+    if kept_up < KEPT_UP:
+        advice.append(
+            f"this box searched only {kept_up:.0%} of the frames for faces with every camera running: set "
+            "detector.every_n_frames: 2, fewer detector.tiles, or fewer cameras on this box"
+        )
     if not len(face_widths):
         advice.append(
             f"no face seen in {seconds:.0f} s: check while people walk in, and that the camera sees faces "
@@ -78,8 +102,66 @@ def advice_for(fps: float, face_widths: np.ndarray, seconds: float, min_face_px:
     return advice
 
 
+def _extent(points: Sequence[Point]) -> str:
+    """Where faces were seen, for advice: 'x 0.05-0.95, y 0.40-0.55'."""
+    xs, ys = [point[0] for point in points], [point[1] for point in points]
+    return f"x {min(xs):.2f}-{max(xs):.2f}, y {min(ys):.2f}-{max(ys):.2f}"
+
+
+def _side(line: CountingLine, hysteresis: float, point: Point) -> str:
+    distance = line.signed_distance(point)
+    return "on" if abs(distance) < hysteresis else ("in" if distance > 0 else "out")
+
+
+def placement_advice(
+    camera: CameraConfig, visits: Sequence[VisitEnded], seconds: float, min_duration_s: float
+) -> list[str]:
+    """Whether the counting line lies across people's paths and the zones where they were; [] when so.
+
+    Judged on the visits' first and last positions (the line's anchor point):
+    people at a door walk nearly straight. A line most people did not cross,
+    or a zone no one entered, is most likely somewhere people do not walk.
+    """
+    if camera.line is None and not camera.zones:
+        return []
+    counted = [visit for visit in visits if visit.counted]
+    if not counted:
+        return [
+            f"no one stayed in view for {min_duration_s:g} s, so the line and zones "
+            f"could not be checked in {seconds:.0f} s: check again while people walk through"
+        ]
+    points = [point for visit in counted for point in (visit.first_position, visit.last_position)]
+    advice = []
+    if camera.line is not None:
+        line = camera.line.counting_line()
+        uncrossed = [visit for visit in counted if visit.direction == "none"]
+        if uncrossed and 2 * len(uncrossed) >= len(counted):
+            sides = {
+                _side(line, camera.line.hysteresis, point)
+                for visit in uncrossed
+                for point in (visit.first_position, visit.last_position)
+            }
+            where = (
+                f"they stayed on its '{sides.pop()}' side"
+                if len(sides) == 1 and sides != {"on"}
+                else "they passed beyond its ends or along it"
+            )
+            advice.append(
+                f"{len(uncrossed)} of {len(counted)} people seen did not cross the counting line "
+                f"{camera.line.start} -> {camera.line.end} ({where}): if they walked in or out, move the line across "
+                f"their path; their faces ({camera.line.anchor} point) were seen at {_extent(points)}"
+            )
+    for zone in camera.zones:
+        if not any(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted):
+            advice.append(
+                f"none of {len(counted)} people seen spent time in zone '{zone.name}': if people stood there, "
+                f"move its polygon to where their faces were seen ({_extent(points)})"
+            )
+    return advice
+
+
 def check_camera(
-    camera: CameraConfig, seconds: float, min_face_px: int, detector: Callable[[DetectorConfig], FaceDetector]
+    camera: CameraConfig, seconds: float, config: Config, detector: FaceDetector, likeness: FaceLikeness | None
 ) -> CameraCheck:
     """Watch one camera for ``seconds`` (a file: until it ends, at its own speed) and sum up what it showed."""
     slot, stop = LatestFrameSlot(), threading.Event()
@@ -94,9 +176,11 @@ def check_camera(
         reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
         read_timeout_s=camera.read_timeout_s,
     )  # fmt: skip
-    faces_detector = detector(camera.detector)
+    tracker = ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s)
+    counter = FootfallCounter.for_camera(camera, config.footfall, config.tracker.min_similarity)
+    visits: list[VisitEnded] = []
     widths: list[np.ndarray] = []
-    searched, size = 0, (0, 0)
+    searched, size, last_capture = 0, (0, 0), time.monotonic()
     started = time.monotonic()
     worker.start()
     try:
@@ -104,16 +188,21 @@ def check_camera(
             item = slot.get(timeout=0.2)
             if isinstance(item, EndOfStream):
                 break
-            if item is None:
-                continue
-            size = (item.image.shape[1], item.image.shape[0])
-            found = faces_detector.detect(cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB), int(item.timestamp * 1000))
+            if item is None or item.index % camera.detector.every_n_frames:
+                continue  # as in a run: the tracker predicts across frames not searched
+            size, last_capture = (item.image.shape[1], item.image.shape[0]), item.captured_at
+            rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
+            found = detector.detect(rgb, int(item.timestamp * 1000))
+            wanted = tracker.wants_likeness(found.boxes, item.timestamp)
+            appearance = appearance_features(rgb, found.boxes, found.keypoints, likeness, wanted)
+            update = tracker.update(found, item.timestamp, size, appearance)
+            visits += counter.update(update.tracks, update.ended, item.timestamp, item.captured_at, size, update.exited)
             widths.append(found.boxes[:, 2] - found.boxes[:, 0])
             searched += 1
     finally:
         stop.set()
         worker.join(timeout=camera.read_timeout_s + 5)
-        faces_detector.close()
+    visits += counter.close(last_capture)
     watched = time.monotonic() - started
     last = statuses[-1] if statuses else None
     problem = ""
@@ -122,6 +211,13 @@ def check_camera(
         problem = last.cause if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
     face_widths = np.concatenate(widths) if widths else np.empty(0)
     fps = (len(read_at) - 1) / (read_at[-1] - read_at[0]) if len(read_at) > 1 and read_at[-1] > read_at[0] else 0.0
+    counted = [visit for visit in visits if visit.counted]
+    advice = []
+    if not problem:
+        kept_up = min(searched * camera.detector.every_n_frames / max(len(read_at), 1), 1.0)
+        advice = advice_for(fps, face_widths, watched, config.sampler.min_face_px, camera.detector.tiles, kept_up)
+        if len(face_widths):
+            advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall))
     return CameraCheck(
         camera=camera.id,
         source=without_password(camera.source),
@@ -136,21 +232,55 @@ def check_camera(
         face_px=[round(float(value), 1) for value in np.percentile(face_widths, [10, 50, 90])]
         if len(face_widths)
         else [],
-        advice=[] if problem else advice_for(fps, face_widths, watched, min_face_px, camera.detector.tiles),
+        people=len(counted),
+        line_in=sum(visit.direction == "in" for visit in counted) if camera.line else None,
+        line_out=sum(visit.direction == "out" for visit in counted) if camera.line else None,
+        zone_people={
+            zone.name: sum(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted) for zone in camera.zones
+        },
+        advice=advice,
     )
+
+
+def check_cameras(config: Config, seconds: float, likeness: FaceLikeness | None) -> list[CameraCheck]:
+    """Every camera at once, as a run watches them: a box too slow for all of them shows it here too."""
+    # Detectors are made and closed while no other thread runs: MediaPipe's
+    # native logs are silenced by redirecting the whole process's stderr.
+    detectors = [FaceDetector.from_config(camera.detector) for camera in config.cameras]
+    try:
+        with ThreadPoolExecutor(max_workers=max(len(config.cameras), 1), thread_name_prefix="check") as pool:
+            running = [
+                pool.submit(check_camera, camera, seconds, config, detector, likeness)
+                for camera, detector in zip(config.cameras, detectors, strict=True)
+            ]
+            return [future.result() for future in running]
+    finally:
+        for detector in detectors:
+            detector.close()
 
 
 def check_table(checks: list[CameraCheck]) -> str:
     """The installer's summary: one row per camera, then what to change."""
-    header = f"{'camera':<14}{'stream':>11}{'fps':>7}{'detections':>12}  {'face width p10/median/p90':<27}verdict"
+    header = (
+        f"{'camera':<14}{'stream':>11}{'fps':>7}{'detections':>12}  {'face width p10/median/p90':<27}"
+        f"{'people':>6}{'in/out':>8}  verdict"
+    )
     lines = [header, "-" * len(header)]
     for check in checks:
         stream = f"{check.width}x{check.height}" if check.frames else "-"
         widths = " / ".join(f"{value:.0f}" for value in check.face_px) + " px" if check.face_px else "-"
+        crossings = "-" if check.line_in is None else f"{check.line_in}/{check.line_out}"
         verdict = "FAILED" if check.failed else ("change" if check.advice else "ok")
-        lines.append(f"{check.camera:<14}{stream:>11}{check.fps:>7.1f}{check.detections:>12}  {widths:<27}{verdict}")
+        lines.append(
+            f"{check.camera:<14}{stream:>11}{check.fps:>7.1f}{check.detections:>12}  {widths:<27}"
+            f"{check.people:>6}{crossings:>8}  {verdict}"
+        )
     for check in checks:
         if check.failed:
             lines.append(f"[{check.camera}] {check.problem}")
+        lines += [
+            f"[{check.camera}] zone {name}: {people} of {check.people} people"
+            for name, people in check.zone_people.items()
+        ]
         lines += [f"[{check.camera}] {line}" for line in check.advice]
     return "\n".join(lines)

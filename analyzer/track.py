@@ -15,6 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from analyzer.appearance import FEATURE_SIZE, has_likeness, running_mean, similarity
+from analyzer.config import TrackerConfig
 from analyzer.faces import NUM_KEYPOINTS, Faces, box_iou
 
 
@@ -358,6 +359,11 @@ class ByteTracker:
         self.min_hits = min_hits
         self.max_lost_s = max_lost_s
         self.reset()
+
+    @classmethod
+    def from_config(cls, settings: TrackerConfig, max_lost_s: float) -> ByteTracker:
+        """The tracker the ``tracker`` settings ask for (``analyzer run`` and ``analyzer check`` alike)."""
+        return cls(settings.high_score, settings.match_iou, settings.min_hits, max_lost_s, settings.min_similarity)
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
