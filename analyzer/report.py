@@ -86,17 +86,26 @@ class RunReport:
         )
 
     def table(self) -> str:
-        """The final summary table: visitors per camera by age group and gender."""
+        """The final summary table: visitors per camera by age group and gender, and by line direction.
+
+        The ``in``/``out`` columns appear when a camera has a counting line;
+        ``-`` marks a camera without one.
+        """
         groups = sorted({v.attributes.age_group for visits in self.visits.values() for v in visits})
-        header = f"{'camera':<14}{'visitors':>9}{'female':>8}{'male':>7}{'unknown':>8}  " + "  ".join(groups)
+        rows = [*self.visits.items(), ("TOTAL", [v for vs in self.visits.values() for v in vs])]
+        lined = {camera for camera, visits in rows if any(visit.direction is not None for visit in visits)}
+        header = f"{'camera':<14}{'visitors':>9}{'female':>8}{'male':>7}{'unknown':>8}"
+        header += f"{'in':>6}{'out':>6}" if lined else ""
+        header += "  " + "  ".join(groups)
         lines = [header, "-" * len(header)]
-        for camera, visits in [*self.visits.items(), ("TOTAL", [v for vs in self.visits.values() for v in vs])]:
+        for camera, visits in rows:
             gender = Counter(v.attributes.gender for v in visits)
             age = Counter(v.attributes.age_group for v in visits)
-            lines.append(
-                f"{camera:<14}{len(visits):>9}{gender['female']:>8}{gender['male']:>7}{gender['unknown']:>8}  "
-                + "  ".join(f"{age[group]:>{len(group)}}" for group in groups)
-            )
+            direction = Counter(v.direction for v in visits)
+            line = f"{camera:<14}{len(visits):>9}{gender['female']:>8}{gender['male']:>7}{gender['unknown']:>8}"
+            if lined:
+                line += f"{direction['in']:>6}{direction['out']:>6}" if camera in lined else f"{'-':>6}{'-':>6}"
+            lines.append(line + "  " + "  ".join(f"{age[group]:>{len(group)}}" for group in groups))
         for camera, problem in self.problems.items():
             lines.append(f"{camera}: {problem}")
         return "\n".join(lines)
