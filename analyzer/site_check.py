@@ -179,6 +179,7 @@ def check_camera(
     tracker = ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s)
     counter = FootfallCounter.for_camera(camera, config.footfall, config.tracker.min_similarity)
     visits: list[VisitEnded] = []
+    skipped: list[str] = []  # why frames could not be searched
     widths: list[np.ndarray] = []
     searched, size, last_capture = 0, (0, 0), time.monotonic()
     started = time.monotonic()
@@ -191,12 +192,19 @@ def check_camera(
             if item is None or item.index % camera.detector.every_n_frames:
                 continue  # as in a run: the tracker predicts across frames not searched
             size, last_capture = (item.image.shape[1], item.image.shape[0]), item.captured_at
-            rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
-            found = detector.detect(rgb, int(item.timestamp * 1000))
-            wanted = tracker.wants_likeness(found.boxes, item.timestamp)
-            appearance = appearance_features(rgb, found.boxes, found.keypoints, likeness, wanted)
-            update = tracker.update(found, item.timestamp, size, appearance)
-            visits += counter.update(update.tracks, update.ended, item.timestamp, item.captured_at, size, update.exited)
+            try:
+                rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
+                found = detector.detect(rgb, int(item.timestamp * 1000))
+                wanted = tracker.wants_likeness(found.boxes, item.timestamp)
+                appearance = appearance_features(rgb, found.boxes, found.keypoints, likeness, wanted)
+                update = tracker.update(found, item.timestamp, size, appearance)
+                ended = counter.update(
+                    update.tracks, update.ended, item.timestamp, item.captured_at, size, update.exited
+                )
+            except Exception as error:  # as in a run: one bad frame is skipped, the camera goes on
+                skipped.append(f"{type(error).__name__}: {error}")
+                continue
+            visits += ended
             widths.append(found.boxes[:, 2] - found.boxes[:, 0])
             searched += 1
     finally:
@@ -214,10 +222,16 @@ def check_camera(
     counted = [visit for visit in visits if visit.counted]
     advice = []
     if not problem:
-        kept_up = min(searched * camera.detector.every_n_frames / max(len(read_at), 1), 1.0)
+        tried = searched + len(skipped)
+        kept_up = min(tried * camera.detector.every_n_frames / max(len(read_at), 1), 1.0)
         advice = advice_for(fps, face_widths, watched, config.sampler.min_face_px, camera.detector.tiles, kept_up)
         if len(face_widths):
             advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall))
+        if skipped:
+            advice.append(
+                f"{len(skipped)} frame(s) could not be searched for faces (first: {skipped[0]}); "
+                "a run skips such frames too"
+            )
     return CameraCheck(
         camera=camera.id,
         source=without_password(camera.source),

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from analyzer.config import CameraConfig, LineConfig, ZoneConfig
+from analyzer.config import CameraConfig, Config, LineConfig, ZoneConfig
 from analyzer.demo import demo_walkers
+from analyzer.detect import FaceDetector
+from analyzer.faces import Faces
 from analyzer.footfall import VisitEnded
-from analyzer.site_check import COUNTING_FACE_PX, KEPT_UP, advice_for, placement_advice
+from analyzer.site_check import COUNTING_FACE_PX, KEPT_UP, advice_for, check_camera, placement_advice
 from tests.harness import run_cli
 from tests.stream_server import RtspDoor
 
@@ -101,6 +103,32 @@ def test_placement_advice_says_when_people_miss_the_line_or_a_zone(
     assert all(words in text for words in expected), text
     assert bool(advice) == bool(expected)
     assert placement_advice(CameraConfig(id="plain"), visits, 10.0, 1.0) == []  # no line, no zones: nothing to place
+
+
+class _FailingNow(FaceDetector):
+    """The real detector, failing on its 3rd and 4th frames as a broken frame would make it."""
+
+    def __init__(self) -> None:
+        super().__init__("full_range", 0.5)
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
+        self.calls += 1
+        if self.calls in (3, 4):
+            raise ValueError("broken frame")
+        return super().detect(frame, timestamp_ms)
+
+
+def test_a_frame_that_fails_is_skipped_and_reported_not_fatal(walkers_clip: tuple[Path, int]) -> None:
+    detector = _FailingNow()
+    try:
+        check = check_camera(CameraConfig(id="door", source=str(walkers_clip[0])), 2.0, Config(), detector, None)
+    finally:
+        detector.close()
+    assert not check.failed and check.frames_searched == detector.calls - 2 > 10 and check.detections > 0
+    assert check.advice == [
+        "2 frame(s) could not be searched for faces (first: ValueError: broken frame); a run skips such frames too"
+    ]
 
 
 def test_check_command_watches_every_camera_at_once(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
