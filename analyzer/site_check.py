@@ -54,6 +54,8 @@ class CameraCheck:
     line_in: int | None = None  # people whose first crossing of the counting line was 'in'; None: no line
     line_out: int | None = None
     zone_people: dict[str, int] = field(default_factory=dict)  # people who spent time in each zone
+    # a line across the way people walked: {"start", "end", "in": "left to right"...}; None if no one walked
+    line_across_path: dict[str, object] | None = None
     advice: list[str] = field(default_factory=list)
 
     @property
@@ -113,6 +115,30 @@ def _side(line: CountingLine, hysteresis: float, point: Point) -> str:
     return "on" if abs(distance) < hysteresis else ("in" if distance > 0 else "out")
 
 
+def _way(axis: Point) -> str:
+    """A walking direction in the image, in words."""
+    if abs(axis[0]) >= abs(axis[1]):
+        return "left to right" if axis[0] > 0 else "right to left"
+    return "down the image" if axis[1] > 0 else "up the image"
+
+
+def line_across_path(visits: Sequence[VisitEnded]) -> dict[str, object] | None:
+    """A counting line across the way the counted people walked, for the config; None if no one walked."""
+    found = CountingLine.across([(visit.first_position, visit.last_position) for visit in visits if visit.counted])
+    if found is None:
+        return None
+    line, axis = found
+    return {**line.to_dict(), "in": _way(axis)}
+
+
+def as_yaml(line: dict[str, object]) -> str:
+    """The suggestion as the config line to paste, with what it counts as 'in'."""
+    return (
+        f"line: {{start: {line['start']}, end: {line['end']}}} (crossing it {line['in']} is 'in'; "
+        "swap start and end if that is the way out)"
+    )
+
+
 def placement_advice(
     camera: CameraConfig, visits: Sequence[VisitEnded], seconds: float, min_duration_s: float
 ) -> list[str]:
@@ -146,10 +172,12 @@ def placement_advice(
                 if len(sides) == 1 and sides != {"on"}
                 else "they passed beyond its ends or along it"
             )
+            suggestion = line_across_path(counted)
             advice.append(
                 f"{len(uncrossed)} of {len(counted)} people seen did not cross the counting line "
                 f"{camera.line.start} -> {camera.line.end} ({where}): if they walked in or out, move the line across "
                 f"their path; their faces ({camera.line.anchor} point) were seen at {_extent(points)}"
+                + (f"; one across it: {as_yaml(suggestion)}" if suggestion else "")
             )
     for zone in camera.zones:
         if not any(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted):
@@ -252,6 +280,7 @@ def check_camera(
         zone_people={
             zone.name: sum(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted) for zone in camera.zones
         },
+        line_across_path=line_across_path(counted),
         advice=advice,
     )
 
@@ -296,5 +325,8 @@ def check_table(checks: list[CameraCheck]) -> str:
             f"[{check.camera}] zone {name}: {people} of {check.people} people"
             for name, people in check.zone_people.items()
         ]
+        if check.line_in is None and check.line_across_path:
+            suggestion = as_yaml(check.line_across_path)
+            lines.append(f"[{check.camera}] no counting line; one across the way people walked: {suggestion}")
         lines += [f"[{check.camera}] {line}" for line in check.advice]
     return "\n".join(lines)

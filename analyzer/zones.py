@@ -56,6 +56,39 @@ class CountingLine:
         """``{"start": [x, y], "end": [x, y]}``."""
         return {"start": list(self.start), "end": list(self.end)}
 
+    @classmethod
+    def across(
+        cls, paths: Sequence[tuple[Point, Point]], margin: float = 0.1, min_walk: float = 0.1
+    ) -> tuple[CountingLine, Point] | None:
+        """A line across the way people walked, through the middle of their paths; None if no one walked.
+
+        ``paths`` are (first, last) positions. The walking axis is the principal
+        direction of the walks at least ``min_walk`` long (people walking in and
+        people walking out share it), turned the way most of them walked:
+        crossing the line that way is ``in``. The line spans the paths' spread
+        across that axis plus ``margin``, within the frame.
+
+        Returns:
+            The line (rounded to 0.01) and the walking axis as a unit vector.
+        """
+        walks = [(np.asarray(first, float), np.asarray(last, float)) for first, last in paths]
+        walks = [(first, last) for first, last in walks if np.hypot(*(last - first)) >= min_walk]
+        if not walks:
+            return None
+        moves = np.array([last - first for first, last in walks])
+        moves /= np.linalg.norm(moves, axis=1, keepdims=True)
+        axis = np.linalg.eigh(moves.T @ moves)[1][:, -1]
+        if np.sum(moves @ axis > 0) < np.sum(moves @ axis < 0):
+            axis = -axis
+        middle = np.median([(first + last) / 2 for first, last in walks], axis=0)
+        across = np.array([axis[1], -axis[0]])  # start -> end: walking along the axis goes from its left to its right
+        spread = np.array([point - middle for walk in walks for point in walk]) @ across
+        start = np.clip(middle + across * (spread.min() - margin), 0.0, 1.0).round(2)
+        end = np.clip(middle + across * (spread.max() + margin), 0.0, 1.0).round(2)
+        if np.array_equal(start, end):
+            return None
+        return cls((float(start[0]), float(start[1])), (float(end[0]), float(end[1]))), (float(axis[0]), float(axis[1]))
+
 
 class LineState:
     """One track's side of a line, updated point by point."""

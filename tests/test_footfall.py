@@ -83,6 +83,34 @@ def test_crossing_outside_the_segment_does_not_count() -> None:
     assert footfall.close(0.0)[0].direction == "none"
 
 
+@pytest.mark.parametrize(
+    ("paths", "way"),
+    [
+        ([((0.05, 0.27), (0.96, 0.31)), ((0.10, 0.30), (0.90, 0.29))], (1.0, 0.0)),  # left to right
+        # two in, one out on the same axis: the line serves both, 'in' the way most walked
+        ([((0.9, 0.5), (0.2, 0.6)), ((0.8, 0.4), (0.1, 0.5)), ((0.1, 0.45), (0.9, 0.4))], (-1.0, 0.0)),
+        ([((0.50, 0.20), (0.55, 0.90)), ((0.40, 0.30), (0.45, 0.95))], (0.0, 1.0)),  # towards a camera over the door
+        ([((0.1, 0.1), (0.9, 0.9)), ((0.2, 0.1), (0.9, 0.8))], (0.7, 0.7)),  # diagonal
+    ],
+)
+def test_a_line_across_the_way_people_walked_is_crossed_by_each_of_them(
+    paths: list[tuple[tuple[float, float], tuple[float, float]]], way: tuple[float, float]
+) -> None:
+    found = CountingLine.across(paths)
+    assert found is not None
+    line, axis = found
+    assert float(np.dot(axis, way)) > 0.95 * float(np.hypot(*way))  # the way most walked
+    for first, last in paths:
+        walked_along = float(np.dot(np.subtract(last, first), axis)) > 0
+        assert line.crossings([first, last], [0.0, 1.0], hysteresis=0.02) == [("in" if walked_along else "out", 1.0)]
+    assert all(0.0 <= value <= 1.0 for point in (line.start, line.end) for value in point)
+
+
+def test_no_line_across_people_who_did_not_walk() -> None:
+    assert CountingLine.across([((0.5, 0.5), (0.52, 0.51))]) is None  # a shopper standing at the till
+    assert CountingLine.across([]) is None
+
+
 def test_zone_dwell() -> None:
     zone = Zone("display", ((0.6, 0.0), (1.0, 0.0), (1.0, 1.0), (0.6, 1.0)))
     footfall = counter(zones=[zone])

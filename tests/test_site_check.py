@@ -174,11 +174,21 @@ def test_check_command_watches_every_camera_at_once(walkers_clip: tuple[Path, in
     assert (figures["reversed"]["line_in"], figures["reversed"]["line_out"]) == (0, walkers)
     assert full["advice"] == [] and rows["door"].endswith(f"{walkers}     {walkers}/0  ok")
     assert rows["half"].endswith("-  ok") and rows["reversed"].endswith(f"0/{walkers}  ok")
+    # a line suggested across the walkers' path: upright, near the middle, 'in' from left to right
+    suggested = figures["half"]["line_across_path"]
+    (start_x, start_y), (end_x, end_y) = suggested["start"], suggested["end"]
+    assert suggested["in"] == "left to right" and abs(start_x - end_x) < 0.05 and 0.35 < start_x < 0.65
+    assert start_y > end_y  # start -> end upwards: walking left to right crosses from its left to its right
+    assert f"[half] no counting line; one across the way people walked: line: {{start: {suggested['start']}" in (
+        result.stdout
+    )
+    assert "[door] no counting line" not in result.stdout  # it has one, and people cross it
     # a line and a zone above everyone's head
     assert rows["ceiling"].endswith(f"{walkers}     0/0  change")
     assert f"[ceiling] {walkers} of {walkers} people seen did not cross the counting line" in result.stdout
     assert (
         "(they stayed on its 'in' side)" in result.stdout
+        and f"; one across it: line: {{start: {figures['ceiling']['line_across_path']['start']}" in result.stdout
         and f"[ceiling] zone lamp: 0 of {walkers} people" in result.stdout
     )
     assert f"[ceiling] none of {walkers} people seen spent time in zone 'lamp'" in result.stdout
