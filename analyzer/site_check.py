@@ -131,7 +131,7 @@ def line_across_path(visits: Sequence[VisitEnded]) -> dict[str, object] | None:
     return {**line.to_dict(), "in": _way(axis)}
 
 
-def as_yaml(line: dict[str, object]) -> str:
+def config_line(line: dict[str, object]) -> str:
     """The suggestion as the config line to paste, with what it counts as 'in'."""
     return (
         f"line: {{start: {line['start']}, end: {line['end']}}} (crossing it {line['in']} is 'in'; "
@@ -177,7 +177,7 @@ def placement_advice(
                 f"{len(uncrossed)} of {len(counted)} people seen did not cross the counting line "
                 f"{camera.line.start} -> {camera.line.end} ({where}): if they walked in or out, move the line across "
                 f"their path; their faces ({camera.line.anchor} point) were seen at {_extent(points)}"
-                + (f"; one across it: {as_yaml(suggestion)}" if suggestion else "")
+                + (f"; one across it: {config_line(suggestion)}" if suggestion else "")
             )
     for zone in camera.zones:
         if not any(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted):
@@ -326,7 +326,7 @@ def check_table(checks: list[CameraCheck]) -> str:
             for name, people in check.zone_people.items()
         ]
         if check.line_in is None and check.line_across_path:
-            suggestion = as_yaml(check.line_across_path)
+            suggestion = config_line(check.line_across_path)
             lines.append(f"[{check.camera}] no counting line; one across the way people walked: {suggestion}")
         lines += [f"[{check.camera}] {line}" for line in check.advice]
     return "\n".join(lines)
