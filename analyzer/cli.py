@@ -889,7 +889,9 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
         ["analyzer check -c configs/store-entrance.yaml", "analyzer check --source rtsp://user:pass@10.0.0.12/stream1"],
     )
     _add_camera_arguments(parser)
-    parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="how long to watch each camera")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, metavar="S", help="how long to watch the cameras (all at once)"
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.set_defaults(handler=run_check)
 
