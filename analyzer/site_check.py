@@ -189,9 +189,17 @@ def placement_advice(
 
 
 def check_camera(
-    camera: CameraConfig, seconds: float, config: Config, detector: FaceDetector, likeness: FaceLikeness | None
+    camera: CameraConfig,
+    seconds: float,
+    config: Config,
+    detector: FaceDetector,
+    likeness: FaceLikeness | None,
+    interrupted: threading.Event | None = None,
 ) -> CameraCheck:
-    """Watch one camera for ``seconds`` (a file: until it ends, at its own speed) and sum up what it showed."""
+    """Watch one camera for ``seconds`` (a file: until it ends, at its own speed) and sum up what it showed.
+
+    ``interrupted`` ends the watch early (Ctrl-C while every camera is watched).
+    """
     slot, stop = LatestFrameSlot(), threading.Event()
     statuses: list[StreamStatus] = []
     read_at: list[float] = []  # when each frame was read: the stream's rate, whatever the connection took
@@ -213,7 +221,7 @@ def check_camera(
     started = time.monotonic()
     worker.start()
     try:
-        while time.monotonic() - started < seconds:
+        while time.monotonic() - started < seconds and not (interrupted and interrupted.is_set()):
             item = slot.get(timeout=0.2)
             if isinstance(item, EndOfStream):
                 break
@@ -290,13 +298,18 @@ def check_cameras(config: Config, seconds: float, likeness: FaceLikeness | None)
     # Detectors are made and closed while no other thread runs: MediaPipe's
     # native logs are silenced by redirecting the whole process's stderr.
     detectors = [FaceDetector.from_config(camera.detector) for camera in config.cameras]
+    interrupted = threading.Event()
     try:
         with ThreadPoolExecutor(max_workers=max(len(config.cameras), 1), thread_name_prefix="check") as pool:
             running = [
-                pool.submit(check_camera, camera, seconds, config, detector, likeness)
+                pool.submit(check_camera, camera, seconds, config, detector, likeness, interrupted)
                 for camera, detector in zip(config.cameras, detectors, strict=True)
             ]
-            return [future.result() for future in running]
+            try:
+                return [future.result() for future in running]
+            except BaseException:  # Ctrl-C: the cameras stop now, not after --seconds
+                interrupted.set()
+                raise
     finally:
         for detector in detectors:
             detector.close()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -199,6 +203,21 @@ def test_check_command_watches_every_camera_at_once(walkers_clip: tuple[Path, in
     assert "refused the user name or password (401 Unauthorized); check them\n" in result.stdout + "\n"
     assert "Wr0ngPass" not in result.stdout + result.stderr + (tmp_path / "check.json").read_text()
     assert [figures[name]["failed"] for name in ("door", "gone", "street")] == [False, True, True]
+
+
+def test_ctrl_c_stops_the_check_at_once(walkers_clip: tuple[Path, int]) -> None:
+    check = subprocess.Popen(
+        [sys.executable, "-m", "analyzer", "check", "--source", str(walkers_clip[0]), "--seconds", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert check.stderr is not None
+    assert check.stderr.readline().startswith("watching 1 camera(s)")  # the camera threads are running
+    time.sleep(1.0)
+    interrupted_at = time.monotonic()
+    check.send_signal(signal.SIGINT)
+    _, stderr = check.communicate(timeout=60)
+    assert check.returncode == 130 and stderr.strip() == "interrupted"
+    assert time.monotonic() - interrupted_at < 5.0  # not when the 12 s clip ends
 
 
 def test_check_refuses_a_silly_watch_time() -> None:
