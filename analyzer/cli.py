@@ -540,7 +540,10 @@ def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
         help="config file (default: configs/default.yaml, the demo)",
     )
     parser.add_argument(
-        "--source", metavar="SRC", help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'"
+        "--source",
+        metavar="SRC",
+        help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo' "
+        "(with a one-camera -c config, it keeps that camera's detector, line and zones)",
     )
 
 
@@ -599,7 +602,10 @@ def _cameras_config(args: argparse.Namespace) -> Config:
     if args.source is not None:
         stem = Path(args.source).stem if source_kind(args.source) == "file" else "cam0"
         camera_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "cam0"
-        template = config.cameras[0] if len(config.cameras) == 1 else CameraConfig(detector=config.detector)
+        # A config's one camera lends its settings (a recorded clip of that camera counts the same way); the
+        # demo's line is drawn for the demo clip, so a source given without a config starts with no line.
+        lends = len(config.cameras) == 1 and Path(args.config).resolve() != DEFAULT_CONFIG.resolve()
+        template = config.cameras[0] if lends else CameraConfig(detector=config.detector)
         config.cameras = [
             CameraConfig(
                 id=camera_id,

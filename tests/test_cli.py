@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 
-from analyzer.cli import build_parser, main
+from analyzer.cli import DEFAULT_CONFIG, build_parser, main
+from analyzer.config import load_config
 
 COMMANDS = [name for name in build_parser()._subparsers._group_actions[0].choices]
 
@@ -46,3 +49,20 @@ def test_run_takes_the_network_from_model(tmp_path, capsys: pytest.CaptureFixtur
     assert main(["run", "--source", clip, "--model", str(missing), "--metrics-port", "0", "--zmq-bind", ""]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith(f"error: {missing}: model file not found; pass --model")
+
+
+def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_path: Path) -> None:
+    from analyzer.cli import _cameras_config  # what run and check make of -c and --source
+
+    demo = _cameras_config(build_parser().parse_args(["run", "--source", "rtsp://10.0.0.12/stream1"]))
+    assert demo.cameras[0].source == "rtsp://10.0.0.12/stream1" and demo.cameras[0].line is None
+    assert load_config(DEFAULT_CONFIG).cameras[0].line is not None  # the demo clip's own line stays with it
+    mine = tmp_path / "door.yaml"
+    mine.write_text(
+        "cameras:\n  - id: door\n    source: rtsp://10.0.0.12/stream1\n"
+        "    line: {start: [0.3, 1.0], end: [0.3, 0.0]}\n    detector: {tiles: 2}\n"
+    )
+    clip = _cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "door-tuesday.mp4"]))
+    (camera,) = clip.cameras
+    assert (camera.id, camera.source, camera.detector.tiles) == ("door-tuesday", "door-tuesday.mp4", 2)
+    assert camera.line is not None and camera.line.start == [0.3, 1.0]  # a recording of that camera counts alike
