@@ -22,6 +22,11 @@ from analyzer.publisher import ZmqPublisher
 from analyzer.report import RunReport
 
 
+def own_lines(stderr: str) -> list[str]:
+    """The analyzer's stderr lines, without MediaPipe's occasional native alignment note (docs/OPERATIONS.md)."""
+    return [line for line in stderr.splitlines() if "memory is not aligned" not in line]
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as probe:
