@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 
 from analyzer import __version__
-from analyzer.appearance import FaceLikeness, appearance_features
+from analyzer.appearance import FaceLikeness
 from analyzer.attributes import AttributeVoter
 from analyzer.batch import Batcher
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
@@ -176,9 +176,7 @@ class Pipeline:
         faces = detector.detect(rgb, int(frame.timestamp * 1000))
         detected = time.perf_counter()
         size = (frame.image.shape[1], frame.image.shape[0])
-        wanted = tracker.wants_likeness(faces.boxes, frame.timestamp)
-        appearance = appearance_features(rgb, faces.boxes, faces.keypoints, self.likeness, wanted)
-        update = tracker.update(faces, frame.timestamp, size, appearance)
+        update = tracker.update_with_appearance(faces, rgb, frame.timestamp, self.likeness)
         tracked = time.perf_counter()
         samples = sampler.select(camera.id, rgb, update.tracks, frame.timestamp, frame.captured_at, self.options.naive)
         sampled = time.perf_counter()

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from analyzer.appearance import FaceLikeness, appearance_features
+from analyzer.appearance import FaceLikeness
 from analyzer.camera_url import without_password
 from analyzer.capture import CaptureWorker, EndOfStream, LatestFrameSlot, StreamStatus
 from analyzer.config import CameraConfig, Config
@@ -231,9 +231,7 @@ def check_camera(
             try:
                 rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
                 found = detector.detect(rgb, int(item.timestamp * 1000))
-                wanted = tracker.wants_likeness(found.boxes, item.timestamp)
-                appearance = appearance_features(rgb, found.boxes, found.keypoints, likeness, wanted)
-                update = tracker.update(found, item.timestamp, size, appearance)
+                update = tracker.update_with_appearance(found, rgb, item.timestamp, likeness)
                 ended = counter.update(
                     update.tracks, update.ended, item.timestamp, item.captured_at, size, update.exited
                 )

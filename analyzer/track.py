@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analyzer.appearance import FEATURE_SIZE, has_likeness, running_mean, similarity
+from analyzer.appearance import FEATURE_SIZE, FaceLikeness, appearance_features, has_likeness, running_mean, similarity
 from analyzer.config import TrackerConfig
 from analyzer.faces import NUM_KEYPOINTS, Faces, box_iou
 
@@ -461,6 +461,14 @@ class ByteTracker:
             survivors.append(track)
         self._tracks = survivors
         return TrackUpdate(self._snapshot(faces, survivor_detection), ended, exited)
+
+    def update_with_appearance(
+        self, faces: Faces, frame_rgb: np.ndarray, timestamp: float, likeness: FaceLikeness | None
+    ) -> TrackUpdate:
+        """``update`` with colours for every face and the likeness where ``wants_likeness`` asks (run and check)."""
+        wanted = self.wants_likeness(faces.boxes, timestamp)
+        appearance = appearance_features(frame_rgb, faces.boxes, faces.keypoints, likeness, wanted)
+        return self.update(faces, timestamp, (frame_rgb.shape[1], frame_rgb.shape[0]), appearance)
 
     def _since_last_update(self, timestamp: float) -> float:
         """Seconds the filters must predict ahead to reach ``timestamp``."""
