@@ -145,6 +145,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "in training and in the exported graph (default 0: none, or what the --init network has)",
     )  # fmt: skip
     parser.add_argument(
+        "--backdrop-consistency", type=float, default=0.0, metavar="WEIGHT",
+        help="see each face on its photo's backdrop and on a painted scene, with the same camera effects, and "
+        "add this weight times the divergence of the two predictions to the loss (AugMix uses 12; default 0: off)",
+    )  # fmt: skip
+    parser.add_argument(
         "--resume", action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
     )  # fmt: skip
@@ -169,11 +174,15 @@ def run_train(args: argparse.Namespace) -> int:
             f"--head-outline {args.head_outline:g}: give a superellipse power of 1 or more (2 = ellipse), "
             "or 0 for no mask"
         )
+    if args.backdrop_consistency < 0:
+        raise ConfigError(
+            f"--backdrop-consistency {args.backdrop_consistency:g} is negative; give a weight, or 0 for off"
+        )
     if args.quick:
         config = TrainConfig(
             data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,
             init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
-            head_outline=args.head_outline,
+            head_outline=args.head_outline, backdrop_consistency=args.backdrop_consistency,
         )  # fmt: skip
     else:
         config = TrainConfig(
@@ -190,6 +199,7 @@ def run_train(args: argparse.Namespace) -> int:
             gender_weight=args.gender_weight,
             augment=args.augment,
             head_outline=args.head_outline,
+            backdrop_consistency=args.backdrop_consistency,
         )
     return _report_training(train(config, args.out), args.out)
 

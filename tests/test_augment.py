@@ -100,3 +100,26 @@ def test_a_squarer_head_outline_keeps_more_of_the_head() -> None:
     }
     # same draws but the outline: an ellipse covers pi/4 of its box, a power-5 superellipse ~0.95
     assert kept[5.0] > kept[2.0] + 0.1
+
+
+def test_two_backdrops_share_the_face_and_every_camera_effect_but_the_scene() -> None:
+    # Effects that move pixels about (blur, compression, rescaling) are off, so the face's own
+    # pixels must match; jitter, mirror, colour, noise and occlusion stay on. Only the blend with
+    # the scene (which truncates, then colour amplifies) leaves them a level or two apart; two
+    # draws of the effects differ by tens of levels.
+    source = _textured_chip()
+    settings = NOTHING | dict(
+        max_rotation_deg=12.0, max_scale=0.1, max_shift=0.05, keypoint_noise=0.015, flip=0.5, colour=1.0, noise=1.0,
+        occlusion=0.5,
+    )  # fmt: skip
+    augment = CameraAugment(**settings)
+    for seed in range(6):
+        photo, painted = augment.on_two_backdrops(source, 64, np.random.default_rng(seed))
+        other_draw, _ = augment.on_two_backdrops(source, 64, np.random.default_rng(seed + 100))
+        assert _mean_difference(photo[20:44, 20:44], painted[20:44, 20:44]) < 1.5  # the same face and effects
+        assert _mean_difference(photo[20:44, 20:44], other_draw[20:44, 20:44]) > 20
+        assert _mean_difference(photo[:5, :5], painted[:5, :5]) > 20  # but another backdrop
+
+
+def _mean_difference(chip: np.ndarray, other: np.ndarray) -> float:
+    return float(np.abs(chip.astype(int) - other.astype(int)).mean())

@@ -254,6 +254,7 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
         (["--input-size", "200"], "--input-size 200 is outside 32..160"),
         (["--head-outline", "0.5"], "--head-outline 0.5: give a superellipse power of 1 or more"),
         (["--head-outline", "-2"], "--head-outline -2: give a superellipse power of 1 or more"),
+        (["--backdrop-consistency", "-1"], "--backdrop-consistency -1 is negative"),
     ],
 )
 def test_a_wrong_training_setting_is_one_line_before_any_work(
@@ -451,3 +452,41 @@ def test_a_run_stopped_as_its_budget_ran_out_keeps_its_last_epochs_weights(utkfa
     assert finished.keys() == state["state_dict"].keys()
     assert all(torch.equal(finished[name], state["state_dict"][name]) for name in finished)
     assert len(json.loads((tmp_path / "history.json").read_text())["epochs"]) == 1
+
+
+def test_jensen_shannon_is_the_textbook_divergence_of_the_two_predictions() -> None:
+    from scipy.spatial.distance import jensenshannon
+
+    from analyzer.train.loop import jensen_shannon
+
+    rng = np.random.default_rng(8)
+    logits_a = torch.from_numpy(rng.normal(0, 3, (5, 101)))
+    logits_b = torch.from_numpy(rng.normal(0, 3, (5, 101)))
+    probs_a, probs_b = torch.softmax(logits_a, 1).numpy(), torch.softmax(logits_b, 1).numpy()
+    expected = np.mean([jensenshannon(a, b) ** 2 for a, b in zip(probs_a, probs_b, strict=True)])  # natural log
+    assert float(jensen_shannon(logits_a, logits_b)) == pytest.approx(expected, rel=1e-6)
+    assert float(jensen_shannon(logits_b, logits_a)) == pytest.approx(expected, rel=1e-6)
+    assert float(jensen_shannon(logits_a, logits_a)) == pytest.approx(0.0, abs=1e-12)
+    certain = torch.tensor([[30.0, -30.0]], dtype=torch.float64)
+    assert float(jensen_shannon(certain, -certain)) == pytest.approx(np.log(2.0), rel=1e-6)  # opposite and sure
+
+
+def test_backdrop_pairs_batch_the_photo_chips_then_the_painted_ones() -> None:
+    from analyzer.preprocess import Normalization, chips_to_input
+    from analyzer.train.augment import AUGMENTATIONS
+    from analyzer.train.dataset import BackdropPairs, BatchCollator, FaceSet
+
+    rng = np.random.default_rng(9)
+    faces = FaceSet(
+        chips=rng.integers(0, 256, (3, 80, 80, 3), dtype=np.uint8), ages=np.array([4, 30, 71]),
+        genders=np.array([0, 1, 1]), races=[None] * 3,
+    )  # fmt: skip
+    pairs = BackdropPairs(faces, 64, AUGMENTATIONS["entrance"], seed=5)
+    items = [pairs[index] for index in range(3)]
+    inputs, ages, genders = BatchCollator(Normalization())(items)
+    photos = np.stack([pair[0] for pair, _, _ in items])
+    painted = np.stack([pair[1] for pair, _, _ in items])
+    assert np.array_equal(inputs.numpy(), chips_to_input(np.concatenate([photos, painted]), Normalization()))
+    assert ages.tolist() == [4, 30, 71] and genders.tolist() == [0, 1, 1]
+    again = BackdropPairs(faces, 64, AUGMENTATIONS["entrance"], seed=5)[1][0]
+    assert np.array_equal(again, items[1][0])  # an item depends only on (seed, epoch, index)

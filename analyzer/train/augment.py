@@ -61,6 +61,29 @@ class CameraAugment:
         keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
         if rng.random() < self.background:
             source_chip = self._replace_background(source_chip, rng)
+        return self._as_camera_sees(source_chip, keypoints, size, rng)
+
+    def on_two_backdrops(
+        self, source_chip: np.ndarray, size: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The face on its photo's backdrop and on a painted scene, with the same jitter and camera effects.
+
+        The pair differs only in what surrounds the head, so a loss that ties
+        their predictions together teaches the backdrop does not matter
+        (``TrainConfig.backdrop_consistency``).
+        """
+        height, width = source_chip.shape[:2]
+        keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
+        painted = self._replace_background(source_chip, rng)
+        effects = rng.bit_generator.state
+        photo_chip = self._as_camera_sees(source_chip, keypoints, size, rng)
+        rng.bit_generator.state = effects
+        return photo_chip, self._as_camera_sees(painted, keypoints, size, rng)
+
+    def _as_camera_sees(
+        self, source_chip: np.ndarray, keypoints: np.ndarray, size: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Cut the chip at the jittered keypoints, then mirror and degrade it, each effect with its probability."""
         chip = align_face(source_chip, keypoints, size)
         if rng.random() < self.flip:
             chip = np.ascontiguousarray(chip[:, ::-1])

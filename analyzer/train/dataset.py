@@ -98,15 +98,29 @@ class AugmentedChips(Dataset):
         return chip, int(self.faces.ages[index]), int(self.faces.genders[index])
 
 
+class BackdropPairs(AugmentedChips):
+    """Each item: the face on its photo's backdrop and on a painted scene, (2, S, S, 3), its age and gender."""
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int, int]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        pair = np.stack(self.augment.on_two_backdrops(self.faces.chips[index], self.size, rng))
+        return pair, int(self.faces.ages[index]), int(self.faces.genders[index])
+
+
 class BatchCollator:
-    """Stacks chips and normalises them with the serving code, inside the loader worker."""
+    """Stacks chips and normalises them with the serving code, inside the loader worker.
+
+    Items of ``BackdropPairs`` give 2N inputs for N labels: the N photo chips, then the N painted ones.
+    """
 
     def __init__(self, normalization: Normalization) -> None:
         self.normalization = normalization
 
     def __call__(self, items: list[tuple[np.ndarray, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Network inputs (N, 3, S, S) float32, ages (N,), genders (N,)."""
+        """Network inputs (N or 2N, 3, S, S) float32, ages (N,), genders (N,)."""
         chips = np.stack([chip for chip, _, _ in items])
+        if chips.ndim == 5:
+            chips = chips.swapaxes(0, 1).reshape(-1, *chips.shape[2:])
         inputs = torch.from_numpy(chips_to_input(chips, self.normalization))
         ages = torch.tensor([age for _, age, _ in items], dtype=torch.long)
         genders = torch.tensor([gender for _, _, gender in items], dtype=torch.long)

@@ -30,7 +30,7 @@ from analyzer.evaluation import attribute_report
 from analyzer.labels import read_labels, split_by_md5
 from analyzer.preprocess import Normalization, chips_to_input
 from analyzer.train.augment import AUGMENTATIONS
-from analyzer.train.dataset import AugmentedChips, BatchCollator, FaceSet, load_face_set
+from analyzer.train.dataset import AugmentedChips, BackdropPairs, BatchCollator, FaceSet, load_face_set
 from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
 from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel
 
@@ -65,6 +65,7 @@ class TrainConfig:
     init_member: int = 0  # which run of an exported ensemble ``init`` starts from
     augment: str = "camera"  # a recipe of analyzer.train.augment.AUGMENTATIONS
     head_outline: float = 0.0  # > 0: mask the chip outside a superellipse of this power (2 = ellipse); 0: keep init's
+    backdrop_consistency: float = 0.0  # > 0: each face on two backdrops; weight of their predictions' divergence
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     normalization: Normalization = field(default_factory=Normalization)
@@ -88,6 +89,20 @@ def age_targets(ages: torch.Tensor, bin_values: torch.Tensor) -> torch.Tensor:
     sigma = 1.0 + 0.05 * ages.float()
     logits = -0.5 * ((bin_values[None, :] - ages[:, None].float()) / sigma[:, None]) ** 2
     return torch.softmax(logits, dim=1)
+
+
+def jensen_shannon(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Mean Jensen-Shannon divergence between two batches of predicted distributions.
+
+    AugMix's consistency loss (Hendrycks et al., ICLR 2020): zero when both
+    views of a face get the same prediction, at most log 2, and symmetric, so
+    neither view is the teacher.
+    """
+    log_a, log_b = torch.log_softmax(logits_a, dim=1), torch.log_softmax(logits_b, dim=1)
+    log_mixture = torch.logsumexp(torch.stack([log_a, log_b]), dim=0) - math.log(2.0)
+    divergence_a = (log_a.exp() * (log_a - log_mixture)).sum(dim=1)
+    divergence_b = (log_b.exp() * (log_b - log_mixture)).sum(dim=1)
+    return 0.5 * (divergence_a + divergence_b).mean()
 
 
 def _balanced_weights(ages: np.ndarray, power: float) -> torch.Tensor:
@@ -283,7 +298,8 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     model = ProbabilityModel(net, mirror_average=True)
     optimizer = _optimizer(net, config)
     bin_values = torch.as_tensor(FINE_AGE_EDGES, dtype=torch.float32)
-    dataset = AugmentedChips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
+    chips = BackdropPairs if config.backdrop_consistency > 0 else AugmentedChips
+    dataset = chips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
     if saved is None and is_export(config.init):
         calibration = [dataset[index] for index in range(min(CALIBRATION_CHIPS, len(dataset)))]
         unfold_batchnorm(net, BatchCollator(config.normalization)(calibration)[0])
@@ -327,14 +343,22 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, progress)
             age_logits, gender_logits = net(inputs.contiguous(memory_format=torch.channels_last))
+            views = len(inputs) // len(ages)  # 2 for backdrop pairs: photo chips, then painted ones
+            view_ages, view_genders = ages.repeat(views), genders.repeat(views)
             log_probs = torch.log_softmax(age_logits, dim=1)
-            age_loss = -(age_targets(ages, bin_values) * log_probs).sum(dim=1).mean()
+            age_loss = -(age_targets(view_ages, bin_values) * log_probs).sum(dim=1).mean()
             expected = (log_probs.exp() * bin_values).sum(dim=1)
             loss = (
                 age_loss
-                + config.age_l1_weight * (expected - ages.float()).abs().mean()
-                + config.gender_weight * gender_loss(gender_logits, genders)
+                + config.age_l1_weight * (expected - view_ages.float()).abs().mean()
+                + config.gender_weight * gender_loss(gender_logits, view_genders)
             )
+            if views == 2:
+                photo, painted = len(ages), slice(len(ages), None)
+                loss = loss + config.backdrop_consistency * (
+                    jensen_shannon(age_logits[:photo], age_logits[painted])
+                    + jensen_shannon(gender_logits[:photo], gender_logits[painted])
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
