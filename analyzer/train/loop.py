@@ -354,10 +354,10 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
                 + config.gender_weight * gender_loss(gender_logits, view_genders)
             )
             if views == 2:
-                photo, painted = len(ages), slice(len(ages), None)
+                batch = len(ages)
                 loss = loss + config.backdrop_consistency * (
-                    jensen_shannon(age_logits[:photo], age_logits[painted])
-                    + jensen_shannon(gender_logits[:photo], gender_logits[painted])
+                    jensen_shannon(age_logits[:batch], age_logits[batch:])
+                    + jensen_shannon(gender_logits[:batch], gender_logits[batch:])
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
