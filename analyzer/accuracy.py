@@ -33,7 +33,7 @@ from analyzer.face_photos import align_photos
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.report import RunReport
 from analyzer.scene import heads_on_wall
-from analyzer.score import Match, combine, match, score
+from analyzer.score import Match, combine, outcome, score
 from analyzer.simulate import SIMULATOR_VERSION, simulate
 
 
@@ -175,9 +175,7 @@ def _logged_run(config: Config, clip: Path) -> LoggedRun:
 
 def _matches(truth: dict, report: dict) -> list[Match]:
     """The one-camera report's visits paired with the true visitors, as ``score`` pairs them."""
-    visits = next(iter(report["cameras"].values()))["visits"]
-    matches, _, _ = match(visits, truth["visitors"])
-    return matches
+    return outcome(truth, report).matches
 
 
 #: The samplers of the curve: the first k candidates, or the best k of up to ``CALLS_PER_VOTE`` * k.

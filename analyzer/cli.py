@@ -792,13 +792,19 @@ def add_score_parser(subparsers: argparse._SubParsersAction) -> None:
         "Compare a run's report with a simulated clip's ground truth.",
         [
             "analyzer score --truth truth.json --report report.json",
+            "analyzer score --truth truth.json --report report.json --mistakes",
             "analyzer score --truth truth.json --report report.json --json",
         ],
     )
     parser.add_argument("--truth", type=Path, required=True, metavar="JSON", help="from analyzer simulate")
     parser.add_argument("--report", type=Path, required=True, metavar="JSON", help="from analyzer run --report")
     parser.add_argument("--camera", help="camera id in the report (needed if it has several)")
-    parser.add_argument("--json", action="store_true", help="print the score as JSON")
+    parser.add_argument("--json", action="store_true", help="print the score, with its mistakes, as JSON")
+    parser.add_argument(
+        "--mistakes", action="store_true",
+        help="also list every miss, double count, false count and wrong attribute or direction, with when it "
+        "happened in the clip",
+    )  # fmt: skip
     parser.set_defaults(handler=run_score)
 
 
@@ -815,11 +821,12 @@ def _read_json(path: Path, what: str) -> dict:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score and print."""
-    from analyzer.score import score
+    from analyzer.score import mistake_line, mistakes, score
 
-    result = score(_read_json(args.truth, "truth file"), _read_json(args.report, "report"), args.camera)
+    truth, report = _read_json(args.truth, "truth file"), _read_json(args.report, "report")
+    result = score(truth, report, args.camera)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result, "mistakes": mistakes(truth, report, args.camera)}, indent=2))
         return 0
 
     def percent(value: object) -> str:
@@ -831,6 +838,9 @@ def run_score(args: argparse.Namespace) -> int:
     print(f"gender accuracy {percent(result['gender_accuracy'])}, {result['age_grouping']} accuracy "
           f"{percent(result['age_group_accuracy'])}, direction {percent(result['direction_accuracy'])} "
           f"of {result['crossings']} crossings")  # fmt: skip
+    if args.mistakes:
+        for mistake in mistakes(truth, report, args.camera):
+            print(mistake_line(mistake))
     return 0
 
 

@@ -4,7 +4,9 @@ Counted visits are matched one-to-one to true visitors by time overlap and by
 where the face was when the visit started and ended (Hungarian matching).
 A visit left over that still fits an already matched visitor is a double
 count (one person split into two visits); any other left-over visit is a
-false count. A countable visitor without a visit is a miss.
+false count. A countable visitor without a visit is a miss. ``mistakes``
+lists each of them, and each wrong attribute or direction, with its time in
+the clip, so they can be found and watched.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analyzer.age_groups import builtin_grouping
+from analyzer.age_groups import AgeGrouping, builtin_grouping
 from analyzer.errors import DataError
 
 #: A visit and a visitor can be the same person only if the visitor was seen
@@ -62,8 +64,12 @@ def _fit(visit: dict, visitor: dict) -> float | None:
     return (1.0 - min(overlap / duration, 1.0)) + distance
 
 
-def match(visits: Sequence[dict], visitors: Sequence[dict]) -> tuple[list[Match], list[dict], list[dict]]:
-    """Pairs, visits that fit a matched visitor again (double counts), visits that fit nobody."""
+def match(visits: Sequence[dict], visitors: Sequence[dict]) -> tuple[list[Match], list[Match], list[dict]]:
+    """Pairs, double counts and visits that fit nobody.
+
+    A double count is a visit that fits an already matched visitor again; it
+    is paired with the visitor it fits best.
+    """
     if not visits or not visitors:
         return [], [], list(visits)
     cost = np.full((len(visits), len(visitors)), 1e6)
@@ -80,7 +86,10 @@ def match(visits: Sequence[dict], visitors: Sequence[dict]) -> tuple[list[Match]
     for row, visit in enumerate(visits):
         if row in matched_rows:
             continue
-        (doubles if np.any(cost[row] < 1e6) else extras).append(visit)
+        if np.any(cost[row] < 1e6):
+            doubles.append(Match(visit, visitors[int(np.argmin(cost[row]))]))
+        else:
+            extras.append(visit)
     return matches, doubles, extras
 
 
@@ -88,8 +97,35 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def score(truth: dict, report: dict, camera: str | None = None) -> dict[str, object]:
-    """The ``score --json`` document for one clip's truth and the run's report."""
+@dataclass(frozen=True)
+class Outcome:
+    """One camera's visits matched against the truth: what ``score`` counts and ``mistakes`` lists."""
+
+    visits: list[dict]
+    countable: list[dict]  # true visitors a run is expected to count
+    matches: list[Match]
+    doubles: list[Match]  # the second visit of a matched visitor, with that visitor
+    extras: list[dict]  # visits that fit nobody
+    misses: list[dict]  # countable visitors without a visit
+    grouping: AgeGrouping
+
+    def true_group(self, visitor: dict) -> str:
+        """The visitor's true age group in the report's grouping."""
+        return self.grouping.names[self.grouping.index_of(visitor["age"])]
+
+    @property
+    def classified(self) -> list[Match]:
+        """Matches whose visit has an age and gender verdict (attribute accuracy is over these)."""
+        return [m for m in self.matches if m.visit["gender"] != "unknown"]
+
+    @property
+    def crossing(self) -> list[Match]:
+        """Matches of visitors who crossed the line, on a camera that has one (direction accuracy)."""
+        return [m for m in self.matches if m.visitor["direction"] is not None and "direction" in m.visit]
+
+
+def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
+    """Match the report's visits of ``camera`` (the only one when None) to the truth's visitors."""
     cameras = report.get("cameras", {})
     if camera is None:
         if len(cameras) != 1:
@@ -97,32 +133,39 @@ def score(truth: dict, report: dict, camera: str | None = None) -> dict[str, obj
         camera = next(iter(cameras))
     if camera not in cameras:
         raise DataError(f"camera '{camera}' is not in the report (it has {sorted(cameras)})")
-    grouping = builtin_grouping(report.get("age_grouping", "fairface9"))
     visits = cameras[camera]["visits"]
     visitors = truth["visitors"]
     matches, doubles, extras = match(visits, visitors)
     countable = [visitor for visitor in visitors if visitor["countable"]]
     matched_ids = {m.visitor["id"] for m in matches}
     misses = [visitor for visitor in countable if visitor["id"] not in matched_ids]
+    grouping = builtin_grouping(report.get("age_grouping", "fairface9"))
+    return Outcome(visits, countable, matches, doubles, extras, misses, grouping)
+
+
+def score(truth: dict, report: dict, camera: str | None = None) -> dict[str, object]:
+    """The ``score --json`` document for one clip's truth and the run's report."""
+    result = outcome(truth, report, camera)
+    grouping, matches, countable = result.grouping, result.matches, result.countable
     bonus = sum(1 for m in matches if not m.visitor["countable"])
-    counted = len(visits) - bonus
-    classified = [m for m in matches if m.visit["gender"] != "unknown"]
-    crossing = [m for m in matches if m.visitor["direction"] is not None and "direction" in m.visit]
-    true_groups = Counter(grouping.names[grouping.index_of(v["age"])] for v in countable)
+    counted = len(result.visits) - bonus
+    classified, crossing = result.classified, result.crossing
+    true_groups = Counter(result.true_group(v) for v in countable)
     true_genders = Counter(v["gender"] for v in countable)
-    counted_visits = [m.visit for m in matches if m.visitor["countable"]] + doubles + extras
+    counted_visits = (
+        [m.visit for m in matches if m.visitor["countable"]] + [m.visit for m in result.doubles] + result.extras
+    )
     return {
         "true_visitors": len(countable),
         "counted_visitors": counted,
         "count_error": _ratio(counted - len(countable), len(countable)),
-        "misses": len(misses),
-        "double_counts": len(doubles),
-        "false_counts": len(extras),
+        "misses": len(result.misses),
+        "double_counts": len(result.doubles),
+        "false_counts": len(result.extras),
         "hard_visitors_counted": bonus,
         "gender_accuracy": _ratio(sum(m.visit["gender"] == m.visitor["gender"] for m in classified), len(classified)),
         "age_group_accuracy": _ratio(
-            sum(m.visit["age_group"] == grouping.names[grouping.index_of(m.visitor["age"])] for m in classified),
-            len(classified),
+            sum(m.visit["age_group"] == result.true_group(m.visitor) for m in classified), len(classified)
         ),
         "age_grouping": grouping.name,
         "direction_accuracy": _ratio(
@@ -143,6 +186,61 @@ def score(truth: dict, report: dict, camera: str | None = None) -> dict[str, obj
         "classified": len(classified),
         "unclassified": len(matches) - len(classified),
     }
+
+
+def mistakes(truth: dict, report: dict, camera: str | None = None) -> list[dict[str, object]]:
+    """Every miss, double count, false count and wrong attribute or direction, in clip time order.
+
+    Each has ``kind``, ``from_s`` and ``to_s`` (clip seconds: where to look),
+    the ``visitor`` id and ``visit`` id it concerns (None where there is
+    none), and for a wrong attribute or direction what was ``true`` and what
+    was ``counted``.
+    """
+    result = outcome(truth, report, camera)
+
+    def entry(kind: str, visit: dict | None, visitor: dict | None, **more: object) -> dict[str, object]:
+        timed = visit if visit is not None else {"stream_start": visitor["start_s"], "stream_end": visitor["end_s"]}
+        return {
+            "kind": kind,
+            "from_s": round(float(timed["stream_start"]), 2),
+            "to_s": round(float(timed["stream_end"]), 2),
+            "visitor": None if visitor is None else visitor["id"],
+            "visit": None if visit is None else visit.get("visit_id"),
+            **more,
+        }
+
+    found = [entry("miss", None, visitor) for visitor in result.misses]
+    found += [entry("double count", m.visit, m.visitor) for m in result.doubles]
+    found += [entry("false count", visit, None) for visit in result.extras]
+    for m in result.classified:
+        if m.visit["gender"] != m.visitor["gender"]:
+            found.append(entry("gender", m.visit, m.visitor, true=m.visitor["gender"], counted=m.visit["gender"]))
+        if m.visit["age_group"] != result.true_group(m.visitor):
+            found.append(
+                entry("age group", m.visit, m.visitor, true=result.true_group(m.visitor), counted=m.visit["age_group"])
+            )
+    for m in result.crossing:
+        if m.visit["direction"] != m.visitor["direction"]:
+            found.append(
+                entry("direction", m.visit, m.visitor, true=m.visitor["direction"], counted=m.visit["direction"])
+            )
+    return sorted(found, key=lambda mistake: (mistake["from_s"], mistake["kind"]))
+
+
+def mistake_line(mistake: dict[str, object]) -> str:
+    """One mistake as a line to read: when in the clip, what, and whom."""
+    when = f"{mistake['from_s']:6.1f} s to {mistake['to_s']:6.1f} s"
+    visit = f" (visit {mistake['visit']})" if mistake["visit"] else ""
+    kind = mistake["kind"]
+    if kind == "miss":
+        what = f"visitor {mistake['visitor']} was not counted"
+    elif kind == "double count":
+        what = f"visitor {mistake['visitor']} was counted again{visit}"
+    elif kind == "false count":
+        what = f"a visit fits no visitor{visit}"
+    else:
+        what = f"visitor {mistake['visitor']}: {kind} {mistake['true']}, counted {mistake['counted']}{visit}"
+    return f"{when}  {kind:<12}  {what}"
 
 
 def combine(scores: Sequence[dict[str, object]]) -> dict[str, object]:

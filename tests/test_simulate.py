@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from analyzer.cli import main
 from analyzer.labels import read_labels
-from analyzer.score import score
+from analyzer.score import mistakes, score
 from analyzer.simulate import plan_walkers, simulate
 
 
@@ -137,6 +138,54 @@ def test_score_on_a_hand_made_pair() -> None:
     assert result["age_group_accuracy"] == 1.0
     assert result["direction_accuracy"] == 1.0 and result["crossings"] == 2
     assert result["by_gender"]["male"] == {"true": 1, "counted": 2}
+
+
+def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = {
+        "visitors": [
+            visitor(0, 0.0, 4.0, 0.1, 0.9, direction="in"),  # counted right
+            visitor(1, 2.0, 6.0, 0.9, 0.1, direction="out", gender="male"),  # counted twice
+            visitor(2, 10.0, 12.0, 0.2, 0.3),  # missed
+            visitor(3, 14.0, 18.0, 0.1, 0.9, direction="in", age=72),  # wrong in every way
+        ]
+    }
+    visits = [
+        visit(0.1, 3.9, 0.11, 0.89, direction="in", visit_id="v-right"),
+        visit(2.1, 5.9, 0.86, 0.12, gender="male", direction="out", visit_id="v-whole"),
+        visit(4.2, 5.8, 0.5, 0.12, gender="male", direction="none", visit_id="v-again"),
+        visit(14.1, 17.9, 0.12, 0.88, gender="male", direction="out", visit_id="v-wrong"),
+        visit(30.0, 32.0, 0.5, 0.5, visit_id="v-nobody"),
+    ]
+    report = {"age_grouping": "fairface9", "cameras": {"sim": {"visits": visits}}}
+    found = [(m["kind"], m["visitor"], m["visit"], m.get("true"), m.get("counted")) for m in mistakes(truth, report)]
+    assert found == [
+        ("double count", 1, "v-again", None, None),
+        ("miss", 2, None, None, None),
+        ("age group", 3, "v-wrong", "70+", "30-39"),
+        ("direction", 3, "v-wrong", "in", "out"),
+        ("gender", 3, "v-wrong", "female", "male"),
+        ("false count", None, "v-nobody", None, None),
+    ]
+    assert [(m["from_s"], m["to_s"]) for m in mistakes(truth, report)][:2] == [(4.2, 5.8), (10.0, 12.0)]
+    # the scorer's figures count the same mistakes
+    result = score(truth, report)
+    assert (result["misses"], result["double_counts"], result["false_counts"]) == (1, 1, 1)
+
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    args = ["score", "--truth", str(tmp_path / "truth.json"), "--report", str(tmp_path / "report.json")]
+    assert main([*args, "--mistakes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3:] == [
+        "   4.2 s to    5.8 s  double count  visitor 1 was counted again (visit v-again)",
+        "  10.0 s to   12.0 s  miss          visitor 2 was not counted",
+        "  14.1 s to   17.9 s  age group     visitor 3: age group 70+, counted 30-39 (visit v-wrong)",
+        "  14.1 s to   17.9 s  direction     visitor 3: direction in, counted out (visit v-wrong)",
+        "  14.1 s to   17.9 s  gender        visitor 3: gender female, counted male (visit v-wrong)",
+        "  30.0 s to   32.0 s  false count   a visit fits no visitor (visit v-nobody)",
+    ]
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mistakes"] == mistakes(truth, report)
 
 
 def test_queue_places_hold_one_person_at_a_time(utkface: Path) -> None:
