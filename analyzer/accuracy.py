@@ -33,7 +33,7 @@ from analyzer.face_photos import align_photos
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.report import RunReport
 from analyzer.scene import heads_on_wall
-from analyzer.score import Match, combine, outcome, score
+from analyzer.score import Match, combine, mistakes, outcome, score
 from analyzer.simulate import SIMULATOR_VERSION, simulate
 
 
@@ -283,7 +283,10 @@ def run_accuracy(
     clips: tuple[ClipSpec, ...] = CLIP_SET,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    """Simulate (cached), run, score every clip; write the markdown table to ``out``."""
+    """Simulate (cached), run, score every clip; write the markdown table to ``out``.
+
+    ``work`` keeps each clip, its truth, the run's report and the scorer's mistakes (``<clip>.mistakes.json``).
+    """
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     by_samples = {policy: {k: [0, 0, 0, 0] for k in range(1, MAX_SAMPLES + 1)} for policy in SAMPLING_POLICIES}
@@ -306,6 +309,7 @@ def run_accuracy(
         report = logged.replayed(product)
         (work / f"{spec.name}.report.json").write_text(json.dumps(report, indent=1))
         clip_score = score(truth, report)
+        (work / f"{spec.name}.mistakes.json").write_text(json.dumps(mistakes(truth, report), indent=1))
         rows.append((spec, clip_score))
         matches = _matches(truth, report)
         all_matches += matches

@@ -199,3 +199,8 @@ def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path,
     summary = json.loads((tmp_path / "work" / "accuracy.json").read_text())
     assert summary["total"]["true_visitors"] == result["total"]["true_visitors"] > 0
     assert summary["source_photos"]["all"][0] == summary["total"]["classified"]
+    listed = [m["kind"] for m in json.loads((tmp_path / "work" / "entrance-s7.mistakes.json").read_text())]
+    clip = summary["clips"]["entrance-s7"]
+    assert [listed.count(kind) for kind in ("miss", "double count", "false count")] == [
+        clip["misses"], clip["double_counts"], clip["false_counts"]
+    ]  # fmt: skip
