@@ -140,13 +140,18 @@ def config_line(line: dict[str, object]) -> str:
 
 
 def placement_advice(
-    camera: CameraConfig, visits: Sequence[VisitEnded], seconds: float, min_duration_s: float
+    camera: CameraConfig,
+    visits: Sequence[VisitEnded],
+    seconds: float,
+    min_duration_s: float,
+    across: dict[str, object] | None,
 ) -> list[str]:
     """Whether the counting line lies across people's paths and the zones where they were; [] when so.
 
     Judged on the visits' first and last positions (the line's anchor point):
     people at a door walk nearly straight. A line most people did not cross,
     or a zone no one entered, is most likely somewhere people do not walk.
+    ``across`` is ``line_across_path`` of the visits, offered in place of a misplaced line.
     """
     if camera.line is None and not camera.zones:
         return []
@@ -172,12 +177,11 @@ def placement_advice(
                 if len(sides) == 1 and sides != {"on"}
                 else "they passed beyond its ends or along it"
             )
-            suggestion = line_across_path(counted)
             advice.append(
                 f"{len(uncrossed)} of {len(counted)} people seen did not cross the counting line "
                 f"{camera.line.start} -> {camera.line.end} ({where}): if they walked in or out, move the line across "
                 f"their path; their faces ({camera.line.anchor} point) were seen at {_extent(points)}"
-                + (f"; one across it: {config_line(suggestion)}" if suggestion else "")
+                + (f"; one across it: {config_line(across)}" if across else "")
             )
     for zone in camera.zones:
         if not any(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted):
@@ -254,13 +258,14 @@ def check_camera(
     face_widths = np.concatenate(widths) if widths else np.empty(0)
     fps = (len(read_at) - 1) / (read_at[-1] - read_at[0]) if len(read_at) > 1 and read_at[-1] > read_at[0] else 0.0
     counted = [visit for visit in visits if visit.counted]
+    across = line_across_path(counted)
     advice = []
     if not problem:
         tried = searched + len(skipped)
         kept_up = min(tried * camera.detector.every_n_frames / max(len(read_at), 1), 1.0)
         advice = advice_for(fps, face_widths, watched, config.sampler.min_face_px, camera.detector.tiles, kept_up)
         if len(face_widths):
-            advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall))
+            advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall), across)
         if skipped:
             advice.append(
                 f"{len(skipped)} frame(s) could not be searched for faces (first: {skipped[0]}); "
@@ -286,7 +291,7 @@ def check_camera(
         zone_people={
             zone.name: sum(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted) for zone in camera.zones
         },
-        line_across_path=line_across_path(counted),
+        line_across_path=across,
         advice=advice,
     )
 

@@ -19,7 +19,14 @@ from analyzer.demo import demo_walkers
 from analyzer.detect import FaceDetector
 from analyzer.faces import Faces
 from analyzer.footfall import VisitEnded
-from analyzer.site_check import COUNTING_FACE_PX, KEPT_UP, advice_for, check_camera, placement_advice
+from analyzer.site_check import (
+    COUNTING_FACE_PX,
+    KEPT_UP,
+    advice_for,
+    check_camera,
+    line_across_path,
+    placement_advice,
+)
 from tests.harness import own_lines, run_cli
 from tests.stream_server import RtspDoor
 
@@ -102,11 +109,12 @@ DOOR = CameraConfig(
 def test_placement_advice_says_when_people_miss_the_line_or_a_zone(
     visits: list[VisitEnded], expected: list[str]
 ) -> None:
-    advice = placement_advice(DOOR, visits, 10.0, min_duration_s=1.0)
+    advice = placement_advice(DOOR, visits, 10.0, min_duration_s=1.0, across=line_across_path(visits))
     text = " | ".join(advice)
     assert all(words in text for words in expected), text
     assert bool(advice) == bool(expected)
-    assert placement_advice(CameraConfig(id="plain"), visits, 10.0, 1.0) == []  # no line, no zones: nothing to place
+    plain = CameraConfig(id="plain")  # no line, no zones: nothing to place
+    assert placement_advice(plain, visits, 10.0, 1.0, line_across_path(visits)) == []
 
 
 class _FailingNow(FaceDetector):
