@@ -33,7 +33,7 @@ from analyzer.face_photos import align_photos
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.report import RunReport
 from analyzer.scene import heads_on_wall
-from analyzer.score import Match, combine, mistakes, outcome, score
+from analyzer.score import Match, combine, outcome
 from analyzer.simulate import SIMULATOR_VERSION, simulate
 
 
@@ -173,11 +173,6 @@ def _logged_run(config: Config, clip: Path) -> LoggedRun:
     return LoggedRun(report, logs, voter)
 
 
-def _matches(truth: dict, report: dict) -> list[Match]:
-    """The one-camera report's visits paired with the true visitors, as ``score`` pairs them."""
-    return outcome(truth, report).matches
-
-
 #: The samplers of the curve: the first k candidates, or the best k of up to ``CALLS_PER_VOTE`` * k.
 SAMPLING_POLICIES = {"first": 1, "best": CALLS_PER_VOTE}
 
@@ -308,10 +303,11 @@ def run_accuracy(
         logged = _logged_run(config, clip)
         report = logged.replayed(product)
         (work / f"{spec.name}.report.json").write_text(json.dumps(report, indent=1))
-        clip_score = score(truth, report)
-        (work / f"{spec.name}.mistakes.json").write_text(json.dumps(mistakes(truth, report), indent=1))
+        scored = outcome(truth, report)
+        clip_score = scored.score()
+        (work / f"{spec.name}.mistakes.json").write_text(json.dumps(scored.mistakes(), indent=1))
         rows.append((spec, clip_score))
-        matches = _matches(truth, report)
+        matches = scored.matches
         all_matches += matches
         _count_by_samples(matches, logged.logs, logged.voter_for(product), by_samples)
         for band, (n, right) in _gender_by_age(matches).items():

@@ -821,12 +821,12 @@ def _read_json(path: Path, what: str) -> dict:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score and print."""
-    from analyzer.score import mistake_line, mistakes, score
+    from analyzer.score import mistake_line, outcome
 
-    truth, report = _read_json(args.truth, "truth file"), _read_json(args.report, "report")
-    result = score(truth, report, args.camera)
+    scored = outcome(_read_json(args.truth, "truth file"), _read_json(args.report, "report"), args.camera)
+    result = scored.score()
     if args.json:
-        print(json.dumps({**result, "mistakes": mistakes(truth, report, args.camera)}, indent=2))
+        print(json.dumps({**result, "mistakes": scored.mistakes()}, indent=2))
         return 0
 
     def percent(value: object) -> str:
@@ -839,7 +839,7 @@ def run_score(args: argparse.Namespace) -> int:
           f"{percent(result['age_group_accuracy'])}, direction {percent(result['direction_accuracy'])} "
           f"of {result['crossings']} crossings")  # fmt: skip
     if args.mistakes:
-        for mistake in mistakes(truth, report, args.camera):
+        for mistake in scored.mistakes():
             print(mistake_line(mistake))
     return 0
 

@@ -4,8 +4,8 @@ Counted visits are matched one-to-one to true visitors by time overlap and by
 where the face was when the visit started and ended (Hungarian matching).
 A visit left over that still fits an already matched visitor is a double
 count (one person split into two visits); any other left-over visit is a
-false count. A countable visitor without a visit is a miss. ``mistakes``
-lists each of them, and each wrong attribute or direction, with its time in
+false count. A countable visitor without a visit is a miss.
+``Outcome.mistakes`` lists each of them, and each wrong attribute or direction, with its time in
 the clip, so they can be found and watched.
 """
 
@@ -123,6 +123,90 @@ class Outcome:
         """Matches of visitors who crossed the line, on a camera that has one (direction accuracy)."""
         return [m for m in self.matches if m.visitor["direction"] is not None and "direction" in m.visit]
 
+    def score(self) -> dict[str, object]:
+        """The ``score --json`` document (without the mistakes)."""
+        grouping, matches, countable = self.grouping, self.matches, self.countable
+        bonus = sum(1 for m in matches if not m.visitor["countable"])
+        counted = len(self.visits) - bonus
+        classified, crossing = self.classified, self.crossing
+        true_groups = Counter(self.true_group(v) for v in countable)
+        true_genders = Counter(v["gender"] for v in countable)
+        counted_visits = (
+            [m.visit for m in matches if m.visitor["countable"]] + [m.visit for m in self.doubles] + self.extras
+        )
+        return {
+            "true_visitors": len(countable),
+            "counted_visitors": counted,
+            "count_error": _ratio(counted - len(countable), len(countable)),
+            "misses": len(self.misses),
+            "double_counts": len(self.doubles),
+            "false_counts": len(self.extras),
+            "hard_visitors_counted": bonus,
+            "gender_accuracy": _ratio(
+                sum(m.visit["gender"] == m.visitor["gender"] for m in classified), len(classified)
+            ),
+            "age_group_accuracy": _ratio(
+                sum(m.visit["age_group"] == self.true_group(m.visitor) for m in classified), len(classified)
+            ),
+            "age_grouping": grouping.name,
+            "direction_accuracy": _ratio(
+                sum(m.visit["direction"] == m.visitor["direction"] for m in crossing), len(crossing)
+            ),
+            "crossings": len(crossing),
+            "dwell_error_s": float(np.mean([abs(m.visit["dwell_s"] - m.visitor["seen_s"]) for m in matches]))
+            if matches
+            else None,
+            "by_age_group": {
+                name: {"true": true_groups[name], "counted": sum(v["age_group"] == name for v in counted_visits)}
+                for name in grouping.names
+            },
+            "by_gender": {
+                gender: {"true": true_genders[gender], "counted": sum(v["gender"] == gender for v in counted_visits)}
+                for gender in ("female", "male")
+            },
+            "classified": len(classified),
+            "unclassified": len(matches) - len(classified),
+        }
+
+    def mistakes(self) -> list[dict[str, object]]:
+        """Every miss, double count, false count and wrong attribute or direction, in clip time order.
+
+        Each has ``kind``, ``from_s`` and ``to_s`` (clip seconds: where to look),
+        the ``visitor`` id and ``visit`` id it concerns (None where there is
+        none), and for a wrong attribute or direction what was ``true`` and what
+        was ``counted``.
+        """
+
+        def entry(kind: str, visit: dict | None, visitor: dict | None, **more: object) -> dict[str, object]:
+            timed = visit if visit is not None else {"stream_start": visitor["start_s"], "stream_end": visitor["end_s"]}
+            return {
+                "kind": kind,
+                "from_s": round(float(timed["stream_start"]), 2),
+                "to_s": round(float(timed["stream_end"]), 2),
+                "visitor": None if visitor is None else visitor["id"],
+                "visit": None if visit is None else visit.get("visit_id"),
+                **more,
+            }
+
+        found = [entry("miss", None, visitor) for visitor in self.misses]
+        found += [entry("double count", m.visit, m.visitor) for m in self.doubles]
+        found += [entry("false count", visit, None) for visit in self.extras]
+        for m in self.classified:
+            if m.visit["gender"] != m.visitor["gender"]:
+                found.append(entry("gender", m.visit, m.visitor, true=m.visitor["gender"], counted=m.visit["gender"]))
+            if m.visit["age_group"] != self.true_group(m.visitor):
+                found.append(
+                    entry(
+                        "age group", m.visit, m.visitor, true=self.true_group(m.visitor), counted=m.visit["age_group"]
+                    )
+                )
+        for m in self.crossing:
+            if m.visit["direction"] != m.visitor["direction"]:
+                found.append(
+                    entry("direction", m.visit, m.visitor, true=m.visitor["direction"], counted=m.visit["direction"])
+                )
+        return sorted(found, key=lambda mistake: (mistake["from_s"], mistake["kind"]))
+
 
 def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
     """Match the report's visits of ``camera`` (the only one when None) to the truth's visitors."""
@@ -144,87 +228,8 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
 
 
 def score(truth: dict, report: dict, camera: str | None = None) -> dict[str, object]:
-    """The ``score --json`` document for one clip's truth and the run's report."""
-    result = outcome(truth, report, camera)
-    grouping, matches, countable = result.grouping, result.matches, result.countable
-    bonus = sum(1 for m in matches if not m.visitor["countable"])
-    counted = len(result.visits) - bonus
-    classified, crossing = result.classified, result.crossing
-    true_groups = Counter(result.true_group(v) for v in countable)
-    true_genders = Counter(v["gender"] for v in countable)
-    counted_visits = (
-        [m.visit for m in matches if m.visitor["countable"]] + [m.visit for m in result.doubles] + result.extras
-    )
-    return {
-        "true_visitors": len(countable),
-        "counted_visitors": counted,
-        "count_error": _ratio(counted - len(countable), len(countable)),
-        "misses": len(result.misses),
-        "double_counts": len(result.doubles),
-        "false_counts": len(result.extras),
-        "hard_visitors_counted": bonus,
-        "gender_accuracy": _ratio(sum(m.visit["gender"] == m.visitor["gender"] for m in classified), len(classified)),
-        "age_group_accuracy": _ratio(
-            sum(m.visit["age_group"] == result.true_group(m.visitor) for m in classified), len(classified)
-        ),
-        "age_grouping": grouping.name,
-        "direction_accuracy": _ratio(
-            sum(m.visit["direction"] == m.visitor["direction"] for m in crossing), len(crossing)
-        ),
-        "crossings": len(crossing),
-        "dwell_error_s": float(np.mean([abs(m.visit["dwell_s"] - m.visitor["seen_s"]) for m in matches]))
-        if matches
-        else None,
-        "by_age_group": {
-            name: {"true": true_groups[name], "counted": sum(v["age_group"] == name for v in counted_visits)}
-            for name in grouping.names
-        },
-        "by_gender": {
-            gender: {"true": true_genders[gender], "counted": sum(v["gender"] == gender for v in counted_visits)}
-            for gender in ("female", "male")
-        },
-        "classified": len(classified),
-        "unclassified": len(matches) - len(classified),
-    }
-
-
-def mistakes(truth: dict, report: dict, camera: str | None = None) -> list[dict[str, object]]:
-    """Every miss, double count, false count and wrong attribute or direction, in clip time order.
-
-    Each has ``kind``, ``from_s`` and ``to_s`` (clip seconds: where to look),
-    the ``visitor`` id and ``visit`` id it concerns (None where there is
-    none), and for a wrong attribute or direction what was ``true`` and what
-    was ``counted``.
-    """
-    result = outcome(truth, report, camera)
-
-    def entry(kind: str, visit: dict | None, visitor: dict | None, **more: object) -> dict[str, object]:
-        timed = visit if visit is not None else {"stream_start": visitor["start_s"], "stream_end": visitor["end_s"]}
-        return {
-            "kind": kind,
-            "from_s": round(float(timed["stream_start"]), 2),
-            "to_s": round(float(timed["stream_end"]), 2),
-            "visitor": None if visitor is None else visitor["id"],
-            "visit": None if visit is None else visit.get("visit_id"),
-            **more,
-        }
-
-    found = [entry("miss", None, visitor) for visitor in result.misses]
-    found += [entry("double count", m.visit, m.visitor) for m in result.doubles]
-    found += [entry("false count", visit, None) for visit in result.extras]
-    for m in result.classified:
-        if m.visit["gender"] != m.visitor["gender"]:
-            found.append(entry("gender", m.visit, m.visitor, true=m.visitor["gender"], counted=m.visit["gender"]))
-        if m.visit["age_group"] != result.true_group(m.visitor):
-            found.append(
-                entry("age group", m.visit, m.visitor, true=result.true_group(m.visitor), counted=m.visit["age_group"])
-            )
-    for m in result.crossing:
-        if m.visit["direction"] != m.visitor["direction"]:
-            found.append(
-                entry("direction", m.visit, m.visitor, true=m.visitor["direction"], counted=m.visit["direction"])
-            )
-    return sorted(found, key=lambda mistake: (mistake["from_s"], mistake["kind"]))
+    """The ``score --json`` document for one clip's truth and the run's report (``Outcome.score``)."""
+    return outcome(truth, report, camera).score()
 
 
 def mistake_line(mistake: dict[str, object]) -> str:

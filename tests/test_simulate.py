@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.cli import main
 from analyzer.labels import read_labels
-from analyzer.score import mistakes, score
+from analyzer.score import outcome, score
 from analyzer.simulate import plan_walkers, simulate
 
 
@@ -157,7 +157,8 @@ def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pyte
         visit(30.0, 32.0, 0.5, 0.5, visit_id="v-nobody"),
     ]
     report = {"age_grouping": "fairface9", "cameras": {"sim": {"visits": visits}}}
-    found = [(m["kind"], m["visitor"], m["visit"], m.get("true"), m.get("counted")) for m in mistakes(truth, report)]
+    listed = outcome(truth, report).mistakes()
+    found = [(m["kind"], m["visitor"], m["visit"], m.get("true"), m.get("counted")) for m in listed]
     assert found == [
         ("double count", 1, "v-again", None, None),
         ("miss", 2, None, None, None),
@@ -166,7 +167,7 @@ def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pyte
         ("gender", 3, "v-wrong", "female", "male"),
         ("false count", None, "v-nobody", None, None),
     ]
-    assert [(m["from_s"], m["to_s"]) for m in mistakes(truth, report)][:2] == [(4.2, 5.8), (10.0, 12.0)]
+    assert [(m["from_s"], m["to_s"]) for m in listed][:2] == [(4.2, 5.8), (10.0, 12.0)]
     # the scorer's figures count the same mistakes
     result = score(truth, report)
     assert (result["misses"], result["double_counts"], result["false_counts"]) == (1, 1, 1)
@@ -185,7 +186,7 @@ def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pyte
         "  30.0 s to   32.0 s  false count   a visit fits no visitor (visit v-nobody)",
     ]
     assert main([*args, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["mistakes"] == mistakes(truth, report)
+    assert json.loads(capsys.readouterr().out)["mistakes"] == listed
 
 
 def test_queue_places_hold_one_person_at_a_time(utkface: Path) -> None:
