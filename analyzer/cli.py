@@ -150,6 +150,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "add this weight times the divergence of the two predictions to the loss (AugMix uses 12; default 0: off)",
     )  # fmt: skip
     parser.add_argument(
+        "--distill-from", type=Path, metavar="ONNX",
+        help="a frozen teacher: an exported .onnx (e.g. engines/agegender.onnx) that sees each face clean, "
+        "while the network learns its answers on the same face as the camera sees it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--distill-weight", type=float, default=1.0, metavar="W",
+        help="weight of the divergence from the teacher's answers (default 1: as much as the labels)",
+    )  # fmt: skip
+    parser.add_argument(
         "--resume", action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
     )  # fmt: skip
@@ -178,11 +187,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--backdrop-consistency {args.backdrop_consistency:g} is negative; give a weight, or 0 for off"
         )
+    if args.distill_weight < 0:
+        raise ConfigError(f"--distill-weight {args.distill_weight:g} is negative; give a weight, or leave it at 1")
     if args.quick:
         config = TrainConfig(
             data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,
             init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
             head_outline=args.head_outline, backdrop_consistency=args.backdrop_consistency,
+            distill_from=str(args.distill_from or ""), distill_weight=args.distill_weight,
         )  # fmt: skip
     else:
         config = TrainConfig(
@@ -200,6 +212,8 @@ def run_train(args: argparse.Namespace) -> int:
             augment=args.augment,
             head_outline=args.head_outline,
             backdrop_consistency=args.backdrop_consistency,
+            distill_from=str(args.distill_from or ""),
+            distill_weight=args.distill_weight,
         )
     return _report_training(train(config, args.out), args.out)
 

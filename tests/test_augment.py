@@ -5,7 +5,7 @@ import numpy as np
 
 from analyzer.degrade import jpeg
 from analyzer.preprocess import align_face, template_keypoints
-from analyzer.train.augment import CameraAugment
+from analyzer.train.augment import AUGMENTATIONS, CameraAugment
 
 #: Every random effect off; each test turns on the one it looks at.
 NOTHING = dict(
@@ -123,3 +123,21 @@ def test_two_backdrops_share_the_face_and_every_camera_effect_but_the_scene() ->
 
 def _mean_difference(chip: np.ndarray, other: np.ndarray) -> float:
     return float(np.abs(chip.astype(int) - other.astype(int)).mean())
+
+
+def test_the_clean_view_is_the_recipes_alignment_without_effects_and_the_camera_view_is_the_recipe() -> None:
+    # The teacher's chip must be the same face at the same jittered alignment, with nothing of the
+    # camera; the network's chip must be exactly what the recipe alone draws, so distilling changes
+    # the target, not the training chips.
+    source = _textured_chip()
+    recipe = AUGMENTATIONS["entrance"]
+    jitter_only = CameraAugment(**NOTHING | dict(max_rotation_deg=12.0, max_scale=0.1, max_shift=0.05,
+                                                 keypoint_noise=0.015))  # fmt: skip
+    degraded = 0
+    for seed in range(8):
+        clean, camera = recipe.with_clean_view(source, 64, np.random.default_rng(seed))
+        assert np.array_equal(camera, recipe(source, 64, np.random.default_rng(seed)))
+        assert np.array_equal(clean, jitter_only(source, 64, np.random.default_rng(seed)))
+        degraded += _mean_difference(clean, camera) > 2
+    assert degraded >= 4  # the recipe did change most chips
+    assert not np.array_equal(clean, _aligned(source))  # and the clean view is jittered, not the template

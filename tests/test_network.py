@@ -255,6 +255,7 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
         (["--head-outline", "0.5"], "--head-outline 0.5: give a superellipse power of 1 or more"),
         (["--head-outline", "-2"], "--head-outline -2: give a superellipse power of 1 or more"),
         (["--backdrop-consistency", "-1"], "--backdrop-consistency -1 is negative"),
+        (["--distill-weight", "-0.5"], "--distill-weight -0.5 is negative"),
     ],
 )
 def test_a_wrong_training_setting_is_one_line_before_any_work(
@@ -330,7 +331,7 @@ def test_fine_tuning_starts_from_an_exported_run(
     [
         ("pair.onnx", ["--init-member", "2"], "holds 2 run(s); pick 0..1"),
         ("pair.onnx", ["--input-size", "80"], "exported at 64 px"),
-        ("pair.fp16.onnx", [], "start from the FP32 .onnx"),
+        ("pair.fp16.onnx", [], "use the FP32 .onnx"),
         ("pair.likeness.onnx", [], "not a footfall analyzer model"),
         ("absent.onnx", [], "no such file"),
     ],
@@ -469,6 +470,37 @@ def test_jensen_shannon_is_the_textbook_divergence_of_the_two_predictions() -> N
     assert float(jensen_shannon(logits_a, logits_a)) == pytest.approx(0.0, abs=1e-12)
     certain = torch.tensor([[30.0, -30.0]], dtype=torch.float64)
     assert float(jensen_shannon(certain, -certain)) == pytest.approx(np.log(2.0), rel=1e-6)  # opposite and sure
+
+
+def test_distillation_is_the_textbook_divergence_from_the_teachers_answer() -> None:
+    from scipy.special import rel_entr
+
+    from analyzer.train.loop import distillation
+
+    rng = np.random.default_rng(10)
+    student = torch.from_numpy(rng.normal(0, 3, (5, 101)))
+    teacher = torch.softmax(torch.from_numpy(rng.normal(0, 3, (5, 101))), 1)
+    teacher[0] = torch.nn.functional.one_hot(torch.tensor(7), 101)  # a sure teacher: zeros count for nothing
+    expected = rel_entr(teacher.numpy(), torch.softmax(student, 1).numpy()).sum(axis=1).mean()
+    assert float(distillation(student, teacher)) == pytest.approx(expected, rel=1e-6)
+    assert float(distillation(torch.log(teacher[1:]), teacher[1:])) == pytest.approx(0.0, abs=1e-12)
+    assert float(distillation(student, teacher)) > 0.5
+
+
+def test_a_teacher_that_cannot_teach_this_run_is_one_line_before_any_work(
+    pair_export: Path, utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05", "--distill-from"]
+    assert main([*args, str(tmp_path / "missing.onnx"), "--input-size", "64"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--distill-from" in err and "missing.onnx: no such file" in err
+    assert main([*args, str(pair_export), "--input-size", "80"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exported at 64 px" in err and "--input-size 64" in err
+    assert main([*args, str(tmp_path), "--input-size", "64"]) == 1  # a run folder is not a teacher
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an .onnx file" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_backdrop_pairs_batch_the_photo_chips_then_the_painted_ones() -> None:

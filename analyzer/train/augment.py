@@ -80,6 +80,22 @@ class CameraAugment:
         rng.bit_generator.state = effects
         return photo_chip, self._as_camera_sees(painted, keypoints, size, rng)
 
+    def with_clean_view(
+        self, source_chip: np.ndarray, size: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The face cut at one jittered alignment twice: clean, and as this recipe's camera sees it.
+
+        The clean chip keeps its photo's backdrop and gets no camera effect, so
+        a frozen teacher's answer on it is a target for the degraded chip
+        (``TrainConfig.distill_from``).
+        """
+        height, width = source_chip.shape[:2]
+        keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
+        clean_chip = align_face(source_chip, keypoints, size)
+        if rng.random() < self.background:
+            source_chip = self._replace_background(source_chip, rng)
+        return clean_chip, self._as_camera_sees(source_chip, keypoints, size, rng)
+
     def _as_camera_sees(
         self, source_chip: np.ndarray, keypoints: np.ndarray, size: int, rng: np.random.Generator
     ) -> np.ndarray:

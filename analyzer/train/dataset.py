@@ -94,23 +94,31 @@ class AugmentedChips(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int, int]:
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        chip = self.augment(self.faces.chips[index], self.size, rng)
-        return chip, int(self.faces.ages[index]), int(self.faces.genders[index])
+        return self._chips(self.faces.chips[index], rng), int(self.faces.ages[index]), int(self.faces.genders[index])
+
+    def _chips(self, source_chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.augment(source_chip, self.size, rng)
 
 
 class BackdropPairs(AugmentedChips):
     """Each item: the face on its photo's backdrop and on a painted scene, (2, S, S, 3), its age and gender."""
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int, int]:
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        pair = np.stack(self.augment.on_two_backdrops(self.faces.chips[index], self.size, rng))
-        return pair, int(self.faces.ages[index]), int(self.faces.genders[index])
+    def _chips(self, source_chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.stack(self.augment.on_two_backdrops(source_chip, self.size, rng))
+
+
+class TeacherViews(AugmentedChips):
+    """Each item: the face's clean chip and its camera chip at one alignment, (2, S, S, 3), its age and gender."""
+
+    def _chips(self, source_chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.stack(self.augment.with_clean_view(source_chip, self.size, rng))
 
 
 class BatchCollator:
     """Stacks chips and normalises them with the serving code, inside the loader worker.
 
-    Items of ``BackdropPairs`` give 2N inputs for N labels: the N photo chips, then the N painted ones.
+    Items of two views (``BackdropPairs``, ``TeacherViews``) give 2N inputs for
+    N labels: the N first views, then the N second ones.
     """
 
     def __init__(self, normalization: Normalization) -> None:

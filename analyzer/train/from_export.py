@@ -54,27 +54,33 @@ def _identity_statistics(batchnorm: nn.BatchNorm2d) -> None:
     batchnorm.running_var.fill_(1.0 - batchnorm.eps)
 
 
+def _remedy(option: str) -> str:
+    """What to pass instead, for the flag that named a file that is not a usable export."""
+    return "pass an .onnx file `analyzer export` wrote" + (", or a run folder" if option == "--init" else "")
+
+
 def networks_from_export(
-    path: Path, widths: tuple[int, ...], blocks: tuple[int, ...]
+    path: Path, widths: tuple[int, ...], blocks: tuple[int, ...], option: str = "--init"
 ) -> tuple[list[AgeGenderNet], int]:
     """The networks of every run in an exported FP32 file, and the file's input size.
 
     A head-outline mask in the graph (a Mul by a chip-sized constant) comes
     back as the networks' ``HeadOutline``. BatchNorms come back as identities
     after the folded convolutions (exact in eval mode); call
-    :func:`unfold_batchnorm` before training them.
+    :func:`unfold_batchnorm` before training them. ``option`` names the
+    command-line flag that gave ``path``, in error messages.
     """
     import onnx
     from onnx import numpy_helper
 
     if not path.is_file():
-        raise DataError(f"--init {path}: no such file; pass an .onnx file `analyzer export` wrote, or a run folder")
+        raise DataError(f"{option} {path}: no such file; {_remedy(option)}")
     try:
         backend = OnnxRuntimeBackend(path)
     except ModelError as error:
-        raise DataError(f"--init {path}: {error}") from None
+        raise DataError(f"{option} {path}: {error}") from None
     if backend.metadata.precision != "fp32":
-        raise DataError(f"--init {path}: a {backend.metadata.precision} file; start from the FP32 .onnx next to it")
+        raise DataError(f"{option} {path}: a {backend.metadata.precision} file; use the FP32 .onnx next to it")
     graph = onnx.load(str(path)).graph
     weights = {tensor.name: numpy_helper.to_array(tensor).astype(np.float32) for tensor in graph.initializer}
     for node in graph.node:  # export shares tensors that are equal (two runs of the same weights) via Identity
@@ -88,17 +94,15 @@ def networks_from_export(
     runs = len(convolutions) // per_net
     if runs == 0 or len(convolutions) != per_net * runs or len(heads) != 2 * runs:
         raise DataError(
-            f"--init {path}: {len(convolutions)} convolutions and {len(heads)} linear layers do not make runs of "
+            f"{option} {path}: {len(convolutions)} convolutions and {len(heads)} linear layers do not make runs of "
             f"this architecture (widths {list(widths)}, blocks {list(blocks)}: {per_net} convolutions and 2 "
-            "heads each); start from a file `analyzer export` wrote, or a run folder"
+            f"heads each); {_remedy(option)}"
         )
     chip_shape = (1, 1, backend.metadata.input_size, backend.metadata.input_size)
     producer = {output: node for node in graph.node for output in node.output}
     masks = [_masks_before(producer, weights, conv_nodes[index * per_net], chip_shape) for index in range(runs)]
     if any(len(run_masks) > 1 for run_masks in masks):
-        raise DataError(
-            f"--init {path}: more than one head-outline mask before a run; start from a file `analyzer export` wrote"
-        )
+        raise DataError(f"{option} {path}: more than one head-outline mask before a run; {_remedy(option)}")
     outlines = [HeadOutline(torch.from_numpy(run_masks[0])) if run_masks else None for run_masks in masks]
     nets = [AgeGenderNet(len(FINE_AGE_EDGES), widths=widths, blocks=blocks, outline=outline) for outline in outlines]
     try:
@@ -118,10 +122,9 @@ def networks_from_export(
                     layer.bias.copy_(torch.from_numpy(weights[bias]))
     except (RuntimeError, KeyError, ValueError) as error:
         raise DataError(
-            f"--init {path}: its weights do not fit this architecture ({type(error).__name__}); "
-            "start from a file `analyzer export` wrote, or a run folder"
+            f"{option} {path}: its weights do not fit this architecture ({type(error).__name__}); {_remedy(option)}"
         ) from None
-    _check_outputs(path, backend, nets)
+    _check_outputs(path, backend, nets, option)
     return [net.eval() for net in nets], backend.metadata.input_size
 
 
@@ -150,23 +153,27 @@ def _masks_before(
     return masks
 
 
-def _check_outputs(path: Path, backend: OnnxRuntimeBackend, nets: list[AgeGenderNet]) -> None:
+def exported_model(nets: list[AgeGenderNet]) -> nn.Module:
+    """What an exported file computes, rebuilt from its runs: mirror-averaged probabilities, averaged over runs."""
+    members = [ProbabilityModel(net.eval(), mirror_average=True) for net in nets]
+    return (members[0] if len(members) == 1 else ProbabilityEnsemble(members)).eval()
+
+
+def _check_outputs(path: Path, backend: OnnxRuntimeBackend, nets: list[AgeGenderNet], option: str) -> None:
     """The rebuilt networks must compute what the file computes, or they are not its weights."""
     size = backend.metadata.input_size
     probe = np.random.default_rng(0).normal(size=(8, 3, size, size)).astype(np.float32)
     expected = backend.infer(probe)
-    members = [ProbabilityModel(net.eval(), mirror_average=True) for net in nets]
-    model = members[0] if len(members) == 1 else ProbabilityEnsemble(members)
     with torch.no_grad():
-        age, gender = model.eval()(torch.from_numpy(probe))
+        age, gender = exported_model(nets)(torch.from_numpy(probe))
     difference = max(
         float(np.abs(age.numpy() - expected.age_probs).max()),
         float(np.abs(gender.numpy() - expected.gender_probs).max()),
     )
     if difference > _MATCH_TOLERANCE:
         raise DataError(
-            f"--init {path}: the rebuilt network differs from the file by {difference:.2g}; it was not exported "
-            "from this architecture (mirror-averaged runs); start from a run folder instead"
+            f"{option} {path}: the rebuilt network differs from the file by {difference:.2g}; it was not exported "
+            f"from this architecture (mirror-averaged runs); {_remedy(option)}"
         )
 
 

@@ -30,8 +30,8 @@ from analyzer.evaluation import attribute_report
 from analyzer.labels import read_labels, split_by_md5
 from analyzer.preprocess import Normalization, chips_to_input
 from analyzer.train.augment import AUGMENTATIONS
-from analyzer.train.dataset import AugmentedChips, BackdropPairs, BatchCollator, FaceSet, load_face_set
-from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
+from analyzer.train.dataset import AugmentedChips, BackdropPairs, BatchCollator, FaceSet, TeacherViews, load_face_set
+from analyzer.train.from_export import exported_model, is_export, networks_from_export, unfold_batchnorm
 from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel
 
 CHECKPOINT = "model.pt"
@@ -66,6 +66,8 @@ class TrainConfig:
     augment: str = "camera"  # a recipe of analyzer.train.augment.AUGMENTATIONS
     head_outline: float = 0.0  # > 0: mask the chip outside a superellipse of this power (2 = ellipse); 0: keep init's
     backdrop_consistency: float = 0.0  # > 0: each face on two backdrops; weight of their predictions' divergence
+    distill_from: str = ""  # exported .onnx whose answers on each face's clean chip the camera chip learns; "" = none
+    distill_weight: float = 1.0  # weight of the divergence from ``distill_from``'s answers
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     normalization: Normalization = field(default_factory=Normalization)
@@ -103,6 +105,34 @@ def jensen_shannon(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tens
     divergence_a = (log_a.exp() * (log_a - log_mixture)).sum(dim=1)
     divergence_b = (log_b.exp() * (log_b - log_mixture)).sum(dim=1)
     return 0.5 * (divergence_a + divergence_b).mean()
+
+
+def distillation(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """Mean KL divergence of the student's prediction from the teacher's, KL(teacher || student).
+
+    Hinton et al.'s knowledge distillation at temperature 1: the teacher's
+    whole distribution is the target, so it carries how unsure the teacher is.
+    """
+    log_student = torch.log_softmax(logits, dim=1)
+    return (torch.xlogy(teacher_probs, teacher_probs) - teacher_probs * log_student).sum(dim=1).mean()
+
+
+def _teacher(config: TrainConfig) -> nn.Module | None:
+    """The frozen exported model ``--distill-from`` names, or None."""
+    if not config.distill_from:
+        return None
+    if not is_export(config.distill_from):
+        raise DataError(f"--distill-from {config.distill_from}: not an .onnx file; pass one `analyzer export` wrote")
+    nets, input_size = networks_from_export(Path(config.distill_from), config.widths, config.blocks, "--distill-from")
+    if input_size != config.input_size:
+        raise DataError(
+            f"--distill-from {config.distill_from}: exported at {input_size} px, this run asks for "
+            f"{config.input_size}; pass --input-size {input_size}"
+        )
+    teacher = exported_model(nets)
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
 
 
 def _balanced_weights(ages: np.ndarray, power: float) -> torch.Tensor:
@@ -279,6 +309,7 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     torch.set_num_threads(usable_cores())
     # first: a wrong --init fails before minutes of face alignment
     net = _starting_network(config) if saved is None else _network(config, saved["state_dict"])
+    teacher = _teacher(config)
     faces = read_labels(Path(config.data))
     train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
     if config.subset:
@@ -298,7 +329,11 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     model = ProbabilityModel(net, mirror_average=True)
     optimizer = _optimizer(net, config)
     bin_values = torch.as_tensor(FINE_AGE_EDGES, dtype=torch.float32)
-    chips = BackdropPairs if config.backdrop_consistency > 0 else AugmentedChips
+    chips = AugmentedChips
+    if teacher is not None:
+        chips = TeacherViews
+    elif config.backdrop_consistency > 0:
+        chips = BackdropPairs
     dataset = chips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
     if saved is None and is_export(config.init):
         calibration = [dataset[index] for index in range(min(CALIBRATION_CHIPS, len(dataset)))]
@@ -342,6 +377,10 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
                 break
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, progress)
+            if teacher is not None:  # clean chips for the teacher, then the camera chips the network learns from
+                with torch.no_grad():
+                    teacher_age, teacher_gender = teacher(inputs[: len(ages)])
+                inputs = inputs[len(ages) :]
             age_logits, gender_logits = net(inputs.contiguous(memory_format=torch.channels_last))
             views = len(inputs) // len(ages)  # 2 for backdrop pairs: photo chips, then painted ones
             view_ages, view_genders = ages.repeat(views), genders.repeat(views)
@@ -358,6 +397,10 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
                 loss = loss + config.backdrop_consistency * (
                     jensen_shannon(age_logits[:batch], age_logits[batch:])
                     + jensen_shannon(gender_logits[:batch], gender_logits[batch:])
+                )
+            if teacher is not None:
+                loss = loss + config.distill_weight * (
+                    distillation(age_logits, teacher_age) + distillation(gender_logits, teacher_gender)
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
