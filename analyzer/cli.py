@@ -189,6 +189,8 @@ def run_train(args: argparse.Namespace) -> int:
         )
     if args.distill_weight < 0:
         raise ConfigError(f"--distill-weight {args.distill_weight:g} is negative; give a weight, or leave it at 1")
+    if args.distill_from and args.backdrop_consistency > 0:
+        raise ConfigError("--distill-from and --backdrop-consistency each need their own pair of chips; pick one")
     if args.quick:
         config = TrainConfig(
             data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,

@@ -256,6 +256,7 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
         (["--head-outline", "-2"], "--head-outline -2: give a superellipse power of 1 or more"),
         (["--backdrop-consistency", "-1"], "--backdrop-consistency -1 is negative"),
         (["--distill-weight", "-0.5"], "--distill-weight -0.5 is negative"),
+        (["--distill-from", "t.onnx", "--backdrop-consistency", "12"], "pick one"),
     ],
 )
 def test_a_wrong_training_setting_is_one_line_before_any_work(
