@@ -162,7 +162,10 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
     )  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="tiny subset, 64 px, 8 epochs (~25 s): a smoke test")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help=f"tiny subset, 64 px, {QUICK_EPOCHS} epochs or --epochs (~25 s): a smoke test",
+    )  # fmt: skip
     parser.set_defaults(handler=run_train)
 
 
@@ -193,7 +196,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("--distill-from and --backdrop-consistency each need their own pair of chips; pick one")
     if args.quick:
         config = TrainConfig(
-            data=str(args.data), input_size=64, epochs=QUICK_EPOCHS, subset=600, align=args.align, seed=args.seed,
+            data=str(args.data), input_size=64, epochs=args.epochs or QUICK_EPOCHS, subset=600, align=args.align,
+            seed=args.seed,
             init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
             head_outline=args.head_outline, backdrop_consistency=args.backdrop_consistency,
             distill_from=str(args.distill_from or ""), distill_weight=args.distill_weight,

@@ -218,7 +218,7 @@ def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_m
 def masked_run(quick_run: Path, utkface: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quick run fine-tuned with ``--head-outline 2``: everything outside an inscribed ellipse masked."""
     run = tmp_path_factory.mktemp("masked")
-    args = ["train", "--data", str(utkface), "--out", str(run), "--quick", "--align", "crop"]
+    args = ["train", "--data", str(utkface), "--out", str(run), "--quick", "--epochs", "2", "--align", "crop"]
     assert main([*args, "--init", str(quick_run), "--head-outline", "2"]) == 0
     return run
 
@@ -226,6 +226,7 @@ def masked_run(quick_run: Path, utkface: Path, tmp_path_factory: pytest.TempPath
 def test_fine_tuning_starts_from_the_given_run(quick_run: Path, masked_run: Path) -> None:
     scratch = json.loads((quick_run / "history.json").read_text())["epochs"]
     tuned = json.loads((masked_run / "history.json").read_text())
+    assert len(tuned["epochs"]) == 2  # --epochs shortens --quick
     # same seed and data: only the starting weights (and the mask) differ, and they are the trained ones
     assert tuned["epochs"][0]["loss"] < scratch[0]["loss"] - 0.1
     assert tuned["config"]["init"] == str(quick_run) and tuned["config"]["head_outline"] == 2
@@ -317,7 +318,7 @@ def test_fine_tuning_starts_from_an_exported_run(
     from analyzer.train.augment import AUGMENTATIONS
 
     tuned = tmp_path / "tuned"
-    args = ["train", "--data", str(utkface), "--out", str(tuned), "--quick", "--align", "crop"]
+    args = ["train", "--data", str(utkface), "--out", str(tuned), "--quick", "--epochs", "2", "--align", "crop"]
     assert main([*args, "--init", str(pair_export), "--init-member", "0", "--augment", "entrance"]) == 0
     scratch = json.loads((quick_run / "history.json").read_text())["epochs"]
     history = json.loads((tuned / "history.json").read_text())
