@@ -27,7 +27,7 @@ from analyzer.labels import GENDERS
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
 from analyzer.preprocess import ALIGNMENT_TEMPLATE
 from analyzer.train.loop import TrainConfig, load_checkpoint
-from analyzer.train.model import LikenessModel, ProbabilityEnsemble, ProbabilityModel, model_size
+from analyzer.train.model import LikenessModel, ProbabilityEnsemble, ProbabilityModel, exportable_model, model_size
 
 OPSET = 17
 
@@ -77,9 +77,7 @@ def load_runs(run_dirs: list[Path]) -> tuple[ProbabilityModel | ProbabilityEnsem
                 f"{run_dir}: input size {config.input_size} / {config.normalization} differs from {run_dirs[0]} "
                 f"({configs[0].input_size} / {configs[0].normalization}); an ensemble's runs must share both"
             )
-    members = [ProbabilityModel(net, mirror_average=True) for net, _ in loaded]
-    model = members[0] if len(members) == 1 else ProbabilityEnsemble(members)
-    return model.eval(), configs
+    return exportable_model([net for net, _ in loaded]), configs
 
 
 def _describe_ensemble(configs: list[TrainConfig]) -> str:

@@ -23,7 +23,7 @@ from torch import nn
 from analyzer.age_groups import FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend
 from analyzer.errors import DataError, ModelError
-from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityEnsemble, ProbabilityModel
+from analyzer.train.model import AgeGenderNet, HeadOutline, exportable_model
 
 if TYPE_CHECKING:
     import onnx
@@ -153,19 +153,13 @@ def _masks_before(
     return masks
 
 
-def exported_model(nets: list[AgeGenderNet]) -> nn.Module:
-    """What an exported file computes, rebuilt from its runs: mirror-averaged probabilities, averaged over runs."""
-    members = [ProbabilityModel(net.eval(), mirror_average=True) for net in nets]
-    return (members[0] if len(members) == 1 else ProbabilityEnsemble(members)).eval()
-
-
 def _check_outputs(path: Path, backend: OnnxRuntimeBackend, nets: list[AgeGenderNet], option: str) -> None:
     """The rebuilt networks must compute what the file computes, or they are not its weights."""
     size = backend.metadata.input_size
     probe = np.random.default_rng(0).normal(size=(8, 3, size, size)).astype(np.float32)
     expected = backend.infer(probe)
     with torch.no_grad():
-        age, gender = exported_model(nets)(torch.from_numpy(probe))
+        age, gender = exportable_model(nets)(torch.from_numpy(probe))
     difference = max(
         float(np.abs(age.numpy() - expected.age_probs).max()),
         float(np.abs(gender.numpy() - expected.gender_probs).max()),

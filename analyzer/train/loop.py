@@ -31,8 +31,8 @@ from analyzer.labels import read_labels, split_by_md5
 from analyzer.preprocess import Normalization, chips_to_input
 from analyzer.train.augment import AUGMENTATIONS
 from analyzer.train.dataset import AugmentedChips, BackdropPairs, BatchCollator, FaceSet, TeacherViews, load_face_set
-from analyzer.train.from_export import exported_model, is_export, networks_from_export, unfold_batchnorm
-from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel
+from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
+from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel, exportable_model
 
 CHECKPOINT = "model.pt"
 HISTORY = "history.json"
@@ -129,7 +129,7 @@ def _teacher(config: TrainConfig) -> nn.Module | None:
             f"--distill-from {config.distill_from}: exported at {input_size} px, this run asks for "
             f"{config.input_size}; pass --input-size {input_size}"
         )
-    teacher = exported_model(nets)
+    teacher = exportable_model(nets)
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher

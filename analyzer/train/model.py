@@ -164,6 +164,12 @@ class ProbabilityEnsemble(nn.Module):
         return age, gender
 
 
+def exportable_model(nets: list[AgeGenderNet]) -> ProbabilityModel | ProbabilityEnsemble:
+    """What ``analyzer export`` writes for these runs, in eval mode: each mirror-averaged, several averaged."""
+    members = [ProbabilityModel(net, mirror_average=True) for net in nets]
+    return (members[0] if len(members) == 1 else ProbabilityEnsemble(members)).eval()
+
+
 class LikenessModel(nn.Module):
     """The network's pooled trunk features as a unit vector: the tracker's face likeness cue.
 
