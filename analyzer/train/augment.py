@@ -57,11 +57,7 @@ class CameraAugment:
 
     def __call__(self, source_chip: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
         """Cut a jittered ``size`` chip out of an aligned source chip and degrade it."""
-        height, width = source_chip.shape[:2]
-        keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
-        if rng.random() < self.background:
-            source_chip = self._replace_background(source_chip, rng)
-        return self._as_camera_sees(source_chip, keypoints, size, rng)
+        return self._recipe_chip(source_chip, self._jittered_template(source_chip, rng), size, rng)
 
     def on_two_backdrops(
         self, source_chip: np.ndarray, size: int, rng: np.random.Generator
@@ -72,8 +68,7 @@ class CameraAugment:
         their predictions together teaches the backdrop does not matter
         (``TrainConfig.backdrop_consistency``).
         """
-        height, width = source_chip.shape[:2]
-        keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
+        keypoints = self._jittered_template(source_chip, rng)
         painted = self._replace_background(source_chip, rng)
         effects = rng.bit_generator.state
         photo_chip = self._as_camera_sees(source_chip, keypoints, size, rng)
@@ -89,12 +84,21 @@ class CameraAugment:
         a frozen teacher's answer on it is a target for the degraded chip
         (``TrainConfig.distill_from``).
         """
+        keypoints = self._jittered_template(source_chip, rng)
+        return align_face(source_chip, keypoints, size), self._recipe_chip(source_chip, keypoints, size, rng)
+
+    def _jittered_template(self, source_chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The alignment template's keypoints on this source chip, jittered as a detector's are."""
         height, width = source_chip.shape[:2]
-        keypoints = self.jitter_keypoints(template_keypoints(width, height), width, rng)
-        clean_chip = align_face(source_chip, keypoints, size)
+        return self.jitter_keypoints(template_keypoints(width, height), width, rng)
+
+    def _recipe_chip(
+        self, source_chip: np.ndarray, keypoints: np.ndarray, size: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The recipe at these keypoints: a painted scene with its probability, then the camera's effects."""
         if rng.random() < self.background:
             source_chip = self._replace_background(source_chip, rng)
-        return clean_chip, self._as_camera_sees(source_chip, keypoints, size, rng)
+        return self._as_camera_sees(source_chip, keypoints, size, rng)
 
     def _as_camera_sees(
         self, source_chip: np.ndarray, keypoints: np.ndarray, size: int, rng: np.random.Generator
