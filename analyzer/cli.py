@@ -952,8 +952,7 @@ def run_check(args: argparse.Namespace) -> int:
     config = _checked(_cameras_config(args))
     _ensure_detector_models()
     likeness = FaceLikeness.for_tracker(config.tracker)
-    print(f"watching {len(config.cameras)} camera(s) for {args.seconds:g} s ...", file=sys.stderr)
-    checks = check_cameras(config, args.seconds, likeness)
+    checks = check_cameras(config, args.seconds, likeness, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(check_table(checks))
     if args.json:
         _write_json(args.json, [check.to_dict() for check in checks])

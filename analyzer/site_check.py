@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -296,11 +296,18 @@ def check_camera(
     )
 
 
-def check_cameras(config: Config, seconds: float, likeness: FaceLikeness | None) -> list[CameraCheck]:
-    """Every camera at once, as a run watches them: a box too slow for all of them shows it here too."""
+def check_cameras(
+    config: Config, seconds: float, likeness: FaceLikeness | None, log: Callable[[str], None] = print
+) -> list[CameraCheck]:
+    """Every camera at once, as a run watches them: a box too slow for all of them shows it here too.
+
+    ``log`` gets one line when the watch starts: the detectors are ready, so
+    Ctrl-C from then on meets running camera threads, not MediaPipe's start-up.
+    """
     # Detectors are made and closed while no other thread runs: MediaPipe's
     # native logs are silenced by redirecting the whole process's stderr.
     detectors = [FaceDetector.from_config(camera.detector) for camera in config.cameras]
+    log(f"watching {len(config.cameras)} camera(s) for {seconds:g} s ...")
     interrupted = threading.Event()
     try:
         with ThreadPoolExecutor(max_workers=max(len(config.cameras), 1), thread_name_prefix="check") as pool:
