@@ -159,6 +159,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         help="weight of the divergence from the teacher's answers (default 1: as much as the labels)",
     )  # fmt: skip
     parser.add_argument(
+        "--distill-member", type=int, metavar="N",
+        help="only run N of the --distill-from ensemble teaches (e.g. the run --init-member starts from, so "
+        "each run of a new ensemble keeps its own errors; default: the whole ensemble)",
+    )  # fmt: skip
+    parser.add_argument(
         "--resume", action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
     )  # fmt: skip
@@ -192,6 +197,8 @@ def run_train(args: argparse.Namespace) -> int:
         )
     if args.distill_weight < 0:
         raise ConfigError(f"--distill-weight {args.distill_weight:g} is negative; give a weight, or leave it at 1")
+    if args.distill_member is not None and not args.distill_from:
+        raise ConfigError("--distill-member picks a run of the --distill-from teacher; give --distill-from too")
     if args.distill_from and args.backdrop_consistency > 0:
         raise ConfigError("--distill-from and --backdrop-consistency each need their own pair of chips; pick one")
     if args.quick:
@@ -201,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
             init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
             head_outline=args.head_outline, backdrop_consistency=args.backdrop_consistency,
             distill_from=str(args.distill_from or ""), distill_weight=args.distill_weight,
+            distill_member=-1 if args.distill_member is None else args.distill_member,
         )  # fmt: skip
     else:
         config = TrainConfig(
@@ -220,6 +228,7 @@ def run_train(args: argparse.Namespace) -> int:
             backdrop_consistency=args.backdrop_consistency,
             distill_from=str(args.distill_from or ""),
             distill_weight=args.distill_weight,
+            distill_member=-1 if args.distill_member is None else args.distill_member,
         )
     return _report_training(train(config, args.out), args.out)
 

@@ -1,6 +1,7 @@
 """Training, export and the model file contract (needs the 'train' extra)."""
 
 import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -258,6 +259,7 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
         (["--backdrop-consistency", "-1"], "--backdrop-consistency -1 is negative"),
         (["--distill-weight", "-0.5"], "--distill-weight -0.5 is negative"),
         (["--distill-from", "t.onnx", "--backdrop-consistency", "12"], "pick one"),
+        (["--distill-member", "1"], "give --distill-from too"),
     ],
 )
 def test_a_wrong_training_setting_is_one_line_before_any_work(
@@ -502,6 +504,43 @@ def test_a_teacher_that_cannot_teach_this_run_is_one_line_before_any_work(
     assert main([*args, str(tmp_path), "--input-size", "64"]) == 1  # a run folder is not a teacher
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an .onnx file" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_one_run_of_the_teacher_file_teaches_when_asked(
+    quick_run: Path, other_run: Path, pair_export: Path, utkface: Path
+) -> None:
+    # a run's own self as its teacher keeps the runs of a new ensemble apart; the file's
+    # second run must be the other run, mirror-averaged, and the default the mean of both
+    from analyzer.train.loop import TrainConfig, _teacher, load_checkpoint
+    from analyzer.train.model import ProbabilityModel
+
+    chips = torch.from_numpy(np.random.default_rng(8).normal(size=(4, 3, 64, 64)).astype(np.float32))
+    config = TrainConfig(data=str(utkface), input_size=64, distill_from=str(pair_export))
+    with torch.no_grad():
+        runs = [ProbabilityModel(load_checkpoint(run)[0]).eval()(chips) for run in (quick_run, other_run)]
+        second = _teacher(dataclasses.replace(config, distill_member=1))(chips)
+        both = _teacher(config)(chips)
+    assert torch.allclose(second[1], runs[1][1], atol=1e-5) and torch.allclose(second[0], runs[1][0], atol=1e-5)
+    assert not torch.allclose(second[0], runs[0][0], atol=1e-4)
+    assert torch.allclose(both[0], (runs[0][0] + runs[1][0]) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--distill-member", "2"], "--distill-member 2: "),
+        (["--distill-member", "-3"], "--distill-member -3: "),
+    ],
+)
+def test_a_teacher_run_the_file_lacks_is_one_line(
+    pair_export: Path, utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+    message: str,
+) -> None:  # fmt: skip
+    args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05", "--input-size", "64"]
+    assert main([*args, "--distill-from", str(pair_export), *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "holds 2 run(s); pick 0..1" in err
     assert not (tmp_path / "r").exists()
 
 

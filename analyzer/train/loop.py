@@ -68,6 +68,7 @@ class TrainConfig:
     backdrop_consistency: float = 0.0  # > 0: each face on two backdrops; weight of their predictions' divergence
     distill_from: str = ""  # exported .onnx whose answers on each face's clean chip the camera chip learns; "" = none
     distill_weight: float = 1.0  # weight of the divergence from ``distill_from``'s answers
+    distill_member: int = -1  # which run of ``distill_from`` teaches; -1 = the whole ensemble
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 2, 2, 1)
     normalization: Normalization = field(default_factory=Normalization)
@@ -129,6 +130,8 @@ def _teacher(config: TrainConfig) -> nn.Module | None:
             f"--distill-from {config.distill_from}: exported at {input_size} px, this run asks for "
             f"{config.input_size}; pass --input-size {input_size}"
         )
+    if config.distill_member != -1:
+        nets = [_member(nets, config.distill_member, "--distill-member", config.distill_from)]
     teacher = exportable_model(nets)
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -222,11 +225,14 @@ def _exported_network(config: TrainConfig) -> AgeGenderNet:
             f"--init {config.init}: exported at {input_size} px, this run asks for {config.input_size}; "
             f"pass --input-size {input_size}"
         )
-    if not 0 <= config.init_member < len(nets):
-        raise DataError(
-            f"--init-member {config.init_member}: {config.init} holds {len(nets)} run(s); pick 0..{len(nets) - 1}"
-        )
-    return nets[config.init_member]
+    return _member(nets, config.init_member, "--init-member", config.init)
+
+
+def _member(nets: list[AgeGenderNet], index: int, option: str, source: str) -> AgeGenderNet:
+    """Run ``index`` of an exported ensemble, or a one-line error naming ``option``."""
+    if not 0 <= index < len(nets):
+        raise DataError(f"{option} {index}: {source} holds {len(nets)} run(s); pick 0..{len(nets) - 1}")
+    return nets[index]
 
 
 def _seed_everything(seed: int) -> None:
