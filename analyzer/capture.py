@@ -294,7 +294,9 @@ class CaptureWorker(threading.Thread):
                 index += 1
         finally:
             capture.release()
-        if index == 0:
+        if self.stop_event.is_set():  # Ctrl-C or SIGTERM, maybe before the first frame: not the file's fault
+            self._status("ended", f"stopped after {index} frames")
+        elif index == 0:
             self._status("failed", f"{self.source} has no decodable frames (corrupt, truncated or not a video)")
         else:
             self._status("ended", f"end of file after {index} frames")

@@ -62,6 +62,26 @@ def test_a_looping_file_starts_again_with_time_still_running(walkers_clip: tuple
     assert cv2.absdiff(frames[total].image, frames[total - 1].image).mean() > 1.0
 
 
+@pytest.mark.parametrize("frames_before_stop", [0, 5])
+def test_a_file_stopped_early_ends_as_stopped_not_as_broken(
+    walkers_clip: tuple[Path, int], frames_before_stop: int
+) -> None:
+    # a Ctrl-C before the first frame once made the clip "corrupt" and analyzer run exit 1
+    slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
+    worker = CaptureWorker("cam", str(walkers_clip[0]), slot, statuses.append, lambda *_: None, stop, realtime=False)
+    if frames_before_stop == 0:
+        stop.set()
+    worker.start()
+    for _ in range(frames_before_stop):
+        assert isinstance(slot.get(timeout=10), Frame)
+    stop.set()
+    while worker.is_alive():
+        slot.get(timeout=0.1)  # let a blocked put see the stop
+    assert [status.state for status in statuses] == ["up", "ended"]
+    assert statuses[-1].cause.startswith("stopped after ")
+    assert int(statuses[-1].cause.split()[2]) >= frames_before_stop
+
+
 # --- live URLs: what the log may show, and why a stream does not open --------
 
 
