@@ -14,12 +14,16 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analyzer import __version__
-from analyzer.capture import quiet_video_library_logs, source_kind
-from analyzer.config import REPO_ROOT, ClassifierConfig, Config, check_config
+# Only light modules here: a Ctrl-C while the console script imports this
+# module is a Python traceback, one inside main() is "interrupted" (and
+# `--help` answers at once). Each command imports what it needs.
+from analyzer import REPO_ROOT, __version__
 from analyzer.errors import AnalyzerError, ConfigError, MissingExtraError
-from analyzer.train.augment import AUGMENTATIONS
+
+if TYPE_CHECKING:
+    from analyzer.config import Config
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 QUICK_EPOCHS = 8  # the smoke run's length in epochs, not minutes, so a busy box does the same run
@@ -86,6 +90,8 @@ def run_models(args: argparse.Namespace) -> int:
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """``analyzer train``."""
+    from analyzer.train.augment import AUGMENTATIONS
+
     parser = _parser(
         subparsers,
         "train",
@@ -454,6 +460,8 @@ def add_build_engine_parser(subparsers: argparse._SubParsersAction) -> None:
             "analyzer build-engine --model engines/agegender.onnx --max-batch 64 --workspace-mb 2048 --force",
         ],
     )
+    from analyzer.config import ClassifierConfig
+
     defaults = ClassifierConfig()
     parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch, metavar="N", help="profile max batch")
@@ -469,6 +477,7 @@ def add_build_engine_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_build_engine(args: argparse.Namespace) -> int:
     """Build the engine, then check it against ONNX Runtime on random chips."""
     from analyzer.classify import OnnxRuntimeBackend, tensorrt_probe
+    from analyzer.config import ClassifierConfig
     from analyzer.errors import ModelError
 
     settings = ClassifierConfig(
@@ -635,6 +644,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _cameras_config(args: argparse.Namespace) -> Config:
     """``--config`` with ``--source`` in place of its cameras."""
+    from analyzer.capture import source_kind
     from analyzer.config import CameraConfig, load_config
 
     config = load_config(args.config)
@@ -660,6 +670,8 @@ def _cameras_config(args: argparse.Namespace) -> Config:
 
 def _checked(config: Config) -> Config:
     """The config checked, with the 'demo' source made into its clip."""
+    from analyzer.config import check_config
+
     check_config(config)
     for camera in config.cameras:
         if camera.source == "demo":
@@ -1002,15 +1014,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``analyzer`` console script."""
-    args = build_parser().parse_args(argv)
-    quiet_video_library_logs()  # before anything opens a video: FFmpeg reads its log level once
-    handler: Handler = args.handler
     try:
+        args = build_parser().parse_args(argv)
+        from analyzer.capture import quiet_video_library_logs
+
+        quiet_video_library_logs()  # before anything opens a video: FFmpeg reads its log level once
+        handler: Handler = args.handler
         return handler(args)
     except AnalyzerError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as error:
+        # A Ctrl-C while a native library (onnxruntime, cv2) initialises comes out as its ImportError.
+        if isinstance(error, ImportError) and not isinstance(error.__cause__, KeyboardInterrupt):
+            raise
         print("interrupted", file=sys.stderr)
         return 130
 

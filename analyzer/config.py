@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from analyzer import REPO_ROOT
 from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
 from analyzer.errors import ConfigError
 from analyzer.zones import CountingLine, Zone
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = ("center", "top", "bottom")
 T = TypeVar("T")
 

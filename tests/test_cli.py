@@ -1,3 +1,6 @@
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,54 @@ def test_every_command_help_shows_examples(command: str, capsys: pytest.CaptureF
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert f"$ analyzer {command}" in out
+
+
+def test_the_console_script_reaches_main_before_the_heavy_libraries_load() -> None:
+    # a Ctrl-C while `analyzer` starts meets main()'s "interrupted" unless it lands in this import
+    heavy = "('numpy', 'cv2', 'yaml', 'torch', 'mediapipe')"
+    probe = f"import sys, analyzer.cli; print(*[m for m in {heavy} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == []
+
+
+def _ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+def _ctrl_c_in_a_native_import() -> None:
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as interrupt:  # what onnxruntime's pybind11 module init makes of it
+        raise ImportError("initialization failed") from interrupt
+
+
+@pytest.mark.parametrize("ctrl_c", [_ctrl_c, _ctrl_c_in_a_native_import])
+def test_ctrl_c_while_the_commands_are_set_up_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ctrl_c: Callable[[], None]
+) -> None:
+    import analyzer.cli
+
+    def interrupted(_subparsers: object) -> None:  # where the train parser imports its recipes
+        ctrl_c()
+
+    monkeypatch.setattr(analyzer.cli, "add_train_parser", interrupted)
+    try:
+        exit_code = main(["models", "--help"])
+    except KeyboardInterrupt:  # not raised on: it would end the whole test session
+        pytest.fail("Ctrl-C while the parser is built escaped main() as a traceback")
+    assert exit_code == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_broken_install_is_not_taken_for_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analyzer.cli
+
+    def broken(_subparsers: object) -> None:
+        raise ImportError("libGL.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(analyzer.cli, "add_train_parser", broken)
+    with pytest.raises(ImportError, match="libGL"):
+        main(["models", "--help"])
 
 
 def test_train_rejects_silly_input_size(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
