@@ -652,8 +652,8 @@ def _cameras_config(args: argparse.Namespace) -> Config:
         stem = Path(args.source).stem if source_kind(args.source) == "file" else "cam0"
         camera_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "cam0"
         # A config's one camera lends its settings (a recorded clip of that camera counts the same way); the
-        # demo's line is drawn for the demo clip, so a source given without a config starts with no line.
-        lends = len(config.cameras) == 1 and Path(args.config).resolve() != DEFAULT_CONFIG.resolve()
+        # demo camera's line is drawn for the demo clip, so a source in its place starts with no line.
+        lends = len(config.cameras) == 1 and config.cameras[0].source != "demo"
         template = config.cameras[0] if lends else CameraConfig(detector=config.detector)
         config.cameras = [
             CameraConfig(

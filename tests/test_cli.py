@@ -117,3 +117,6 @@ def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_p
     (camera,) = clip.cameras
     assert (camera.id, camera.source, camera.detector.tiles) == ("door-tuesday", "door-tuesday.mp4", 2)
     assert camera.line is not None and camera.line.start == [0.3, 1.0]  # a recording of that camera counts alike
+    mine.write_text(mine.read_text().replace("rtsp://10.0.0.12/stream1", "demo"))  # a line drawn for the demo
+    webcam = _cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "0"]))
+    assert webcam.cameras[0].line is None and webcam.cameras[0].detector.tiles == 1
