@@ -451,6 +451,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def add_build_engine_parser(subparsers: argparse._SubParsersAction) -> None:
     """``analyzer build-engine``."""
+    from analyzer.config import ClassifierConfig
+
     parser = _parser(
         subparsers,
         "build-engine",
@@ -460,8 +462,6 @@ def add_build_engine_parser(subparsers: argparse._SubParsersAction) -> None:
             "analyzer build-engine --model engines/agegender.onnx --max-batch 64 --workspace-mb 2048 --force",
         ],
     )
-    from analyzer.config import ClassifierConfig
-
     defaults = ClassifierConfig()
     parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch, metavar="N", help="profile max batch")
