@@ -25,6 +25,15 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 _MAX_HEADER_BYTES = 16384
 
 
+SERVER_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp")  # the camera is a server: the URL must name it
+
+
+def names_no_server(source: str) -> bool:
+    """A camera URL without a host (``rtsp://``, ``http:///mjpeg``): it can never open, however long one retries."""
+    parts = urlsplit(source.strip())
+    return parts.scheme.lower() in SERVER_SCHEMES and not parts.hostname
+
+
 def without_password(source: str) -> str:
     """``source`` with a URL's password replaced by ``***`` (anything else unchanged)."""
     parts = urlsplit(source)

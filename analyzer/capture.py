@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import cv2
 import numpy as np
@@ -115,6 +117,13 @@ def source_kind(source: str) -> str:
     if source.lower().startswith(LIVE_PREFIXES):
         return "live"
     return "file"
+
+
+def file_path(source: str) -> Path:
+    """A file source's path; a ``file://`` URL (as file managers copy one) is the file it names."""
+    if source.lower().startswith("file://"):
+        return Path(url2pathname(urlsplit(source).path))
+    return Path(source)
 
 
 def describe_file_problem(path: Path) -> str | None:
@@ -231,7 +240,7 @@ class CaptureWorker(threading.Thread):
                 [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
             )
         else:
-            capture = cv2.VideoCapture(self.source)
+            capture = cv2.VideoCapture(str(file_path(self.source)))
         if not capture.isOpened():
             capture.release()
             return None
@@ -256,7 +265,7 @@ class CaptureWorker(threading.Thread):
             self.slot.put(EndOfStream(self.camera), stop=self.stop_event)
 
     def _run_file(self) -> None:
-        problem = describe_file_problem(Path(self.source))
+        problem = describe_file_problem(file_path(self.source))
         if problem:
             self._status("failed", f"{problem}; check the camera's source path")
             return

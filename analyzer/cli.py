@@ -644,12 +644,12 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _cameras_config(args: argparse.Namespace) -> Config:
     """``--config`` with ``--source`` in place of its cameras."""
-    from analyzer.capture import source_kind
+    from analyzer.capture import file_path, source_kind
     from analyzer.config import CameraConfig, load_config
 
     config = load_config(args.config)
     if args.source is not None:
-        stem = Path(args.source).stem if source_kind(args.source) == "file" else "cam0"
+        stem = file_path(args.source).stem if source_kind(args.source) == "file" else "cam0"
         camera_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "cam0"
         # A config's one camera lends its settings (a recorded clip of that camera counts the same way); the
         # demo camera's line is drawn for the demo clip, so a source in its place starts with no line.

@@ -26,6 +26,7 @@ import yaml
 
 from analyzer import REPO_ROOT
 from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
+from analyzer.camera_url import names_no_server, without_password
 from analyzer.errors import ConfigError
 from analyzer.zones import CountingLine, Zone
 
@@ -408,13 +409,18 @@ def check_config(config: Config) -> None:
     seen: set[str] = set()
     for index, camera in enumerate(config.cameras):
         path = f"cameras[{index}]"
+        if not camera.source.strip():
+            raise ConfigError(f"{path}.source: missing; give a file, rtsp:// URL, webcam index or 'demo'")
+        if names_no_server(camera.source):
+            raise ConfigError(
+                f"{path}.source: {without_password(camera.source)} names no camera address; "
+                "give one like rtsp://192.168.1.20:554/stream1"
+            )
         if not camera.id or not camera.id.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"{path}.id: '{camera.id}' must be a non-empty name of letters, digits, - and _")
         if camera.id in seen:
             raise ConfigError(f"{path}.id: duplicate camera id '{camera.id}'; ids must be unique")
         seen.add(camera.id)
-        if not camera.source:
-            raise ConfigError(f"{path}.source: missing; give a file, rtsp:// URL, webcam index or 'demo'")
         camera.detector.check(f"{path}.detector")
         for key in ("read_timeout_s", "reconnect_backoff_s", "max_backoff_s"):
             if not 0.1 <= getattr(camera, key) <= 3600:

@@ -62,6 +62,21 @@ def test_a_looping_file_starts_again_with_time_still_running(walkers_clip: tuple
     assert cv2.absdiff(frames[total].image, frames[total - 1].image).mean() > 1.0
 
 
+def test_a_file_url_plays_the_file_it_names(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
+    # file managers copy a path as a URL, spaces and all; before, it was "not found" though the file was there
+    clip = tmp_path / "door 2 tuesday.mp4"
+    clip.symlink_to(walkers_clip[0])
+    slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
+    worker = CaptureWorker("cam", clip.as_uri(), slot, statuses.append, lambda *_: None, stop, realtime=False)
+    worker.start()
+    frames = 0
+    while not isinstance(item := slot.get(timeout=10), EndOfStream):
+        assert item is not None, "capture stalled"
+        frames += 1
+    assert "%20" in clip.as_uri() and [status.state for status in statuses] == ["up", "ended"]
+    assert frames == int(cv2.VideoCapture(str(walkers_clip[0])).get(cv2.CAP_PROP_FRAME_COUNT))
+
+
 @pytest.mark.parametrize("frames_before_stop", [0, 5])
 def test_a_file_stopped_early_ends_as_stopped_not_as_broken(
     walkers_clip: tuple[Path, int], frames_before_stop: int

@@ -107,6 +107,8 @@ def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_p
 
     demo = _cameras_config(build_parser().parse_args(["run", "--source", "rtsp://10.0.0.12/stream1"]))
     assert demo.cameras[0].source == "rtsp://10.0.0.12/stream1" and demo.cameras[0].line is None
+    url = _cameras_config(build_parser().parse_args(["run", "--source", "file:///videos/door%202.mp4"]))
+    assert url.cameras[0].id == "door_2"  # named after the file, as a path would be
     assert load_config(DEFAULT_CONFIG).cameras[0].line is not None  # the demo clip's own line stays with it
     mine = tmp_path / "door.yaml"
     mine.write_text(

@@ -27,6 +27,12 @@ def camera(**extra: object) -> dict:
         ),
         ({"cameras": [{"id": "bad id!", "source": "x"}]}, "must be a non-empty name"),
         ({"cameras": [{"id": "a"}]}, r"cameras\[0\]\.source: missing"),
+        ({"cameras": [{"id": "a", "source": "  "}]}, r"cameras\[0\]\.source: missing"),
+        ({"cameras": [{"id": "a", "source": "rtsp://"}]}, r"source: rtsp:// names no camera address; give one like"),
+        (
+            {"cameras": [{"id": "a", "source": "http://viewer:s3cret@/mjpeg"}]},
+            r"source: http://viewer:\*\*\*@/mjpeg names no camera address",
+        ),
         ({"cameras": []}, "at least one camera"),
         ({**camera(), "tracker": {"min_hits": 1.5}}, "tracker.min_hits: expected a whole number"),
         (
