@@ -120,10 +120,14 @@ def source_kind(source: str) -> str:
 
 
 def file_path(source: str) -> Path:
-    """A file source's path; a ``file://`` URL (as file managers copy one) is the file it names."""
+    """A file source's path, as a user would mean it.
+
+    ``~`` is the home folder (a config is not a shell), and a ``file://`` URL
+    (as file managers copy one) is the file it names.
+    """
     if source.lower().startswith("file://"):
         return Path(url2pathname(urlsplit(source).path))
-    return Path(source)
+    return Path(source).expanduser()
 
 
 def describe_file_problem(path: Path) -> str | None:

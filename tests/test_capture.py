@@ -17,7 +17,7 @@ import cv2
 import pytest
 
 from analyzer.camera_url import why_it_does_not_open, without_password
-from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
+from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus, file_path
 from tests.harness import free_port, wait_for
 from tests.stream_server import MjpegServer, RtspDoor
 
@@ -75,6 +75,12 @@ def test_a_file_url_plays_the_file_it_names(walkers_clip: tuple[Path, int], tmp_
         frames += 1
     assert "%20" in clip.as_uri() and [status.state for status in statuses] == ["up", "ended"]
     assert frames == int(cv2.VideoCapture(str(walkers_clip[0])).get(cv2.CAP_PROP_FRAME_COUNT))
+
+
+def test_a_file_source_may_start_at_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert file_path("~/videos/door.mp4") == tmp_path / "videos" / "door.mp4"
+    assert file_path("videos/~door.mp4") == Path("videos/~door.mp4")
 
 
 @pytest.mark.parametrize("frames_before_stop", [0, 5])
