@@ -132,8 +132,8 @@ def file_path(source: str) -> Path:
 
 def describe_file_problem(path: Path) -> str | None:
     """A one-line reason a video file cannot be played, or None if it looks fine."""
-    if not path.exists():
-        return f"file {path} not found"
+    if not path.exists():  # a service's working folder is rarely the one the config was written in
+        return f"file {path} not found" + ("" if path.is_absolute() else f" (relative to {Path.cwd()})")
     if path.is_dir():
         return f"{path} is a directory, not a video file"
     if path.stat().st_size == 0:

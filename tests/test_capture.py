@@ -17,7 +17,15 @@ import cv2
 import pytest
 
 from analyzer.camera_url import why_it_does_not_open, without_password
-from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus, file_path
+from analyzer.capture import (
+    CaptureWorker,
+    EndOfStream,
+    Frame,
+    LatestFrameSlot,
+    StreamStatus,
+    describe_file_problem,
+    file_path,
+)
 from tests.harness import free_port, wait_for
 from tests.stream_server import MjpegServer, RtspDoor
 
@@ -75,6 +83,12 @@ def test_a_file_url_plays_the_file_it_names(walkers_clip: tuple[Path, int], tmp_
         frames += 1
     assert "%20" in clip.as_uri() and [status.state for status in statuses] == ["up", "ended"]
     assert frames == int(cv2.VideoCapture(str(walkers_clip[0])).get(cv2.CAP_PROP_FRAME_COUNT))
+
+
+def test_a_missing_relative_file_says_where_it_was_looked_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert describe_file_problem(Path("videos/door.mp4")) == f"file videos/door.mp4 not found (relative to {tmp_path})"
+    assert describe_file_problem(tmp_path / "door.mp4") == f"file {tmp_path / 'door.mp4'} not found"
 
 
 def test_a_file_source_may_start_at_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
