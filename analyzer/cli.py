@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -42,6 +43,19 @@ def _parser(
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def output_file(text: str) -> Path:
+    """A file a command writes (an argparse type), checked before any work: a long run must not end on a bad path."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give the name of a file in it")
+    existing = next(folder for folder in (path.parent, *path.parent.parents) if folder.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied; pick a folder you can write to")
+    return path
 
 
 def _write_json(path: Path, document: object) -> None:
@@ -269,7 +283,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
         "--run", type=Path, required=True, action="append", metavar="DIR",
         help="run folder from analyzer train; repeat to export an ensemble",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, metavar="PREFIX", help="output path without .onnx")
+    parser.add_argument("--out", type=output_file, required=True, metavar="PREFIX", help="output path without .onnx")
     parser.add_argument("--version", default=None, help="version string stored in the model (default: name + hash)")
     parser.set_defaults(handler=run_export)
 
@@ -353,7 +367,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also score the faces cut out as `analyzer simulate` draws heads, on its entrance background",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report here")
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="write the full report here")
     parser.set_defaults(handler=run_evaluate)
 
 
@@ -542,7 +556,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
     parser.add_argument("--work", type=Path, default=Path("runs/bench"), metavar="DIR", help="clip cache")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="write every figure here")
     parser.add_argument("--markdown", type=Path, metavar="MD", help="write the table here (docs/PERFORMANCE.md)")
     parser.set_defaults(handler=run_bench_command)
 
@@ -609,8 +623,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_camera_arguments(parser)
     parser.add_argument(
-        "--report", type=Path, metavar="FILE", help="write the JSON report (visits and totals per camera) here on exit"
-    )
+        "--report", type=output_file, metavar="FILE",
+        help="write the JSON report (visits and totals per camera) here on exit",
+    )  # fmt: skip
     parser.add_argument(
         "--metrics-port", type=int, metavar="N", help="Prometheus port (0 = off; default from config, 9108)"
     )
@@ -636,7 +651,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
     debug.add_argument(
-        "--preview", type=Path, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
+        "--preview", type=output_file, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
     )
     debug.add_argument("--show", action="store_true", help="show that video in a window (needs a display)")
     parser.set_defaults(handler=run_run)
@@ -788,8 +803,8 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--faces", type=Path, required=True, metavar="DIR", help="folder with labels.csv and face crops"
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="MP4", help="clip to write")
-    parser.add_argument("--truth", type=Path, required=True, metavar="JSON", help="ground truth to write")
+    parser.add_argument("--out", type=output_file, required=True, metavar="MP4", help="clip to write")
+    parser.add_argument("--truth", type=output_file, required=True, metavar="JSON", help="ground truth to write")
     parser.add_argument("--visitors", type=int, default=20, metavar="N", help="people in the clip (default 20)")
     parser.add_argument("--seconds", type=float, default=60.0, metavar="S", help="clip length (default 60)")
     parser.add_argument("--size", default="1280x720", metavar="WxH", help="frame size (default 1280x720)")
@@ -929,7 +944,9 @@ def add_accuracy_parser(subparsers: argparse._SubParsersAction) -> None:
         ["analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md"],
     )
     parser.add_argument("--faces", type=Path, required=True, metavar="DIR", help="labelled face crops")
-    parser.add_argument("--out", type=Path, default=Path("docs/ACCURACY.md"), metavar="MD", help="table to write")
+    parser.add_argument(
+        "--out", type=output_file, default=Path("docs/ACCURACY.md"), metavar="MD", help="table to write"
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
     parser.add_argument("-c", "--config", type=Path, default=REPO_ROOT / "configs" / "simulated.yaml", metavar="YAML")
     parser.set_defaults(handler=run_accuracy_command)
@@ -959,7 +976,7 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, metavar="S", help="how long to watch the cameras (all at once)"
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="also write the figures as JSON")
     parser.set_defaults(handler=run_check)
 
 

