@@ -864,22 +864,30 @@ def add_score_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_score)
 
 
-def _read_json(path: Path, what: str) -> dict:
+def _read_json(path: Path, what: str, key: str, written_by: str) -> dict:
+    """A JSON document one of our commands wrote, known by its ``key``: a swapped or foreign file is one line."""
     from analyzer.errors import DataError
 
     try:
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the {what} ({error.strerror})") from None
+    if not isinstance(document, dict) or key not in document:
+        raise DataError(f"{path}: not a {what} (no '{key}' in it); pass the file {written_by} wrote")
+    return document
 
 
 def run_score(args: argparse.Namespace) -> int:
     """Score and print."""
     from analyzer.score import mistake_line, outcome
 
-    scored = outcome(_read_json(args.truth, "truth file"), _read_json(args.report, "report"), args.camera)
+    truth = _read_json(args.truth, "truth file", "visitors", "analyzer simulate --truth")
+    report = _read_json(args.report, "report", "cameras", "analyzer run --report")
+    scored = outcome(truth, report, args.camera)
     result = scored.score()
     if args.json:
         print(json.dumps({**result, "mistakes": scored.mistakes()}, indent=2))

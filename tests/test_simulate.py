@@ -188,6 +188,19 @@ def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pyte
     assert main([*args, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mistakes"] == listed
 
+    # the two files swapped, or a file of another kind: one line naming the file and the command that writes it
+    swapped = ["score", "--truth", str(tmp_path / "report.json"), "--report", str(tmp_path / "truth.json")]
+    assert main(swapped) == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'report.json'}: not a truth file (no 'visitors' in it); "
+        "pass the file analyzer simulate --truth wrote\n"
+    )
+    (tmp_path / "list.json").write_text("[]")
+    assert main([*args[:3], "--report", str(tmp_path / "list.json")]) == 1
+    assert "list.json: not a report (no 'cameras' in it); pass the file analyzer run --report wrote" in (
+        capsys.readouterr().err
+    )
+
 
 def test_queue_places_hold_one_person_at_a_time(utkface: Path) -> None:
     faces = [face for face in read_labels(utkface)[:50]]
