@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import threading
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from analyzer.config import Config
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+MAX_VISITORS_PER_SECOND = 2  # simulate: a busy doorway; the crowd clips of make accuracy have 0.6
 QUICK_EPOCHS = 8  # the smoke run's length in epochs, not minutes, so a busy box does the same run
 
 Handler = Callable[[argparse.Namespace], int]
@@ -567,8 +569,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from analyzer.classify import create_backend
     from analyzer.config import load_config
 
-    if args.streams < 1 or args.seconds < 2 or args.fps < 1:
-        raise ConfigError("bench: --streams must be at least 1, --seconds at least 2, --fps at least 1")
+    if args.streams < 1 or args.seconds < 2 or not 1 <= args.fps <= 120 or args.soak < 0:
+        raise ConfigError(
+            "bench: --streams must be at least 1, --seconds at least 2, --fps 1 to 120 and --soak 0 (none) or more"
+        )
     config = load_config(args.config)
     if args.backend is not None:
         config.classifier.backend = args.backend
@@ -828,8 +832,17 @@ def run_simulate(args: argparse.Namespace) -> int:
         width, height = (int(part) for part in args.size.lower().split("x"))
     except ValueError:
         raise ConfigError(f"--size '{args.size}' must look like 1280x720") from None
-    if not (160 <= width <= 4096 and 120 <= height <= 2160) or args.visitors < 1 or args.seconds <= 0:
-        raise ConfigError("--size must be 160x120..4096x2160, --visitors >= 1 and --seconds > 0")
+    if not (160 <= width <= 4096 and 120 <= height <= 2160):
+        raise ConfigError(f"--size {args.size}: give 160x120 to 4096x2160")
+    if not 1 <= args.fps <= 120:
+        raise ConfigError(f"--fps {args.fps}: give 1 to 120 frames a second, as cameras record")
+    if args.visitors < 1 or args.seconds <= 0:
+        raise ConfigError("--visitors must be 1 or more and --seconds above 0")
+    if args.visitors > MAX_VISITORS_PER_SECOND * args.seconds:
+        raise ConfigError(
+            f"--visitors {args.visitors} in {args.seconds:g} s is more than a door passes ({MAX_VISITORS_PER_SECOND} "
+            f"a second); give --seconds {math.ceil(args.visitors / MAX_VISITORS_PER_SECOND)} or more"
+        )
     with tqdm(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
         truth = simulate(
             args.faces, args.out, args.truth, args.visitors, args.seconds, (width, height), args.fps, args.seed,

@@ -93,6 +93,32 @@ def test_a_file_that_cannot_be_written_is_refused_before_any_work(
     assert list(tmp_path.iterdir()) == [a_file]
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--fps", "0"], "--fps 0: give 1 to 120"),  # was an OpenCV RuntimeError traceback
+        (["--visitors", "5000", "--seconds", "10"], "give --seconds 2500 or more"),  # was hours of rendering
+        (["--size", "10x10"], "--size 10x10: give 160x120 to 4096x2160"),
+        (["--visitors", "0"], "--visitors must be 1 or more"),
+    ],
+)
+def test_simulate_refuses_a_clip_no_camera_would_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    args = ["simulate", "--faces", "faces", "--out", str(tmp_path / "c.mp4"), "--truth", str(tmp_path / "t.json")]
+    assert main([*args, *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("options", [["--soak", "-2"], ["--fps", "0"], ["--streams", "0"]])
+def test_bench_refuses_silly_settings_before_any_work(capsys: pytest.CaptureFixture[str], options: list[str]) -> None:
+    assert main(["bench", *options]) == 2  # --soak -2 once ran the whole benchmark
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--fps 1 to 120 and --soak 0 (none) or more" in err
+
+
 def test_train_rejects_silly_input_size(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--input-size", "8"]) == 2
     assert capsys.readouterr().err.startswith("error: --input-size 8 is outside")
