@@ -945,6 +945,8 @@ def run_listen(args: argparse.Namespace) -> int:
     """Listen until stopped."""
     from analyzer.listen import listen
 
+    if args.count < 0 or args.seconds < 0:
+        raise ConfigError("listen: --count and --seconds must be 0 (no limit) or more")
     try:
         gaps = listen(
             args.connect, args.topic, args.json, args.count, args.seconds, out=lambda line: print(line, flush=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import zmq
 
 from analyzer import messages
+from analyzer.errors import ConfigError
 
 
 @dataclass
@@ -76,7 +77,14 @@ def listen(
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    socket.connect(connect)
+    try:
+        socket.connect(connect)
+    except zmq.ZMQError as error:
+        socket.close()
+        raise ConfigError(
+            f"--connect {connect}: not an address ZeroMQ can connect to ({error.strerror}); "
+            "give the analyzer's zmq.bind, e.g. tcp://192.168.1.50:5556"
+        ) from None
     gaps = GapCounter()
     received = 0
     deadline = time.monotonic() + seconds if seconds else None

@@ -136,3 +136,21 @@ def test_a_slow_subscriber_sees_real_drops_as_seq_gaps() -> None:
     context.term()
     assert 0 < received < 5000
     assert gaps.missed > 0 and gaps.gaps >= 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--connect", "garbage"], "--connect garbage: not an address ZeroMQ can connect to"),  # was a ZMQError
+        (["--connect", "tcp://"], "give the analyzer's zmq.bind, e.g. tcp://"),
+        (["--count", "-1"], "--count and --seconds must be 0 (no limit) or more"),  # was: listen forever
+    ],
+)
+def test_listen_refuses_what_it_cannot_do_in_one_line(
+    capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    from analyzer.cli import main
+
+    assert main(["listen", *options, "--seconds", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
