@@ -247,6 +247,10 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
     assert main([*args, str(broken)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a checkpoint of `analyzer train`" in err
+    # an exported file where export wants the run folder: the folder is what is missing, not a checkpoint in it
+    assert main(["export", "--run", str(broken / "model.pt"), "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {broken / 'model.pt'} is a file; give the run folder that `analyzer train --out` wrote\n"
 
 
 @pytest.mark.parametrize(

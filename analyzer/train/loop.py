@@ -456,6 +456,8 @@ def _config_from_dict(settings: dict) -> TrainConfig:
 def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
     """The trained network and its config from a run folder."""
     path = Path(run_dir) / CHECKPOINT
+    if Path(run_dir).is_file():
+        raise DataError(f"{run_dir} is a file; give the run folder that `analyzer train --out` wrote")
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint; train first with `analyzer train --out {run_dir}`")
     try:
