@@ -31,6 +31,7 @@ from analyzer.errors import ConfigError
 from analyzer.zones import CountingLine, Zone
 
 ANCHORS = ("center", "top", "bottom")
+MAX_REENTRY_WINDOW_S = 30  # footfall.reentry_window_s: occlusions last seconds; a likeness is kept no longer
 T = TypeVar("T")
 
 
@@ -179,6 +180,11 @@ class FootfallConfig:
             raise ConfigError(f"{path}: min_duration_s must be >= 0 and linger_s > 0")
         if self.reentry_window_s < 0 or not 0 <= self.reentry_distance <= 1:
             raise ConfigError(f"{path}: reentry_window_s must be >= 0 and reentry_distance 0..1")
+        if self.reentry_window_s > MAX_REENTRY_WINDOW_S:  # privacy: how long a hidden face's likeness is kept
+            raise ConfigError(
+                f"{path}.reentry_window_s: {self.reentry_window_s:g} is over {MAX_REENTRY_WINDOW_S} seconds; a lost "
+                "visitor's likeness is held in memory this long, so keep it to the seconds an occlusion lasts"
+            )
         if not 0 <= self.reentry_verify_s <= 5:
             raise ConfigError(f"{path}.reentry_verify_s: {self.reentry_verify_s} must be 0..5 seconds")
 
@@ -190,6 +196,13 @@ class ZmqConfig:
     bind: str = "tcp://127.0.0.1:5556"  # '' disables ZeroMQ
     send_hwm: int = 10000  # queued messages per subscriber before new ones are dropped (and counted)
     summary_interval_s: float = 10.0  # how often summary.<camera> goes out
+
+    def check(self, path: str) -> None:
+        """Validate ranges: a zero interval would send summaries five times a second."""
+        if not 1 <= self.send_hwm <= 10_000_000:
+            raise ConfigError(f"{path}.send_hwm: {self.send_hwm} must be 1..10000000 messages")
+        if not 1 <= self.summary_interval_s <= 3600:
+            raise ConfigError(f"{path}.summary_interval_s: {self.summary_interval_s:g} must be 1..3600 seconds")
 
 
 @dataclass
@@ -446,6 +459,9 @@ def check_config(config: Config) -> None:
     config.classifier.check("classifier")
     config.footfall.check("footfall")
     config.metrics.check("metrics")
+    config.zmq.check("zmq")
+    if config.status_interval_s != 0 and not 1 <= config.status_interval_s <= 3600:
+        raise ConfigError(f"status_interval_s: {config.status_interval_s:g} must be 0 (never) or 1..3600 seconds")
     for name, items in config.age_groupings.items():
         parse_grouping(name, items)
     config.grouping()
