@@ -77,6 +77,8 @@ class TrackerConfig:
 
     def check(self, path: str) -> None:
         """Validate ranges."""
+        if not 0 < self.high_score < 1:
+            raise ConfigError(f"{path}.high_score: {self.high_score} must be between 0 and 1")
         if not 0 < self.match_iou < 1:
             raise ConfigError(f"{path}.match_iou: {self.match_iou} must be between 0 and 1")
         if not 0 <= self.min_similarity <= 1:
@@ -118,6 +120,10 @@ class SamplerConfig:
             )
         if not 0.5 <= self.confident_at <= 1.0:
             raise ConfigError(f"{path}.confident_at: {self.confident_at} must be between 0.5 and 1")
+        if not 8 <= self.min_face_px <= 1024:
+            raise ConfigError(f"{path}.min_face_px: {self.min_face_px} must be 8..1024 pixels")
+        if not 0 <= self.interval_s <= 60:
+            raise ConfigError(f"{path}.interval_s: {self.interval_s:g} must be 0..60 seconds")
 
 
 def _repo_relative(value: str) -> Path:

@@ -35,6 +35,9 @@ def camera(**extra: object) -> dict:
         ),
         ({"cameras": []}, "at least one camera"),
         ({**camera(), "tracker": {"min_hits": 1.5}}, "tracker.min_hits: expected a whole number"),
+        ({**camera(), "tracker": {"high_score": 1.5}}, r"tracker\.high_score: 1\.5 must be between 0 and 1"),
+        ({**camera(), "sampler": {"min_face_px": 0}}, r"sampler\.min_face_px: 0 must be 8\.\.1024 pixels"),
+        ({**camera(), "sampler": {"interval_s": -1}}, r"sampler\.interval_s: -1 must be 0\.\.60 seconds"),
         (
             {**camera(), "sampler": {"samples_per_track": 7, "max_classified_per_track": 5}},
             r"sampler\.max_classified_per_track: 5 is below samples_per_track \(7\)",
