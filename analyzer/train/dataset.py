@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from analyzer.assets import cache_dir
+from analyzer.assets import cache_folder
 from analyzer.face_photos import align_photos
 from analyzer.labels import LabelledFace
 from analyzer.preprocess import Normalization, chips_to_input
@@ -51,7 +51,7 @@ def _cache_key(faces: Sequence[LabelledFace], size: int, align: str) -> str:
 
 def load_face_set(faces: Sequence[LabelledFace], size: int, align: str, label: str) -> FaceSet:
     """Align all faces to ``size`` chips, reusing the on-disk cache when it matches."""
-    cache_file = cache_dir() / "datasets" / f"{_cache_key(faces, size, align)}.npz"
+    cache_file = cache_folder("datasets") / f"{_cache_key(faces, size, align)}.npz"
     if cache_file.is_file():
         stored = np.load(cache_file)
         chips, found = stored["chips"], stored["found"]
@@ -59,7 +59,6 @@ def load_face_set(faces: Sequence[LabelledFace], size: int, align: str, label: s
         with tqdm(total=len(faces), desc=f"aligning {label} faces", unit="img") as bar:
             aligned = align_photos([face.path for face in faces], size, align, progress=bar.update)
         chips, found = aligned.chips, aligned.found
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")  # two runs may align the same faces at once
         try:
             np.savez(partial, chips=chips, found=found)
