@@ -60,6 +60,14 @@ def output_file(text: str) -> Path:
     return path
 
 
+def mp4_file(text: str) -> Path:
+    """An output video (an argparse type): OpenCV writes mp4 only, and silently nothing to other names."""
+    path = output_file(text)
+    if path.suffix.lower() != ".mp4":
+        raise argparse.ArgumentTypeError(f"{text}: give a .mp4 file name, e.g. {path.with_suffix('.mp4').name}")
+    return path
+
+
 def _write_json(path: Path, document: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -655,7 +663,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
     debug.add_argument(
-        "--preview", type=output_file, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
+        "--preview", type=mp4_file, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
     )
     debug.add_argument("--show", action="store_true", help="show that video in a window (needs a display)")
     parser.set_defaults(handler=run_run)
@@ -807,7 +815,7 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--faces", type=Path, required=True, metavar="DIR", help="folder with labels.csv and face crops"
     )
-    parser.add_argument("--out", type=output_file, required=True, metavar="MP4", help="clip to write")
+    parser.add_argument("--out", type=mp4_file, required=True, metavar="MP4", help="clip to write")
     parser.add_argument("--truth", type=output_file, required=True, metavar="JSON", help="ground truth to write")
     parser.add_argument("--visitors", type=int, default=20, metavar="N", help="people in the clip (default 20)")
     parser.add_argument("--seconds", type=float, default=60.0, metavar="S", help="clip length (default 60)")

@@ -119,6 +119,15 @@ def test_bench_refuses_silly_settings_before_any_work(capsys: pytest.CaptureFixt
     assert err.count("\n") == 1 and "--fps 1 to 120 and --soak 0 (none) or more" in err
 
 
+@pytest.mark.parametrize("command", [["run", "--preview"], ["simulate", "--faces", "f", "--truth", "t.json", "--out"]])
+def test_a_video_to_write_must_be_mp4(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # --preview p.txt ran and wrote nothing, silently
+        main([*command, str(tmp_path / "p.txt")])
+    assert exit_info.value.code == 2
+    assert "p.txt: give a .mp4 file name, e.g. p.mp4" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_train_rejects_silly_input_size(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--input-size", "8"]) == 2
     assert capsys.readouterr().err.startswith("error: --input-size 8 is outside")
