@@ -204,18 +204,31 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train)
 
 
+def _missing_train_extra(error: ImportError) -> MissingExtraError:
+    """Torch is not installed; unless the ImportError is a Ctrl-C inside its native import (main says so)."""
+    if isinstance(error.__cause__, KeyboardInterrupt):
+        raise error
+    return MissingExtraError(error.name or "torch", "train")
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train and print the final validation metrics."""
     try:
         from analyzer.train.loop import TrainConfig, resume_training, train
     except ImportError as error:
-        raise MissingExtraError(error.name or "torch", "train") from None
+        raise _missing_train_extra(error) from None
     if args.resume:
         return _report_training(resume_training(args.out, str(args.data)), args.out)
     if args.epochs < 0:
         raise ConfigError(f"--epochs {args.epochs} is negative; give a number of epochs, or 0 to train for --minutes")
     if not 32 <= args.input_size <= 160:
         raise ConfigError(f"--input-size {args.input_size} is outside 32..160")
+    if args.epochs == 0 and args.minutes <= 0:
+        raise ConfigError(f"--minutes {args.minutes:g}: give a training time above 0, or --epochs N")
+    if args.learning_rate <= 0 or args.gender_weight < 0:
+        raise ConfigError("--learning-rate must be above 0 and --gender-weight 0 or more")
+    if not 0 <= args.balance <= 1:
+        raise ConfigError(f"--balance {args.balance:g} is outside 0 (faces as they come) .. 1 (every age group alike)")
     if args.head_outline != 0 and args.head_outline < 1:
         raise ConfigError(
             f"--head-outline {args.head_outline:g}: give a superellipse power of 1 or more (2 = ellipse), "
@@ -303,7 +316,7 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         from analyzer.train.export import export_run
     except ImportError as error:
-        raise MissingExtraError(error.name or "torch", "train") from None
+        raise _missing_train_extra(error) from None
 
     exported = export_run(args.run, args.out, args.version)
     fp32, fp16, runs = exported.fp32_path, exported.fp16_path, exported.runs

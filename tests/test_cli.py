@@ -57,6 +57,30 @@ def test_ctrl_c_while_the_commands_are_set_up_is_one_line(
     assert capsys.readouterr().err == "interrupted\n"
 
 
+@pytest.mark.parametrize("native_ctrl_c", [True, False])
+def test_torch_missing_or_ctrl_c_in_its_import(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], native_ctrl_c: bool
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def importing(name: str, *args: object, **kwargs: object) -> object:
+        if name == "analyzer.train.export":
+            if native_ctrl_c:
+                _ctrl_c_in_a_native_import()
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    exit_code = main(["export", "--run", "r", "--out", "e"])
+    err = capsys.readouterr().err
+    if native_ctrl_c:  # not "install the train extra" for a Ctrl-C
+        assert (exit_code, err) == (130, "interrupted\n")
+    else:
+        assert exit_code != 130 and err.count("\n") == 1 and "train" in err and "torch" in err
+
+
 def test_a_broken_install_is_not_taken_for_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
     import analyzer.cli
 

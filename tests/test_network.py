@@ -264,6 +264,10 @@ def test_fine_tuning_a_run_of_another_size_or_a_broken_one_is_one_line(
         (["--distill-weight", "-0.5"], "--distill-weight -0.5 is negative"),
         (["--distill-from", "t.onnx", "--backdrop-consistency", "12"], "pick one"),
         (["--distill-member", "1"], "give --distill-from too"),
+        (["--minutes", "0"], "--minutes 0: give a training time above 0, or --epochs N"),
+        (["--learning-rate", "-1"], "--learning-rate must be above 0"),
+        (["--gender-weight", "-1"], "--gender-weight 0 or more"),
+        (["--balance", "5"], "--balance 5 is outside 0 (faces as they come) .. 1"),
     ],
 )
 def test_a_wrong_training_setting_is_one_line_before_any_work(
