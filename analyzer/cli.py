@@ -373,7 +373,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         default="onnxruntime",
         help="backend to measure (default onnxruntime); tensorrt also reports its agreement with ONNX Runtime FP32",
     )
-    parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N faces")
+    parser.add_argument("--limit", type=_face_count, default=0, metavar="N", help="only the first N faces (0 = all)")
     parser.add_argument(
         "--face-px",
         type=_face_widths,
@@ -402,6 +402,16 @@ def _face_widths(text: str) -> tuple[int, ...]:
     if not widths or not all(8 <= width <= 512 for width in widths):
         raise argparse.ArgumentTypeError(f"{text}: face widths must be 8..512 px, e.g. 28,36,48")
     return widths
+
+
+def _face_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of faces, or 0 for all of them")
+    return count
 
 
 def _jpeg_quality(text: str) -> int:

@@ -167,6 +167,7 @@ def test_evaluate_on_missing_folder_is_one_line(tmp_path, shipped_model, capsys:
     ("--face-px", "28,big", "is not a list of whole pixel widths"),
     ("--face-px", "4", "face widths must be 8..512 px"),
     ("--jpeg-quality", "0", "is not a JPEG quality 1..100"),
+    ("--limit", "-5", "-5: give a number of faces, or 0 for all"),  # evaluated all but 5, silently
 ])  # fmt: skip
 def test_evaluate_small_face_flags_are_checked_before_any_work(
     flag: str, value: str, message: str, shipped_model, capsys: pytest.CaptureFixture[str]
