@@ -756,6 +756,11 @@ def run_run(args: argparse.Namespace) -> int:
     from analyzer.pipeline import Pipeline, RunOptions
     from analyzer.publisher import ZmqPublisher
 
+    if args.hold_metrics < 0:
+        raise ConfigError(f"--hold-metrics {args.hold_metrics:g}: give seconds to keep serving, or 0")
+    if args.show and sys.platform == "linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Qt would abort the whole process (and every count) at the first frame
+        raise ConfigError("--show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4")
     config = _run_config(args)
     _ensure_detector_models()
     if args.preview or args.show:

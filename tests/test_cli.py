@@ -152,6 +152,20 @@ def test_a_video_to_write_must_be_mp4(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not list(tmp_path.iterdir())
 
 
+def test_run_refuses_to_show_video_without_a_display(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert main(["run", "--source", "door.mp4", "--show"]) == 2  # Qt aborted the process (134) at the first frame
+    assert capsys.readouterr().err == (
+        "error: --show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4\n"
+    )
+    assert main(["run", "--source", "door.mp4", "--hold-metrics", "-5"]) == 2
+    assert "--hold-metrics -5: give seconds to keep serving, or 0" in capsys.readouterr().err
+
+
 def test_train_rejects_silly_input_size(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--input-size", "8"]) == 2
     assert capsys.readouterr().err.startswith("error: --input-size 8 is outside")
