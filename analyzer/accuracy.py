@@ -30,6 +30,7 @@ from analyzer.config import REPO_ROOT, Config, SamplerConfig, load_config
 from analyzer.evaluation import group_predictions
 from analyzer.exporter import Metrics
 from analyzer.face_photos import align_photos
+from analyzer.labels import read_labels
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.report import RunReport
 from analyzer.scene import heads_on_wall
@@ -282,6 +283,7 @@ def run_accuracy(
 
     ``work`` keeps each clip, its truth, the run's report and the scorer's mistakes (``<clip>.mistakes.json``).
     """
+    read_labels(faces)  # a wrong --faces fails now, not after an hour of clips that were cached
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     by_samples = {policy: {k: [0, 0, 0, 0] for k in range(1, MAX_SAMPLES + 1)} for policy in SAMPLING_POLICIES}

@@ -52,6 +52,19 @@ def output_file(text: str) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give the name of a file in it")
+    return _writable(text, path)
+
+
+def output_folder(text: str) -> Path:
+    """A folder a command writes into (an argparse type), made later if need be; checked before any work."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return _writable(text, path)
+
+
+def _writable(text: str, path: Path) -> Path:
+    """``path`` if it can be written: its nearest existing folder is a folder this user may write in."""
     existing = next(folder for folder in (path.parent, *path.parent.parents) if folder.exists())
     if not existing.is_dir():
         raise argparse.ArgumentTypeError(f"cannot write {text}: {existing} is a file, not a folder")
@@ -131,7 +144,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder with labels.csv and images")
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="run folder for model.pt and history.json"
+        "--out", type=output_folder, required=True, metavar="DIR", help="run folder for model.pt and history.json"
     )
     parser.add_argument("--input-size", type=int, default=80, metavar="PX", help="chip side 64..112 (default 80)")
     parser.add_argument("--minutes", type=float, default=50.0, metavar="M", help="wall-clock budget (default 50)")
@@ -588,7 +601,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         "--soak", type=float, default=0.0, metavar="MINUTES", help="then soak the largest real-time N this long"
     )
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
-    parser.add_argument("--work", type=Path, default=Path("runs/bench"), metavar="DIR", help="clip cache")
+    parser.add_argument("--work", type=output_folder, default=Path("runs/bench"), metavar="DIR", help="clip cache")
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write every figure here")
     parser.add_argument("--markdown", type=Path, metavar="MD", help="write the table here (docs/PERFORMANCE.md)")
     parser.set_defaults(handler=run_bench_command)
@@ -1006,7 +1019,7 @@ def add_accuracy_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=output_file, default=Path("docs/ACCURACY.md"), metavar="MD", help="table to write"
     )
-    parser.add_argument("--work", type=Path, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
+    parser.add_argument("--work", type=output_folder, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
     parser.add_argument("-c", "--config", type=Path, default=REPO_ROOT / "configs" / "simulated.yaml", metavar="YAML")
     parser.set_defaults(handler=run_accuracy_command)
 

@@ -166,6 +166,30 @@ def test_run_refuses_to_show_video_without_a_display(
     assert "--hold-metrics -5: give seconds to keep serving, or 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["accuracy", "--faces", "f", "--work"], ["bench", "--work"], ["train", "--data", "d", "--out"]],
+)
+def test_a_folder_to_write_into_that_is_a_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as exit_info:  # was a FileExistsError traceback
+        main([*command, str(a_file)])
+    assert exit_info.value.code == 2
+    assert f"{a_file} is a file; give a folder" in capsys.readouterr().err
+
+
+def test_accuracy_checks_its_faces_before_an_hour_of_cached_clips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folders = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "a.md")]
+    assert main(["accuracy", "--faces", str(tmp_path / "faces"), *folders]) == 1
+    assert "labels.csv: not found" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
 def test_train_rejects_silly_input_size(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--input-size", "8"]) == 2
     assert capsys.readouterr().err.startswith("error: --input-size 8 is outside")
