@@ -476,10 +476,14 @@ def check_config(config: Config) -> None:
 def load_config(path: Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the config file (e.g. {path / 'site.yaml'})")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; give the YAML config (e.g. configs/store-entrance.yaml)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

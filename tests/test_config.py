@@ -100,6 +100,15 @@ def test_shipped_configs_load(name: str) -> None:
     assert load_config(REPO / "configs" / name).cameras
 
 
+def test_a_config_that_is_a_video_or_a_folder_is_one_line(tmp_path: Path) -> None:
+    video = tmp_path / "door.mp4"  # -c door.mp4 for --source door.mp4 was a UnicodeDecodeError traceback
+    video.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ConfigError, match=r"door\.mp4: not a text file; give the YAML config"):
+        load_config(video)
+    with pytest.raises(ConfigError, match=r"is a folder; give the config file"):
+        load_config(tmp_path)
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("cameras:\n  - id: door\n    source: [unclosed\n")
