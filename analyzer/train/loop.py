@@ -124,12 +124,7 @@ def _teacher(config: TrainConfig) -> nn.Module | None:
         return None
     if not is_export(config.distill_from):
         raise DataError(f"--distill-from {config.distill_from}: not an .onnx file; pass one `analyzer export` wrote")
-    nets, input_size = networks_from_export(Path(config.distill_from), config.widths, config.blocks, "--distill-from")
-    if input_size != config.input_size:
-        raise DataError(
-            f"--distill-from {config.distill_from}: exported at {input_size} px, this run asks for "
-            f"{config.input_size}; pass --input-size {input_size}"
-        )
+    nets = _runs_of_export(config.distill_from, "--distill-from", config)
     if config.distill_member != -1:
         nets = [_member(nets, config.distill_member, "--distill-member", config.distill_from)]
     teacher = exportable_model(nets)
@@ -219,13 +214,18 @@ def _initial_weights(config: TrainConfig) -> AgeGenderNet:
 
 def _exported_network(config: TrainConfig) -> AgeGenderNet:
     """One run of an exported file (its BatchNorms still folded: see ``unfold_batchnorm``)."""
-    nets, input_size = networks_from_export(Path(config.init), config.widths, config.blocks)
+    return _member(_runs_of_export(config.init, "--init", config), config.init_member, "--init-member", config.init)
+
+
+def _runs_of_export(path: str, option: str, config: TrainConfig) -> list[AgeGenderNet]:
+    """Every run of the exported file ``option`` names, which must take this run's input size."""
+    nets, input_size = networks_from_export(Path(path), config.widths, config.blocks, option)
     if input_size != config.input_size:
         raise DataError(
-            f"--init {config.init}: exported at {input_size} px, this run asks for {config.input_size}; "
+            f"{option} {path}: exported at {input_size} px, this run asks for {config.input_size}; "
             f"pass --input-size {input_size}"
         )
-    return _member(nets, config.init_member, "--init-member", config.init)
+    return nets
 
 
 def _member(nets: list[AgeGenderNet], index: int, option: str, source: str) -> AgeGenderNet:
