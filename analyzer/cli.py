@@ -217,9 +217,14 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train)
 
 
+def _ctrl_c_in_import(error: ImportError) -> bool:
+    """A Ctrl-C while a native library (onnxruntime, torch, cv2) initialises comes out as its ImportError."""
+    return isinstance(error.__cause__, KeyboardInterrupt)
+
+
 def _missing_train_extra(error: ImportError) -> MissingExtraError:
-    """Torch is not installed; unless the ImportError is a Ctrl-C inside its native import (main says so)."""
-    if isinstance(error.__cause__, KeyboardInterrupt):
+    """Torch is not installed; unless the ImportError is a Ctrl-C (main says "interrupted")."""
+    if _ctrl_c_in_import(error):
         raise error
     return MissingExtraError(error.name or "torch", "train")
 
@@ -1114,8 +1119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except (KeyboardInterrupt, ImportError) as error:
-        # A Ctrl-C while a native library (onnxruntime, cv2) initialises comes out as its ImportError.
-        if isinstance(error, ImportError) and not isinstance(error.__cause__, KeyboardInterrupt):
+        if isinstance(error, ImportError) and not _ctrl_c_in_import(error):
             raise
         print("interrupted", file=sys.stderr)
         return 130
