@@ -262,6 +262,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("--distill-member picks a run of the --distill-from teacher; give --distill-from too")
     if args.distill_from and args.backdrop_consistency > 0:
         raise ConfigError("--distill-from and --backdrop-consistency each need their own pair of chips; pick one")
+    distill_member = -1 if args.distill_member is None else args.distill_member  # -1: the whole ensemble teaches
     if args.quick:
         config = TrainConfig(
             data=str(args.data), input_size=64, epochs=args.epochs or QUICK_EPOCHS, subset=600, align=args.align,
@@ -269,7 +270,7 @@ def run_train(args: argparse.Namespace) -> int:
             init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
             head_outline=args.head_outline, backdrop_consistency=args.backdrop_consistency,
             distill_from=str(args.distill_from or ""), distill_weight=args.distill_weight,
-            distill_member=-1 if args.distill_member is None else args.distill_member,
+            distill_member=distill_member,
         )  # fmt: skip
     else:
         config = TrainConfig(
@@ -289,7 +290,7 @@ def run_train(args: argparse.Namespace) -> int:
             backdrop_consistency=args.backdrop_consistency,
             distill_from=str(args.distill_from or ""),
             distill_weight=args.distill_weight,
-            distill_member=-1 if args.distill_member is None else args.distill_member,
+            distill_member=distill_member,
         )
     return _report_training(train(config, args.out), args.out)
 
@@ -422,22 +423,25 @@ def _face_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _face_count(text: str) -> int:
+def _whole_number(text: str, low: int, high: int | None = None) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high`` (None: no limit), else None."""
     try:
-        count = int(text)
+        value = int(text)
     except ValueError:
-        count = -1
-    if count < 0:
+        return None
+    return value if value >= low and (high is None or value <= high) else None
+
+
+def _face_count(text: str) -> int:
+    count = _whole_number(text, 0)
+    if count is None:
         raise argparse.ArgumentTypeError(f"{text}: give a number of faces, or 0 for all of them")
     return count
 
 
 def _jpeg_quality(text: str) -> int:
-    try:
-        quality = int(text)
-    except ValueError:
-        quality = 0
-    if not 1 <= quality <= 100:
+    quality = _whole_number(text, 1, 100)
+    if quality is None:
         raise argparse.ArgumentTypeError(f"'{text}' is not a JPEG quality 1..100")
     return quality
 
