@@ -1,7 +1,7 @@
 """Exceptions for problems a user can fix.
 
 Library code raises these with a message that names the file, key or value at
-fault and what to do; only ``cli.py`` turns them into one ``error:`` line and
+fault and what to do; only ``analyzer.cli.main`` turns them into one ``error:`` line and
 an exit code.
 """
 
@@ -39,3 +39,8 @@ class MissingExtraError(AnalyzerError):
             f"'{extra}' extra: pip install 'footfall-analyzer[{extra}]' "
             f"(from a clone: pip install -e '.[{extra}]')"
         )
+
+
+def ctrl_c_in_import(error: ImportError) -> bool:
+    """A Ctrl-C while a native library (onnxruntime, torch, cv2) initialises comes out as its ImportError."""
+    return isinstance(error.__cause__, KeyboardInterrupt)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.cli import DEFAULT_CONFIG, build_parser, main
+from analyzer.cli import build_parser, main
+from analyzer.commands.cameras import DEFAULT_CONFIG, cameras_config
 from analyzer.config import load_config
 
 COMMANDS = [name for name in build_parser()._subparsers._group_actions[0].choices]
@@ -43,12 +44,12 @@ def _ctrl_c_in_a_native_import() -> None:
 def test_ctrl_c_while_the_commands_are_set_up_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ctrl_c: Callable[[], None]
 ) -> None:
-    import analyzer.cli
+    import analyzer.commands.train
 
     def interrupted(_subparsers: object) -> None:  # where the train parser imports its recipes
         ctrl_c()
 
-    monkeypatch.setattr(analyzer.cli, "add_train_parser", interrupted)
+    monkeypatch.setattr(analyzer.commands.train, "add_parser", interrupted)
     try:
         exit_code = main(["models", "--help"])
     except KeyboardInterrupt:  # not raised on: it would end the whole test session
@@ -82,12 +83,12 @@ def test_torch_missing_or_ctrl_c_in_its_import(
 
 
 def test_a_broken_install_is_not_taken_for_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
-    import analyzer.cli
+    import analyzer.commands.train
 
     def broken(_subparsers: object) -> None:
         raise ImportError("libGL.so.1: cannot open shared object file")
 
-    monkeypatch.setattr(analyzer.cli, "add_train_parser", broken)
+    monkeypatch.setattr(analyzer.commands.train, "add_parser", broken)
     with pytest.raises(ImportError, match="libGL"):
         main(["models", "--help"])
 
@@ -227,11 +228,9 @@ def test_run_takes_the_network_from_model(tmp_path, capsys: pytest.CaptureFixtur
 
 
 def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_path: Path) -> None:
-    from analyzer.cli import _cameras_config  # what run and check make of -c and --source
-
-    demo = _cameras_config(build_parser().parse_args(["run", "--source", "rtsp://10.0.0.12/stream1"]))
+    demo = cameras_config(build_parser().parse_args(["run", "--source", "rtsp://10.0.0.12/stream1"]))
     assert demo.cameras[0].source == "rtsp://10.0.0.12/stream1" and demo.cameras[0].line is None
-    url = _cameras_config(build_parser().parse_args(["run", "--source", "file:///videos/door%202.mp4"]))
+    url = cameras_config(build_parser().parse_args(["run", "--source", "file:///videos/door%202.mp4"]))
     assert url.cameras[0].id == "door_2"  # named after the file, as a path would be
     assert load_config(DEFAULT_CONFIG).cameras[0].line is not None  # the demo clip's own line stays with it
     mine = tmp_path / "door.yaml"
@@ -239,10 +238,10 @@ def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_p
         "cameras:\n  - id: door\n    source: rtsp://10.0.0.12/stream1\n"
         "    line: {start: [0.3, 1.0], end: [0.3, 0.0]}\n    detector: {tiles: 2}\n"
     )
-    clip = _cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "door-tuesday.mp4"]))
+    clip = cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "door-tuesday.mp4"]))
     (camera,) = clip.cameras
     assert (camera.id, camera.source, camera.detector.tiles) == ("door-tuesday", "door-tuesday.mp4", 2)
     assert camera.line is not None and camera.line.start == [0.3, 1.0]  # a recording of that camera counts alike
     mine.write_text(mine.read_text().replace("rtsp://10.0.0.12/stream1", "demo"))  # a line drawn for the demo
-    webcam = _cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "0"]))
+    webcam = cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "0"]))
     assert webcam.cameras[0].line is None and webcam.cameras[0].detector.tiles == 1

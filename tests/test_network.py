@@ -13,7 +13,8 @@ import pytest
 
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend, classify_chips
-from analyzer.cli import QUICK_EPOCHS, main
+from analyzer.cli import main
+from analyzer.commands.train import QUICK_EPOCHS
 from analyzer.errors import ModelError
 from analyzer.evaluation import agreement, select_split
 from analyzer.face_photos import align_photos

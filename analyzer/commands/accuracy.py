@@ -1,0 +1,38 @@
+"""``analyzer accuracy``: simulate, run and score the fixed clip set; write docs/ACCURACY.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from analyzer import REPO_ROOT
+from analyzer.commands.arguments import command_parser, output_file, output_folder
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer accuracy``."""
+    parser = command_parser(
+        subparsers,
+        "accuracy",
+        "Simulate, run and score the fixed clip set (all scenarios, 200+ visitors); write docs/ACCURACY.md.",
+        ["analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md"],
+    )
+    parser.add_argument("--faces", type=Path, required=True, metavar="DIR", help="labelled face crops")
+    parser.add_argument(
+        "--out", type=output_file, default=Path("docs/ACCURACY.md"), metavar="MD", help="table to write"
+    )
+    parser.add_argument("--work", type=output_folder, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
+    parser.add_argument("-c", "--config", type=Path, default=REPO_ROOT / "configs" / "simulated.yaml", metavar="YAML")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the accuracy set."""
+    from analyzer.accuracy import run_accuracy
+
+    result = run_accuracy(args.faces, args.work, args.out, args.config)
+    total = result["total"]
+    print(json.dumps(total, indent=2))
+    print(f"table written to {args.out}")
+    return 0

@@ -1,0 +1,72 @@
+"""What every command's options share: its parser with examples, and checked output paths."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def command_parser(
+    subparsers: argparse._SubParsersAction, name: str, summary: str, examples: Sequence[str]
+) -> argparse.ArgumentParser:
+    """A subcommand's parser whose help ends with worked examples (each command's help shows how to use it)."""
+    epilog = "examples:\n" + "\n".join(f"  $ {example}" for example in examples)
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def output_file(text: str) -> Path:
+    """A file a command writes (an argparse type), checked before any work: a long run must not end on a bad path."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give the name of a file in it")
+    return _writable(text, path)
+
+
+def output_folder(text: str) -> Path:
+    """A folder a command writes into (an argparse type), made later if need be; checked before any work."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return _writable(text, path)
+
+
+def _writable(text: str, path: Path) -> Path:
+    """``path`` if it can be written: its nearest existing folder is a folder this user may write in."""
+    existing = next(folder for folder in (path.parent, *path.parent.parents) if folder.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied; pick a folder you can write to")
+    return path
+
+
+def mp4_file(text: str) -> Path:
+    """An output video (an argparse type): OpenCV writes mp4 only, and silently nothing to other names."""
+    path = output_file(text)
+    if path.suffix.lower() != ".mp4":
+        raise argparse.ArgumentTypeError(f"{text}: give a .mp4 file name, e.g. {path.with_suffix('.mp4').name}")
+    return path
+
+
+def write_json(path: Path, document: object) -> None:
+    """Write a command's figures as indented JSON, making its folder if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def whole_number(text: str, low: int, high: int | None = None) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high`` (None: no limit), else None."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= low and (high is None or value <= high) else None

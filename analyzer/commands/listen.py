@@ -1,0 +1,46 @@
+"""``analyzer listen``: print an analyzer's ZeroMQ feed and report gaps in it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from analyzer.commands.arguments import command_parser
+from analyzer.errors import ConfigError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer listen``."""
+    parser = command_parser(
+        subparsers,
+        "listen",
+        "Subscribe to an analyzer's ZeroMQ feed and print each message; report gaps in seq.",
+        [
+            "analyzer listen",
+            "analyzer listen --connect tcp://192.168.1.50:5556 --topic visit.",
+            "analyzer listen --json --count 10 > messages.jsonl",
+        ],
+    )
+    parser.add_argument("--connect", default="tcp://127.0.0.1:5556", metavar="ADDR", help="publisher address")
+    parser.add_argument("--topic", default="", metavar="PREFIX", help="topic prefix, e.g. visit. or summary.entrance")
+    parser.add_argument("--json", action="store_true", help="print JSON lines (with the topic) instead of text")
+    parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N messages (0 = never)")
+    parser.add_argument("--seconds", type=float, default=0.0, metavar="S", help="stop after S seconds (0 = never)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Listen until stopped."""
+    from analyzer.listen import listen
+
+    if args.count < 0 or args.seconds < 0:
+        raise ConfigError("listen: --count and --seconds must be 0 (no limit) or more")
+    try:
+        gaps = listen(
+            args.connect, args.topic, args.json, args.count, args.seconds, out=lambda line: print(line, flush=True)
+        )
+    except KeyboardInterrupt:
+        return 0
+    if gaps.gaps:
+        print(f"{gaps.missed} message(s) missed in {gaps.gaps} gap(s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,150 @@
+"""``analyzer run``: the main job; count visitors and publish them on ZeroMQ and Prometheus."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analyzer.commands.arguments import command_parser, mp4_file, output_file, write_json
+from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
+from analyzer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from analyzer.config import Config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer run``."""
+    parser = command_parser(
+        subparsers,
+        "run",
+        "Count visitors on the configured cameras; publish on ZeroMQ and Prometheus. No arguments: the embedded demo.",
+        [
+            "analyzer run",
+            "analyzer run --source entrance.mp4 --report report.json --fast",
+            "analyzer run -c configs/store-entrance.yaml --metrics-port 9108 --zmq-bind tcp://0.0.0.0:5556",
+        ],
+    )
+    add_camera_arguments(parser)
+    parser.add_argument(
+        "--report", type=output_file, metavar="FILE",
+        help="write the JSON report (visits and totals per camera) here on exit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="N", help="Prometheus port (0 = off; default from config, 9108)"
+    )
+    parser.add_argument(
+        "--zmq-bind", metavar="ADDR", help="ZeroMQ PUB address ('' = off; default tcp://127.0.0.1:5556)"
+    )
+    parser.add_argument(
+        "--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend (default from config: auto)"
+    )
+    parser.add_argument(
+        "--model", type=Path, metavar="ONNX",
+        help="our exported age and gender network (default from config: engines/agegender.onnx)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fast", action="store_true", help="play files as fast as possible instead of at their own fps"
+    )
+    parser.add_argument(
+        "--naive", action="store_true", help="classify every face in every frame (for comparison; slow)"
+    )
+    parser.add_argument(
+        "--hold-metrics", type=float, default=0.0, metavar="S",
+        help="after the cameras end, keep serving /metrics S seconds so Prometheus scrapes the final counts",
+    )  # fmt: skip
+    debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
+    debug.add_argument(
+        "--preview", type=mp4_file, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
+    )
+    debug.add_argument("--show", action="store_true", help="show that video in a window (needs a display)")
+    parser.set_defaults(handler=run)
+
+
+def _run_config(args: argparse.Namespace) -> Config:
+    config = cameras_config(args)
+    if args.fast:
+        for camera in config.cameras:
+            camera.realtime = False
+    if args.metrics_port is not None:
+        config.metrics.port = args.metrics_port
+    if args.zmq_bind is not None:
+        config.zmq.bind = args.zmq_bind
+    if args.backend is not None:
+        config.classifier.backend = args.backend
+    if args.model is not None:
+        config.classifier.model = str(args.model.resolve())
+    return checked_config(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The main job."""
+    from prometheus_client import CollectorRegistry
+
+    from analyzer.classify import create_backend
+    from analyzer.exporter import Metrics, serve
+    from analyzer.pipeline import Pipeline, RunOptions
+    from analyzer.publisher import ZmqPublisher
+
+    if args.hold_metrics < 0:
+        raise ConfigError(f"--hold-metrics {args.hold_metrics:g}: give seconds to keep serving, or 0")
+    if args.show and sys.platform == "linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Qt would abort the whole process (and every count) at the first frame
+        raise ConfigError("--show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4")
+    config = _run_config(args)
+    ensure_detector_models()
+    if args.preview or args.show:
+        print(
+            "WARNING: debug preview is ON: video frames with faces are written/shown; do not use in production",
+            file=sys.stderr,
+        )
+    backend = create_backend(config.classifier, log=lambda line: print(line, file=sys.stderr))
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, tuple(sorted({key for camera in config.cameras for key in camera.labels})))
+    publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
+    server = serve(registry, config.metrics.host, config.metrics.port) if config.metrics.port else None
+    where = []
+    if publisher:
+        where.append(f"ZeroMQ on {publisher.endpoint}")
+    if server:
+        where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics")
+    print(f"analyzer: {len(config.cameras)} camera(s); " + ", ".join(where or ["no outputs"]), file=sys.stderr)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    pipeline = Pipeline(
+        config, backend, metrics, publisher, RunOptions(naive=args.naive, preview=args.preview, show=args.show)
+    )
+    try:
+        report = pipeline.run(stop)
+        if server and args.hold_metrics > 0 and not stop.is_set():
+            print(f"serving final metrics for {args.hold_metrics:g} s more", file=sys.stderr)
+            stop.wait(args.hold_metrics)
+    finally:
+        if publisher:
+            publisher.close()
+        if server:
+            server.shutdown()  # type: ignore[attr-defined]
+    print(report.table())
+    if args.report:
+        write_json(args.report, report.to_dict())
+        print(f"report written to {args.report}")
+    return 1 if len(report.problems) == len(config.cameras) else 0
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """The first SIGINT/SIGTERM ends the run cleanly (open visits counted, report written); a second one at once."""
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            print("second signal: exiting now", file=sys.stderr)
+            os._exit(130)
+        print(f"{signal.Signals(signum).name}: finishing open visits and writing the report ...", file=sys.stderr)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
