@@ -124,7 +124,6 @@ def test_a_file_that_cannot_be_written_is_refused_before_any_work(
     [
         (["--fps", "0"], "--fps 0: give 1 to 120"),  # was an OpenCV RuntimeError traceback
         (["--visitors", "5000", "--seconds", "10"], "give --seconds 2500 or more"),  # was hours of rendering
-        (["--size", "10x10"], "--size 10x10: give 160x120 to 4096x2160"),
         (["--visitors", "0"], "--visitors must be 1 or more"),
     ],
 )
@@ -135,6 +134,38 @@ def test_simulate_refuses_a_clip_no_camera_would_record(
     assert main([*args, *options]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("command", "size", "message"),
+    [
+        (
+            ["simulate", "--faces", "f", "--out", "c.mp4", "--truth", "t.json"],
+            "10x10",
+            "10x10: give 160x120 to 4096x2160",
+        ),
+        (
+            ["simulate", "--faces", "f", "--out", "c.mp4", "--truth", "t.json"],
+            "1280by720",
+            "'1280by720' is not WIDTHxHEIGHT",
+        ),
+        (["bench"], "8000x8000", "8000x8000: give 64x64 to 7680x4320"),
+    ],
+)
+def test_a_frame_size_is_width_x_height_within_what_cameras_record(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    size: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--size", size])
+    assert exit_info.value.code == 2
+    assert f"argument --size: {message}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -70,3 +70,18 @@ def whole_number(text: str, low: int, high: int | None = None) -> int | None:
     except ValueError:
         return None
     return value if value >= low and (high is None or value <= high) else None
+
+
+def frame_size(smallest: tuple[int, int], largest: tuple[int, int]) -> Callable[[str], tuple[int, int]]:
+    """An argparse type for ``WIDTHxHEIGHT`` frames from ``smallest`` to ``largest``: ``1280x720`` → (1280, 720)."""
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            width, height = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT, e.g. 1280x720") from None
+        if not (smallest[0] <= width <= largest[0] and smallest[1] <= height <= largest[1]):
+            raise argparse.ArgumentTypeError(f"{text}: give {smallest[0]}x{smallest[1]} to {largest[0]}x{largest[1]}")
+        return width, height
+
+    return parse

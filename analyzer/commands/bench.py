@@ -6,20 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from analyzer.commands.arguments import command_parser, output_file, output_folder, write_json
+from analyzer.commands.arguments import command_parser, frame_size, output_file, output_folder, write_json
 from analyzer.commands.cameras import DEFAULT_CONFIG, ensure_detector_models
 from analyzer.errors import ConfigError
-
-
-def _size(text: str) -> tuple[int, int]:
-    """``1280x720`` → (1280, 720)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT, e.g. 1280x720") from None
-    if not (64 <= width <= 7680 and 64 <= height <= 4320):
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be 64..7680 x 64..4320")
-    return width, height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--streams", type=int, default=4, metavar="N", help="try 1..N streams (default 4)")
     parser.add_argument("--seconds", type=float, default=20.0, metavar="S", help="length of each run (default 20)")
-    parser.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="frame size (default 1280x720)")
+    parser.add_argument(
+        "--size",
+        type=frame_size((64, 64), (7680, 4320)),
+        default=(1280, 720),
+        metavar="WxH",
+        help="frame size (default 1280x720)",
+    )
     parser.add_argument("--fps", type=int, default=15, metavar="N", help="camera frame rate (default 15)")
     parser.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend")
     parser.add_argument("--naive", action="store_true", help="also classify every face in every frame and compare")

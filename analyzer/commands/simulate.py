@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from analyzer.commands.arguments import command_parser, mp4_file, output_file
+from analyzer.commands.arguments import command_parser, frame_size, mp4_file, output_file
 from analyzer.errors import ConfigError
 
 MAX_VISITORS_PER_SECOND = 2  # a busy doorway; the crowd clips of make accuracy have 0.6
@@ -31,7 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--truth", type=output_file, required=True, metavar="JSON", help="ground truth to write")
     parser.add_argument("--visitors", type=int, default=20, metavar="N", help="people in the clip (default 20)")
     parser.add_argument("--seconds", type=float, default=60.0, metavar="S", help="clip length (default 60)")
-    parser.add_argument("--size", default="1280x720", metavar="WxH", help="frame size (default 1280x720)")
+    parser.add_argument(
+        "--size", type=frame_size((160, 120), (4096, 2160)), default=(1280, 720), metavar="WxH",
+        help="frame size (default 1280x720)",
+    )  # fmt: skip
     parser.add_argument("--fps", type=int, default=15, help="frames per second (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same clip (default 0)")
     parser.add_argument("--scenario", choices=["entrance", "pass-by", "queue", "crowd"], default="entrance")
@@ -48,12 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
     from analyzer.simulate import simulate
 
-    try:
-        width, height = (int(part) for part in args.size.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size '{args.size}' must look like 1280x720") from None
-    if not (160 <= width <= 4096 and 120 <= height <= 2160):
-        raise ConfigError(f"--size {args.size}: give 160x120 to 4096x2160")
     if not 1 <= args.fps <= 120:
         raise ConfigError(f"--fps {args.fps}: give 1 to 120 frames a second, as cameras record")
     if args.visitors < 1 or args.seconds <= 0:
@@ -65,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         )
     with tqdm(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
         truth = simulate(
-            args.faces, args.out, args.truth, args.visitors, args.seconds, (width, height), args.fps, args.seed,
+            args.faces, args.out, args.truth, args.visitors, args.seconds, args.size, args.fps, args.seed,
             args.scenario, progress=bar.update, split=args.split,
         )  # fmt: skip
     countable = sum(visitor["countable"] for visitor in truth["visitors"])
