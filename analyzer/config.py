@@ -271,13 +271,15 @@ class ZoneConfig:
         for index, point in enumerate(self.polygon):
             if len(point) != 2 or not all(0.0 <= value <= 1.0 for value in point):
                 raise ConfigError(f"{path}.polygon[{index}]: {point} must be [x, y] with both between 0 and 1")
-        area = 0.5 * abs(
-            sum(
-                x1 * y2 - x2 * y1
-                for (x1, y1), (x2, y2) in zip(self.polygon, self.polygon[1:] + self.polygon[:1], strict=True)
+        zone = self.zone()
+        crossed = zone.crossed_sides()
+        if crossed:
+            (first, second), count = crossed, len(self.polygon)
+            raise ConfigError(
+                f"{path}.polygon: its outline crosses itself (the side polygon[{first}]-polygon[{(first + 1) % count}] "
+                f"crosses polygon[{second}]-polygon[{(second + 1) % count}]); list the corners in order around the zone"
             )
-        )
-        if area < 1e-6:
+        if zone.area() < 1e-6:
             raise ConfigError(f"{path}.polygon: the points enclose no area (all on one line?)")
 
     def zone(self) -> Zone:

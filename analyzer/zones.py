@@ -149,6 +149,30 @@ class Zone:
                 inside = not inside
         return inside
 
+    def area(self) -> float:
+        """Area enclosed, in squared frame fractions (shoelace formula)."""
+        vertices = self.polygon
+        twice = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(vertices, vertices[1:] + vertices[:1], strict=True))
+        return 0.5 * abs(twice)
+
+    def crossed_sides(self) -> tuple[int, int] | None:
+        """The first two sides that cross, by the index of their first corner; None for a simple outline.
+
+        Corners listed out of order around a zone (top left, top right, bottom
+        left, bottom right) make a bow-tie whose middle is outside the zone.
+        """
+        vertices = self.polygon
+        count = len(vertices)
+        for first in range(count):
+            for second in range(first + 2, count):
+                if first == 0 and second == count - 1:
+                    continue  # neighbours: they share the first corner
+                a, b = vertices[first], vertices[(first + 1) % count]
+                c, d = vertices[second], vertices[(second + 1) % count]
+                if _turn(a, b, c) * _turn(a, b, d) < 0 and _turn(c, d, a) * _turn(c, d, b) < 0:
+                    return first, second
+        return None
+
     def dwell(self, points: Sequence[Point], times: Sequence[float]) -> float:
         """Seconds inside over a whole path (each interval counted by its start point)."""
         total = 0.0
@@ -160,3 +184,8 @@ class Zone:
     def to_dict(self) -> dict[str, object]:
         """``{"name": ..., "polygon": [[x, y], ...]}``."""
         return {"name": self.name, "polygon": [list(point) for point in self.polygon]}
+
+
+def _turn(a: Point, b: Point, c: Point) -> float:
+    """Positive when a→b→c turns one way, negative the other, 0 when they are on one line."""
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])

@@ -61,6 +61,15 @@ def camera(**extra: object) -> dict:
         (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1.0 must be between 0 and 600"),
         (camera(detector={"tiles": 4}), r"cameras\[0\]\.detector\.tiles: 4 must be 1, 2 or 3"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}]), "enclose no area"),
+        (  # corners in reading order, not around the zone: a bow-tie, whatever its area
+            camera(zones=[{"name": "a", "polygon": [[0.6, 0.0], [0.95, 0.0], [0.6, 1.0], [0.95, 1.0]]}]),
+            r"zones\[0\]\.polygon: its outline crosses itself \(the side polygon\[1\]-polygon\[2\] crosses "
+            r"polygon\[3\]-polygon\[0\]\)",
+        ),
+        (
+            camera(zones=[{"name": "a", "polygon": [[0.1, 0.1], [0.9, 0.1], [0.2, 0.9], [0.9, 0.8]]}]),
+            "list the corners in order around the zone",
+        ),
         (
             camera(
                 zones=[

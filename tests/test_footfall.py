@@ -121,6 +121,17 @@ def test_zone_dwell() -> None:
     assert ended.zone_dwell_s["display"] == pytest.approx(3.2, abs=0.01)
 
 
+def test_a_zone_outline_that_crosses_itself_is_found_and_a_concave_one_is_not() -> None:
+    square = ((0.6, 0.0), (1.0, 0.0), (1.0, 1.0), (0.6, 1.0))
+    l_shape = ((0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0))  # around a till, say
+    assert Zone("a", square).crossed_sides() is None and Zone("a", l_shape).crossed_sides() is None
+    assert Zone("a", square).area() == pytest.approx(0.4) and Zone("a", l_shape).area() == pytest.approx(0.75)
+    bow_tie = (square[0], square[1], square[3], square[2])  # corners in reading order
+    assert Zone("a", bow_tie).crossed_sides() == (1, 3)
+    star = ((0.5, 0.0), (0.8, 1.0), (0.0, 0.35), (1.0, 0.35), (0.2, 1.0))  # a pentagram: its first side crosses two
+    assert Zone("a", star).crossed_sides() == (0, 2)
+
+
 def test_visitor_occluded_for_one_second_counts_once() -> None:
     """The tracker loses the face for 1 s (a new track id afterwards); the visit continues."""
     footfall = counter(min_duration_s=1.0, reentry_window_s=2.0, reentry_distance=0.1)
