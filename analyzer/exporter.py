@@ -8,6 +8,8 @@ are bounded (camera, age_group, gender, stage, reason), never a track id.
 
 from __future__ import annotations
 
+import errno
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from analyzer.errors import ConfigError
@@ -100,7 +102,11 @@ def serve(registry: CollectorRegistry, host: str, port: int) -> object:
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:
-        raise ConfigError(
-            f"metrics.port: cannot listen on {host}:{port} ({error.strerror}); pick a free port with --metrics-port"
+        if error.errno in (errno.EADDRINUSE, errno.EACCES):
+            advice = "pick a free port with --metrics-port" + (" (above 1023)" if error.errno == errno.EACCES else "")
+            raise ConfigError(f"metrics.port: cannot listen on {host}:{port} ({error.strerror}); {advice}") from None
+        raise ConfigError(  # a name that does not resolve, or an address this box does not have
+            f"metrics.host: cannot listen on {host}:{port} ({error.strerror}); give an address of this box: "
+            "127.0.0.1 (this box only) or 0.0.0.0 (every interface)"
         ) from None
     return server

@@ -1,18 +1,21 @@
 """End to end: a real video through the real pipeline, checked three ways."""
 
 import json
+import socket
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import cv2
+import pytest
 import zmq
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.classify import OnnxRuntimeBackend
 from analyzer.config import parse_config
+from analyzer.errors import ConfigError
 from analyzer.exporter import Metrics, serve
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.publisher import ZmqPublisher
@@ -149,3 +152,22 @@ def test_detecting_every_second_frame_counts_everyone(walkers_clip: tuple[Path, 
     detections = run.metric("analyzer_stage_seconds_count", stage="detect")
     assert detections == (frames + 1) // 2
     assert report.to_dict()["cameras"]["door"]["totals"]["visitors"] == true_visitors
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "advice"),
+    [
+        ("192.0.2.1", "metrics.host", "give an address of this box"),  # TEST-NET-1: never this box's
+        ("no-such-host.invalid", "metrics.host", "give an address of this box"),
+        ("127.0.0.1", "metrics.port", "pick a free port"),  # taken below
+    ],
+)
+def test_a_metrics_address_that_cannot_serve_names_the_key_to_change(host: str, key: str, advice: str) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        with pytest.raises(ConfigError) as error:
+            serve(CollectorRegistry(), host, busy)
+    message = str(error.value)
+    assert message.startswith(f"{key}: cannot listen on {host}:{busy} (") and advice in message
