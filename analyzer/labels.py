@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,18 +49,30 @@ def read_labels(folder: Path) -> list[LabelledFace]:
             f"{csv_path}: not found; a labelled folder needs labels.csv with columns "
             "path,age,gender (optional race, md5) next to its images"
         )
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        missing = [column for column in REQUIRED_COLUMNS if column not in columns]
-        if missing:
-            raise DataError(
-                f"{csv_path}: missing column(s) {', '.join(missing)}; found {columns}, need path,age,gender"
-            )
-        faces = [_parse_row(row, reader.line_num, csv_path) for row in reader]
+    raw = csv_path.read_bytes()
+    try:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which would glue itself to "path"
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{csv_path} line {line}: not UTF-8 text; save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text.partition("\n")[0]))
+    columns = reader.fieldnames or []
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {columns}, need path,age,gender")
+    faces = [_parse_row(row, reader.line_num, csv_path) for row in reader]
     if not faces:
         raise DataError(f"{csv_path}: has a header but no rows")
     return faces
+
+
+def _delimiter(header: str) -> str:
+    """The header's separator: commas, or the semicolons or tabs that spreadsheets write in some locales."""
+    counts = {delimiter: header.count(delimiter) for delimiter in (",", ";", "\t")}
+    return max(counts, key=lambda delimiter: counts[delimiter]) if any(counts.values()) else ","
 
 
 def _parse_row(row: dict[str, str | None], line: int, csv_path: Path) -> LabelledFace:
@@ -81,7 +94,8 @@ def _parse_row(row: dict[str, str | None], line: int, csv_path: Path) -> Labelle
         raise DataError(f"{where}: gender '{row['gender']}' must be one of {', '.join(GENDERS)}")
     race = (row.get("race") or "").strip() or None
     md5 = (row.get("md5") or "").strip().lower()
-    return LabelledFace(csv_path.parent / path_text, age, gender, race, md5, line)
+    # a folder labelled on Windows writes images\\face.jpg
+    return LabelledFace(csv_path.parent / path_text.replace("\\", "/"), age, gender, race, md5, line)
 
 
 def file_md5(path: Path) -> str:

@@ -30,6 +30,32 @@ def test_bad_rows_name_their_line(tmp_path: Path, body: str, message: str) -> No
         read_labels(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "spreadsheet_csv",
+    [
+        "\ufeffpath,age,gender\r\nimages/a.jpg,25,male\r\nimages/b.jpg,31,female\r\n",  # Excel's "CSV UTF-8"
+        "path;age;gender\nimages/a.jpg;25;male\nimages/b.jpg;31;female\n",  # a locale with decimal commas
+        "path\tage\tgender\nimages/a.jpg\t25\tmale\nimages/b.jpg\t31\tfemale\n",
+        "path,age,gender\nimages\\a.jpg,25,male\nimages\\b.jpg,31,female\n",  # labelled on Windows
+    ],
+)
+def test_a_labels_file_saved_by_a_spreadsheet_reads_like_a_plain_one(tmp_path: Path, spreadsheet_csv: str) -> None:
+    (tmp_path / "labels.csv").write_bytes(spreadsheet_csv.encode())
+    faces = read_labels(tmp_path)
+    assert [(face.path, face.age, face.gender) for face in faces] == [
+        (tmp_path / "images" / "a.jpg", 25, "male"),
+        (tmp_path / "images" / "b.jpg", 31, "female"),
+    ]
+
+
+def test_a_labels_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "labels.csv").write_bytes(
+        "path,age,gender,race\na.jpg,25,male,x\nb.jpg,30,female,Latina ñ\n".encode("cp1252")
+    )
+    with pytest.raises(DataError, match=r"labels\.csv line 3: not UTF-8 text; save the file as UTF-8"):
+        read_labels(tmp_path)
+
+
 def test_missing_column_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"labels\.csv: not found"):
         read_labels(tmp_path)
