@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from analyzer.errors import DataError
+from analyzer.labels import unreadable_images
 from analyzer.preprocess import ALIGNMENT_TEMPLATE, align_face, similarity_transform, template_keypoints
 
 ALIGN_MODES = ("auto", "crop", "detect")
@@ -50,7 +51,7 @@ def read_rgb(path: Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     if data is None:
         raise DataError(f"{path}: image file not found (listed in labels.csv)")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # OpenCV asserts on an empty buffer
     if image is None:
         raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -103,8 +104,14 @@ def align_photos(
         for _ in range(workers):
             finders.put(PhotoFaceFinder())
 
+    unreadable: dict[Path, str] = {}
+
     def one(path: Path) -> tuple[np.ndarray, str]:
-        image = read_rgb(path)
+        try:
+            image = read_rgb(path)
+        except DataError as error:  # every broken file is named at the end, not only the first
+            unreadable[path] = str(error)
+            return np.zeros((size, size, 3), np.uint8), "unreadable"
         if mode == "crop":
             keypoints, how = locate_face(image, mode, None)
         else:
@@ -124,6 +131,8 @@ def align_photos(
     finally:
         while not finders.empty():
             finders.get().close()
+    if unreadable:
+        raise unreadable_images([unreadable[path] for path in paths if path in unreadable], len(paths))
     chips = np.stack([chip for chip, _ in results]) if results else np.zeros((0, size, size, 3), np.uint8)
     how = np.array([how for _, how in results], dtype=object)
     return AlignedChips(chips, how != "missing", how)

@@ -103,6 +103,8 @@ def file_md5(path: Path) -> str:
     try:
         return hashlib.md5(path.read_bytes()).hexdigest()
     except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise DataError(f"{path}: image file not found (listed in labels.csv)") from None
         raise DataError(f"{path}: cannot read image ({error.strerror})") from None
 
 
@@ -116,8 +118,21 @@ def split_by_md5(
     """
     train: list[LabelledFace] = []
     validation: list[LabelledFace] = []
+    unreadable: list[str] = []
     threshold = round(validation_fraction * 10_000)
     for face in faces:
-        digest = face.md5 or file_md5(face.path)
+        try:
+            digest = face.md5 or file_md5(face.path)
+        except DataError as error:  # every missing file is named at once, not one per attempt
+            unreadable.append(str(error))
+            continue
         (validation if int(digest[:8], 16) % 10_000 < threshold else train).append(face)
+    if unreadable:
+        raise unreadable_images(unreadable, len(faces))
     return train, validation
+
+
+def unreadable_images(problems: Sequence[str], total: int) -> DataError:
+    """One line for every image of a folder that cannot be read: the first three, and how many more."""
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return DataError(f"{len(problems)} of {total} images cannot be read: {shown}. Fix those files or remove their rows")

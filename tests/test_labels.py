@@ -80,3 +80,24 @@ def test_split_keeps_duplicates_together(utkface: Path) -> None:
     assert 0.08 < len(validation) / len(faces) < 0.12
     again_train, _ = split_by_md5(list(reversed(faces)))
     assert {f.path for f in again_train} == {f.path for f in train}
+
+
+def test_every_broken_image_of_a_folder_is_named_in_one_error(tmp_path: Path, utkface: Path) -> None:
+    from analyzer.face_photos import align_photos
+
+    good = read_labels(utkface)[0].path
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "cut.jpg").write_bytes(good.read_bytes()[:2000])
+    broken = [tmp_path / name for name in ("empty.jpg", "text.jpg", "cut.jpg", "gone.jpg")]
+    with pytest.raises(DataError) as error:  # one error per run would take a run per broken file to find them
+        align_photos([good, *broken, good], 64, "crop")
+    message = str(error.value)
+    assert message.startswith("4 of 6 images cannot be read: ") and message.endswith("remove their rows")
+    assert message.index("empty.jpg") < message.index("text.jpg") < message.index("cut.jpg")  # in row order
+    assert "; and 1 more." in message and "gone.jpg" not in message and "\n" not in message
+    write_labels(
+        tmp_path, "path,age,gender\n" + "".join(f"{name},30,male\n" for name in ("empty.jpg", "a.jpg", "b.jpg"))
+    )
+    with pytest.raises(DataError, match=r"^2 of 3 images cannot be read: .*a\.jpg: image file not found .*b\.jpg"):
+        split_by_md5(read_labels(tmp_path))  # a folder without md5s hashes its files first
