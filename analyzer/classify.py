@@ -18,7 +18,7 @@ import numpy as np
 from analyzer.cores import usable_cores
 from analyzer.errors import ConfigError, ModelError
 from analyzer.footfall import VisitEnded
-from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, open_session
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, check_model_file, open_session
 from analyzer.preprocess import chips_to_input
 from analyzer.sample import Sample
 
@@ -95,11 +95,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, model_path: Path, threads: int = 0, providers: list[str] | None = None) -> None:
         model_path = Path(model_path)
-        if not model_path.is_file():
-            raise ModelError(
-                f"{model_path}: model file not found; pass --model engines/<model>.onnx "
-                "or set classifier.model in the config"
-            )
+        check_model_file(model_path)
         self._session = open_session(model_path, threads or min(usable_cores(), 4), providers)
         props = self._session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(dict(props), model_path)

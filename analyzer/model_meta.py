@@ -24,6 +24,21 @@ AGE_OUTPUT = "age_probs"
 GENDER_OUTPUT = "gender_probs"
 
 
+def check_model_file(model_path: Path) -> None:
+    """A ``ModelError`` that says what to pass when ``model_path`` is not a file (missing, or the models' folder)."""
+    if model_path.is_dir():
+        networks = sorted(
+            str(path) for path in model_path.glob("*.onnx") if not path.name.endswith((".fp16.onnx", ".likeness.onnx"))
+        )
+        choice = f"one of its networks: {', '.join(networks)}" if networks else "the .onnx file of a network"
+        raise ModelError(f"{model_path} is a folder; pass {choice}")
+    if not model_path.is_file():
+        raise ModelError(
+            f"{model_path}: model file not found; pass --model engines/<model>.onnx "
+            "or set classifier.model in the config"
+        )
+
+
 def open_session(model_path: Path, threads: int, providers: list[str] | None = None) -> Any:
     """An ONNX Runtime session of ``model_path``, or one clear ``ModelError`` if it cannot be loaded."""
     import onnxruntime as ort

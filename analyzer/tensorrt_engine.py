@@ -31,7 +31,7 @@ from analyzer.assets import file_sha256
 from analyzer.classify import FaceAttributes
 from analyzer.cuda_memory import CudaProvider, GpuInfo, open_provider
 from analyzer.errors import ConfigError, ModelError
-from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, check_model_file
 
 if TYPE_CHECKING:
     from analyzer.config import ClassifierConfig
@@ -135,8 +135,7 @@ def make_recipe(
     workspace_mb: int,
 ) -> EngineRecipe:  # fmt: skip
     """The recipe for this model on this GPU and TensorRT."""
-    if not model.is_file():
-        raise ModelError(f"{model}: model file not found; pass --model engines/<model>.onnx")
+    check_model_file(model)
     source, precision_mode = build_source(model, tensorrt_version)
     return EngineRecipe(
         model_name=model.name.removesuffix(".onnx"),

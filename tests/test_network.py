@@ -109,6 +109,12 @@ def test_inconsistent_metadata_is_a_clear_error(quick_model: Path, tmp_path: Pat
 def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="model file not found"):
         OnnxRuntimeBackend(tmp_path / "nope.onnx")
+    with pytest.raises(ModelError, match=r"is a folder; pass the \.onnx file of a network$"):
+        OnnxRuntimeBackend(tmp_path)  # was "model file not found" for a folder that is there
+    for name in ("mine.onnx", "mine.fp16.onnx", "mine.likeness.onnx"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ModelError, match=r"is a folder; pass one of its networks: \S+/mine\.onnx$"):
+        OnnxRuntimeBackend(tmp_path)  # the FP16 twin and the tracker's likeness trunk are not networks to pass
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07garbage" * 100)
     with pytest.raises(ModelError, match=r"corrupt\.onnx: not a loadable ONNX model"):
