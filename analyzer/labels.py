@@ -43,6 +43,8 @@ def read_labels(folder: Path) -> list[LabelledFace]:
     Raises:
         DataError: the file is missing or a row is bad; the message names the line.
     """
+    if Path(folder).is_file():
+        raise DataError(f"{folder} is a file; pass the folder it is in ({Path(folder).parent}), with its images")
     csv_path = Path(folder) / "labels.csv"
     if not csv_path.is_file():
         raise DataError(

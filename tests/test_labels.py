@@ -59,6 +59,9 @@ def test_a_labels_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
 def test_missing_column_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"labels\.csv: not found"):
         read_labels(tmp_path)
+    write_labels(tmp_path, HEADER + "a.jpg,25,male,White,aa\n")
+    with pytest.raises(DataError, match=rf"labels\.csv is a file; pass the folder it is in \({tmp_path}\)"):
+        read_labels(tmp_path / "labels.csv")  # was ".../labels.csv/labels.csv: not found"
     write_labels(tmp_path, "path,years,gender\na.jpg,3,male\n")
     with pytest.raises(DataError, match="missing column\\(s\\) age"):
         read_labels(tmp_path)
