@@ -475,6 +475,26 @@ def check_config(config: Config) -> None:
     config.grouping()
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping.
+
+    YAML forbids it, but PyYAML keeps the last silently: a second ``detector:``
+    block pasted below the first would quietly undo it.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"'{key}' appears twice in one mapping; keep one and merge what they say",
+                    problem_mark=key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
@@ -483,7 +503,7 @@ def load_config(path: Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file; give the YAML config (e.g. configs/store-entrance.yaml)") from None
     except yaml.YAMLError as error:

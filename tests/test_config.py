@@ -123,3 +123,24 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path.write_text("cameras:\n  - id: door\n    source: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml line \d+: not valid YAML"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "cameras:\n  - id: door\n    source: a.mp4\ndetector: {tiles: 2}\ndetector: {min_score: 0.4}\n",
+            "line 5: .*'detector'",
+        ),
+        (
+            "cameras:\n  - id: door\n    source: a.mp4\n    line: {start: [0.5, 1], end: [0.5, 0]}\n"
+            "    line: {start: [0.3, 1], end: [0.3, 0]}\n",
+            "line 5: .*'line'",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_silently_overwritten(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"twice\.yaml {message} appears twice in one mapping; keep one and merge"):
+        load_config(path)
