@@ -410,6 +410,8 @@ def from_dict(cls: type[T], data: Any, path: str) -> T:
 
 def parse_config(data: Any) -> Config:
     """Validate a loaded YAML document into a :class:`Config`."""
+    if isinstance(data, dict):  # top-level x-... keys hold YAML anchors for the cameras to share, as in Compose
+        data = {key: value for key, value in data.items() if not (isinstance(key, str) and key.startswith("x-"))}
     if isinstance(data, dict) and isinstance(data.get("cameras"), list):
         # A camera's detector section overrides only the keys it names.
         base_detector = data.get("detector") or {}
@@ -485,6 +487,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[object] = set()
         for key_node, _value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` may be overridden key by key; that is what it is for
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if key in seen:
                 raise yaml.constructor.ConstructorError(

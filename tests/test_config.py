@@ -125,6 +125,18 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_cameras_share_settings_through_an_x_anchor_and_override_them_key_by_key(tmp_path: Path) -> None:
+    path = tmp_path / "doors.yaml"
+    path.write_text(
+        "x-door: &door\n  line: {start: [0.5, 1.0], end: [0.5, 0.0]}\n  min_duration_s: 2.0\n"
+        "cameras:\n  - {<<: *door, id: north, source: n.mp4}\n"
+        "  - <<: *door\n    id: south\n    source: s.mp4\n    min_duration_s: 3.0\n"
+    )
+    north, south = load_config(path).cameras
+    assert north.line is not None and south.line is not None and north.line.start == south.line.start == [0.5, 1.0]
+    assert (north.min_duration_s, south.min_duration_s) == (2.0, 3.0)  # an override is not a key given twice
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
