@@ -31,7 +31,9 @@ from analyzer.errors import ConfigError
 from analyzer.zones import CountingLine, Zone
 
 ANCHORS = ("center", "top", "bottom")
-MAX_REENTRY_WINDOW_S = 30  # footfall.reentry_window_s: occlusions last seconds; a likeness is kept no longer
+# footfall.linger_s + reentry_window_s: how long a hidden visitor's likeness stays in memory after their face
+# was last seen (the track lingers, then its visit waits to be re-found). Occlusions last seconds.
+MAX_UNSEEN_LIKENESS_S = 30
 T = TypeVar("T")
 
 
@@ -83,8 +85,8 @@ class TrackerConfig:
             raise ConfigError(f"{path}.match_iou: {self.match_iou} must be between 0 and 1")
         if not 0 <= self.min_similarity <= 1:
             raise ConfigError(f"{path}.min_similarity: {self.min_similarity} must be between 0 and 1")
-        if self.min_hits < 1:
-            raise ConfigError(f"{path}.min_hits: {self.min_hits} must be at least 1")
+        if not 1 <= self.min_hits <= 30:  # frames: 30 is 2 s at 15 fps, longer than many walkers are in view
+            raise ConfigError(f"{path}.min_hits: {self.min_hits} must be 1..30 frames")
 
     def likeness_model_path(self) -> Path | None:
         """The face likeness model: as given, else relative to the repository root; None for colours only."""
@@ -111,8 +113,8 @@ class SamplerConfig:
 
     def check(self, path: str) -> None:
         """Validate ranges."""
-        if self.samples_per_track < 1:
-            raise ConfigError(f"{path}.samples_per_track: must be at least 1")
+        if not 1 <= self.samples_per_track <= 100:
+            raise ConfigError(f"{path}.samples_per_track: {self.samples_per_track} must be 1..100")
         if self.max_classified_per_track is not None and self.max_classified_per_track < self.samples_per_track:
             raise ConfigError(
                 f"{path}.max_classified_per_track: {self.max_classified_per_track} is below samples_per_track "
@@ -157,8 +159,8 @@ class ClassifierConfig:
             raise ConfigError(f"{path}.typical_batch: {self.typical_batch} must be between 1 and max_batch")
         if self.workspace_mb < 16:
             raise ConfigError(f"{path}.workspace_mb: {self.workspace_mb} is too small (at least 16)")
-        if self.max_wait_ms < 0:
-            raise ConfigError(f"{path}.max_wait_ms: must not be negative")
+        if not 0 <= self.max_wait_ms <= 1000:  # a face waits this long for a batch; its visit is published after
+            raise ConfigError(f"{path}.max_wait_ms: {self.max_wait_ms:g} must be 0..1000 milliseconds")
 
     def model_path(self) -> Path:
         """The model file: as given, else relative to the repository root."""
@@ -186,11 +188,14 @@ class FootfallConfig:
             raise ConfigError(f"{path}: min_duration_s must be >= 0 and linger_s > 0")
         if self.reentry_window_s < 0 or not 0 <= self.reentry_distance <= 1:
             raise ConfigError(f"{path}: reentry_window_s must be >= 0 and reentry_distance 0..1")
-        if self.reentry_window_s > MAX_REENTRY_WINDOW_S:  # privacy: how long a hidden face's likeness is kept
+        if self.linger_s + self.reentry_window_s > MAX_UNSEEN_LIKENESS_S:  # privacy
             raise ConfigError(
-                f"{path}.reentry_window_s: {self.reentry_window_s:g} is over {MAX_REENTRY_WINDOW_S} seconds; a lost "
-                "visitor's likeness is held in memory this long, so keep it to the seconds an occlusion lasts"
+                f"{path}: linger_s + reentry_window_s is {self.linger_s + self.reentry_window_s:g} s, over "
+                f"{MAX_UNSEEN_LIKENESS_S} s; a hidden visitor's likeness is held in memory that long after their face "
+                "was last seen, so keep both to the seconds an occlusion lasts"
             )
+        if self.min_duration_s > 600:
+            raise ConfigError(f"{path}.min_duration_s: {self.min_duration_s:g} must be 0..600 seconds")
         if not 0 <= self.reentry_verify_s <= 5:
             raise ConfigError(f"{path}.reentry_verify_s: {self.reentry_verify_s} must be 0..5 seconds")
 

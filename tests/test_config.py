@@ -44,7 +44,15 @@ def camera(**extra: object) -> dict:
         ),
         ({**camera(), "classifier": {"backend": "cuda"}}, "classifier.backend: 'cuda' is not one of"),
         ({**camera(), "metrics": {"port": 70000}}, "metrics.port: 70000 must be 0..65535"),
-        ({**camera(), "footfall": {"reentry_window_s": 3600}}, "reentry_window_s: 3600 is over 30 seconds"),
+        (
+            {**camera(), "footfall": {"reentry_window_s": 3600}},
+            r"footfall: linger_s \+ reentry_window_s is 3601.5 s, over 30 s; a hidden visitor's likeness",
+        ),
+        ({**camera(), "footfall": {"linger_s": 25, "reentry_window_s": 6}}, "is 31 s, over 30 s"),  # privacy
+        ({**camera(), "footfall": {"min_duration_s": 1e5}}, r"footfall\.min_duration_s: 100000 must be 0\.\.600"),
+        ({**camera(), "classifier": {"max_wait_ms": 1e5}}, r"max_wait_ms: 100000 must be 0\.\.1000 milliseconds"),
+        ({**camera(), "sampler": {"samples_per_track": 1000}}, r"samples_per_track: 1000 must be 1\.\.100"),
+        ({**camera(), "tracker": {"min_hits": 1000}}, r"tracker\.min_hits: 1000 must be 1\.\.30 frames"),
         ({**camera(), "zmq": {"summary_interval_s": 0}}, r"zmq\.summary_interval_s: 0 must be 1\.\.3600"),
         ({**camera(), "zmq": {"send_hwm": -5}}, r"zmq\.send_hwm: -5 must be 1\.\.10000000"),
         ({**camera(), "status_interval_s": -1}, r"status_interval_s: -1 must be 0 \(never\) or 1\.\.3600"),
