@@ -200,8 +200,9 @@ def _someone_inside_for(port: int, seconds: float) -> bool:
     return True
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])  # systemd stopping it; its terminal closing
 def test_sigterm_closes_open_visits_publishes_them_and_writes_the_report(
-    walkers_clip: tuple[Path, int], tmp_path: Path
+    walkers_clip: tuple[Path, int], tmp_path: Path, stop: signal.Signals
 ) -> None:
     clip, _ = walkers_clip
     metrics_port, zmq_port = free_port(), free_port()
@@ -218,7 +219,7 @@ def test_sigterm_closes_open_visits_publishes_them_and_writes_the_report(
     try:
         wait_for(lambda: _someone_inside_for(metrics_port, 2.0), 120, "a visitor in view for 2 s")
         before = len(received)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         signalled = time.monotonic()
         stdout, stderr = process.communicate(timeout=30)
         took = time.monotonic() - signalled
@@ -230,8 +231,8 @@ def test_sigterm_closes_open_visits_publishes_them_and_writes_the_report(
         subscriber.close()
         context.term()
     assert process.returncode == 0, stderr
-    assert took <= 5.0, f"exit took {took:.1f} s after SIGTERM"
-    assert "SIGTERM: finishing open visits" in stderr
+    assert took <= 5.0, f"exit took {took:.1f} s after {stop.name}"
+    assert f"{stop.name}: finishing open visits" in stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(received) > before, "visits open at SIGTERM were not published"
     assert report["totals"]["visitors"] == len(received)
@@ -296,3 +297,22 @@ def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
     assert end_fds <= warm_fds + 2, f"open descriptors grew {warm_fds} -> {end_fds}: {samples}"
     assert report.to_dict()["cameras"]["door"]["frames"] > 300
     assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
+
+
+def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capsys: pytest.CaptureFixture[str]) -> None:
+    from analyzer.commands.run import _install_signal_handlers
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {signum: signal.getsignal(signum) for signum in signals}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup hands down
+        _install_signal_handlers(threading.Event())
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a run started by hand in a terminal
+        stop = threading.Event()
+        _install_signal_handlers(stop)
+        signal.raise_signal(signal.SIGHUP)
+        assert stop.is_set() and "SIGHUP: finishing open visits" in capsys.readouterr().err
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
-    """The first SIGINT/SIGTERM ends the run cleanly (open visits counted, report written); a second one at once."""
+    """The first SIGINT/SIGTERM/SIGHUP ends the run cleanly (open visits counted, report written); a second at once."""
 
     def handle(signum: int, _frame: object) -> None:
         if stop.is_set():
@@ -148,3 +148,8 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handle)
+    # The terminal of a run started by hand closing (an SSH session dropping) stops it the same clean way, so its
+    # report is written; a run under nohup keeps ignoring the hang-up, as nohup asked.
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None and signal.getsignal(hangup) == signal.SIG_DFL:
+        signal.signal(hangup, handle)
