@@ -316,3 +316,23 @@ def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capsys: pytest.CaptureFixt
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+def test_a_run_whose_log_reader_goes_away_counts_on_and_writes_its_report(
+    walkers_clip: tuple[Path, int], tmp_path: Path
+) -> None:
+    clip, true_visitors = walkers_clip
+    report = tmp_path / "r.json"
+    process = subprocess.Popen(  # `analyzer run ... 2>&1 | head -1`
+        [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--fast", "--report", str(report),
+         "--metrics-port", "0", "--zmq-bind", ""],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.stdout.close()  # was: the run died at its next log line (exit 1), without its report
+        assert process.wait(timeout=120) == 0
+    finally:
+        process.kill()
+    assert json.loads(report.read_text())["totals"]["visitors"] == true_visitors
