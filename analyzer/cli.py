@@ -7,12 +7,8 @@ turns it into a single ``error:`` line and an exit code.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
 
 # Only light modules here: a Ctrl-C while the console script imports this
 # module is a Python traceback, one inside main() is "interrupted" (and
@@ -32,6 +28,7 @@ from analyzer.commands import (
     simulate,
     train,
 )
+from analyzer.console import ReaderMayLeave
 from analyzer.errors import AnalyzerError, ctrl_c_in_import
 
 Handler = Callable[[argparse.Namespace], int]
@@ -56,45 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _ReaderMayLeave:
-    """stdout or stderr whose reader may go away (``analyzer run 2>&1 | head``): later writes are dropped.
-
-    A run must go on counting, and write its report, when nobody reads its log any more.
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self.gone = False
-
-    def write(self, text: str) -> int:
-        if not self.gone:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self._leave()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._leave()
-
-    def _leave(self) -> None:
-        self.gone = True
-        # Python flushes the stream once more at exit; let that go nowhere instead of failing
-        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._stream, name)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``analyzer`` console script."""
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _ReaderMayLeave(sys.stdout), _ReaderMayLeave(sys.stderr)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = ReaderMayLeave(sys.stdout), ReaderMayLeave(sys.stderr)  # type: ignore[assignment]
     try:
         return _main(argv)
     finally:

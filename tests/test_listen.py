@@ -1,6 +1,7 @@
 """ZeroMQ contract: schema, analyzer listen, gaps."""
 
 import json
+import select
 import subprocess
 import sys
 import threading
@@ -154,3 +155,32 @@ def test_listen_refuses_what_it_cannot_do_in_one_line(
     assert main(["listen", *options, "--seconds", "0.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_listen_ends_when_its_reader_goes_away() -> None:
+    context = zmq.Context()
+    publisher = ZmqPublisher("tcp://127.0.0.1:*", context=context)
+    listener = subprocess.Popen(  # `analyzer listen | head -1`
+        [sys.executable, "-m", "analyzer", "listen", "--connect", publisher.endpoint],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    status = {"state": "up", "detail": "connected", "reconnects": 0}
+    try:
+        assert listener.stdout is not None
+        first = ""
+        deadline = time.monotonic() + 60
+        while not first and time.monotonic() < deadline:  # the subscription takes a moment to reach us
+            publisher.publish("status", "door", status)
+            if select.select([listener.stdout], [], [], 0.2)[0]:
+                first = listener.stdout.readline()
+        assert first.rstrip().endswith("status  door up: connected")
+        listener.stdout.close()
+        for _ in range(50):  # lines nobody will read
+            publisher.publish("status", "door", status)
+            time.sleep(0.05)
+        assert listener.wait(timeout=10) == 0  # was a BrokenPipeError traceback; then would listen forever
+        assert "Traceback" not in listener.stderr.read()  # type: ignore[union-attr]
+    finally:
+        listener.kill()
+        publisher.close()
+        context.term()

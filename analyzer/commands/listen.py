@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from analyzer.commands.arguments import command_parser
+from analyzer.console import reader_left
 from analyzer.errors import ConfigError
 
 
@@ -36,11 +37,19 @@ def run(args: argparse.Namespace) -> int:
     if args.count < 0 or args.seconds < 0:
         raise ConfigError("listen: --count and --seconds must be 0 (no limit) or more")
     try:
-        gaps = listen(
-            args.connect, args.topic, args.json, args.count, args.seconds, out=lambda line: print(line, flush=True)
-        )
-    except KeyboardInterrupt:
+        gaps = listen(args.connect, args.topic, args.json, args.count, args.seconds, out=_print_line)
+    except (KeyboardInterrupt, _ReaderLeftError):
         return 0
     if gaps.gaps:
         print(f"{gaps.missed} message(s) missed in {gaps.gaps} gap(s)", file=sys.stderr)
     return 0
+
+
+class _ReaderLeftError(Exception):
+    """Whoever read the lines went away (``analyzer listen | head``): nothing is left to listen for."""
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+    if reader_left(sys.stdout):
+        raise _ReaderLeftError

@@ -1,0 +1,54 @@
+"""The process's stdout and stderr, whose reader may go away (``analyzer run 2>&1 | head``, a log pipe that dies)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from typing import TextIO
+
+
+class ReaderMayLeave:
+    """stdout or stderr whose reader may go away (``analyzer run 2>&1 | head``): later writes are dropped.
+
+    A run must go on counting, and write its report, when nobody reads its log any more.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        """Write, or drop the text once the reader is gone."""
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush, unless the reader is gone."""
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._leave()
+
+    def _leave(self) -> None:
+        self.gone = True
+        # Python flushes the stream once more at exit; let that go nowhere instead of failing
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(nowhere, self._stream.fileno())
+            finally:
+                os.close(nowhere)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def reader_left(stream: object) -> bool:
+    """Whether ``stream`` (``sys.stdout`` under :func:`analyzer.cli.main`) has lost its reader."""
+    return isinstance(stream, ReaderMayLeave) and stream.gone
