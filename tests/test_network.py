@@ -15,7 +15,7 @@ from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend, classify_chips
 from analyzer.cli import main
 from analyzer.commands.train import QUICK_EPOCHS
-from analyzer.errors import ModelError
+from analyzer.errors import DataError, ModelError
 from analyzer.evaluation import agreement, select_split
 from analyzer.face_photos import align_photos
 from analyzer.labels import read_labels
@@ -44,6 +44,41 @@ def test_quick_training_lowers_the_loss(quick_run: Path) -> None:
     assert len(epochs) == QUICK_EPOCHS  # counted in whole epochs, so a busy box runs the same schedule
     assert epochs[-1]["loss"] < epochs[0]["loss"] - 0.1
     assert history["config"]["input_size"] == 64
+
+
+def test_a_folder_smaller_than_one_batch_trains_and_a_budget_too_short_is_one_line(
+    tmp_path: Path, utkface: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.labels import split_by_md5
+
+    training, validation = split_by_md5(read_labels(utkface))
+    rows = [f"{face.path},{face.age},{face.gender},{face.md5}\n" for face in training[:100] + validation[:8]]
+    (tmp_path / "labels.csv").write_text("path,age,gender,md5\n" + "".join(rows))  # an operator's first 108 faces
+    common = ["train", "--data", str(tmp_path), "--input-size", "64", "--align", "crop"]
+    assert main([*common, "--out", str(tmp_path / "run"), "--epochs", "2"]) == 0  # was 0 batches, then a KeyError
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["train_faces"] == 100 and len(history["epochs"]) == 2
+    assert all(np.isfinite(epoch["loss"]) for epoch in history["epochs"])
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "short"), "--minutes", "0.0001"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (  # after the progress bars
+        "error: --minutes 0.0001 ran out before the first epoch finished; give more minutes, or --epochs N"
+    )
+
+
+def test_photos_without_a_findable_face_are_counted_before_training(tmp_path: Path) -> None:
+    import cv2
+
+    from analyzer.train.loop import TrainConfig, train
+
+    rows = []
+    for index in range(24):  # walls and floors: what a folder of an operator's camera snapshots may hold
+        cv2.imwrite(str(tmp_path / f"{index}.jpg"), np.full((120, 120, 3), 40 + 8 * index, np.uint8))
+        side = "00000000" if index < 6 else "ffffffff"  # md5s that put 6 on the validation side
+        rows.append(f"{index}.jpg,30,male,{side}{index:024x}\n")
+    (tmp_path / "labels.csv").write_text("path,age,gender,md5\n" + "".join(rows))
+    with pytest.raises(DataError, match=r"a face was found in only 0 of 18 training and 0 of 6 validation photos"):
+        train(TrainConfig(data=str(tmp_path), input_size=64, epochs=1, align="detect"), tmp_path / "run")
 
 
 def test_export_round_trip_matches_pytorch(quick_run: Path, quick_model: Path) -> None:

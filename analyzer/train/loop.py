@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
 from analyzer.cores import usable_cores
-from analyzer.errors import DataError
+from analyzer.errors import ConfigError, DataError
 from analyzer.evaluation import attribute_report
 from analyzer.labels import read_labels, split_by_md5
 from analyzer.preprocess import Normalization, chips_to_input
@@ -330,6 +330,12 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     log(f"{len(train_faces)} training and {len(validation_faces)} validation faces (split by md5)")
     train_set = load_face_set(train_faces, config.source_size, config.align, "training")
     validation_set = load_face_set(validation_faces, config.input_size, config.align, "validation")
+    if len(train_set.ages) < 16 or len(validation_set.ages) < 4:
+        raise DataError(
+            f"{config.data}: a face was found in only {len(train_set.ages)} of {len(train_faces)} training and "
+            f"{len(validation_set.ages)} of {len(validation_faces)} validation photos; need at least 16 and 4 "
+            "(photos the detector finds no face in are left out: check them, or try --align crop for tight crops)"
+        )
 
     net = net.to(memory_format=torch.channels_last)
     model = ProbabilityModel(net, mirror_average=True)
@@ -347,7 +353,7 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     sampler = WeightedRandomSampler(_balanced_weights(train_set.ages, config.balance), len(dataset), replacement=True)
     loader = DataLoader(
         dataset,
-        batch_size=config.batch_size,
+        batch_size=min(config.batch_size, len(dataset)),  # a small folder still makes one batch an epoch
         sampler=sampler,
         num_workers=config.workers,
         drop_last=True,
@@ -431,6 +437,10 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
             f"fairface9 {metrics['ff9']:.3f} (±1 {metrics['ff9_1']:.3f})"
         )
         epoch += 1
+    if not history:
+        raise ConfigError(
+            f"--minutes {config.minutes:g} ran out before the first epoch finished; give more minutes, or --epochs N"
+        )
     summary = {
         "config": asdict(config),
         "train_faces": len(train_set.ages),
