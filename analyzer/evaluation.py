@@ -17,6 +17,7 @@ from tqdm import tqdm
 from analyzer.age_groups import AgeGrouping, builtin_grouping
 from analyzer.classify import ClassifierBackend, FaceAttributes, classify_chips
 from analyzer.degrade import chip_px_for_face, seen_small
+from analyzer.errors import DataError
 from analyzer.face_photos import align_photos
 from analyzer.labels import GENDERS, LabelledFace, read_labels, split_by_md5
 from analyzer.scene import heads_on_wall
@@ -264,12 +265,22 @@ def evaluate_folder(
     adds ``on_scene``: the faces' head outlines drawn on the simulated entrance
     (:func:`analyzer.scene.heads_on_wall`).
     """
-    faces = select_split(read_labels(data_dir), split)
+    labelled = read_labels(data_dir)
+    faces = select_split(labelled, split)
+    if not faces:
+        raise DataError(
+            f"{data_dir}: none of its {len(labelled)} faces is on the {split} side of the md5 split; use --split all"
+        )
     if limit:
         faces = faces[:limit]
     with tqdm(total=len(faces), desc="aligning faces", unit="img", leave=False) as bar:
         aligned = align_photos([face.path for face in faces], predictor.chip_size, align, progress=bar.update)
     kept = [face for face, found in zip(faces, aligned.found, strict=True) if found]
+    if not kept:  # scores of nothing would read as 0% accuracy
+        raise DataError(
+            f"{data_dir}: no face was found in any of its {len(faces)} photos (--align {align}); "
+            "for photos that are tight face crops, use --align crop"
+        )
     chips = aligned.chips[aligned.found]
     attributes = predictor.predict(chips)
     report: dict[str, object] = {

@@ -1,7 +1,14 @@
+from pathlib import Path
+
+import cv2
 import numpy as np
+import pytest
 
 from analyzer.age_groups import FINE_AGE_EDGES, parse_grouping
 from analyzer.evaluation import agreement, attribute_report
+from analyzer.labels import read_labels
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def one_hot_ages(ages: list[int]) -> np.ndarray:
@@ -68,3 +75,29 @@ def test_agreement_counts_changed_answers() -> None:
     result = agreement(ages, genders, other, other_genders, FINE_AGE_EDGES, grouping)
     assert result["gender"] == 0.75
     assert result["fairface9"] == 0.75
+
+
+def test_nothing_to_score_is_an_error_not_zero_accuracy(
+    tmp_path: Path, utkface: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.cli import main
+
+    face = read_labels(utkface)[0]
+    cv2.imwrite(str(tmp_path / "wall.jpg"), np.full((120, 120, 3), 90, np.uint8))
+    (tmp_path / "labels.csv").write_text(
+        f"path,age,gender,md5\n{face.path},30,male,ffffffff\nwall.jpg,40,female,ffffffff1\n"
+    )
+    model = ["evaluate", "--model", str(REPO / "engines" / "agegender.onnx"), "--data", str(tmp_path), "--no-fp16"]
+    assert main([*model, "--split", "validation"]) == 1
+    assert "none of its 2 faces is on the validation side of the md5 split; use --split all" in capsys.readouterr().err
+    assert main([*model, "--limit", "1", "--align", "detect"]) == 0  # the face photo alone
+    assert " on 1 faces of " in capsys.readouterr().out
+    assert main([*model, "--align", "detect"]) == 0
+    assert (
+        "on 1 faces of " in (out := capsys.readouterr().out) and "; 1 photo(s) without a findable face left out" in out
+    )
+    (tmp_path / "labels.csv").write_text("path,age,gender\nwall.jpg,40,female\n")
+    assert main([*model, "--align", "detect"]) == 1  # was "gender accuracy 0.0000" on 0 faces
+    assert "no face was found in any of its 1 photos (--align detect); for photos that are tight face crops" in (
+        capsys.readouterr().err
+    )

@@ -92,7 +92,11 @@ def _jpeg_quality(text: str) -> int:
 
 
 def _print_evaluation(report: dict) -> None:
-    print(f"{report['model']}  on {report['n']} faces of {report['data']} ({report['split']})")
+    left_out = report["align"]["missing"]
+    print(
+        f"{report['model']}  on {report['n']} faces of {report['data']} ({report['split']})"
+        + (f"; {left_out} photo(s) without a findable face left out" if left_out else "")
+    )
     print(f"  gender accuracy {report['gender_accuracy']:.4f}   age MAE {report['age_mae']:.2f} years")
     for name, group in report["groups"].items():
         print(f"  {name:<10} exact {group['exact']:.4f}   within one group {group['within_one']:.4f}")
