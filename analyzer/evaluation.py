@@ -180,7 +180,13 @@ def select_split(faces: list[LabelledFace], split: str, validation_fraction: flo
     if split == "all":
         return faces
     train, validation = split_by_md5(faces, validation_fraction)
-    return {"train": train, "validation": validation}[split]
+    side = {"train": train, "validation": validation}[split]
+    if not side:  # a small folder can have every face on one side
+        raise DataError(
+            f"none of the {len(faces)} labelled faces is on the {split} side of the md5 split (about 1 face in "
+            f"{round(1 / validation_fraction)} is a validation face); give more faces, or --split all"
+        )
+    return side
 
 
 def latency_ms(
@@ -265,12 +271,7 @@ def evaluate_folder(
     adds ``on_scene``: the faces' head outlines drawn on the simulated entrance
     (:func:`analyzer.scene.heads_on_wall`).
     """
-    labelled = read_labels(data_dir)
-    faces = select_split(labelled, split)
-    if not faces:
-        raise DataError(
-            f"{data_dir}: none of its {len(labelled)} faces is on the {split} side of the md5 split; use --split all"
-        )
+    faces = select_split(read_labels(data_dir), split)
     if limit:
         faces = faces[:limit]
     with tqdm(total=len(faces), desc="aligning faces", unit="img", leave=False) as bar:

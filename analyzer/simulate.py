@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from analyzer.detect import PhotoFaceFinder
+from analyzer.errors import DataError
 from analyzer.evaluation import select_split
 from analyzer.face_photos import read_rgb
 from analyzer.labels import LabelledFace, read_labels
@@ -250,7 +251,10 @@ def simulate(
     the network's training faces out of an accuracy measurement).
     """
     rng = np.random.default_rng(seed)
-    faces = [face for face in select_split(read_labels(faces_dir), split) if face.path.is_file()]
+    on_side = select_split(read_labels(faces_dir), split)
+    faces = [face for face in on_side if face.path.is_file()]
+    if not faces:
+        raise DataError(f"{faces_dir}: none of the {len(on_side)} images its labels.csv lists is there")
     walkers = plan_walkers(faces, scenario, visitors, seconds, rng)
     width, height = size
     patches, unlocated = _head_patches(walkers)

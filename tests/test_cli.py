@@ -276,3 +276,11 @@ def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_p
     mine.write_text(mine.read_text().replace("rtsp://10.0.0.12/stream1", "demo"))  # a line drawn for the demo
     webcam = cameras_config(build_parser().parse_args(["check", "-c", str(mine), "--source", "0"]))
     assert webcam.cameras[0].line is None and webcam.cameras[0].detector.tiles == 1
+
+
+def test_simulate_with_no_face_to_draw_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "labels.csv").write_text("path,age,gender\nmoved.jpg,30,male\n")  # its images were not copied
+    args = ["simulate", "--faces", str(tmp_path), "--out", str(tmp_path / "c.mp4"), "--truth", str(tmp_path / "t.json")]
+    assert main(args) == 1  # was a numpy ValueError traceback ("high <= 0")
+    last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    assert last_line == f"error: {tmp_path}: none of the 1 images its labels.csv lists is there"
