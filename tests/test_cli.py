@@ -284,3 +284,29 @@ def test_simulate_with_no_face_to_draw_is_one_line(tmp_path: Path, capsys: pytes
     assert main(args) == 1  # was a numpy ValueError traceback ("high <= 0")
     last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
     assert last_line == f"error: {tmp_path}: none of the 1 images its labels.csv lists is there"
+
+
+def test_a_report_that_cannot_be_written_keeps_the_last_good_one_and_the_table(
+    tmp_path: Path, walkers_clip: tuple[Path, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    report = tmp_path / "report.json"
+    report.write_text('{"from": "yesterday"}\n')
+    real_write_text = Path.write_text
+
+    def disk_full(path: Path, text: str, *args: object, **kwargs: object) -> int:
+        if path.name.endswith(".partial"):
+            real_write_text(path, text[: len(text) // 2])  # half of it reached the disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(path, text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    run = ["run", "--source", str(walkers_clip[0]), "--fast", "--metrics-port", "0", "--zmq-bind", ""]
+    assert main([*run, "--report", str(report)]) == 1  # was an OSError traceback, after the table was lost
+    captured = capsys.readouterr()
+    assert "TOTAL" in captured.out
+    assert captured.err.splitlines()[-1] == (
+        f"error: cannot write {report} (No space left on device); free some space or pick another file"
+    )
+    assert report.read_text() == '{"from": "yesterday"}\n' and sorted(tmp_path.iterdir()) == [report]

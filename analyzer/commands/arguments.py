@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from analyzer.errors import AnalyzerError
+
 
 def command_parser(
     subparsers: argparse._SubParsersAction, name: str, summary: str, examples: Sequence[str]
@@ -58,9 +60,23 @@ def mp4_file(text: str) -> Path:
 
 
 def write_json(path: Path, document: object) -> None:
-    """Write a command's figures as indented JSON, making its folder if need be."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    """Write a command's figures as indented JSON (see :func:`write_output`)."""
+    write_output(path, json.dumps(document, indent=2) + "\n")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a command's output file whole or not at all, making its folder if need be.
+
+    A full disk must not leave half a report in place of the last good one, nor end in a traceback.
+    """
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise AnalyzerError(f"cannot write {path} ({error.strerror}); free some space or pick another file") from None
 
 
 def whole_number(text: str, low: int, high: int | None = None) -> int | None:

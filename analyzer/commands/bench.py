@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from analyzer.commands.arguments import command_parser, frame_size, output_file, output_folder, write_json
+from analyzer.commands.arguments import (
+    command_parser,
+    frame_size,
+    output_file,
+    output_folder,
+    write_json,
+    write_output,
+)
 from analyzer.commands.cameras import DEFAULT_CONFIG, ensure_detector_models
 from analyzer.errors import ConfigError
 
@@ -70,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, result)
         print(f"figures written to {args.json}")
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(table)
+        write_output(args.markdown, table)
         print(f"table written to {args.markdown}")
     return 0

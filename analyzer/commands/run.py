@@ -129,10 +129,9 @@ def run(args: argparse.Namespace) -> int:
             publisher.close()
         if server:
             server.shutdown()  # type: ignore[attr-defined]
-    if args.report:  # first: printing can fail (a reader such as `| head` gone), the counts must not
-        write_json(args.report, report.to_dict())
-    print(report.table())
+    print(report.table())  # first: a report that cannot be written must not take the table with it
     if args.report:
+        write_json(args.report, report.to_dict())
         print(f"report written to {args.report}")
     return 1 if len(report.problems) == len(config.cameras) else 0
 
