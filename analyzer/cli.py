@@ -74,6 +74,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except AnalyzerError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # the machine's, not ours: a full disk, a file system gone read-only, a lost mount
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     except (KeyboardInterrupt, ImportError) as error:
         if isinstance(error, ImportError) and not ctrl_c_in_import(error):
             raise

@@ -310,3 +310,18 @@ def test_a_report_that_cannot_be_written_keeps_the_last_good_one_and_the_table(
         f"error: cannot write {report} (No space left on device); free some space or pick another file"
     )
     assert report.read_text() == '{"from": "yesterday"}\n' and sorted(tmp_path.iterdir()) == [report]
+
+
+def test_an_error_of_the_machine_is_one_line_naming_its_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import analyzer.commands.models
+
+    def disk_full(_args: object) -> int:  # e.g. a training run saving its epoch an hour in
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/mine/resume.pt")
+
+    monkeypatch.setattr(analyzer.commands.models, "run", disk_full)
+    assert main(["models", "fetch"]) == 1
+    assert capsys.readouterr().err == "error: runs/mine/resume.pt: No space left on device\n"
