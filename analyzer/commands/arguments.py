@@ -1,4 +1,4 @@
-"""What every command's options share: its parser with examples, and checked output paths."""
+"""What every command's options share: its parser with examples, checked output paths, and whole-file writes."""
 
 from __future__ import annotations
 
