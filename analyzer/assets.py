@@ -148,6 +148,7 @@ def fetch(
     """
     models_dir = cache_folder("models", cache)
     wanted = [ASSETS[name] for name in names]
+    local_wheels = [_usable_wheel(wheel, wanted) for wheel in wheels]  # checked even when the cache is full
     paths: dict[str, Path] = {}
     missing: list[WheelAsset] = []
     for asset in wanted:
@@ -156,7 +157,6 @@ def fetch(
             paths[asset.name] = path
         else:
             missing.append(asset)
-    local_wheels = list(wheels)
     for requirement in dict.fromkeys(asset.requirement for asset in missing):
         group = [asset for asset in missing if asset.requirement == requirement]
         with tempfile.TemporaryDirectory(prefix="footfall-fetch-") as scratch:
@@ -167,14 +167,27 @@ def fetch(
     return paths
 
 
+def _wheel_prefix(asset: WheelAsset) -> str:
+    """How the wheel holding ``asset`` is named: ``mediapipe-0.10.21-``."""
+    return asset.package.replace("-", "_") + "-" + asset.version + "-"
+
+
+def _usable_wheel(wheel: Path, wanted: list[WheelAsset]) -> Path:
+    """``wheel`` if it is a file named like a wheel that holds one of the ``wanted`` assets."""
+    if wheel.is_dir():
+        raise AssetError(f"{wheel} is a folder; give the .whl file in it")
+    if not wheel.is_file():
+        raise AssetError(f"{wheel}: wheel file not found")
+    prefixes = sorted({_wheel_prefix(asset) for asset in wanted})
+    if not wheel.name.startswith(tuple(prefixes)) or wheel.suffix != ".whl":
+        raise AssetError(
+            f"{wheel}: not a wheel these models come from; give {' or '.join(f'{p}*.whl' for p in prefixes)}"
+        )
+    return wheel
+
+
 def _find_local_wheel(asset: WheelAsset, wheels: list[Path]) -> Path | None:
-    prefix = asset.package.replace("-", "_") + "-" + asset.version + "-"
-    for wheel in wheels:
-        if not wheel.is_file():
-            raise AssetError(f"{wheel}: wheel file not found")
-        if wheel.name.startswith(prefix):
-            return wheel
-    return None
+    return next((wheel for wheel in wheels if wheel.name.startswith(_wheel_prefix(asset))), None)
 
 
 def _download_wheel(asset: WheelAsset, into: Path, log: Callable[[str], None]) -> Path:

