@@ -217,6 +217,12 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
         camera = next(iter(cameras))
     if camera not in cameras:
         raise DataError(f"camera '{camera}' is not in the report (it has {sorted(cameras)})")
+    played, clip_frames = cameras[camera].get("frames"), _clip_frames(truth)
+    if played is not None and clip_frames is not None and played != clip_frames:
+        raise DataError(
+            f"camera '{camera}' of the report played {played} frames, the truth's clip has {clip_frames}: score the "
+            f"report of a run over that whole clip ({truth.get('clip', 'analyzer simulate --out')})"
+        )
     visits = cameras[camera]["visits"]
     visitors = truth["visitors"]
     matches, doubles, extras = match(visits, visitors)
@@ -225,6 +231,12 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
     misses = [visitor for visitor in countable if visitor["id"] not in matched_ids]
     grouping = builtin_grouping(report.get("age_grouping", "fairface9"))
     return Outcome(visits, countable, matches, doubles, extras, misses, grouping)
+
+
+def _clip_frames(truth: dict) -> int | None:
+    """Frames of the simulated clip the truth describes (None for a truth without its clip's length)."""
+    fps, seconds = truth.get("fps"), truth.get("seconds")
+    return round(fps * seconds) if isinstance(fps, int | float) and isinstance(seconds, int | float) else None
 
 
 def score(truth: dict, report: dict, camera: str | None = None) -> dict[str, object]:

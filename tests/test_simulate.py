@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from analyzer.cli import main
+from analyzer.errors import DataError
 from analyzer.labels import read_labels
 from analyzer.score import outcome, score
 from analyzer.simulate import plan_walkers, simulate
@@ -138,6 +139,14 @@ def test_score_on_a_hand_made_pair() -> None:
     assert result["age_group_accuracy"] == 1.0
     assert result["direction_accuracy"] == 1.0 and result["crossings"] == 2
     assert result["by_gender"]["male"] == {"true": 1, "counted": 2}
+
+
+def test_a_report_of_another_clip_is_not_scored() -> None:
+    truth = {"fps": 15, "seconds": 20.0, "clip": "door.mp4", "visitors": [visitor(0, 0.0, 4.0, 0.1, 0.9)]}
+    visits = [visit(0.1, 3.9, 0.11, 0.89)]
+    assert score(truth, {"cameras": {"sim": {"visits": visits, "frames": 300}}})["misses"] == 0
+    with pytest.raises(DataError, match=r"^camera 'sim' of the report played 432 frames, the truth's clip has 300: "):
+        score(truth, {"cameras": {"sim": {"visits": visits, "frames": 432}}})  # was scored: "error 800%"
 
 
 def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
