@@ -278,6 +278,23 @@ def test_a_source_keeps_its_configs_camera_settings_but_not_the_demos_line(tmp_p
     assert webcam.cameras[0].line is None and webcam.cameras[0].detector.tiles == 1
 
 
+def test_several_sources_are_several_cameras_each_counted_as_the_configs_one(tmp_path: Path) -> None:
+    mine = tmp_path / "door.yaml"
+    mine.write_text(
+        "cameras:\n  - id: door\n    source: rtsp://10.0.0.12/stream1\n"
+        "    line: {start: [0.3, 1.0], end: [0.3, 0.0]}\n    detector: {tiles: 2}\n"
+    )
+    sources = ["monday/door.mp4", "tuesday/door.mp4", "rtsp://10.0.0.13/stream1", "wednesday/door.mp4"]
+    args = ["run", "-c", str(mine)] + [option for source in sources for option in ("--source", source)]
+    cameras = cameras_config(build_parser().parse_args(args)).cameras  # the last --source used to win, silently
+    assert [(camera.id, camera.source) for camera in cameras] == [
+        ("door", sources[0]), ("door-2", sources[1]), ("cam2", sources[2]), ("door-3", sources[3])
+    ]  # fmt: skip
+    assert all(camera.detector.tiles == 2 and camera.line and camera.line.start == [0.3, 1.0] for camera in cameras)
+    cameras[0].detector.tiles = 3
+    assert cameras[1].detector.tiles == 2  # each camera its own settings, as if written out in the config
+
+
 def test_simulate_with_no_face_to_draw_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "labels.csv").write_text("path,age,gender\nmoved.jpg,30,male\n")  # its images were not copied
     args = ["simulate", "--faces", str(tmp_path), "--out", str(tmp_path / "c.mp4"), "--truth", str(tmp_path / "t.json")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,9 +28,10 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source",
+        action="append",
         metavar="SRC",
-        help="one camera instead of the config's: file, rtsp:// URL, webcam index or 'demo' "
-        "(with a one-camera -c config, it keeps that camera's detector, line and zones)",
+        help="a camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'; repeat for several "
+        "(with a one-camera -c config, each keeps that camera's detector, line and zones)",
     )
 
 
@@ -39,23 +41,29 @@ def cameras_config(args: argparse.Namespace) -> Config:
     from analyzer.config import CameraConfig, load_config
 
     config = load_config(args.config)
-    if args.source is not None:
-        stem = file_path(args.source).stem if source_kind(args.source) == "file" else "cam0"
-        camera_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "cam0"
+    if args.source:
         # A config's one camera lends its settings (a recorded clip of that camera counts the same way); the
         # demo camera's line is drawn for the demo clip, so a source in its place starts with no line.
         lends = len(config.cameras) == 1 and config.cameras[0].source != "demo"
         template = config.cameras[0] if lends else CameraConfig(detector=config.detector)
-        config.cameras = [
-            CameraConfig(
-                id=camera_id,
-                source=args.source,
-                realtime=True,
-                detector=template.detector,
-                line=template.line,
-                zones=template.zones,
+        config.cameras = []
+        for index, source in enumerate(args.source):
+            stem = file_path(source).stem if source_kind(source) == "file" else f"cam{index}"
+            named = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or f"cam{index}"
+            camera_id, taken, copies = named, {camera.id for camera in config.cameras}, 1
+            while camera_id in taken:  # two days of one door: monday/door.mp4 and tuesday/door.mp4
+                copies += 1
+                camera_id = f"{named}-{copies}"
+            config.cameras.append(
+                CameraConfig(
+                    id=camera_id,
+                    source=source,
+                    realtime=True,
+                    detector=copy.deepcopy(template.detector),
+                    line=copy.deepcopy(template.line),
+                    zones=copy.deepcopy(template.zones),
+                )
             )
-        ]
     return config
 
 
