@@ -217,7 +217,9 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
         camera = next(iter(cameras))
     if camera not in cameras:
         raise DataError(f"camera '{camera}' is not in the report (it has {sorted(cameras)})")
-    played, clip_frames = cameras[camera].get("frames"), _clip_frames(truth)
+    searched, behind = cameras[camera].get("frames"), cameras[camera].get("frames_dropped", 0)
+    played = None if searched is None else searched + behind  # a run that fell behind skipped frames it read
+    clip_frames = _clip_frames(truth)
     if played is not None and clip_frames is not None and played != clip_frames:
         raise DataError(
             f"camera '{camera}' of the report played {played} frames, the truth's clip has {clip_frames}: score the "
