@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -327,6 +328,19 @@ def test_a_report_that_cannot_be_written_keeps_the_last_good_one_and_the_table(
         f"error: cannot write {report} (No space left on device); free some space or pick another file"
     )
     assert report.read_text() == '{"from": "yesterday"}\n' and sorted(tmp_path.iterdir()) == [report]
+
+
+def test_a_report_behind_a_link_lands_where_the_link_points(tmp_path: Path) -> None:
+    from analyzer.commands.arguments import write_json
+
+    shared = tmp_path / "www" / "today.json"
+    shared.parent.mkdir()
+    shared.write_text("{}")
+    link = tmp_path / "report.json"
+    link.symlink_to(shared)
+    write_json(link, {"visitors": 3})
+    assert link.is_symlink() and json.loads(shared.read_text()) == {"visitors": 3}
+    assert sorted(path.name for path in shared.parent.iterdir()) == ["today.json"]  # no partial file left
 
 
 def test_an_error_of_the_machine_is_one_line_naming_its_file(

@@ -69,6 +69,7 @@ def write_output(path: Path, text: str) -> None:
 
     A full disk must not leave half a report in place of the last good one, nor end in a traceback.
     """
+    path = path.resolve() if path.is_symlink() else path  # replace what a link points at, not the link
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
