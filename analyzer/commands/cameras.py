@@ -37,7 +37,6 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cameras_config(args: argparse.Namespace) -> Config:
     """``--config`` with ``--source`` in place of its cameras."""
-    from analyzer.capture import file_path, source_kind
     from analyzer.config import CameraConfig, load_config
 
     config = load_config(args.config)
@@ -48,15 +47,9 @@ def cameras_config(args: argparse.Namespace) -> Config:
         template = config.cameras[0] if lends else CameraConfig(detector=config.detector)
         config.cameras = []
         for index, source in enumerate(args.source):
-            stem = file_path(source).stem if source_kind(source) == "file" else f"cam{index}"
-            named = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or f"cam{index}"
-            camera_id, taken, copies = named, {camera.id for camera in config.cameras}, 1
-            while camera_id in taken:  # two days of one door: monday/door.mp4 and tuesday/door.mp4
-                copies += 1
-                camera_id = f"{named}-{copies}"
             config.cameras.append(
                 CameraConfig(
-                    id=camera_id,
+                    id=_camera_id(source, index, {camera.id for camera in config.cameras}),
                     source=source,
                     realtime=True,
                     detector=copy.deepcopy(template.detector),
@@ -65,6 +58,19 @@ def cameras_config(args: argparse.Namespace) -> Config:
                 )
             )
     return config
+
+
+def _camera_id(source: str, index: int, taken: set[str]) -> str:
+    """A ``--source``'s camera id: its file's name, made unique (``door``, ``door-2``); ``cam<index>`` for others."""
+    from analyzer.capture import file_path, source_kind
+
+    stem = file_path(source).stem if source_kind(source) == "file" else f"cam{index}"
+    named = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or f"cam{index}"
+    camera_id, copies = named, 1
+    while camera_id in taken:  # two days of one door: monday/door.mp4 and tuesday/door.mp4
+        copies += 1
+        camera_id = f"{named}-{copies}"
+    return camera_id
 
 
 def checked_config(config: Config) -> Config:
