@@ -511,10 +511,18 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path} is a folder; give the config file (e.g. {path / 'site.yaml'})")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    raw = path.read_bytes()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file; give the YAML config (e.g. configs/store-entrance.yaml)") from None
+        text = raw.decode("utf-8-sig")  # an editor's byte-order mark is fine
+    except UnicodeDecodeError as error:
+        if b"\0" in raw:  # a video given to -c, or text saved as UTF-16
+            raise ConfigError(
+                f"{path}: not a text file; give the YAML config (e.g. configs/store-entrance.yaml), saved as UTF-8"
+            ) from None
+        line = raw[: error.start].count(b"\n") + 1  # e.g. a camera named Tür, saved as Latin-1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text; save the config as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

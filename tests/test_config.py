@@ -124,6 +124,14 @@ def test_a_config_that_is_a_video_or_a_folder_is_one_line(tmp_path: Path) -> Non
         load_config(video)
     with pytest.raises(ConfigError, match=r"is a folder; give the config file"):
         load_config(tmp_path)
+    latin = tmp_path / "latin.yaml"  # an editor's Latin-1 was "not a text file" too
+    latin.write_bytes("cameras:\n  - id: door\n    source: t\u00fcr.mp4\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.yaml line 3: not UTF-8 text; save the config as UTF-8$"):
+        load_config(latin)
+    utf16 = tmp_path / "utf16.yaml"
+    utf16.write_text("cameras:\n  - id: door\n    source: door.mp4\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match=r"utf16\.yaml: not a text file; .* saved as UTF-8$"):
+        load_config(utf16)
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
