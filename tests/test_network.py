@@ -479,6 +479,8 @@ def test_a_stopped_run_resumes_from_its_last_epoch(
     assert main(args) == 1  # the same command again does not wipe the epochs done
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unfinished run" in err and "--resume" in err
+    assert main(["export", "--run", str(tmp_path), "--out", str(tmp_path / "early")]) == 1
+    assert "the run has not finished (no model.pt yet); finish it with" in capsys.readouterr().err  # not "train first"
 
     assert main([*args, "--resume"]) == 0
     summary = json.loads((tmp_path / "history.json").read_text())

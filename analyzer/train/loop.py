@@ -468,6 +468,11 @@ def load_checkpoint(run_dir: Path) -> tuple[AgeGenderNet, TrainConfig]:
     path = Path(run_dir) / CHECKPOINT
     if Path(run_dir).is_file():
         raise DataError(f"{run_dir} is a file; give the run folder that `analyzer train --out` wrote")
+    if not path.is_file() and (Path(run_dir) / RESUME).is_file():
+        raise DataError(
+            f"{run_dir}: the run has not finished (no {CHECKPOINT} yet); finish it with "
+            f"`analyzer train --data DIR --out {run_dir} --resume`, or wait for it"
+        )
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint; train first with `analyzer train --out {run_dir}`")
     try:
