@@ -356,3 +356,20 @@ def test_an_error_of_the_machine_is_one_line_naming_its_file(
     monkeypatch.setattr(analyzer.commands.models, "run", disk_full)
     assert main(["models", "fetch"]) == 1
     assert capsys.readouterr().err == "error: runs/mine/resume.pt: No space left on device\n"
+
+
+@pytest.mark.parametrize("option", ["--report", "--preview"])
+def test_an_output_named_as_the_video_being_counted_is_refused(
+    tmp_path: Path,
+    walkers_clip: tuple[Path, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+) -> None:
+    video = tmp_path / "door.mp4"
+    video.write_bytes(walkers_clip[0].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    run = ["run", "--source", str(video), "--fast", "--metrics-port", "0", "--zmq-bind", ""]
+    assert main([*run, option, "door.mp4"]) == 2  # a slip of tab completion, the same file by another name
+    assert f"error: {option} door.mp4 is the video being counted" in capsys.readouterr().err
+    assert video.read_bytes() == walkers_clip[0].read_bytes()  # the recording is as it was

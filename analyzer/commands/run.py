@@ -79,7 +79,19 @@ def _run_config(args: argparse.Namespace) -> Config:
         config.classifier.backend = args.backend
     if args.model is not None:
         config.classifier.model = str(args.model.resolve())
-    return checked_config(config)
+    config = checked_config(config)
+    _refuse_writing_over_a_source(config, {"--report": args.report, "--preview": args.preview})
+    return config
+
+
+def _refuse_writing_over_a_source(config: Config, outputs: dict[str, Path | None]) -> None:
+    """A slip of tab completion (``--report door.mp4``) must not overwrite the recording being counted."""
+    from analyzer.capture import file_path, source_kind
+
+    videos = {file_path(camera.source).resolve() for camera in config.cameras if source_kind(camera.source) == "file"}
+    for option, path in outputs.items():
+        if path is not None and path.resolve() in videos:
+            raise ConfigError(f"{option} {path} is the video being counted; writing it would destroy it, pick another")
 
 
 def run(args: argparse.Namespace) -> int:
