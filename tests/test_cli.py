@@ -359,7 +359,7 @@ def test_an_error_of_the_machine_is_one_line_naming_its_file(
 
 
 @pytest.mark.parametrize("option", ["--report", "--preview"])
-def test_an_output_named_as_the_video_being_counted_is_refused(
+def test_an_output_named_as_an_input_of_the_run_is_refused(
     tmp_path: Path,
     walkers_clip: tuple[Path, int],
     monkeypatch: pytest.MonkeyPatch,
@@ -373,3 +373,8 @@ def test_an_output_named_as_the_video_being_counted_is_refused(
     assert main([*run, option, "door.mp4"]) == 2  # a slip of tab completion, the same file by another name
     assert f"error: {option} door.mp4 is the video being counted" in capsys.readouterr().err
     assert video.read_bytes() == walkers_clip[0].read_bytes()  # the recording is as it was
+    config = tmp_path / "door.yaml"
+    config.write_text(f"cameras:\n  - id: door\n    source: {video}\n")
+    if option == "--report":
+        assert main(["run", "-c", "door.yaml", "--fast", option, str(config)]) == 2
+        assert "door.yaml is the config of this run; writing it would destroy it" in capsys.readouterr().err

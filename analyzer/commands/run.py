@@ -80,18 +80,22 @@ def _run_config(args: argparse.Namespace) -> Config:
     if args.model is not None:
         config.classifier.model = str(args.model.resolve())
     config = checked_config(config)
-    _refuse_writing_over_a_source(config, {"--report": args.report, "--preview": args.preview})
+    _refuse_writing_over_an_input(config, args.config, {"--report": args.report, "--preview": args.preview})
     return config
 
 
-def _refuse_writing_over_a_source(config: Config, outputs: dict[str, Path | None]) -> None:
-    """A slip of tab completion (``--report door.mp4``) must not overwrite the recording being counted."""
+def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: dict[str, Path | None]) -> None:
+    """A slip of tab completion (``--report door.mp4``) must not overwrite the recording or the config it counts by."""
     from analyzer.capture import file_path, source_kind
 
-    videos = {file_path(camera.source).resolve() for camera in config.cameras if source_kind(camera.source) == "file"}
+    inputs = {file_path(camera.source).resolve(): "the video being counted" for camera in config.cameras
+              if source_kind(camera.source) == "file"}  # fmt: skip
+    inputs[config_file.resolve()] = "the config of this run"
     for option, path in outputs.items():
-        if path is not None and path.resolve() in videos:
-            raise ConfigError(f"{option} {path} is the video being counted; writing it would destroy it, pick another")
+        if path is not None and path.resolve() in inputs:
+            raise ConfigError(
+                f"{option} {path} is {inputs[path.resolve()]}; writing it would destroy it, pick another file"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
