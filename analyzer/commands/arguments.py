@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from analyzer.errors import AnalyzerError
+from analyzer.whole_files import whole_file
 
 
 def command_parser(
@@ -69,14 +70,11 @@ def write_output(path: Path, text: str) -> None:
 
     A full disk must not leave half a report in place of the last good one, nor end in a traceback.
     """
-    path = path.resolve() if path.is_symlink() else path  # replace what a link points at, not the link
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text)
-        partial.replace(path)
+        with whole_file(path) as partial:
+            partial.write_text(text)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise AnalyzerError(f"cannot write {path} ({error.strerror}); free some space or pick another file") from None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from analyzer.face_photos import align_photos
 from analyzer.labels import LabelledFace
 from analyzer.preprocess import Normalization, chips_to_input
 from analyzer.train.augment import CameraAugment
+from analyzer.whole_files import whole_file
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,9 @@ def load_face_set(faces: Sequence[LabelledFace], size: int, align: str, label: s
         with tqdm(total=len(faces), desc=f"aligning {label} faces", unit="img") as bar:
             aligned = align_photos([face.path for face in faces], size, align, progress=bar.update)
         chips, found = aligned.chips, aligned.found
-        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")  # two runs may align the same faces at once
-        try:
-            np.savez(partial, chips=chips, found=found)
-            partial.replace(cache_file)
-        finally:
-            partial.unlink(missing_ok=True)  # a failed write leaves no stray file per process
+        # two runs may align the same faces at once; each writes its own temporary file
+        with whole_file(cache_file) as partial, partial.open("wb") as sink:  # a file object: no .npz appended
+            np.savez(sink, chips=chips, found=found)
     kept = [face for face, ok in zip(faces, found, strict=True) if ok]
     return FaceSet(
         chips=chips[found],

@@ -33,6 +33,7 @@ from analyzer.train.augment import AUGMENTATIONS
 from analyzer.train.dataset import AugmentedChips, BackdropPairs, BatchCollator, FaceSet, TeacherViews, load_face_set
 from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
 from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel, exportable_model
+from analyzer.whole_files import whole_file
 
 CHECKPOINT = "model.pt"
 HISTORY = "history.json"
@@ -266,9 +267,8 @@ def _save_resume_state(
         "seconds": seconds,
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
     }
-    partial = out_dir / f"{RESUME}.partial"
-    torch.save(state, partial)
-    partial.replace(out_dir / RESUME)
+    with whole_file(out_dir / RESUME) as partial:
+        torch.save(state, partial)
 
 
 def _load_resume_state(out_dir: Path) -> dict:
