@@ -34,6 +34,7 @@ ANCHORS = ("center", "top", "bottom")
 # footfall.linger_s + reentry_window_s: how long a hidden visitor's likeness stays in memory after their face
 # was last seen (the track lingers, then its visit waits to be re-found). Occlusions last seconds.
 MAX_UNSEEN_LIKENESS_S = 30
+MAX_MIN_DURATION_S = 600  # footfall.min_duration_s and a camera's own: a visit shorter than 10 minutes must count
 T = TypeVar("T")
 
 
@@ -194,8 +195,8 @@ class FootfallConfig:
                 f"{MAX_UNSEEN_LIKENESS_S} s; a hidden visitor's likeness is held in memory that long after their face "
                 "was last seen, so keep both to the seconds an occlusion lasts"
             )
-        if self.min_duration_s > 600:
-            raise ConfigError(f"{path}.min_duration_s: {self.min_duration_s:g} must be 0..600 seconds")
+        if self.min_duration_s > MAX_MIN_DURATION_S:
+            raise ConfigError(f"{path}.min_duration_s: {self.min_duration_s:g} must be 0..{MAX_MIN_DURATION_S} seconds")
         if not 0 <= self.reentry_verify_s <= 5:
             raise ConfigError(f"{path}.reentry_verify_s: {self.reentry_verify_s} must be 0..5 seconds")
 
@@ -458,8 +459,10 @@ def check_config(config: Config) -> None:
         for key in camera.labels:
             if not key.isidentifier() or key.startswith("__") or key in ("camera", "site", "instance", "job"):
                 raise ConfigError(f"{path}.labels.{key}: not a usable Prometheus label name")
-        if camera.min_duration_s is not None and not 0 <= camera.min_duration_s <= 600:
-            raise ConfigError(f"{path}.min_duration_s: {camera.min_duration_s} must be between 0 and 600 seconds")
+        if camera.min_duration_s is not None and not 0 <= camera.min_duration_s <= MAX_MIN_DURATION_S:
+            raise ConfigError(
+                f"{path}.min_duration_s: {camera.min_duration_s} must be between 0 and {MAX_MIN_DURATION_S} seconds"
+            )
         if camera.line is not None:
             camera.line.check(f"{path}.line")
         zone_names = set()

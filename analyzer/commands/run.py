@@ -92,10 +92,9 @@ def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: di
               if source_kind(camera.source) == "file"}  # fmt: skip
     inputs[config_file.resolve()] = "the config of this run"
     for option, path in outputs.items():
-        if path is not None and path.resolve() in inputs:
-            raise ConfigError(
-                f"{option} {path} is {inputs[path.resolve()]}; writing it would destroy it, pick another file"
-            )
+        overwritten = inputs.get(path.resolve()) if path is not None else None
+        if overwritten:
+            raise ConfigError(f"{option} {path} is {overwritten}; writing it would destroy it, pick another file")
 
 
 def run(args: argparse.Namespace) -> int:
