@@ -15,3 +15,16 @@ def test_a_file_is_replaced_only_when_its_writer_finishes(tmp_path: Path) -> Non
     with whole_file(resume) as partial:
         partial.write_text("epoch 4")
     assert resume.read_text() == "epoch 4" and sorted(tmp_path.iterdir()) == [resume]
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    report.chmod(0o640)  # the operator let the dashboard's group read it, and nobody else
+    with whole_file(report) as partial:
+        partial.write_text('{"visits": []}')
+    assert report.stat().st_mode & 0o777 == 0o640 and report.read_text() == '{"visits": []}'
+    fresh = tmp_path / "new.json"
+    with whole_file(fresh) as partial:
+        partial.write_text("{}")
+    assert fresh.read_text() == "{}"
