@@ -2,7 +2,7 @@
 
 Live sources (RTSP/HTTP URLs, webcams) keep only the newest frame: when the
 pipeline falls behind, older frames are dropped and counted, so latency stays
-bounded. Files either play at their own fps (``realtime``, same dropping as a
+bounded. Files either play at their own pace (``realtime``, same dropping as a
 live camera) or as fast as the pipeline takes them (no drops). A lost live
 stream is reopened with exponential backoff (capped). FFmpeg's interrupt
 callback is the watchdog for live streams: an open or a read that gets no data
@@ -27,6 +27,8 @@ from analyzer.camera_url import why_it_does_not_open, without_password
 
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 _PROBE_TIMEOUT_S = 5.0  # asking a camera's server why its stream does not open waits no longer than this
+MIN_FILE_FPS, MAX_FILE_FPS = 1.0, 240.0  # a file's fps outside these is an average over gaps, or nonsense
+MAX_PACED_GAP_S = 2.0  # played in real time, a longer gap between a file's frames takes one frame's time
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
@@ -37,7 +39,7 @@ class Frame:
     Attributes:
         camera: camera id.
         index: frame number from the start of the stream.
-        timestamp: seconds on the stream's clock (files: index / fps; live: since start).
+        timestamp: seconds on the stream's clock (files: the frame's own time in the file; live: since start).
         captured_at: ``time.monotonic()`` when it was read, for latency.
         image: (H, W, 3) uint8 BGR as decoded.
     """
@@ -166,6 +168,33 @@ def describe_webcam_problem(index: str) -> str | None:
     return None
 
 
+class FileClock:
+    """The stream clock of a video file, from each frame's own time in the file.
+
+    A frame count over the file's fps is wrong for much real footage: phones
+    record at a variable rate, and an NVR's export of motion recordings skips
+    the quiet minutes, so its average fps is far below its real one (0.6 fps
+    reported for a 15 fps clip with a gap). The tracker's seconds, visit
+    durations and dwell need the real times. A time that does not move
+    forward (a file without frame times, a loop back to the start, a segment
+    whose clock restarts) is taken as one ``nominal_fps`` frame after the last.
+    """
+
+    def __init__(self, nominal_fps: float) -> None:
+        self.frame_step_s = 1.0 / nominal_fps
+        self.last_s: float | None = None
+        self._offset_s = 0.0
+
+    def timestamp(self, file_s: float) -> float:
+        """Seconds on the stream clock (0 at the first frame) of a frame ``file_s`` into the file."""
+        if self.last_s is None:
+            self._offset_s = -file_s
+        elif file_s + self._offset_s <= self.last_s:
+            self._offset_s = self.last_s + self.frame_step_s - file_s
+        self.last_s = file_s + self._offset_s
+        return self.last_s
+
+
 def _timed_read(capture: cv2.VideoCapture) -> tuple[np.ndarray | None, float]:
     """The next decoded frame (None at the end or on error) and the seconds it took."""
     started = time.perf_counter()
@@ -282,10 +311,10 @@ class CaptureWorker(threading.Thread):
             self._status("failed", f"{self.source} is a still image or image sequence, not a video")
             return
         fps = capture.get(cv2.CAP_PROP_FPS)
-        fps = fps if 1.0 <= fps <= 240.0 else 25.0
-        self._status(
-            "up", f"playing {self.source} at {fps:.1f} fps" + ("" if self.realtime else " (as fast as possible)")
-        )
+        steady = MIN_FILE_FPS <= fps <= MAX_FILE_FPS
+        rate = f"at {fps:.1f} fps" if steady else "at a variable frame rate"
+        self._status("up", f"playing {self.source} {rate}" + ("" if self.realtime else " (as fast as possible)"))
+        clock = FileClock(fps if steady else 25.0)
         started = time.monotonic()
         index = 0
         try:
@@ -296,8 +325,11 @@ class CaptureWorker(threading.Thread):
                     image, decode_seconds = _timed_read(capture)
                 if image is None:
                     break
-                timestamp = index / fps
+                previous_s = clock.last_s
+                timestamp = clock.timestamp(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
                 if self.realtime:
+                    if previous_s is not None and timestamp - previous_s > MAX_PACED_GAP_S:
+                        started -= timestamp - previous_s - clock.frame_step_s  # a gap in a recording: not waited out
                     delay = started + timestamp - time.monotonic()
                     if delay > 0:
                         self.stop_event.wait(delay)

@@ -7,19 +7,24 @@ import base64
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from fractions import Fraction
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
+import av
 import cv2
+import numpy as np
 import pytest
 
 from analyzer.camera_url import why_it_does_not_open, without_password
 from analyzer.capture import (
     CaptureWorker,
     EndOfStream,
+    FileClock,
     Frame,
     LatestFrameSlot,
     StreamStatus,
@@ -30,9 +35,11 @@ from tests.harness import free_port, wait_for
 from tests.stream_server import MjpegServer, RtspDoor
 
 
-def _read_all(clip: Path, loop: bool, limit: int) -> tuple[list[Frame], list[StreamStatus], bool]:
+def _read_all(
+    clip: Path, loop: bool, limit: int, realtime: bool = False
+) -> tuple[list[Frame], list[StreamStatus], bool]:
     slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
-    worker = CaptureWorker("cam", str(clip), slot, statuses.append, lambda *_: None, stop, realtime=False, loop=loop)
+    worker = CaptureWorker("cam", str(clip), slot, statuses.append, lambda *_: None, stop, realtime, loop)
     worker.start()
     frames: list[Frame] = []
     ended = False
@@ -115,6 +122,51 @@ def test_a_file_stopped_early_ends_as_stopped_not_as_broken(
     assert [status.state for status in statuses] == ["up", "ended"]
     assert statuses[-1].cause.startswith("stopped after ")
     assert int(statuses[-1].cause.split()[2]) >= frames_before_stop
+
+
+def _h264_clip(path: Path, frame_times_s: list[float]) -> Path:
+    """An H.264 mp4 whose frames carry exactly these times, as a phone or an NVR export writes them."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.time_base = Fraction(1, 90_000)
+        for number, seconds in enumerate(frame_times_s):
+            image = np.zeros((120, 160, 3), np.uint8)
+            image[40:80, number % 140 : number % 140 + 20] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = round(seconds * 90_000), stream.time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_recording_with_a_gap_keeps_its_own_frame_times(tmp_path: Path) -> None:
+    # an NVR export of motion recordings: 2 s at 15 fps, nothing for 100 s, 2 s more. Its average is 0.6 fps;
+    # counting frames at an assumed 25 fps put the second walker 1.2 s after the first, so one track could take both
+    frame_times_s = [i / 15 for i in range(30)] + [100 + i / 15 for i in range(30)]
+    clip = _h264_clip(tmp_path / "motion-export.mp4", frame_times_s)
+    frames, statuses, ended = _read_all(clip, loop=False, limit=100)
+    assert ended and len(frames) == 60
+    assert [frame.timestamp for frame in frames] == pytest.approx(frame_times_s, abs=1e-3)
+    assert "variable frame rate" in statuses[0].cause
+
+
+def test_a_gap_in_a_recording_is_not_waited_out_in_real_time(tmp_path: Path) -> None:
+    clip = _h264_clip(tmp_path / "motion-export.mp4", [i / 15 for i in range(15)] + [300 + i / 15 for i in range(15)])
+    started = time.monotonic()
+    frames, _, ended = _read_all(clip, loop=False, limit=100, realtime=True)
+    assert ended and len(frames) >= 1 and frames[-1].timestamp == pytest.approx(300 + 14 / 15, abs=1e-3)
+    assert time.monotonic() - started < 60  # 2 s of frames, not 5 min of the gap
+
+
+def test_file_times_that_do_not_move_forward_continue_one_frame_later() -> None:
+    # a clock that restarts (a loop back to the start, the next segment of an export), then frames without times
+    # (all 0), then a real gap, which is kept
+    clock = FileClock(nominal_fps=10)
+    file_times_s = [5.0, 5.1, 5.2, 0.0, 0.1, 0.0, 0.0, 0.1, 3.1]
+    assert [clock.timestamp(seconds) for seconds in file_times_s] == pytest.approx(
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 3.7]
+    )
 
 
 # --- live URLs: what the log may show, and why a stream does not open --------
