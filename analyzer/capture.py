@@ -28,7 +28,9 @@ from analyzer.camera_url import why_it_does_not_open, without_password
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 _PROBE_TIMEOUT_S = 5.0  # asking a camera's server why its stream does not open waits no longer than this
 MIN_FILE_FPS, MAX_FILE_FPS = 1.0, 240.0  # a file's fps outside these is an average over gaps, or nonsense
+TRUNCATED_SHARE = 0.9  # a file that ends before this share of the frames it announces is cut short
 MAX_PACED_GAP_S = 2.0  # played in real time, a longer gap between a file's frames takes one frame's time
+ISO_MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".3gp")  # MP4 and QuickTime: boxes, an index in "moov"
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
@@ -158,6 +160,44 @@ def _looks_like_text(path: Path) -> bool:
     except UnicodeDecodeError:
         return False
     return sum(character.isprintable() or character.isspace() for character in text) >= 0.95 * len(text)
+
+
+def why_a_file_does_not_open(path: Path) -> str:
+    """OpenCV only says it failed; an MP4 or MOV cut off before its index was written can be told apart.
+
+    A recorder that loses power or is killed mid-file leaves its frames in an
+    ``mdat`` box but never writes the ``moov`` box that indexes them. Nothing
+    plays such a file, but tools can rebuild the index, so say so.
+    """
+    if path.suffix.lower() in ISO_MEDIA_SUFFIXES:
+        boxes = _top_level_boxes(path)
+        if boxes[:1] == [b"ftyp"] and b"moov" not in boxes:
+            return (
+                f"{path} was cut off before its index was written (no moov box: the recording stopped mid-file); "
+                "rebuild the index with a tool such as untrunc and a good file from the same camera, or export it again"
+            )
+    return f"cannot open {path} as video (unsupported codec or not a video file)"
+
+
+def _top_level_boxes(path: Path) -> list[bytes]:
+    """The types of an ISO media file's top-level boxes, in order, as far as their sizes are whole."""
+    file_size = path.stat().st_size
+    kinds: list[bytes] = []
+    offset = 0
+    with path.open("rb") as stream:
+        while offset + 8 <= file_size and len(kinds) < 10_000:
+            stream.seek(offset)
+            header = stream.read(16)
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if size == 1:  # a 64-bit size follows the type
+                size = int.from_bytes(header[8:16], "big")
+            elif size == 0:  # the box runs to the end of the file
+                size = file_size - offset
+            if size < 8:
+                break
+            kinds.append(kind)
+            offset += size
+    return kinds
 
 
 def describe_webcam_problem(index: str) -> str | None:
@@ -298,13 +338,14 @@ class CaptureWorker(threading.Thread):
             self.slot.put(EndOfStream(self.camera), stop=self.stop_event)
 
     def _run_file(self) -> None:
-        problem = describe_file_problem(file_path(self.source))
+        path = file_path(self.source)
+        problem = describe_file_problem(path)
         if problem:
             self._status("failed", f"{problem}; check the camera's source path")
             return
         capture = self._open()
         if capture is None:
-            self._status("failed", f"cannot open {self.source} as video (unsupported codec or not a video file)")
+            self._status("failed", why_a_file_does_not_open(path))
             return
         if capture.getBackendName() == "CV_IMAGES":
             capture.release()
@@ -315,6 +356,8 @@ class CaptureWorker(threading.Thread):
         rate = f"at {fps:.1f} fps" if steady else "at a variable frame rate"
         self._status("up", f"playing {self.source} {rate}" + ("" if self.realtime else " (as fast as possible)"))
         clock = FileClock(fps if steady else 25.0)
+        indexed = path.suffix.lower() in ISO_MEDIA_SUFFIXES  # elsewhere the count is a guess
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if indexed else 0
         started = time.monotonic()
         index = 0
         try:
@@ -343,6 +386,12 @@ class CaptureWorker(threading.Thread):
             self._status("ended", f"stopped after {index} frames")
         elif index == 0:
             self._status("failed", f"{self.source} has no decodable frames (corrupt, truncated or not a video)")
+        elif index < TRUNCATED_SHARE * announced:  # the frames the index lists are not in the file
+            self._status(
+                "ended",
+                f"end of file after {index} frames of the {announced} its index lists: {self.source} is cut short "
+                "(copied or downloaded in part?); what it holds is counted",
+            )
         else:
             self._status("ended", f"end of file after {index} frames")
 

@@ -124,9 +124,9 @@ def test_a_file_stopped_early_ends_as_stopped_not_as_broken(
     assert int(statuses[-1].cause.split()[2]) >= frames_before_stop
 
 
-def _h264_clip(path: Path, frame_times_s: list[float]) -> Path:
+def _h264_clip(path: Path, frame_times_s: list[float], index_first: bool = False) -> Path:
     """An H.264 mp4 whose frames carry exactly these times, as a phone or an NVR export writes them."""
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if index_first else {}) as container:
         stream = container.add_stream("libx264", rate=15)
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
         stream.time_base = Fraction(1, 90_000)
@@ -167,6 +167,28 @@ def test_file_times_that_do_not_move_forward_continue_one_frame_later() -> None:
     assert [clock.timestamp(seconds) for seconds in file_times_s] == pytest.approx(
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 3.7]
     )
+
+
+def test_a_recording_cut_off_before_its_index_says_so(tmp_path: Path) -> None:
+    whole = _h264_clip(tmp_path / "whole.mp4", [i / 15 for i in range(60)]).read_bytes()
+    cut = tmp_path / "door.mp4"
+    cut.write_bytes(whole[: len(whole) // 2])  # the recorder lost power: frames, but no moov box after them
+    frames, statuses, _ = _read_all(cut, loop=False, limit=100)
+    assert not frames and [status.state for status in statuses] == ["failed"]
+    assert "cut off before its index was written" in statuses[0].cause and "untrunc" in statuses[0].cause
+
+
+def test_a_file_shorter_than_its_index_is_counted_and_called_cut_short(tmp_path: Path) -> None:
+    whole = _h264_clip(tmp_path / "whole.mp4", [i / 15 for i in range(90)], index_first=True).read_bytes()
+    half = tmp_path / "door.mp4"
+    half.write_bytes(whole[: len(whole) // 2])  # a copy that stopped halfway; the index, written first, lists all 90
+    frames, statuses, ended = _read_all(half, loop=False, limit=200)
+    assert ended and 0 < len(frames) < 80
+    assert [status.state for status in statuses] == ["up", "ended"]
+    assert f"after {len(frames)} frames of the 90 its index lists" in statuses[-1].cause
+    assert "cut short" in statuses[-1].cause
+    frames, statuses, _ = _read_all(tmp_path / "whole.mp4", loop=False, limit=200)
+    assert len(frames) == 90 and statuses[-1].cause == "end of file after 90 frames"
 
 
 # --- live URLs: what the log may show, and why a stream does not open --------

@@ -103,7 +103,7 @@ def _bad_media(folder: Path, clip: Path) -> dict[str, str]:
     return {
         str(folder / "missing.mp4"): "not found",
         str(folder / "empty.mp4"): "empty (0 bytes)",
-        str(folder / "truncated.mp4"): "cannot open",
+        str(folder / "truncated.mp4"): "cut off before its index was written",
         str(folder / "garbage.mp4"): "cannot open",
         str(folder / "notes.txt"): "text file",
         str(folder / "photo.jpg"): "still image",
