@@ -1,11 +1,18 @@
-"""The process's stdout and stderr, whose reader may go away (``analyzer run 2>&1 | head``, a log pipe that dies)."""
+"""The process's console: its output, and progress bars drawn only where someone watches.
+
+stdout and stderr may lose their reader (``analyzer run 2>&1 | head``, a log pipe that dies).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-from typing import TextIO
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class ReaderMayLeave:
@@ -52,3 +59,14 @@ class ReaderMayLeave:
 def reader_left(stream: object) -> bool:
     """Whether ``stream`` (``sys.stdout`` under :func:`analyzer.cli.main`) has lost its reader."""
     return isinstance(stream, ReaderMayLeave) and stream.gone
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, **options: Any) -> tqdm:
+    """A tqdm bar on a terminal, and none in a log or a pipe, where every redraw would be more noise.
+
+    A service's journal, ``nohup.out`` or a CI log would otherwise get a
+    carriage-return redraw per frame, image or batch.
+    """
+    from tqdm import tqdm  # not at import: the console script starts without it
+
+    return tqdm(iterable, disable=None, **options)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from analyzer.age_groups import AgeGrouping, builtin_grouping
 from analyzer.classify import ClassifierBackend, FaceAttributes, classify_chips
+from analyzer.console import progress_bar
 from analyzer.degrade import chip_px_for_face, seen_small
 from analyzer.errors import DataError
 from analyzer.face_photos import align_photos
@@ -274,7 +274,7 @@ def evaluate_folder(
     faces = select_split(read_labels(data_dir), split)
     if limit:
         faces = faces[:limit]
-    with tqdm(total=len(faces), desc="aligning faces", unit="img", leave=False) as bar:
+    with progress_bar(total=len(faces), desc="aligning faces", unit="img", leave=False) as bar:
         aligned = align_photos([face.path for face in faces], predictor.chip_size, align, progress=bar.update)
     kept = [face for face, found in zip(faces, aligned.found, strict=True) if found]
     if not kept:  # scores of nothing would read as 0% accuracy

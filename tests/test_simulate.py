@@ -43,6 +43,15 @@ def test_same_seed_same_clip_and_truth(utkface: Path, tmp_path: Path) -> None:
     assert json.dumps(other["visitors"]) != json.dumps(first["visitors"])
 
 
+def test_simulate_into_a_log_writes_no_progress_bar(utkface: Path, tmp_path: Path, capsys) -> None:
+    # stderr is a file or a pipe here, as in a CI log or nohup.out: a bar's redraws would be noise in it
+    args = ["simulate", "--faces", str(utkface), "--out", str(tmp_path / "c.mp4"), "--truth", str(tmp_path / "t.json")]
+    assert main([*args, "--visitors", "2", "--seconds", "3", "--size", "320x180"]) == 0
+    printed = capsys.readouterr()
+    assert "rendering" not in printed.err and "\r" not in printed.err
+    assert "wrote " in printed.out
+
+
 def correlation(first: np.ndarray, second: np.ndarray) -> float:
     first, second = first.astype(np.float64).ravel(), second.astype(np.float64).ravel()
     first, second = first - first.mean(), second - second.mean()

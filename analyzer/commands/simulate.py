@@ -47,8 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render a clip and its truth."""
-    from tqdm import tqdm
-
+    from analyzer.console import progress_bar
     from analyzer.simulate import simulate
 
     if not 1 <= args.fps <= 120:
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             f"--visitors {args.visitors} in {args.seconds:g} s is more than a door passes ({MAX_VISITORS_PER_SECOND} "
             f"a second); give --seconds {math.ceil(args.visitors / MAX_VISITORS_PER_SECOND)} or more"
         )
-    with tqdm(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
+    with progress_bar(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
         truth = simulate(
             args.faces, args.out, args.truth, args.visitors, args.seconds, args.size, args.fps, args.seed,
             args.scenario, progress=bar.update, split=args.split,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from analyzer.assets import cache_folder
+from analyzer.console import progress_bar
 from analyzer.face_photos import align_photos
 from analyzer.labels import LabelledFace
 from analyzer.preprocess import Normalization, chips_to_input
@@ -56,7 +56,7 @@ def load_face_set(faces: Sequence[LabelledFace], size: int, align: str, label: s
         stored = np.load(cache_file)
         chips, found = stored["chips"], stored["found"]
     else:
-        with tqdm(total=len(faces), desc=f"aligning {label} faces", unit="img") as bar:
+        with progress_bar(total=len(faces), desc=f"aligning {label} faces", unit="img") as bar:
             aligned = align_photos([face.path for face in faces], size, align, progress=bar.update)
         chips, found = aligned.chips, aligned.found
         # two runs may align the same faces at once; each writes its own temporary file

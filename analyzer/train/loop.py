@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
-from tqdm import tqdm
 
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.console import progress_bar
 from analyzer.cores import usable_cores
 from analyzer.errors import ConfigError, DataError
 from analyzer.evaluation import attribute_report
@@ -379,7 +379,7 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
         dataset.epoch = epoch
         net.train()
         losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
+        bar = progress_bar(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
         for step, (inputs, ages, genders) in enumerate(bar):
             if config.epochs:
                 progress = (epoch + step / steps_per_epoch) / config.epochs
