@@ -16,6 +16,9 @@ from pathlib import Path
 from analyzer.errors import DataError
 
 GENDERS: tuple[str, ...] = ("female", "male")
+#: How spreadsheets spell them; any case.
+GENDER_SPELLINGS: dict[str, str] = {"female": "female", "f": "female", "woman": "female",
+                                    "male": "male", "m": "male", "man": "male"}  # fmt: skip
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "age", "gender")
 MAX_AGE = 120
 
@@ -61,7 +64,8 @@ def read_labels(folder: Path) -> list[LabelledFace]:
             f"{csv_path} line {line}: not UTF-8 text; save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"
         ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text.partition("\n")[0]))
-    columns = reader.fieldnames or []
+    columns = [name.strip().lower() for name in reader.fieldnames or []]  # "Path", " Age" as spreadsheets head them
+    reader.fieldnames = columns
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
         raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {columns}, need path,age,gender")
@@ -77,6 +81,15 @@ def _delimiter(header: str) -> str:
     return max(counts, key=lambda delimiter: counts[delimiter]) if any(counts.values()) else ","
 
 
+def _whole_years(text: str) -> int | None:
+    """``25``, or ``25.0`` as pandas writes a column of ages; None for anything else."""
+    try:
+        years = float(text)
+    except ValueError:
+        return None
+    return int(years) if years.is_integer() else None
+
+
 def _parse_row(row: dict[str, str | None], line: int, csv_path: Path) -> LabelledFace:
     where = f"{csv_path} line {line}"
     if None in row or any(row.get(column) is None for column in REQUIRED_COLUMNS):
@@ -85,15 +98,14 @@ def _parse_row(row: dict[str, str | None], line: int, csv_path: Path) -> Labelle
     if not path_text:
         raise DataError(f"{where}: empty path")
     age_text = (row["age"] or "").strip()
-    try:
-        age = int(age_text)
-    except ValueError:
-        raise DataError(f"{where}: age '{age_text}' is not a whole number of years") from None
+    age = _whole_years(age_text)
+    if age is None:
+        raise DataError(f"{where}: age '{age_text}' is not a whole number of years")
     if not 0 <= age <= MAX_AGE:
         raise DataError(f"{where}: age {age} is outside 0..{MAX_AGE}")
-    gender = (row["gender"] or "").strip().lower()
-    if gender not in GENDERS:
-        raise DataError(f"{where}: gender '{row['gender']}' must be one of {', '.join(GENDERS)}")
+    gender = GENDER_SPELLINGS.get((row["gender"] or "").strip().lower())
+    if gender is None:
+        raise DataError(f"{where}: gender '{row['gender']}' must be one of female, male (or f, m, woman, man)")
     race = (row.get("race") or "").strip() or None
     md5 = (row.get("md5") or "").strip().lower()
     # a folder labelled on Windows writes images\\face.jpg

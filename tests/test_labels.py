@@ -67,6 +67,21 @@ def test_missing_column_and_missing_file(tmp_path: Path) -> None:
         read_labels(tmp_path)
 
 
+def test_a_spreadsheets_spellings_read_as_ours(tmp_path: Path) -> None:
+    # headed "Path,Age,Gender", genders as M/F or man/woman, ages as pandas writes them
+    write_labels(tmp_path, "Path, Age ,GENDER\na.jpg,25.0,M\nb.jpg,31,f\nc.jpg,40,Woman\nd.jpg,7,man\n")
+    assert [(face.age, face.gender) for face in read_labels(tmp_path)] == [
+        (25, "male"),
+        (31, "female"),
+        (40, "female"),
+        (7, "male"),
+    ]
+    for bad_age in ("25.5", "nan", "inf"):
+        write_labels(tmp_path, f"path,age,gender\na.jpg,{bad_age},male\n")
+        with pytest.raises(DataError, match=f"line 2: age '{bad_age}' is not a whole number of years"):
+            read_labels(tmp_path)
+
+
 def test_good_rows_parse(tmp_path: Path) -> None:
     write_labels(tmp_path, "path,age,gender\nimg/a.jpg,7,Female\nimg/b.jpg,70,male\n")
     faces = read_labels(tmp_path)
