@@ -12,6 +12,7 @@ for ``read_timeout_s`` is abandoned, reported and retried.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -114,9 +115,17 @@ class LatestFrameSlot:
             return item
 
 
+def webcam_index(source: str) -> int | None:
+    """The webcam a source names: an index (``0``) or a Linux device (``/dev/video0``); None for other sources."""
+    if source.isdigit():
+        return int(source)
+    device = re.fullmatch(r"/dev/video(\d+)", source)
+    return int(device.group(1)) if device else None
+
+
 def source_kind(source: str) -> str:
     """``file``, ``live`` (URL) or ``webcam``."""
-    if source.isdigit():
+    if webcam_index(source) is not None:
         return "webcam"
     if source.lower().startswith(LIVE_PREFIXES):
         return "live"
@@ -200,7 +209,7 @@ def _top_level_boxes(path: Path) -> list[bytes]:
     return kinds
 
 
-def describe_webcam_problem(index: str) -> str | None:
+def describe_webcam_problem(index: int) -> str | None:
     """Why a webcam index cannot be a camera on this box (Linux: no /dev/videoN), or None."""
     device = Path(f"/dev/video{index}")
     if Path("/dev").is_dir() and Path("/sys/class").is_dir() and not device.exists():
@@ -288,6 +297,7 @@ class CaptureWorker(threading.Thread):
         self.camera = camera
         self.source = source
         self.kind = source_kind(source)
+        self.webcam = webcam_index(source)
         self.slot = slot
         self.on_status = on_status
         self.on_frame = on_frame
@@ -303,8 +313,8 @@ class CaptureWorker(threading.Thread):
         self.on_status(StreamStatus(self.camera, state, cause, self.reconnects, next_try))
 
     def _open(self) -> cv2.VideoCapture | None:
-        if self.kind == "webcam":
-            capture = cv2.VideoCapture(int(self.source))
+        if self.webcam is not None:
+            capture = cv2.VideoCapture(self.webcam)
         elif self.kind == "live":
             timeout_ms = int(self.read_timeout_s * 1000)
             capture = cv2.VideoCapture(
@@ -396,15 +406,15 @@ class CaptureWorker(threading.Thread):
             self._status("ended", f"end of file after {index} frames")
 
     def _run_live(self) -> None:
-        if self.kind == "webcam":
-            problem = describe_webcam_problem(self.source)
+        if self.webcam is not None:
+            problem = describe_webcam_problem(self.webcam)
             if problem:
                 self._status("failed", f"{problem}; check the camera's source index")
                 return
         backoff = self.reconnect_backoff_s
         started = time.monotonic()
         index = 0
-        what = f"webcam {self.source}" if self.kind == "webcam" else without_password(self.source)
+        what = f"webcam {self.webcam}" if self.webcam is not None else without_password(self.source)
         while not self.stop_event.is_set():
             opening = time.monotonic()
             capture = self._open()

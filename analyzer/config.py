@@ -298,7 +298,7 @@ class CameraConfig:
     """One camera: a file, an RTSP/HTTP URL, a webcam index, or 'demo'."""
 
     id: str = ""  # short name used in topics, metrics labels and the report
-    source: str = ""  # path, rtsp://..., http://..., webcam index (0), or demo
+    source: str = ""  # path, rtsp://..., http://..., webcam index (0) or device (/dev/video0), or demo
     realtime: bool = True  # files: play at their own fps (true) or as fast as possible (false)
     loop: bool = False  # files: start again at the end (kiosk demos, soak tests) instead of ending
     read_timeout_s: float = 10.0  # live: watchdog; an open or read with no data this long is retried

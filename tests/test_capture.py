@@ -30,6 +30,8 @@ from analyzer.capture import (
     StreamStatus,
     describe_file_problem,
     file_path,
+    source_kind,
+    webcam_index,
 )
 from tests.harness import free_port, wait_for
 from tests.stream_server import MjpegServer, RtspDoor
@@ -189,6 +191,19 @@ def test_a_file_shorter_than_its_index_is_counted_and_called_cut_short(tmp_path:
     assert "cut short" in statuses[-1].cause
     frames, statuses, _ = _read_all(tmp_path / "whole.mp4", loop=False, limit=200)
     assert len(frames) == 90 and statuses[-1].cause == "end of file after 90 frames"
+
+
+@pytest.mark.parametrize("source", ["7", "/dev/video7"])
+def test_a_webcam_is_named_by_index_or_by_its_device(source: str) -> None:
+    # /dev/video7 was taken for a file: "file /dev/video7 not found", or with the camera plugged in, "empty (0 bytes)"
+    assert source_kind(source) == "webcam" and webcam_index(source) == 7
+    frames, statuses, _ = _read_all(Path(source), loop=False, limit=1)
+    assert not frames and [status.state for status in statuses] == ["failed"]
+    assert statuses[0].cause.startswith("webcam 7 not found (no /dev/video7)")
+
+
+def test_a_path_that_only_looks_like_a_webcam_is_a_file() -> None:
+    assert [source_kind(source) for source in ("/dev/video7.mp4", "videos/dev/video7", "07a")] == ["file"] * 3
 
 
 # --- live URLs: what the log may show, and why a stream does not open --------
