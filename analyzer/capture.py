@@ -116,10 +116,15 @@ class LatestFrameSlot:
 
 
 def webcam_index(source: str) -> int | None:
-    """The webcam a source names: an index (``0``) or a Linux device (``/dev/video0``); None for other sources."""
+    """The webcam a source names, or None for other sources.
+
+    An index (``0``), a Linux device (``/dev/video0``), or a stable name that
+    links to one (``/dev/v4l/by-id/usb-...-video-index0``), which keeps naming
+    the same camera when USB ports are swapped.
+    """
     if source.isdigit():
         return int(source)
-    device = re.fullmatch(r"/dev/video(\d+)", source)
+    device = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(source) if source.startswith("/dev/") else source)
     return int(device.group(1)) if device else None
 
 

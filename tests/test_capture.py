@@ -202,6 +202,13 @@ def test_a_webcam_is_named_by_index_or_by_its_device(source: str) -> None:
     assert statuses[0].cause.startswith("webcam 7 not found (no /dev/video7)")
 
 
+def test_a_webcams_stable_name_is_the_webcam_it_links_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    links = {"/dev/v4l/by-id/usb-Logitech_C920-video-index0": "/dev/video2"}
+    monkeypatch.setattr("os.path.realpath", lambda path: links.get(path, path))
+    assert webcam_index("/dev/v4l/by-id/usb-Logitech_C920-video-index0") == 2
+    assert webcam_index("/dev/v4l/by-id/usb-gone-video-index0") is None
+
+
 def test_a_path_that_only_looks_like_a_webcam_is_a_file() -> None:
     assert [source_kind(source) for source in ("/dev/video7.mp4", "videos/dev/video7", "07a")] == ["file"] * 3
 
