@@ -294,6 +294,8 @@ def test_several_sources_are_several_cameras_each_counted_as_the_configs_one(tmp
     assert all(camera.detector.tiles == 2 and camera.line and camera.line.start == [0.3, 1.0] for camera in cameras)
     cameras[0].detector.tiles = 3
     assert cameras[1].detector.tiles == 2  # each camera its own settings, as if written out in the config
+    globbed = ["run", "-c", str(mine), "--source", *sources[:2], "--source", *sources[2:]]  # --source */door.mp4
+    assert [camera.source for camera in cameras_config(build_parser().parse_args(globbed)).cameras] == sources
 
 
 def test_simulate_with_no_face_to_draw_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

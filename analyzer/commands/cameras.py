@@ -28,10 +28,12 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source",
-        action="append",
+        action="extend",
+        nargs="+",  # --source door/*.mp4: a shell glob gives several
         metavar="SRC",
-        help="a camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'; repeat for several "
-        "(with a one-camera -c config, each keeps that camera's detector, line and zones)",
+        help="a camera instead of the config's: file, rtsp:// URL, webcam index or 'demo'; several after one "
+        "--source, or --source repeated, are several cameras (with a one-camera -c config, each keeps that "
+        "camera's detector, line and zones)",
     )
 
 
