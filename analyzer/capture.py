@@ -30,6 +30,7 @@ LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp:/
 _PROBE_TIMEOUT_S = 5.0  # asking a camera's server why its stream does not open waits no longer than this
 MIN_FILE_FPS, MAX_FILE_FPS = 1.0, 240.0  # a file's fps outside these is an average over gaps, or nonsense
 TRUNCATED_SHARE = 0.9  # a file that ends before this share of the frames it announces is cut short
+MAX_UNREADABLE_IN_A_ROW = 3  # a live stream whose reads fail more often in a row than this is broken: reopen it
 MAX_PACED_GAP_S = 2.0  # played in real time, a longer gap between a file's frames takes one frame's time
 ISO_MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".3gp")  # MP4 and QuickTime: boxes, an index in "moov"
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -278,6 +279,7 @@ class CaptureWorker(threading.Thread):
         slot: where frames go.
         on_status: called with every :class:`StreamStatus`.
         on_frame: called with (camera, dropped_now, decode_seconds) for each frame read.
+        on_unreadable: called with (camera, frames) when a live stream's frames came damaged and were skipped.
         realtime: for files, pace at the file's fps and drop like a live camera.
         loop: for files, start again at the end; timestamps keep increasing.
         reconnect_backoff_s: first wait before reopening a live stream; doubles up to ``max_backoff_s``.
@@ -297,6 +299,7 @@ class CaptureWorker(threading.Thread):
         reconnect_backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
         read_timeout_s: float = 10.0,
+        on_unreadable: Callable[[str, int], None] = lambda camera, frames: None,
     ) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera = camera
@@ -306,6 +309,7 @@ class CaptureWorker(threading.Thread):
         self.slot = slot
         self.on_status = on_status
         self.on_frame = on_frame
+        self.on_unreadable = on_unreadable
         self.stop_event = stop
         self.realtime = realtime
         self.loop = loop
@@ -434,11 +438,18 @@ class CaptureWorker(threading.Thread):
             self._status("up", f"connected to {what}")
             backoff = self.reconnect_backoff_s
             read_seconds = 0.0
+            unreadable = 0  # frames in a row that came but did not decode
             try:
                 while not self.stop_event.is_set():
                     image, read_seconds = _timed_read(capture)
                     if image is None:
-                        break
+                        if self._timed_out(read_seconds) or unreadable >= MAX_UNREADABLE_IN_A_ROW:
+                            break
+                        unreadable += 1  # a damaged frame (an MJPEG camera on a bad link): the next one may be fine
+                        continue
+                    if unreadable:
+                        self.on_unreadable(self.camera, unreadable)
+                        unreadable = 0
                     now = time.monotonic()
                     frame = Frame(self.camera, index, now - started, now, image)
                     self.on_frame(self.camera, self.slot.put(frame), read_seconds)

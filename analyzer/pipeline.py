@@ -258,6 +258,10 @@ class Pipeline:
             self.metrics.frames_dropped.labels(camera=camera, reason="behind").inc()
             self.report.stats[camera].dropped += 1
 
+    def _on_unreadable(self, camera: str, frames: int) -> None:
+        self.metrics.frames_dropped.labels(camera=camera, reason="corrupt").inc(frames)
+        self.report.stats[camera].dropped += frames
+
     def _summaries(self) -> None:
         for camera in self.report.cameras:
             stats = self.report.stats[camera]
@@ -297,7 +301,7 @@ class Pipeline:
             capture = CaptureWorker(
                 camera.id, camera.source, slot, self._on_status, self._on_frame, stop, camera.realtime,
                 loop=camera.loop, reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
-                read_timeout_s=camera.read_timeout_s,
+                read_timeout_s=camera.read_timeout_s, on_unreadable=self._on_unreadable,
             )  # fmt: skip
             processing = threading.Thread(
                 target=self._camera_loop, args=(camera, slot, preview), name=f"camera-{camera.id}", daemon=True
