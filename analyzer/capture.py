@@ -12,21 +12,18 @@ for ``read_timeout_s`` is abandoned, reported and retried.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import cv2
 import numpy as np
 
 from analyzer.camera_url import why_it_does_not_open, without_password
+from analyzer.sources import file_path, source_kind, webcam_index
 
-LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 _PROBE_TIMEOUT_S = 5.0  # asking a camera's server why its stream does not open waits no longer than this
 MIN_FILE_FPS, MAX_FILE_FPS = 1.0, 240.0  # a file's fps outside these is an average over gaps, or nonsense
 TRUNCATED_SHARE = 0.9  # a file that ends before this share of the frames it announces is cut short
@@ -114,39 +111,6 @@ class LatestFrameSlot:
             item, self._item = self._item, None
             self._condition.notify_all()
             return item
-
-
-def webcam_index(source: str) -> int | None:
-    """The webcam a source names, or None for other sources.
-
-    An index (``0``), a Linux device (``/dev/video0``), or a stable name that
-    links to one (``/dev/v4l/by-id/usb-...-video-index0``), which keeps naming
-    the same camera when USB ports are swapped.
-    """
-    if source.isdigit():
-        return int(source)
-    device = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(source) if source.startswith("/dev/") else source)
-    return int(device.group(1)) if device else None
-
-
-def source_kind(source: str) -> str:
-    """``file``, ``live`` (URL) or ``webcam``."""
-    if webcam_index(source) is not None:
-        return "webcam"
-    if source.lower().startswith(LIVE_PREFIXES):
-        return "live"
-    return "file"
-
-
-def file_path(source: str) -> Path:
-    """A file source's path, as a user would mean it.
-
-    ``~`` is the home folder (a config is not a shell), and a ``file://`` URL
-    (as file managers copy one) is the file it names.
-    """
-    if source.lower().startswith("file://"):
-        return Path(url2pathname(urlsplit(source).path))
-    return Path(source).expanduser()
 
 
 def describe_file_problem(path: Path) -> str | None:

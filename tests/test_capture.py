@@ -29,10 +29,8 @@ from analyzer.capture import (
     LatestFrameSlot,
     StreamStatus,
     describe_file_problem,
-    file_path,
-    source_kind,
-    webcam_index,
 )
+from analyzer.sources import file_path, source_kind, webcam_index
 from tests.harness import free_port, wait_for
 from tests.stream_server import MjpegServer, RtspDoor
 

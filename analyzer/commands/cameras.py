@@ -64,7 +64,7 @@ def cameras_config(args: argparse.Namespace) -> Config:
 
 def _camera_id(source: str, index: int, taken: set[str]) -> str:
     """A ``--source``'s camera id: its file's name, made unique (``door``, ``door-2``); ``cam<index>`` for others."""
-    from analyzer.capture import file_path, source_kind
+    from analyzer.sources import file_path, source_kind
 
     stem = file_path(source).stem if source_kind(source) == "file" else f"cam{index}"
     named = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or f"cam{index}"

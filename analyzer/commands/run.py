@@ -86,7 +86,7 @@ def _run_config(args: argparse.Namespace) -> Config:
 
 def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: dict[str, Path | None]) -> None:
     """A slip of tab completion (``--report door.mp4``) must not overwrite the recording or the config it counts by."""
-    from analyzer.capture import file_path, source_kind
+    from analyzer.sources import file_path, source_kind
 
     inputs = {file_path(camera.source).resolve(): "the video being counted" for camera in config.cameras
               if source_kind(camera.source) == "file"}  # fmt: skip
