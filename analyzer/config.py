@@ -15,10 +15,13 @@ Example (configs/store-entrance.yaml has a complete one)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +31,7 @@ from analyzer import REPO_ROOT
 from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
 from analyzer.camera_url import names_no_server, without_password
 from analyzer.errors import ConfigError
+from analyzer.sources import source_kind
 from analyzer.zones import CountingLine, Zone
 
 ANCHORS = ("center", "top", "bottom")
@@ -309,6 +313,9 @@ class CameraConfig:
     line: LineConfig | None = None  # directional counting line; visits then carry in/out
     zones: list[ZoneConfig] = field(default_factory=list)  # polygons with dwell time per visit
     min_duration_s: float | None = None  # this camera's shortest counted visit; default footfall.min_duration_s
+    # files: when the first frame was recorded (2026-12-01T09:00:00+01:00; with no zone, this box's local time),
+    # so visits carry the times they happened, not the time the file was played
+    recorded_at: datetime | None = None
 
     def visit_min_duration_s(self, footfall: FootfallConfig) -> float:
         """The shortest visit this camera counts."""
@@ -386,11 +393,34 @@ def _convert(value: Any, kind: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: expected a whole number, got {value!r}")
         return value
+    if kind is datetime:
+        return recording_time(value, path)
     if kind is str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ConfigError(f"{path}: expected text, got {value!r}")
         return str(value)
     raise ConfigError(f"{path}: unsupported type {_type_name(kind)}")
+
+
+def recording_time(value: object, path: str) -> datetime:
+    """A date and time of day from YAML (which reads an unquoted ISO timestamp itself) or from text.
+
+    Without a zone it is this box's local time, which is the shop's. A date
+    alone is refused: midnight is rarely when a recording starts.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        with contextlib.suppress(ValueError):  # a date alone (10 characters) is read as one, to be refused below
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ConfigError(
+            f"{path}: {value} has no time of day; give when the first frame was recorded, e.g. {value}T09:00"
+        )
+    if not isinstance(value, datetime):
+        raise ConfigError(f"{path}: expected a date and time like 2026-12-01T09:00:00+01:00, got {value!r}")
+    if value.timestamp() > time.time() + 60:  # a minute for clocks that differ
+        raise ConfigError(f"{path}: {value.isoformat()} is in the future; check the date and the time zone")
+    return value
 
 
 def _child(path: str, key: object) -> str:
@@ -462,6 +492,11 @@ def check_config(config: Config) -> None:
         if camera.min_duration_s is not None and not 0 <= camera.min_duration_s <= MAX_MIN_DURATION_S:
             raise ConfigError(
                 f"{path}.min_duration_s: {camera.min_duration_s} must be between 0 and {MAX_MIN_DURATION_S} seconds"
+            )
+        if camera.recorded_at is not None and (source_kind(camera.source) != "file" or camera.loop):
+            raise ConfigError(
+                f"{path}.recorded_at: only for a video file played once; a live camera's visits carry the time "
+                "they are seen"
             )
         if camera.line is not None:
             camera.line.check(f"{path}.line")

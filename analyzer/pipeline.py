@@ -122,6 +122,8 @@ class Pipeline:
         counter = FootfallCounter.for_camera(
             camera, self.config.footfall, self.config.tracker.min_similarity, self.options.new_visit_id
         )
+        if camera.recorded_at is not None:  # a recording: its visits happened then, not now
+            counter.clock_origin = camera.recorded_at.timestamp()
         stats = self.report.stats[camera.id]
         window_start, window_frames = time.monotonic(), 0
         last_capture = time.monotonic()

@@ -9,6 +9,7 @@ import pytest
 from analyzer.cli import build_parser, main
 from analyzer.commands.cameras import DEFAULT_CONFIG, cameras_config
 from analyzer.config import load_config
+from analyzer.errors import ConfigError
 
 COMMANDS = [name for name in build_parser()._subparsers._group_actions[0].choices]
 
@@ -296,6 +297,16 @@ def test_several_sources_are_several_cameras_each_counted_as_the_configs_one(tmp
     assert cameras[1].detector.tiles == 2  # each camera its own settings, as if written out in the config
     globbed = ["run", "-c", str(mine), "--source", *sources[:2], "--source", *sources[2:]]  # --source */door.mp4
     assert [camera.source for camera in cameras_config(build_parser().parse_args(globbed)).cameras] == sources
+
+
+def test_recording_times_go_one_per_source_in_order() -> None:
+    args = ["run", "--source", "mon/door.mp4", "tue/door.mp4", "--recorded-at", "2026-11-30T09:00", "2026-12-01T09:30"]
+    cameras = cameras_config(build_parser().parse_args(args)).cameras
+    assert [(camera.id, camera.recorded_at and camera.recorded_at.isoformat()) for camera in cameras] == [
+        ("door", "2026-11-30T09:00:00"), ("door-2", "2026-12-01T09:30:00")
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"--recorded-at: 1 time\(s\) for 2 --source file\(s\); give one per"):
+        cameras_config(build_parser().parse_args(args[:-1]))
 
 
 def test_simulate_with_no_face_to_draw_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,3 +1,4 @@
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,33 @@ def test_a_camera_may_count_shorter_or_longer_visits_than_the_rest() -> None:
     document = {"cameras": [{"id": "door", "source": "a.mp4"}, {"id": "queue", "source": "b.mp4", "min_duration_s": 3}]}
     config = parse_config({**document, "footfall": {"min_duration_s": 1.5}})
     assert [camera.visit_min_duration_s(config.footfall) for camera in config.cameras] == [1.5, 3.0]
+
+
+def test_a_recordings_start_time_is_read_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "recorded.yaml"
+    path.write_text(
+        "cameras:\n"
+        "  - {id: mon, source: mon/door.mp4, recorded_at: 2026-11-30T09:00:00+01:00}\n"  # YAML reads this itself
+        "  - {id: tue, source: tue/door.mp4, recorded_at: '2026-12-01 09:00'}\n"  # no zone: this box's time
+    )
+    monday, tuesday = (camera.recorded_at for camera in load_config(path).cameras)
+    assert monday is not None and monday.timestamp() == 1796025600.0  # 08:00 UTC
+    assert tuesday is not None and tuesday.timestamp() == datetime(2026, 12, 1, 9, 0).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("camera_settings", "message"),
+    [
+        ({"recorded_at": "2026-12-01"}, "2026-12-01 has no time of day; give when the first frame was recorded"),
+        ({"recorded_at": "monday 9am"}, "expected a date and time like 2026-12-01T09:00:00"),
+        ({"recorded_at": "2096-12-01T09:00"}, "2096-12-01T09:00:00 is in the future; check the date and the time zone"),
+        ({"recorded_at": "2026-12-01T09:00", "source": "rtsp://10.0.0.12/stream1"}, "only for a video file played"),
+        ({"recorded_at": "2026-12-01T09:00", "loop": True}, "only for a video file played once"),
+    ],
+)
+def test_a_recording_time_that_cannot_be_right_is_refused(camera_settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"cameras\[0\]\.recorded_at: {message}"):
+        parse_config(camera(**camera_settings))
 
 
 def test_custom_grouping_is_used() -> None:

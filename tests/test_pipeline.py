@@ -98,7 +98,7 @@ def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tm
     preview = tmp_path / "preview.mp4"
     result = run_cli(
         "run", "--source", str(clip), "--report", str(report_path), "--fast", "--metrics-port", "0", "--zmq-bind", "",
-        "--preview", str(preview),
+        "--preview", str(preview), "--recorded-at", "2026-11-30T09:00:00+01:00",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "WARNING: debug preview is ON" in result.stderr
@@ -113,6 +113,12 @@ def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tm
     assert document["totals"]["visitors"] == true_visitors
     assert "walkers" in document["cameras"]
     assert "TOTAL" in result.stdout
+    recorded_at = 1796025600.0  # 2026-11-30 08:00 UTC: the visits happened then, not when the file was played
+    visits = document["cameras"]["walkers"]["visits"]
+    assert visits
+    assert [visit["start"] for visit in visits] == pytest.approx(
+        [recorded_at + visit["stream_start"] for visit in visits], abs=0.002
+    )
 
 
 def test_missing_video_is_one_clear_line(tmp_path: Path) -> None:

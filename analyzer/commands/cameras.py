@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import REPO_ROOT
+from analyzer.errors import ConfigError
 
 if TYPE_CHECKING:
     from analyzer.config import Config
@@ -39,9 +40,15 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cameras_config(args: argparse.Namespace) -> Config:
     """``--config`` with ``--source`` in place of its cameras."""
-    from analyzer.config import CameraConfig, load_config
+    from analyzer.config import CameraConfig, load_config, recording_time
 
     config = load_config(args.config)
+    recorded_at = getattr(args, "recorded_at", None) or []  # only run has it
+    if recorded_at and len(recorded_at) != len(args.source or []):
+        raise ConfigError(
+            f"--recorded-at: {len(recorded_at)} time(s) for {len(args.source or [])} --source file(s); give one per "
+            "--source, in order (for the config's cameras, set recorded_at in the config)"
+        )
     if args.source:
         # A config's one camera lends its settings (a recorded clip of that camera counts the same way); the
         # demo camera's line is drawn for the demo clip, so a source in its place starts with no line.
@@ -57,6 +64,7 @@ def cameras_config(args: argparse.Namespace) -> Config:
                     detector=copy.deepcopy(template.detector),
                     line=copy.deepcopy(template.line),
                     zones=copy.deepcopy(template.zones),
+                    recorded_at=recording_time(recorded_at[index], "--recorded-at") if recorded_at else None,
                 )
             )
     return config

@@ -32,6 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_camera_arguments(parser)
     parser.add_argument(
+        "--recorded-at", action="extend", nargs="+", metavar="TIME",
+        help="when each --source file's first frame was recorded (2026-12-01T09:00, this box's time, or with a "
+        "zone: ...+01:00), one per --source in order; its visits then carry those times",
+    )  # fmt: skip
+    parser.add_argument(
         "--report", type=output_file, metavar="FILE",
         help="write the JSON report (visits and totals per camera) here on exit",
     )  # fmt: skip
