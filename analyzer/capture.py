@@ -28,6 +28,7 @@ _PROBE_TIMEOUT_S = 5.0  # asking a camera's server why its stream does not open 
 MIN_FILE_FPS, MAX_FILE_FPS = 1.0, 240.0  # a file's fps outside these is an average over gaps, or nonsense
 TRUNCATED_SHARE = 0.9  # a file that ends before this share of the frames it announces is cut short
 MAX_UNREADABLE_IN_A_ROW = 3  # a live stream whose reads fail more often in a row than this is broken: reopen it
+_FRAME_GRID_TOLERANCE_S = 0.001  # containers round frame times; Matroska to the millisecond
 MAX_PACED_GAP_S = 2.0  # played in real time, a longer gap between a file's frames takes one frame's time
 ISO_MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".3gp")  # MP4 and QuickTime: boxes, an index in "moov"
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -197,15 +198,22 @@ class FileClock:
     durations and dwell need the real times. A time that does not move
     forward (a file without frame times, a loop back to the start, a segment
     whose clock restarts) is taken as one ``nominal_fps`` frame after the last.
+    A time within a millisecond of the nominal frame grid is taken as on it:
+    containers round frame times (Matroska to the millisecond), and a
+    constant-rate file then keeps exactly the times a frame count gives.
     """
 
     def __init__(self, nominal_fps: float) -> None:
+        self.nominal_fps = nominal_fps
         self.frame_step_s = 1.0 / nominal_fps
         self.last_s: float | None = None
         self._offset_s = 0.0
 
     def timestamp(self, file_s: float) -> float:
         """Seconds on the stream clock (0 at the first frame) of a frame ``file_s`` into the file."""
+        on_grid = round(file_s * self.nominal_fps) / self.nominal_fps
+        if abs(file_s - on_grid) < _FRAME_GRID_TOLERANCE_S:
+            file_s = on_grid
         if self.last_s is None:
             self._offset_s = -file_s
         elif file_s + self._offset_s <= self.last_s:

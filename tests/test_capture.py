@@ -159,6 +159,19 @@ def test_a_gap_in_a_recording_is_not_waited_out_in_real_time(tmp_path: Path) -> 
     assert time.monotonic() - started < 60  # 2 s of frames, not 5 min of the gap
 
 
+def test_a_constant_rate_file_keeps_the_times_a_frame_count_gives(tmp_path: Path) -> None:
+    # to the last bit, as before file times were read: counting a clip gives the same visits as it did
+    clip = tmp_path / "door.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 15, (64, 48))
+    for number in range(400):
+        writer.write(np.full((48, 64, 3), number % 256, np.uint8))
+    writer.release()
+    frames, _, _ = _read_all(clip, loop=False, limit=500)
+    assert [frame.timestamp for frame in frames] == [number / 15 for number in range(400)]
+    clock = FileClock(nominal_fps=15)  # Matroska stores milliseconds: 0.067, 0.133, ...
+    assert [clock.timestamp(round(number / 15, 3)) for number in range(30)] == [number / 15 for number in range(30)]
+
+
 def test_file_times_that_do_not_move_forward_continue_one_frame_later() -> None:
     # a clock that restarts (a loop back to the start, the next segment of an export), then frames without times
     # (all 0), then a real gap, which is kept
