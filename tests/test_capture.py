@@ -142,7 +142,7 @@ def _h264_clip(path: Path, frame_times_s: list[float], index_first: bool = False
 
 def test_a_recording_with_a_gap_keeps_its_own_frame_times(tmp_path: Path) -> None:
     # an NVR export of motion recordings: 2 s at 15 fps, nothing for 100 s, 2 s more. Its average is 0.6 fps;
-    # counting frames at an assumed 25 fps put the second walker 1.2 s after the first, so one track could take both
+    # counting frames at an assumed 25 fps put the frames either side of the gap 0.04 s apart: one track could take both
     frame_times_s = [i / 15 for i in range(30)] + [100 + i / 15 for i in range(30)]
     clip = _h264_clip(tmp_path / "motion-export.mp4", frame_times_s)
     frames, statuses, ended = _read_all(clip, loop=False, limit=100)
