@@ -205,9 +205,13 @@ class FileClock:
 
     def __init__(self, nominal_fps: float) -> None:
         self.nominal_fps = nominal_fps
-        self.frame_step_s = 1.0 / nominal_fps
         self.last_s: float | None = None
         self._offset_s = 0.0
+
+    @property
+    def frame_step_s(self) -> float:
+        """One nominal frame's time."""
+        return 1.0 / self.nominal_fps
 
     def timestamp(self, file_s: float) -> float:
         """Seconds on the stream clock (0 at the first frame) of a frame ``file_s`` into the file."""
