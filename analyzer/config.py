@@ -32,6 +32,7 @@ from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
 from analyzer.camera_url import names_no_server, without_password
 from analyzer.errors import ConfigError
 from analyzer.sources import source_kind
+from analyzer.text_files import NotUtf8Error, read_utf8
 from analyzer.zones import CountingLine, Zone
 
 ANCHORS = ("center", "top", "bottom")
@@ -549,16 +550,15 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path} is a folder; give the config file (e.g. {path / 'site.yaml'})")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")  # an editor's byte-order mark is fine
-    except UnicodeDecodeError as error:
-        if b"\0" in raw:  # a video given to -c, or text saved as UTF-16
+        text = read_utf8(path)
+    except NotUtf8Error as error:
+        if error.binary:  # a video given to -c, or text saved as UTF-16
             raise ConfigError(
                 f"{path}: not a text file; give the YAML config (e.g. configs/store-entrance.yaml), saved as UTF-8"
             ) from None
-        line = raw[: error.start].count(b"\n") + 1  # e.g. a camera named Tür, saved as Latin-1
-        raise ConfigError(f"{path} line {line}: not UTF-8 text; save the config as UTF-8") from None
+        # e.g. a camera named Tür, saved as Latin-1
+        raise ConfigError(f"{path} line {error.line}: not UTF-8 text; save the config as UTF-8") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as error:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyzer.errors import DataError
+from analyzer.text_files import NotUtf8Error, read_utf8
 
 GENDERS: tuple[str, ...] = ("female", "male")
 #: How spreadsheets spell them; any case.
@@ -54,14 +55,11 @@ def read_labels(folder: Path) -> list[LabelledFace]:
             f"{csv_path}: not found; a labelled folder needs labels.csv with columns "
             "path,age,gender (optional race, md5) next to its images"
         )
-    raw = csv_path.read_bytes()
     try:
-        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which would glue itself to "path"
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
+        text = read_utf8(csv_path)
+    except NotUtf8Error as error:
         raise DataError(
-            f"{csv_path} line {line}: not UTF-8 text; save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"
+            f"{csv_path} line {error.line}: not UTF-8 text; save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"
         ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text.partition("\n")[0]))
     columns = [name.strip().lower() for name in reader.fieldnames or []]  # "Path", " Age" as spreadsheets head them
