@@ -236,6 +236,18 @@ class MetricsConfig:
 
 
 @dataclass
+class HealthConfig:
+    """When the analyzer counts as stuck: ``/healthz`` answers 503 and systemd's watchdog restarts it."""
+
+    stall_after_s: float = 30.0  # a camera's processing, the classifier or publishing making no progress this long
+
+    def check(self, path: str) -> None:
+        """Validate ranges: a few seconds would take a busy moment for a hang."""
+        if not 5 <= self.stall_after_s <= 3600:
+            raise ConfigError(f"{path}.stall_after_s: {self.stall_after_s:g} must be 5..3600 seconds")
+
+
+@dataclass
 class LineConfig:
     """A directional counting line: crossing from the left of start→end to its right is 'in'."""
 
@@ -335,6 +347,7 @@ class Config:
     footfall: FootfallConfig = field(default_factory=FootfallConfig)
     zmq: ZmqConfig = field(default_factory=ZmqConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     age_groupings: dict[str, list[Any]] = field(default_factory=dict)  # name: ["0-17", "18-64", "65+"]
     status_interval_s: float = 5.0  # how often the console status line is printed; 0 = never
 
@@ -513,6 +526,7 @@ def check_config(config: Config) -> None:
     config.classifier.check("classifier")
     config.footfall.check("footfall")
     config.metrics.check("metrics")
+    config.health.check("health")
     config.zmq.check("zmq")
     if config.status_interval_s != 0 and not 1 <= config.status_interval_s <= 3600:
         raise ConfigError(f"status_interval_s: {config.status_interval_s:g} must be 0 (never) or 1..3600 seconds")

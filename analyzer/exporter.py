@@ -9,8 +9,14 @@ are bounded (camera, age_group, gender, stage, reason), never a track id.
 from __future__ import annotations
 
 import errno
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from analyzer.errors import ConfigError
 
@@ -73,6 +79,12 @@ class Metrics:
         self.stream_up = Gauge(
             "analyzer_stream_up", "1 while the camera delivers frames", ["camera"], registry=registry
         )
+        self.loops_stalled = Gauge(
+            "analyzer_loops_stalled",
+            "Worker loops (a camera's processing, the classifier, publishing) with no progress for "
+            "health.stall_after_s; above 0, counting has stopped",
+            registry=registry,
+        )
         self.stream_reconnects = Counter(
             "analyzer_stream_reconnects", "Reconnect attempts of a live stream", ["camera"], registry=registry
         )
@@ -97,10 +109,40 @@ class Metrics:
         )
 
 
-def serve(registry: CollectorRegistry, host: str, port: int) -> object:
-    """Start the ``/metrics`` HTTP server in a daemon thread; returns the server."""
+Health = Callable[[], tuple[bool, str]]  # healthy or not, and one line saying why
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """A scrape every 15 s must not write a log line each."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing."""
+
+
+def metrics_app(registry: CollectorRegistry, health: Health | None = None) -> Callable[..., Iterable[bytes]]:
+    """``/healthz`` (200 or 503 and one line) when ``health`` is given; the metrics at every other path."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if health is None or environ.get("PATH_INFO") != "/healthz":
+            return metrics(environ, start_response)
+        healthy, line = health()
+        body = (line + "\n").encode()
+        start_response(
+            "200 OK" if healthy else "503 Service Unavailable",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    return app
+
+
+def serve(registry: CollectorRegistry, host: str, port: int, health: Health | None = None) -> WSGIServer:
+    """Start ``/metrics`` (and ``/healthz``) in a daemon thread; returns the server (``.shutdown()`` stops it)."""
     try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
+        family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})  # IPv6 hosts too
+        server = make_server(str(address[0]), port, metrics_app(registry, health), server_class, _QuietHandler)
     except OSError as error:
         if error.errno in (errno.EADDRINUSE, errno.EACCES):
             advice = "pick a free port with --metrics-port" + (" (above 1023)" if error.errno == errno.EACCES else "")
@@ -109,4 +151,5 @@ def serve(registry: CollectorRegistry, host: str, port: int) -> object:
             f"metrics.host: cannot listen on {host}:{port} ({error.strerror}); give an address of this box: "
             "127.0.0.1 (this box only) or 0.0.0.0 (every interface)"
         ) from None
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -28,6 +28,7 @@ from analyzer.config import CameraConfig, Config
 from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
 from analyzer.footfall import FootfallCounter, Visit, random_visit_id
+from analyzer.liveness import Heartbeats
 from analyzer.preview import PreviewSink, annotate
 from analyzer.publisher import ZmqPublisher
 from analyzer.report import RunReport, totals
@@ -47,6 +48,7 @@ class RunOptions:
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
     new_visit_id: Callable[[], str] = random_visit_id
     keep_sample_log: bool = False  # keep per-sample probabilities on visits (accuracy analysis)
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)  # each loop beats every turn: /healthz, watchdog
 
 
 class Pipeline:
@@ -75,6 +77,8 @@ class Pipeline:
         self.classify_queue: queue.Queue = queue.Queue()
         self.output_queue: queue.Queue = queue.Queue()
         self.labels: dict[tuple[str, int], str] = {}
+        heartbeats, stall_after_s = self.options.heartbeats, config.health.stall_after_s
+        metrics.loops_stalled.set_function(lambda: len(heartbeats.stalls(stall_after_s)))  # read at each scrape
         # Models are loaded here, before any thread starts, so a missing model
         # file is one clear error at start-up rather than a dead camera; the
         # likeness first, as a failing one must not leave MediaPipe graphs open.
@@ -128,8 +132,10 @@ class Pipeline:
         window_start, window_frames = time.monotonic(), 0
         last_capture = time.monotonic()
         errors = 0
+        loop = f"camera {camera.id}"
         try:
             while True:
+                self.options.heartbeats.beat(loop)
                 item = slot.get(timeout=0.5)
                 if item is None:
                     continue
@@ -156,6 +162,7 @@ class Pipeline:
             stats.faces_in_view = 0
             self.metrics.faces_in_view.labels(camera=camera.id).set(0)
             self.classify_queue.put(CameraDone(camera.id))
+            self.options.heartbeats.finished(loop)
 
     def _process_frame(
         self,
@@ -208,10 +215,12 @@ class Pipeline:
         )
         remaining = len(self.config.cameras)
         while remaining:
+            self.options.heartbeats.beat("classifier")
             for output in self.classifier.process(batcher.next_batch()):
                 if isinstance(output, CameraDone):
                     remaining -= 1
                 self.output_queue.put(output)
+        self.options.heartbeats.finished("classifier")
 
     # --- publishing (caller's thread) ----------------------------------
 
@@ -316,6 +325,7 @@ class Pipeline:
         next_status = time.monotonic() + self.config.status_interval_s
         next_summary = time.monotonic() + self.config.zmq.summary_interval_s
         while done < len(self.config.cameras):
+            self.options.heartbeats.beat("publishing")
             try:
                 item = self.output_queue.get(timeout=0.2)
             except queue.Empty:
@@ -334,6 +344,7 @@ class Pipeline:
             if now >= next_summary:
                 self._summaries()
                 next_summary = now + self.config.zmq.summary_interval_s
+        self.options.heartbeats.finished("publishing")
         self._summaries()
         classifier.join(timeout=5)
         self._close_detectors()

@@ -85,6 +85,13 @@ class RunReport:
             f"{len(self.visits[camera])} visitors | {stats.dropped} frames dropped"
         )
 
+    def service_status(self) -> str:
+        """One line for ``systemctl status``: which cameras deliver, and the visitors counted so far."""
+        down = [camera for camera in self.cameras if self.stats[camera].state != "up"]
+        visitors = sum(len(visits) for visits in self.visits.values())
+        cameras = f"cameras up: {len(self.cameras) - len(down)} of {len(self.cameras)}"
+        return cameras + (f" (not up: {', '.join(down)})" if down else "") + f"; visitors: {visitors}"
+
     def table(self) -> str:
         """The final summary table: visitors per camera by age group and gender, and by line direction.
 

@@ -14,9 +14,10 @@ import zmq
 from prometheus_client import CollectorRegistry
 
 from analyzer import messages
-from analyzer.classify import OnnxRuntimeBackend
+from analyzer.classify import ClassifierBackend, OnnxRuntimeBackend
 from analyzer.config import parse_config
 from analyzer.exporter import Metrics
+from analyzer.liveness import Heartbeats
 from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.publisher import ZmqPublisher
 from analyzer.report import RunReport
@@ -61,7 +62,13 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
 class LiveRun:
     """The pipeline on its own thread with a real PUB/SUB pair; ``stop()`` ends it like SIGTERM does."""
 
-    def __init__(self, document: dict, model: Path) -> None:
+    def __init__(
+        self,
+        document: dict,
+        model: Path,
+        backend: Callable[[Path], ClassifierBackend] = OnnxRuntimeBackend,
+        heartbeats: Heartbeats | None = None,
+    ) -> None:
         document = {"zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 60}, "status_interval_s": 0, **document}
         document.setdefault("classifier", {"model": str(model)})
         self.config = parse_config(document)
@@ -78,9 +85,8 @@ class LiveRun:
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._listener = threading.Thread(target=collect, args=(self.subscriber, self.received, self._listening))
-        backend = OnnxRuntimeBackend(model)
-        options = RunOptions(log=self.log.append)
-        self._pipeline = Pipeline(self.config, backend, Metrics(self.registry), self.publisher, options)
+        options = RunOptions(log=self.log.append, heartbeats=heartbeats or Heartbeats())
+        self._pipeline = Pipeline(self.config, backend(model), Metrics(self.registry), self.publisher, options)
         self._thread = threading.Thread(target=self._run, name="pipeline-under-test")
 
     def _run(self) -> None:

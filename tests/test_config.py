@@ -56,6 +56,7 @@ def camera(**extra: object) -> dict:
         ({**camera(), "tracker": {"min_hits": 1000}}, r"tracker\.min_hits: 1000 must be 1\.\.30 frames"),
         ({**camera(), "zmq": {"summary_interval_s": 0}}, r"zmq\.summary_interval_s: 0 must be 1\.\.3600"),
         ({**camera(), "zmq": {"send_hwm": -5}}, r"zmq\.send_hwm: -5 must be 1\.\.10000000"),
+        ({**camera(), "health": {"stall_after_s": 1}}, r"health\.stall_after_s: 1 must be 5\.\.3600 seconds"),
         ({**camera(), "status_interval_s": -1}, r"status_interval_s: -1 must be 0 \(never\) or 1\.\.3600"),
         ({**camera(), "footfall": {"age_grouping": "decades"}}, "footfall.age_grouping: 'decades' is not one of"),
         ({**camera(), "age_groupings": {"mine": ["0-9", "12+"]}}, "age grouping 'mine'"),

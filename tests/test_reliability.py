@@ -332,13 +332,13 @@ def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capsys: pytest.CaptureFixt
     saved = {signum: signal.getsignal(signum) for signum in signals}
     try:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup hands down
-        _install_signal_handlers(threading.Event())
+        _install_signal_handlers(threading.Event(), on_stop=lambda: None)
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
         signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a run started by hand in a terminal
-        stop = threading.Event()
-        _install_signal_handlers(stop)
+        stop, told = threading.Event(), threading.Event()
+        _install_signal_handlers(stop, on_stop=told.set)  # systemd hears STOPPING=1 at once
         signal.raise_signal(signal.SIGHUP)
-        assert stop.is_set() and "SIGHUP: finishing open visits" in capsys.readouterr().err
+        assert stop.is_set() and told.is_set() and "SIGHUP: finishing open visits" in capsys.readouterr().err
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)

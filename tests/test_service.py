@@ -46,7 +46,10 @@ def test_the_unit_runs_the_analyzer_with_options_it_has() -> None:
     # stopped the way the analyzer finishes open visits, and given the time to
     assert settings["KillSignal"] == ["SIGTERM"] and settings["KillMode"] == ["mixed"]
     assert int(settings["TimeoutStopSec"][0]) >= 10  # docs/OPERATIONS.md: it exits within a few seconds
-    assert settings["Restart"] == ["on-failure"]
+    assert settings["Restart"] == ["on-failure"]  # which includes the watchdog's kill
+    # it tells systemd when it is ready and pings the watchdog (tests/test_liveness.py speaks the protocol)
+    assert settings["Type"] == ["notify"] and settings["NotifyAccess"] == ["main"]
+    assert int(settings["WatchdogSec"][0]) >= 10  # well above the 1 s between pings
 
 
 def test_a_broken_config_exits_with_a_code_the_unit_does_not_restart_on(tmp_path: Path) -> None:

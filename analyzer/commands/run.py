@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
 
     from analyzer.classify import create_backend
     from analyzer.exporter import Metrics, serve
+    from analyzer.liveness import Heartbeats, Watchdog
     from analyzer.pipeline import Pipeline, RunOptions
     from analyzer.publisher import ZmqPublisher
+    from analyzer.systemd_notify import SystemdNotifier
 
     if args.hold_metrics < 0:
         raise ConfigError(f"--hold-metrics {args.hold_metrics:g}: give seconds to keep serving, or 0")
@@ -127,28 +131,48 @@ def run(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(registry, tuple(sorted({key for camera in config.cameras for key in camera.labels})))
     publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
-    server = serve(registry, config.metrics.host, config.metrics.port) if config.metrics.port else None
+    heartbeats = Heartbeats()
+    stall_after_s = config.health.stall_after_s
+    server = (
+        serve(registry, config.metrics.host, config.metrics.port, lambda: heartbeats.health(stall_after_s))
+        if config.metrics.port
+        else None
+    )
     where = []
     if publisher:
         where.append(f"ZeroMQ on {publisher.endpoint}")
     if server:
-        where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics")
+        where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics (and /healthz)")
     print(f"analyzer: {len(config.cameras)} camera(s); " + ", ".join(where or ["no outputs"]), file=sys.stderr)
+    if sys.__stderr__ is not None:  # a kill by systemd's watchdog (SIGABRT) or a native crash logs every stack
+        faulthandler.enable(sys.__stderr__, all_threads=True)
+    notifier = SystemdNotifier.from_environment()
     stop = threading.Event()
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop, on_stop=notifier.stopping)
     pipeline = Pipeline(
-        config, backend, metrics, publisher, RunOptions(naive=args.naive, preview=args.preview, show=args.show)
+        config,
+        backend,
+        metrics,
+        publisher,
+        RunOptions(naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats),
     )
+    watchdog = Watchdog(heartbeats, stall_after_s, notifier, _log, pipeline.report.service_status)
+    notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
+    counted = threading.Event()
+    threading.Thread(target=watchdog.run_until, args=(counted,), name="watchdog", daemon=True).start()
     try:
         report = pipeline.run(stop)
         if server and args.hold_metrics > 0 and not stop.is_set():
             print(f"serving final metrics for {args.hold_metrics:g} s more", file=sys.stderr)
             stop.wait(args.hold_metrics)
     finally:
+        counted.set()
+        notifier.stopping()  # (at once on a signal; here when the files have ended)
+        notifier.close()
         if publisher:
             publisher.close()
         if server:
-            server.shutdown()  # type: ignore[attr-defined]
+            server.shutdown()
     print(report.table())  # first: a report that cannot be written must not take the table with it
     if args.report:
         write_json(args.report, report.to_dict())
@@ -156,7 +180,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if len(report.problems) == len(config.cameras) else 0
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _install_signal_handlers(stop: threading.Event, on_stop: Callable[[], None]) -> None:
     """The first SIGINT/SIGTERM/SIGHUP ends the run cleanly (open visits counted, report written); a second at once."""
 
     def handle(signum: int, _frame: object) -> None:
@@ -165,6 +193,7 @@ def _install_signal_handlers(stop: threading.Event) -> None:
             os._exit(130)
         print(f"{signal.Signals(signum).name}: finishing open visits and writing the report ...", file=sys.stderr)
         stop.set()
+        on_stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handle)
