@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,21 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
     with whole_file(fresh) as partial:
         partial.write_text("{}")
     assert fresh.read_text() == "{}"
+
+
+def test_the_new_file_reaches_the_disk_before_its_name_and_the_name_before_returning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("yesterday")
+    synced: list[tuple[str, str]] = []  # (what was synced, what report.json held at that moment)
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        synced.append((os.readlink(f"/proc/self/fd/{descriptor}"), report.read_text()))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    with whole_file(report) as partial:
+        partial.write_text("today")
+    assert synced == [(str(partial), "yesterday"), (str(tmp_path), "today")]
