@@ -43,17 +43,20 @@ def annotate(
     return canvas
 
 
+def preview_paths(path: Path, cameras: list[str]) -> dict[str, Path]:
+    """Each camera's video: ``path`` itself for one camera, ``<stem>-<camera>.mp4`` beside it for several."""
+    if len(cameras) == 1:
+        return {cameras[0]: path}
+    return {camera: path.with_name(f"{path.stem}-{camera}{path.suffix or '.mp4'}") for camera in cameras}
+
+
 class PreviewSink:
     """Writes annotated frames to mp4 (one file per camera) and/or shows them in windows."""
 
     def __init__(self, path: Path | None, show: bool, cameras: list[str], fps: float = 15.0) -> None:
         self.show = show
         self.fps = fps
-        self.paths: dict[str, Path] = {}
-        if path is not None:
-            for camera in cameras:
-                name = path.name if len(cameras) == 1 else f"{path.stem}-{camera}{path.suffix or '.mp4'}"
-                self.paths[camera] = path.with_name(name)
+        self.paths = preview_paths(path, cameras) if path is not None else {}
         self._writers: dict[str, cv2.VideoWriter] = {}
 
     def write(self, camera: str, frame_bgr: np.ndarray) -> None:

@@ -391,3 +391,20 @@ def test_an_output_named_as_an_input_of_the_run_is_refused(
     if option == "--report":
         assert main(["run", "-c", "door.yaml", "--fast", option, str(config)]) == 2
         assert "door.yaml is the config of this run; writing it would destroy it" in capsys.readouterr().err
+
+
+def test_previews_of_several_cameras_may_not_overwrite_what_they_count(
+    tmp_path: Path, walkers_clip: tuple[Path, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Counting last run's preview videos again, with the same --preview name, would write over them."""
+    for camera in ("door", "street"):
+        (tmp_path / f"preview-{camera}.mp4").write_bytes(walkers_clip[0].read_bytes())
+    config = tmp_path / "two.yaml"
+    config.write_text(
+        f"cameras:\n  - {{id: door, source: {tmp_path / 'preview-door.mp4'}}}\n"
+        f"  - {{id: street, source: {tmp_path / 'preview-street.mp4'}}}\n"
+    )
+    preview = tmp_path / "preview.mp4"
+    assert main(["run", "-c", str(config), "--fast", "--metrics-port", "0", "--preview", str(preview)]) == 2
+    assert f"error: --preview {tmp_path / 'preview-door.mp4'} is the video being counted" in capsys.readouterr().err
+    assert (tmp_path / "preview-door.mp4").read_bytes() == walkers_clip[0].read_bytes()

@@ -87,19 +87,25 @@ def _run_config(args: argparse.Namespace) -> Config:
     if args.model is not None:
         config.classifier.model = str(args.model.resolve())
     config = checked_config(config)
-    _refuse_writing_over_an_input(config, args.config, {"--report": args.report, "--preview": args.preview})
+    outputs = [("--report", args.report)] if args.report else []
+    if args.preview:  # with several cameras, one video each beside the name given
+        from analyzer.preview import preview_paths
+
+        videos = preview_paths(args.preview, [camera.id for camera in config.cameras])
+        outputs += [("--preview", video) for video in videos.values()]
+    _refuse_writing_over_an_input(config, args.config, outputs)
     return config
 
 
-def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: dict[str, Path | None]) -> None:
+def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: list[tuple[str, Path]]) -> None:
     """A slip of tab completion (``--report door.mp4``) must not overwrite the recording or the config it counts by."""
     from analyzer.sources import file_path, source_kind
 
     inputs = {file_path(camera.source).resolve(): "the video being counted" for camera in config.cameras
               if source_kind(camera.source) == "file"}  # fmt: skip
     inputs[config_file.resolve()] = "the config of this run"
-    for option, path in outputs.items():
-        overwritten = inputs.get(path.resolve()) if path is not None else None
+    for option, path in outputs:
+        overwritten = inputs.get(path.resolve())
         if overwritten:
             raise ConfigError(f"{option} {path} is {overwritten}; writing it would destroy it, pick another file")
 
