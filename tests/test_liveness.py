@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
+from analyzer.detect import FaceDetector
 from analyzer.exporter import serve
+from analyzer.faces import Faces
 from analyzer.liveness import Heartbeats, Watchdog
 from analyzer.report import RunReport
 from analyzer.systemd_notify import SystemdNotifier
@@ -243,3 +245,34 @@ def test_the_service_status_names_the_cameras_that_are_not_up() -> None:
     report.stats["door"].state = "up"
     report.stats["yard"].state = "down"  # reconnecting; street is still starting
     assert report.service_status() == "cameras up: 1 of 3 (not up: street, yard); visitors: 0"
+
+
+def test_a_hung_detector_stalls_its_own_camera_alone(
+    walkers_clip: tuple[Path, int], shipped_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MediaPipe stuck on one camera's frame: that camera is named; the other camera and the rest keep moving."""
+    clock = ManualClock()
+    heartbeats = Heartbeats(clock)
+    hung, release = threading.Event(), threading.Event()
+    real_detect = FaceDetector.detect
+
+    def detect(detector: FaceDetector, frame: np.ndarray, timestamp_ms: int) -> Faces:
+        if threading.current_thread().name == "camera-door" and timestamp_ms > 1000:
+            hung.set()
+            release.wait(120)  # a graph that stops answering a second into the clip
+        return real_detect(detector, frame, timestamp_ms)
+
+    monkeypatch.setattr(FaceDetector, "detect", detect)
+    cameras = [{"id": name, "source": str(walkers_clip[0]), "loop": True} for name in ("door", "street")]
+    try:
+        with LiveRun({"cameras": cameras}, shipped_model, heartbeats=heartbeats):
+            wait_for(hung.is_set, 60, "the door camera's detector to hang")
+            wait_for(lambda: heartbeats.health(30)[1] == "ok: 4 loops moving", 10, "all four loops")
+            clock.now += 31
+            wait_for(lambda: not heartbeats.health(30)[0], 10, "a verdict")
+            time.sleep(1.0)  # every loop that moves has had two turns
+            assert heartbeats.health(30) == (False, "stalled: camera door: no progress for 31 s")
+            release.set()
+            wait_for(lambda: heartbeats.health(30)[0], 10, "the door camera to move again")
+    finally:
+        release.set()
