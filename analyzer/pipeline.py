@@ -31,7 +31,7 @@ from analyzer.footfall import FootfallCounter, Visit, random_visit_id
 from analyzer.liveness import Heartbeats
 from analyzer.preview import PreviewSink, annotate
 from analyzer.publisher import ZmqPublisher
-from analyzer.report import RunReport, totals
+from analyzer.report import RunReport
 from analyzer.sample import Sample, Sampler
 from analyzer.track import ByteTracker
 
@@ -203,7 +203,8 @@ class Pipeline:
         self.report.stats[camera.id].faces_in_view = counter.faces_in_view
         self.report.stats[camera.id].faces_seen += len(update.tracks)
         if preview is not None:
-            canvas = annotate(frame.image, camera.id, update.tracks, self.labels, len(self.report.visits[camera.id]))
+            visitors = self.report.tallies[camera.id].visitors
+            canvas = annotate(frame.image, camera.id, update.tracks, self.labels, visitors)
             preview.write(camera.id, canvas)
 
     def _classifier_loop(self) -> None:
@@ -276,7 +277,7 @@ class Pipeline:
     def _summaries(self) -> None:
         for camera in self.report.cameras:
             stats = self.report.stats[camera]
-            camera_totals = totals(self.report.visits[camera])
+            camera_totals = self.report.tallies[camera].to_dict()
             self._publish(
                 "summary",
                 camera,

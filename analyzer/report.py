@@ -10,21 +10,61 @@ from analyzer.footfall import Visit
 REPORT_SCHEMA = "footfall-report/1"
 
 
+@dataclass
+class Tally:
+    """Visitors counted, overall and by age group, gender, both and line direction.
+
+    Kept as visits come, so the running totals (summaries, the final table)
+    do not need every visit of a long run kept in memory.
+    """
+
+    visitors: int = 0
+    by_age_group: Counter[str] = field(default_factory=Counter)
+    by_gender: Counter[str] = field(default_factory=Counter)
+    by_age_group_gender: Counter[str] = field(default_factory=Counter)
+    by_direction: Counter[str] = field(default_factory=Counter)
+
+    def count(self, age_group: str, gender: str, direction: str | None) -> None:
+        """One more visitor."""
+        self.visitors += 1
+        self.by_age_group[age_group] += 1
+        self.by_gender[gender] += 1
+        self.by_age_group_gender[f"{age_group}|{gender}"] += 1
+        if direction is not None:
+            self.by_direction[direction] += 1
+
+    def add(self, visit: Visit) -> None:
+        """Count ``visit``."""
+        self.count(visit.attributes.age_group, visit.attributes.gender, visit.direction)
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.visitors + other.visitors,
+            self.by_age_group + other.by_age_group,
+            self.by_gender + other.by_gender,
+            self.by_age_group_gender + other.by_age_group_gender,
+            self.by_direction + other.by_direction,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``totals`` of the report and of summary messages."""
+        result: dict[str, object] = {
+            "visitors": self.visitors,
+            "by_age_group": dict(sorted(self.by_age_group.items())),
+            "by_gender": dict(sorted(self.by_gender.items())),
+            "by_age_group_gender": dict(sorted(self.by_age_group_gender.items())),
+        }
+        if self.by_direction:
+            result["by_direction"] = dict(sorted(self.by_direction.items()))
+        return result
+
+
 def totals(visits: list[Visit]) -> dict[str, object]:
     """Visitors overall and by age group, gender and both."""
-    by_age = Counter(visit.attributes.age_group for visit in visits)
-    by_gender = Counter(visit.attributes.gender for visit in visits)
-    by_both = Counter(f"{visit.attributes.age_group}|{visit.attributes.gender}" for visit in visits)
-    by_direction = Counter(visit.direction for visit in visits if visit.direction is not None)
-    result: dict[str, object] = {
-        "visitors": len(visits),
-        "by_age_group": dict(sorted(by_age.items())),
-        "by_gender": dict(sorted(by_gender.items())),
-        "by_age_group_gender": dict(sorted(by_both.items())),
-    }
-    if by_direction:
-        result["by_direction"] = dict(sorted(by_direction.items()))
-    return result
+    tally = Tally()
+    for visit in visits:
+        tally.add(visit)
+    return tally.to_dict()
 
 
 @dataclass
@@ -49,15 +89,18 @@ class RunReport:
     visits: dict[str, list[Visit]] = field(default_factory=dict)
     stats: dict[str, CameraStats] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    tallies: dict[str, Tally] = field(default_factory=dict)  # every visit of the run, counted
 
     def __post_init__(self) -> None:
         for camera in self.cameras:
             self.visits.setdefault(camera, [])
             self.stats.setdefault(camera, CameraStats(camera))
+            self.tallies.setdefault(camera, Tally())
 
     def add(self, visit: Visit) -> None:
         """Record one counted visit."""
         self.visits[visit.camera].append(visit)
+        self.tallies[visit.camera].add(visit)
 
     def to_dict(self) -> dict[str, object]:
         """The ``footfall-report/1`` document."""
@@ -82,13 +125,13 @@ class RunReport:
         stats = self.stats[camera]
         return (
             f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} faces in view | "
-            f"{len(self.visits[camera])} visitors | {stats.dropped} frames dropped"
+            f"{self.tallies[camera].visitors} visitors | {stats.dropped} frames dropped"
         )
 
     def service_status(self) -> str:
         """One line for ``systemctl status``: which cameras deliver, and the visitors counted so far."""
         down = [camera for camera in self.cameras if self.stats[camera].state != "up"]
-        visitors = sum(len(visits) for visits in self.visits.values())
+        visitors = sum(tally.visitors for tally in self.tallies.values())
         cameras = f"cameras up: {len(self.cameras) - len(down)} of {len(self.cameras)}"
         return cameras + (f" (not up: {', '.join(down)})" if down else "") + f"; visitors: {visitors}"
 
@@ -98,18 +141,16 @@ class RunReport:
         The ``in``/``out`` columns appear when a camera has a counting line;
         ``-`` marks a camera without one.
         """
-        groups = sorted({v.attributes.age_group for visits in self.visits.values() for v in visits})
-        rows = [*self.visits.items(), ("TOTAL", [v for vs in self.visits.values() for v in vs])]
-        lined = {camera for camera, visits in rows if any(visit.direction is not None for visit in visits)}
+        rows = [*self.tallies.items(), ("TOTAL", sum(self.tallies.values(), Tally()))]
+        groups = sorted(rows[-1][1].by_age_group)
+        lined = {camera for camera, tally in rows if tally.by_direction}
         header = f"{'camera':<14}{'visitors':>9}{'female':>8}{'male':>7}{'unknown':>8}"
         header += f"{'in':>6}{'out':>6}" if lined else ""
         header += "  " + "  ".join(groups)
         lines = [header, "-" * len(header)]
-        for camera, visits in rows:
-            gender = Counter(v.attributes.gender for v in visits)
-            age = Counter(v.attributes.age_group for v in visits)
-            direction = Counter(v.direction for v in visits)
-            line = f"{camera:<14}{len(visits):>9}{gender['female']:>8}{gender['male']:>7}{gender['unknown']:>8}"
+        for camera, tally in rows:
+            gender, age, direction = tally.by_gender, tally.by_age_group, tally.by_direction
+            line = f"{camera:<14}{tally.visitors:>9}{gender['female']:>8}{gender['male']:>7}{gender['unknown']:>8}"
             if lined:
                 line += f"{direction['in']:>6}{direction['out']:>6}" if camera in lined else f"{'-':>6}{'-':>6}"
             lines.append(line + "  " + "  ".join(f"{age[group]:>{len(group)}}" for group in groups))
