@@ -32,6 +32,7 @@ from analyzer.liveness import Heartbeats
 from analyzer.preview import PreviewSink, annotate
 from analyzer.publisher import ZmqPublisher
 from analyzer.report import RunReport
+from analyzer.report_files import DailyReportFiles
 from analyzer.sample import Sample, Sampler
 from analyzer.track import ByteTracker
 
@@ -49,6 +50,7 @@ class RunOptions:
     new_visit_id: Callable[[], str] = random_visit_id
     keep_sample_log: bool = False  # keep per-sample probabilities on visits (accuracy analysis)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)  # each loop beats every turn: /healthz, watchdog
+    report_files: DailyReportFiles | None = None  # --report 'report-{date}.json': written as the day goes
 
 
 class Pipeline:
@@ -345,6 +347,8 @@ class Pipeline:
             if now >= next_summary:
                 self._summaries()
                 next_summary = now + self.config.zmq.summary_interval_s
+            if self.options.report_files is not None and self.options.report_files.due():
+                self.options.report_files.write(self.report)
         self.options.heartbeats.finished("publishing")
         self._summaries()
         classifier.join(timeout=5)

@@ -7,11 +7,14 @@ file in place, never half of a new one nor an empty one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from analyzer.errors import AnalyzerError
 
 
 @contextmanager
@@ -48,3 +51,21 @@ def _to_disk(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def write_json(path: Path, document: object) -> None:
+    """Write a document as indented JSON (see :func:`write_output`)."""
+    write_output(path, json.dumps(document, indent=2) + "\n")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write an output file whole or not at all, making its folder if need be.
+
+    A full disk must not leave half a report in place of the last good one, nor end in a traceback.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with whole_file(path) as partial:
+            partial.write_text(text)
+    except OSError as error:
+        raise AnalyzerError(f"cannot write {path} ({error.strerror}); free some space or pick another file") from None

@@ -39,6 +39,7 @@ def test_the_unit_runs_the_analyzer_with_options_it_has() -> None:
     assert executable == f"{settings['WorkingDirectory'][0]}/.venv/bin/analyzer"  # the make install virtualenv
     args = build_parser().parse_args(arguments)  # a renamed option fails here, with argparse's exit 2
     assert args.config == Path("/etc/footfall-analyzer/site.yaml") and args.report.parent.name == "footfall-analyzer"
+    assert "{date}" in args.report.name  # a file per day, written as the day goes: months of visits never pile up
     # the directories systemd makes for the service user are the ones the command line and cache use
     assert str(args.config.parent) == "/etc/" + settings["ConfigurationDirectory"][0]
     assert str(args.report.parent) == "/var/lib/" + settings["StateDirectory"][0]
@@ -60,12 +61,12 @@ def test_a_broken_config_exits_with_a_code_the_unit_does_not_restart_on(tmp_path
     broken.write_text("cameras:\n  - id: door\n    source: demo\n    detector: {min_scor: 0.5}\n")
     _, *arguments = _exec_start(settings)
     arguments = [str(broken) if value.endswith("site.yaml") else value for value in arguments]
-    arguments = [str(tmp_path / "report.json") if value.endswith("report.json") else value for value in arguments]
+    arguments = [str(tmp_path / Path(value).name) if value.startswith("/var/lib/") else value for value in arguments]
     result = subprocess.run(
         [sys.executable, "-m", "analyzer", *arguments], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode in kept and ConfigError.exit_code in kept, result.stderr
-    assert "min_scor: unknown key" in result.stderr and not (tmp_path / "report.json").exists()
+    assert "min_scor: unknown key" in result.stderr and sorted(tmp_path.iterdir()) == [broken]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")

@@ -1,15 +1,11 @@
-"""What every command's options share: its parser with examples, checked output paths, and whole-file writes."""
+"""What every command's options share: its parser with examples and checked output paths."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from analyzer.errors import AnalyzerError
-from analyzer.whole_files import whole_file
 
 
 def command_parser(
@@ -58,24 +54,6 @@ def mp4_file(text: str) -> Path:
     if path.suffix.lower() != ".mp4":
         raise argparse.ArgumentTypeError(f"{text}: give a .mp4 file name, e.g. {path.with_suffix('.mp4').name}")
     return path
-
-
-def write_json(path: Path, document: object) -> None:
-    """Write a command's figures as indented JSON (see :func:`write_output`)."""
-    write_output(path, json.dumps(document, indent=2) + "\n")
-
-
-def write_output(path: Path, text: str) -> None:
-    """Write a command's output file whole or not at all, making its folder if need be.
-
-    A full disk must not leave half a report in place of the last good one, nor end in a traceback.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with whole_file(path) as partial:
-            partial.write_text(text)
-    except OSError as error:
-        raise AnalyzerError(f"cannot write {path} ({error.strerror}); free some space or pick another file") from None
 
 
 def whole_number(text: str, low: int, high: int | None = None) -> int | None:

@@ -11,11 +11,10 @@ from analyzer.commands.arguments import (
     frame_size,
     output_file,
     output_folder,
-    write_json,
-    write_output,
 )
 from analyzer.commands.cameras import DEFAULT_CONFIG, ensure_detector_models
 from analyzer.errors import ConfigError
+from analyzer.whole_files import write_json, write_output
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analyzer.commands.arguments import command_parser, output_file, write_json
+from analyzer.commands.arguments import command_parser, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
 from analyzer.errors import ConfigError
+from analyzer.whole_files import write_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from analyzer.commands.arguments import command_parser, output_file, whole_number, write_json
+from analyzer.commands.arguments import command_parser, output_file, whole_number
+from analyzer.whole_files import write_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

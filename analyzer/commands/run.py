@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analyzer.commands.arguments import command_parser, mp4_file, output_file, write_json
+from analyzer.commands.arguments import command_parser, mp4_file, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
 from analyzer.errors import ConfigError
+from analyzer.whole_files import write_json
 
 if TYPE_CHECKING:
     from analyzer.config import Config
@@ -40,7 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--report", type=output_file, metavar="FILE",
-        help="write the JSON report (visits and totals per camera) here on exit",
+        help="write the JSON report (visits and totals per camera) here on exit; a name with {date} in it "
+        "('report-{date}.json') gets one file per day instead, written as the day goes (for services)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--report-every", type=float, default=60.0, metavar="S",
+        help="with {date} in --report: rewrite the day's file this often while visits come (default 60)",
     )  # fmt: skip
     parser.add_argument(
         "--metrics-port", type=int, metavar="N", help="Prometheus port (0 = off; default from config, 9108)"
@@ -119,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
     from analyzer.liveness import Heartbeats, Watchdog
     from analyzer.pipeline import Pipeline, RunOptions
     from analyzer.publisher import ZmqPublisher
+    from analyzer.report_files import DailyReportFiles, is_daily
     from analyzer.systemd_notify import SystemdNotifier
 
     if args.hold_metrics < 0:
         raise ConfigError(f"--hold-metrics {args.hold_metrics:g}: give seconds to keep serving, or 0")
+    if not 1 <= args.report_every <= 3600:
+        raise ConfigError(f"--report-every {args.report_every:g}: give 1..3600 seconds")
     if args.show and sys.platform == "linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         # Qt would abort the whole process (and every count) at the first frame
         raise ConfigError("--show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4")
@@ -155,13 +164,15 @@ def run(args: argparse.Namespace) -> int:
     notifier = SystemdNotifier.from_environment()
     stop = threading.Event()
     _install_signal_handlers(stop, on_stop=notifier.stopping)
-    pipeline = Pipeline(
-        config,
-        backend,
-        metrics,
-        publisher,
-        RunOptions(naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats),
+    report_files = (
+        DailyReportFiles(args.report, config.grouping().name, rewrite_every_s=args.report_every, log=_log)
+        if args.report and is_daily(args.report)
+        else None
     )
+    options = RunOptions(
+        naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats, report_files=report_files
+    )
+    pipeline = Pipeline(config, backend, metrics, publisher, options)
     watchdog = Watchdog(heartbeats, stall_after_s, notifier, _log, pipeline.report.service_status)
     notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
     counted = threading.Event()
@@ -180,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
         if server:
             server.shutdown()
     print(report.table())  # first: a report that cannot be written must not take the table with it
-    if args.report:
+    if report_files:
+        written = report_files.write(report, final=True)
+        print(f"report written to {', '.join(map(str, written))}" if written else "daily reports were up to date")
+    elif args.report:
         write_json(args.report, report.to_dict())
         print(f"report written to {args.report}")
     return 1 if len(report.problems) == len(config.cameras) else 0
