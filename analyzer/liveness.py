@@ -38,6 +38,11 @@ class Stall:
         return f"{self.loop}: no progress for {self.seconds:.0f} s"
 
 
+def stalled_line(stalls: list[Stall]) -> str:
+    """``stalled: classifier: no progress for 31 s`` (for /healthz and systemd's status line)."""
+    return "stalled: " + "; ".join(stall.summary() for stall in stalls)
+
+
 class Heartbeats:
     """The last time each running loop made a turn.
 
@@ -81,7 +86,7 @@ class Heartbeats:
         """What ``/healthz`` answers: healthy or not, and one line saying so."""
         stalls = self.stalls(stall_after_s)
         if stalls:
-            return False, "stalled: " + "; ".join(stall.summary() for stall in stalls)
+            return False, stalled_line(stalls)
         with self._lock:
             moving = len(self._last)
         return True, f"ok: {moving} loop{'' if moving == 1 else 's'} moving"
@@ -126,20 +131,21 @@ class Watchdog:
         if paused:  # this thread was not run either (SIGSTOP, a frozen VM): give the loops a turn before judging
             return
         stalls = self.heartbeats.stalls(self.stall_after_s)
+        stalled_now = {stall.loop for stall in stalls}
+        newly_stalled = stalled_now - self.stalled
         for stall in stalls:
-            if stall.loop not in self.stalled:
+            if stall.loop in newly_stalled:
                 self.log(
                     f"stalled: {stall.summary()} (health.stall_after_s: {self.stall_after_s:g}); /healthz answers 503"
                     + ("; asking systemd to restart the analyzer" if self.notifier.enabled else "")
                     + ". It is waiting in:\n"
                     + "\n".join(stall.stack)
                 )
-        for loop in sorted(self.stalled - {stall.loop for stall in stalls}):
+        for loop in sorted(self.stalled - stalled_now):
             self.log(f"{loop}: moving again")
-        newly_stalled = {stall.loop for stall in stalls} - self.stalled
-        self.stalled = {stall.loop for stall in stalls}
+        self.stalled = stalled_now
         if stalls:
-            self._set_status("stalled: " + "; ".join(stall.summary() for stall in stalls))
+            self._set_status(stalled_line(stalls))
             if newly_stalled:
                 self.notifier.trigger()
             return
