@@ -59,6 +59,16 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
     return time.monotonic() - started
 
 
+class ManualClock:
+    """A monotonic clock the test moves on (``clock.now += 31``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class LiveRun:
     """The pipeline on its own thread with a real PUB/SUB pair; ``stop()`` ends it like SIGTERM does."""
 

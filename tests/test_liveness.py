@@ -25,17 +25,7 @@ from analyzer.faces import Faces
 from analyzer.liveness import Heartbeats, Watchdog
 from analyzer.report import RunReport
 from analyzer.systemd_notify import SystemdNotifier
-from tests.harness import LiveRun, free_port, wait_for
-
-
-class ManualClock:
-    """A monotonic clock the test moves on."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.harness import LiveRun, ManualClock, free_port, wait_for
 
 
 class HangingBackend:

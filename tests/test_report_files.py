@@ -18,15 +18,7 @@ from analyzer.cli import main
 from analyzer.footfall import Visit, random_visit_id
 from analyzer.report import RunReport
 from analyzer.report_files import DailyReportFiles
-from tests.harness import run_cli, wait_for
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.harness import ManualClock, run_cli, wait_for
 
 
 def _visit(camera: str, end: datetime, gender: str = "female", direction: str | None = None) -> Visit:
