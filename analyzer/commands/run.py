@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from analyzer.commands.arguments import command_parser, mp4_file, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
 from analyzer.errors import ConfigError
+from analyzer.output_claims import claimed
 from analyzer.whole_files import write_json
 
 if TYPE_CHECKING:
@@ -93,14 +94,19 @@ def _run_config(args: argparse.Namespace) -> Config:
     if args.model is not None:
         config.classifier.model = str(args.model.resolve())
     config = checked_config(config)
+    _refuse_writing_over_an_input(config, args.config, _outputs(args, config))
+    return config
+
+
+def _outputs(args: argparse.Namespace, config: Config) -> list[tuple[str, Path]]:
+    """The files this run writes, with the option that names each."""
     outputs = [("--report", args.report)] if args.report else []
     if args.preview:  # with several cameras, one video each beside the name given
         from analyzer.preview import preview_paths
 
         videos = preview_paths(args.preview, [camera.id for camera in config.cameras])
         outputs += [("--preview", video) for video in videos.values()]
-    _refuse_writing_over_an_input(config, args.config, outputs)
-    return config
+    return outputs
 
 
 def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: list[tuple[str, Path]]) -> None:
@@ -118,6 +124,20 @@ def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: li
 
 def run(args: argparse.Namespace) -> int:
     """The main job."""
+    if args.hold_metrics < 0:
+        raise ConfigError(f"--hold-metrics {args.hold_metrics:g}: give seconds to keep serving, or 0")
+    if not 1 <= args.report_every <= 3600:
+        raise ConfigError(f"--report-every {args.report_every:g}: give 1..3600 seconds")
+    if args.show and sys.platform == "linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Qt would abort the whole process (and every count) at the first frame
+        raise ConfigError("--show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4")
+    config = _run_config(args)
+    with claimed(_outputs(args, config)):  # before any model loads: a second run on one report stops at once
+        return _count(args, config)
+
+
+def _count(args: argparse.Namespace, config: Config) -> int:
+    """Run the cameras until they end or a signal; print the table and write the report."""
     from prometheus_client import CollectorRegistry
 
     from analyzer.classify import create_backend
@@ -128,14 +148,6 @@ def run(args: argparse.Namespace) -> int:
     from analyzer.report_files import DailyReportFiles, is_daily
     from analyzer.systemd_notify import SystemdNotifier
 
-    if args.hold_metrics < 0:
-        raise ConfigError(f"--hold-metrics {args.hold_metrics:g}: give seconds to keep serving, or 0")
-    if not 1 <= args.report_every <= 3600:
-        raise ConfigError(f"--report-every {args.report_every:g}: give 1..3600 seconds")
-    if args.show and sys.platform == "linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        # Qt would abort the whole process (and every count) at the first frame
-        raise ConfigError("--show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4")
-    config = _run_config(args)
     ensure_detector_models()
     if args.preview or args.show:
         print(
