@@ -59,12 +59,37 @@ class Tally:
         return result
 
 
-def totals(visits: list[Visit]) -> dict[str, object]:
-    """Visitors overall and by age group, gender and both."""
-    tally = Tally()
-    for visit in visits:
-        tally.add(visit)
-    return tally.to_dict()
+VisitDocument = dict[str, object]  # one visit as the report writes it (and reads it back from a day's file)
+
+
+def visit_document(visit: Visit) -> VisitDocument:
+    """A visit as the report lists it: the ZeroMQ message's fields, with its camera."""
+    return {"camera": visit.camera, **visit.to_dict()}
+
+
+def report_document(
+    grouping: str,
+    visits: dict[str, list[VisitDocument]],
+    per_camera: dict[str, dict[str, object]] | None = None,
+    **header: object,
+) -> dict[str, object]:
+    """A ``footfall-report/1`` document: each camera's visits and totals, then the totals of all.
+
+    Built from visit documents, so a day's file can count the visits an
+    earlier run left in it (read back as JSON) with this run's own.
+    ``per_camera`` adds fields to a camera's entry, ``header`` to the top.
+    """
+    cameras: dict[str, object] = {}
+    everyone = Tally()
+    for camera, documents in visits.items():
+        tally = Tally()
+        for visit in documents:
+            direction = visit.get("direction")
+            tally.count(str(visit["age_group"]), str(visit["gender"]), None if direction is None else str(direction))
+        everyone += tally
+        cameras[camera] = {"visits": documents, "totals": tally.to_dict(), **(per_camera or {}).get(camera, {})}
+    return {"schema": REPORT_SCHEMA, "age_grouping": grouping, **header, "cameras": cameras,
+            "totals": everyone.to_dict()}  # fmt: skip
 
 
 @dataclass
@@ -103,22 +128,17 @@ class RunReport:
         self.tallies[visit.camera].add(visit)
 
     def to_dict(self) -> dict[str, object]:
-        """The ``footfall-report/1`` document."""
-        return {
-            "schema": REPORT_SCHEMA,
-            "age_grouping": self.grouping,
-            "cameras": {
-                camera: {
-                    "visits": [{"camera": camera, **visit.to_dict()} for visit in visits],
-                    "totals": totals(visits),
-                    "frames": self.stats[camera].frames,
-                    "frames_dropped": self.stats[camera].dropped,
-                    **({"problem": self.problems[camera]} if camera in self.problems else {}),
-                }
-                for camera, visits in self.visits.items()
-            },
-            "totals": totals([visit for visits in self.visits.values() for visit in visits]),
+        """The ``footfall-report/1`` document, with each camera's frames and problem."""
+        health = {
+            camera: {
+                "frames": self.stats[camera].frames,
+                "frames_dropped": self.stats[camera].dropped,
+                **({"problem": self.problems[camera]} if camera in self.problems else {}),
+            }
+            for camera in self.visits
         }
+        visits = {camera: [visit_document(visit) for visit in visits] for camera, visits in self.visits.items()}
+        return report_document(self.grouping, visits, health)
 
     def status_line(self, camera: str) -> str:
         """One line of live status for a camera."""

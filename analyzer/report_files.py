@@ -23,12 +23,10 @@ from pathlib import Path
 
 from analyzer.errors import AnalyzerError
 from analyzer.footfall import Visit
-from analyzer.report import REPORT_SCHEMA, RunReport, Tally
+from analyzer.report import REPORT_SCHEMA, RunReport, VisitDocument, report_document, visit_document
 from analyzer.whole_files import write_json
 
 DATE_FIELD = "{date}"
-
-VisitDocument = dict[str, object]  # one visit as the report writes it
 
 
 def is_daily(path: Path) -> bool:
@@ -131,19 +129,9 @@ class DailyReportFiles:
 
     def _write_day(self, path: Path, day: date, visits: dict[str, list[Visit]]) -> None:
         earlier = self._earlier[day]
-        cameras: dict[str, object] = {}
-        everyone = Tally()
-        for camera in sorted({*earlier, *visits}):
-            documents = [*earlier.get(camera, []), *({"camera": camera, **v.to_dict()} for v in visits.get(camera, []))]
-            tally = Tally()
-            for visit in documents:
-                age_group, gender, direction = visit["age_group"], visit["gender"], visit.get("direction")
-                tally.count(str(age_group), str(gender), None if direction is None else str(direction))
-            everyone += tally
-            cameras[camera] = {"visits": documents, "totals": tally.to_dict()}
-        document = {"schema": REPORT_SCHEMA, "age_grouping": self.grouping, "date": day.isoformat(),
-                    "cameras": cameras, "totals": everyone.to_dict()}  # fmt: skip
-        write_json(path, document)
+        documents = {camera: [*earlier.get(camera, []), *map(visit_document, visits.get(camera, []))]
+                     for camera in sorted({*earlier, *visits})}  # fmt: skip
+        write_json(path, report_document(self.grouping, documents, date=day.isoformat()))
 
     def _release(self, report: RunReport, days: dict[date, dict[str, list[Visit]]]) -> None:
         """Drop the visits of written days that ended ``release_after_s`` before the newest visit."""
