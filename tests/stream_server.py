@@ -5,6 +5,8 @@ stall. It plays a video's frames on a wall clock, like a camera: a client
 that connects late sees the current frame, not the first one.
 :class:`RtspDoor` is an RTSP camera's front door: it asks for Digest
 credentials and a stream path the way IP cameras do, and streams nothing.
+:class:`RtspCamera` is the whole camera: the same door, then the video as
+RTP/JPEG over the RTSP connection; it too can die and come back.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import hashlib
 import re
 import socket
 import socketserver
+import struct
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import cv2
+import numpy as np
 
 
 def jpeg_frames(video: Path, width: int = 960) -> list[bytes]:
@@ -133,6 +139,7 @@ class RtspDoor:
 
     realm = "IP Camera"
     nonce = "5f3b1a2c9d8e7f60"
+    sdp = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
 
     def __init__(
         self, user: str = "admin", password: str = "s3cr@t:pw", path: str = "/stream1", qop: bool = False
@@ -140,49 +147,81 @@ class RtspDoor:
         self.user, self.password, self.path = user, password, path
         self.qop = qop  # ask for RFC 2617's qop="auth" variant (client nonce and count) instead of RFC 2069's
         self.answers: list[tuple[str, str, int]] = []
+        self._port = 0  # the first start picks one; a start after a stop listens on it again
         self._server: socketserver.ThreadingTCPServer | None = None
+        self._clients: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() first"
-        return self._server.server_address[1]
+        assert self._port, "start() first"
+        return self._port
 
     def start(self) -> RtspDoor:
         owner = self
+        self._stopping.clear()
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                while True:
-                    request = self.rfile.readline().decode("latin-1").strip()
-                    if not request:
-                        return
-                    headers = {}
-                    for line in iter(lambda: self.rfile.readline().decode("latin-1").strip(), ""):
-                        name, _, value = line.partition(":")
-                        headers[name.strip().lower()] = value.strip()
-                    method, uri = request.split()[:2]
-                    status, extra, body = owner._answer(method, uri, headers)
-                    owner.answers.append((headers.get("user-agent", ""), method, status))
-                    reply = [f"RTSP/1.0 {status} {_REASONS[status]}", f"CSeq: {headers.get('cseq', '0')}", *extra]
-                    reply.append(f"Content-Length: {len(body)}")
-                    self.wfile.write(("\r\n".join(reply) + "\r\n\r\n").encode() + body)
+                with owner._lock:
+                    owner._clients.append(self.connection)
+                owner._converse(self.rfile, self.wfile)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="rtsp-door", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut every client off (a camera rebooting)."""
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            for client in self._clients:
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+                client.close()
+            self._clients.clear()
 
     def url(self, user: str | None = None, password: str | None = None, path: str | None = None) -> str:
         """The door's URL with these credentials (percent-encode special characters yourself)."""
         credentials = f"{user}:{password}@" if user is not None else ""
         return f"rtsp://{credentials}127.0.0.1:{self.port}{path or self.path}"
+
+    def _converse(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+        """Answer one client's requests until it hangs up; what it sends interleaved (RTCP) is read and dropped."""
+        sending = threading.Lock()  # replies and a playing stream share the connection
+        while True:
+            first = rfile.read(1)
+            if first == b"$":
+                _channel, length = struct.unpack(">BH", rfile.read(3))
+                rfile.read(length)
+                continue
+            request = (first + rfile.readline()).decode("latin-1").strip()
+            if not request:
+                return
+            headers = {}
+            for line in iter(lambda: rfile.readline().decode("latin-1").strip(), ""):
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            method, uri = request.split()[:2]
+            status, extra, body = self._answer(method, uri, headers)
+            self.answers.append((headers.get("user-agent", ""), method, status))
+            reply = [f"RTSP/1.0 {status} {_REASONS[status]}", f"CSeq: {headers.get('cseq', '0')}", *extra]
+            reply.append(f"Content-Length: {len(body)}")
+            try:
+                with sending:
+                    wfile.write(("\r\n".join(reply) + "\r\n\r\n").encode() + body)
+            except OSError:
+                return
+            if method == "PLAY" and status == 200:
+                threading.Thread(target=self._play, args=(wfile, sending), name="rtsp-play", daemon=True).start()
 
     def _answer(self, method: str, uri: str, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
         if method == "OPTIONS":
@@ -195,7 +234,10 @@ class RtspDoor:
             return 401, [challenge, f'WWW-Authenticate: Basic realm="{self.realm}"'], b""
         if not uri.split("?")[0].endswith(self.path):
             return 404, [], b""
-        return 200, ["Content-Type: application/sdp"], _SDP
+        return 200, ["Content-Type: application/sdp", f"Content-Base: {uri}/"], self.sdp
+
+    def _play(self, wfile: BinaryIO, sending: threading.Lock) -> None:
+        """The door plays nothing."""
 
     def _authorised(self, method: str, authorization: str) -> bool:
         if not authorization.lower().startswith("digest"):
@@ -214,7 +256,93 @@ class RtspDoor:
         return fields.get("username") == self.user and fields.get("response") == expected
 
 
-_SDP = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+class RtspCamera(RtspDoor):
+    """An IP camera behind the door: after DESCRIBE, SETUP and PLAY it streams the frames as RTP/JPEG (RFC 2435).
+
+    Frames go interleaved on the RTSP connection (RTP over TCP, what OpenCV
+    asks for), on a wall clock like :class:`MjpegServer`'s, so a client that
+    reconnects sees the current frame. A SETUP for RTP over UDP is refused
+    (461): only TCP is served.
+    """
+
+    sdp = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP 26\r\na=control:track1\r\n"
+    session = "12345678"
+
+    def __init__(self, frames: list[bytes], fps: float = 15.0, **door: Any) -> None:
+        super().__init__(**door)
+        self.fps = fps
+        self.frames = [_rtp_jpeg(jpeg) for jpeg in frames]
+        self._epoch = time.monotonic()
+
+    def _answer(self, method: str, uri: str, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
+        session = [f"Session: {self.session};timeout=60"]
+        if method == "SETUP":
+            if "TCP" not in headers.get("transport", ""):
+                return 461, [], b""
+            return 200, ["Transport: RTP/AVP/TCP;unicast;interleaved=0-1", *session], b""
+        if method in ("PLAY", "TEARDOWN"):
+            return 200, session, b""
+        return super()._answer(method, uri, headers)
+
+    def _play(self, wfile: BinaryIO, sending: threading.Lock) -> None:
+        sequence, source = 0, 0x5EED
+        while not self._stopping.is_set():
+            elapsed = time.monotonic() - self._epoch
+            frame = self.frames[int(elapsed * self.fps) % len(self.frames)]
+            packets = frame.packets(sequence, timestamp=int(elapsed * 90_000), source=source)
+            sequence += len(packets)
+            try:
+                with sending:
+                    for packet in packets:
+                        wfile.write(b"$\x00" + struct.pack(">H", len(packet)) + packet)
+            except OSError:
+                return
+            self._stopping.wait(1 / self.fps)
+
+
+@dataclass(frozen=True)
+class _RtpJpegFrame:
+    """A baseline 4:2:0 JPEG cut the way RFC 2435 sends it: its quantisation tables and its scan."""
+
+    width: int
+    height: int
+    tables: bytes
+    scan: bytes
+
+    def packets(self, sequence: int, timestamp: int, source: int, size: int = 1400) -> list[bytes]:
+        """RTP packets (payload type 26) of this frame; the marker bit on the last, the tables in the first."""
+        packets = []
+        for offset in range(0, len(self.scan), size):
+            last = offset + size >= len(self.scan)
+            rtp = struct.pack(">BBHII", 0x80, (0x80 if last else 0) | 26, (sequence + len(packets)) & 0xFFFF,
+                              timestamp & 0xFFFFFFFF, source)  # fmt: skip
+            # type 1 (4:2:0), Q 255: the tables travel in the packet
+            jpeg = struct.pack(">I4B", offset, 1, 255, self.width // 8, self.height // 8)
+            if offset == 0:
+                jpeg += struct.pack(">BBH", 0, 0, len(self.tables)) + self.tables
+            packets.append(rtp + jpeg + self.scan[offset : offset + size])
+        return packets
+
+
+def _rtp_jpeg(jpeg: bytes) -> _RtpJpegFrame:
+    """Re-encode a JPEG in whole 16-pixel blocks (RFC 2435 sends sizes in 8s) and cut it into tables and scan."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    image = image[: image.shape[0] // 16 * 16, : image.shape[1] // 16 * 16]
+    encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+    tables: dict[int, bytes] = {}
+    at = 2  # after the start-of-image marker
+    while True:
+        marker, length = encoded[at + 1], struct.unpack(">H", encoded[at + 2 : at + 4])[0]
+        body = encoded[at + 4 : at + 2 + length]
+        if marker == 0xDB:  # quantisation tables, 65 bytes each (8-bit precision)
+            for start in range(0, len(body), 65):
+                tables[body[start] & 0x0F] = body[start + 1 : start + 65]
+        elif marker == 0xDA:  # start of scan: the entropy-coded data follows, up to the end-of-image marker
+            scan = encoded[at + 2 + length :].removesuffix(b"\xff\xd9")
+            return _RtpJpegFrame(image.shape[1], image.shape[0], tables[0] + tables[1], scan)
+        at += 2 + length
+
+
 _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 461: "Unsupported Transport"}
 
 

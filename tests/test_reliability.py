@@ -13,6 +13,7 @@ import time
 import urllib.request
 import wave
 from pathlib import Path
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -23,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.bench import open_descriptors, rss_mb
 from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
-from tests.stream_server import MjpegServer, RtspDoor, jpeg_frames
+from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 
 LIVE = {"read_timeout_s": 1.5, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.8}
 
@@ -33,9 +34,21 @@ def live_frames(walkers_clip: tuple[Path, int]) -> list[bytes]:
     return jpeg_frames(walkers_clip[0])
 
 
-def test_stream_dies_and_comes_back_and_nothing_counted_is_lost(live_frames: list[bytes], shipped_model: Path) -> None:
-    server = MjpegServer(live_frames).start()
-    camera = {"id": "door", "source": server.url, **LIVE}
+def _live_camera(kind: str, frames: list[bytes]) -> tuple[MjpegServer | RtspCamera, str]:
+    """A camera on loopback and the URL a config gives for it: MJPEG over HTTP, or RTSP with a password."""
+    if kind == "mjpeg":
+        server = MjpegServer(frames).start()
+        return server, server.url
+    camera = RtspCamera(frames).start()
+    return camera, camera.url(camera.user, quote(camera.password, safe=""))
+
+
+@pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
+def test_stream_dies_and_comes_back_and_nothing_counted_is_lost(
+    kind: str, live_frames: list[bytes], shipped_model: Path
+) -> None:
+    server, url = _live_camera(kind, live_frames)
+    camera = {"id": "door", "source": url, **LIVE}
     try:
         with LiveRun({"cameras": [camera]}, shipped_model) as run:
             wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 20, "the stream to come up")
