@@ -31,6 +31,11 @@ MAX_UNREADABLE_IN_A_ROW = 3  # a live stream whose reads fail more often in a ro
 _FRAME_GRID_TOLERANCE_S = 0.001  # containers round frame times; Matroska to the millisecond
 MAX_PACED_GAP_S = 2.0  # played in real time, a longer gap between a file's frames takes one frame's time
 ISO_MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".3gp")  # MP4 and QuickTime: boxes, an index in "moov"
+# An H.264/H.265 stream can be decoded from a keyframe on; a camera that spaces them further apart than the
+# watchdog allows (a long or "smart"/dynamic GOP) opens and then shows nothing.
+NO_PICTURE = ("it opened but sent no picture it could decode; if the camera spaces keyframes (I-frames) further "
+              "apart than read_timeout_s, shorten its I-frame interval or raise read_timeout_s")  # fmt: skip
+NO_WEBCAM_PICTURE = "it opened but sent no picture; is another program using the camera?"
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
@@ -318,6 +323,14 @@ class CaptureWorker(threading.Thread):
         """OpenCV only says it failed; a URL's server can say why (wrong port, path or password)."""
         return why_it_does_not_open(self.source, min(self.read_timeout_s, _PROBE_TIMEOUT_S)) or "cannot open it"
 
+    def _down(self, cause: str, backoff: float, was_up: bool = False) -> float:
+        """Report the live stream down and wait ``backoff`` seconds (or until stopped); returns the next wait."""
+        self.reconnects += 1
+        next_try = f"reconnecting in {backoff:g} s" if was_up else f"retry {self.reconnects} in {backoff:g} s"
+        self._status("down", cause, next_try=next_try)
+        self.stop_event.wait(backoff)
+        return min(backoff * 2, self.max_backoff_s)
+
     def _timed_out(self, seconds: float) -> bool:
         """Did a failed open or read last as long as the watchdog allows (no answer, not a refusal)?"""
         return self.kind == "live" and seconds >= 0.9 * self.read_timeout_s
@@ -406,15 +419,11 @@ class CaptureWorker(threading.Thread):
             if capture is None:
                 why = (f"no answer within {self.read_timeout_s:g} s" if self._timed_out(time.monotonic() - opening)
                        else self._why_it_does_not_open())  # fmt: skip
-                self.reconnects += 1
-                self._status("down", f"{what}: {why}", next_try=f"retry {self.reconnects} in {backoff:g} s")
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
+                backoff = self._down(f"{what}: {why}", backoff)
                 continue
-            self._status("up", f"connected to {what}")
-            backoff = self.reconnect_backoff_s
             read_seconds = 0.0
             unreadable = 0  # frames in a row that came but did not decode
+            pictures = 0  # frames decoded since this open
             try:
                 while not self.stop_event.is_set():
                     image, read_seconds = _timed_read(capture)
@@ -423,6 +432,10 @@ class CaptureWorker(threading.Thread):
                             break
                         unreadable += 1  # a damaged frame (an MJPEG camera on a bad link): the next one may be fine
                         continue
+                    if not pictures:  # up at the first picture: a stream that opens and shows nothing is not up
+                        self._status("up", f"connected to {what}")
+                        backoff = self.reconnect_backoff_s
+                    pictures += 1
                     if unreadable:
                         self.on_unreadable(self.camera, unreadable)
                         unreadable = 0
@@ -432,9 +445,11 @@ class CaptureWorker(threading.Thread):
                     index += 1
             finally:
                 capture.release()
-            if not self.stop_event.is_set():
-                why = (f"no frame for {self.read_timeout_s:g} s (watchdog)" if self._timed_out(read_seconds)
-                       else "the stream ended or broke")  # fmt: skip
-                self.reconnects += 1
-                self._status("down", f"{what}: {why}", next_try=f"reconnecting in {backoff:g} s")
-                self.stop_event.wait(backoff)
+            if self.stop_event.is_set():
+                break
+            if not pictures:  # as a failed open: the wait grows
+                backoff = self._down(f"{what}: {NO_WEBCAM_PICTURE if self.webcam is not None else NO_PICTURE}", backoff)
+                continue
+            why = (f"no frame for {self.read_timeout_s:g} s (watchdog)" if self._timed_out(read_seconds)
+                   else "the stream ended or broke")  # fmt: skip
+            self._down(f"{what}: {why}", backoff, was_up=True)

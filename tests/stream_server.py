@@ -11,6 +11,7 @@ RTP/JPEG over the RTSP connection; it too can die and come back.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import re
@@ -20,6 +21,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -257,21 +259,42 @@ class RtspDoor:
 
 
 class RtspCamera(RtspDoor):
-    """An IP camera behind the door: after DESCRIBE, SETUP and PLAY it streams the frames as RTP/JPEG (RFC 2435).
+    """An IP camera behind the door: after DESCRIBE, SETUP and PLAY it streams the frames over RTP.
 
-    Frames go interleaved on the RTSP connection (RTP over TCP, what OpenCV
-    asks for), on a wall clock like :class:`MjpegServer`'s, so a client that
-    reconnects sees the current frame. A SETUP for RTP over UDP is refused
+    ``codec`` ``h264`` is what IP cameras send (RFC 6184: a keyframe with its
+    parameter sets every ``keyframe_every`` frames, P-frames between);
+    ``jpeg`` is RTP/JPEG (RFC 2435), every frame whole. Frames go interleaved
+    on the RTSP connection (RTP over TCP, what OpenCV asks for), on a wall
+    clock like :class:`MjpegServer`'s: a client that connects late, or again
+    after the camera came back, joins the stream where it is, as with a real
+    camera, which for H.264 is mostly between keyframes (``join_at`` makes
+    every client join at one frame). A SETUP for RTP over UDP is refused
     (461): only TCP is served.
     """
 
-    sdp = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP 26\r\na=control:track1\r\n"
     session = "12345678"
 
-    def __init__(self, frames: list[bytes], fps: float = 15.0, **door: Any) -> None:
+    def __init__(
+        self,
+        frames: list[bytes],
+        fps: float = 15.0,
+        codec: str = "h264",
+        keyframe_every: int = 30,
+        join_at: int | None = None,
+        **door: Any,
+    ) -> None:
         super().__init__(**door)
         self.fps = fps
-        self.frames = [_rtp_jpeg(jpeg) for jpeg in frames]
+        self.join_at = join_at  # every client starts at this frame of the loop instead of where the clock is
+        self.frames = _h264_frames(frames, fps, keyframe_every) if codec == "h264" else [*map(_rtp_jpeg, frames)]
+        media = "26"
+        if codec == "h264":  # the parameter sets in the description too, as cameras give them
+            sps, pps = (next(n for n in self.frames[0].nal_units if n[0] & 0x1F == kind) for kind in (7, 8))
+            sets = ",".join(base64.b64encode(nal).decode() for nal in (sps, pps))
+            media = f"96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id={sps[1:4].hex()};"
+            media += f"sprop-parameter-sets={sets}"
+        self.sdp = f"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP {media}\r\n".encode()
+        self.sdp += b"a=control:track1\r\n"
         self._epoch = time.monotonic()
 
     def _answer(self, method: str, uri: str, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
@@ -285,11 +308,13 @@ class RtspCamera(RtspDoor):
         return super()._answer(method, uri, headers)
 
     def _play(self, wfile: BinaryIO, sending: threading.Lock) -> None:
-        sequence, source = 0, 0x5EED
+        """Every frame in order from the one the wall clock is at, paced by it."""
+        index, sequence = int((time.monotonic() - self._epoch) * self.fps), 0
+        if self.join_at is not None:
+            self._epoch, index = time.monotonic() - self.join_at / self.fps, self.join_at
         while not self._stopping.is_set():
-            elapsed = time.monotonic() - self._epoch
-            frame = self.frames[int(elapsed * self.fps) % len(self.frames)]
-            packets = frame.packets(sequence, timestamp=int(elapsed * 90_000), source=source)
+            frame = self.frames[index % len(self.frames)]
+            packets = frame.packets(sequence, timestamp=int(index * 90_000 / self.fps))
             sequence += len(packets)
             try:
                 with sending:
@@ -297,7 +322,14 @@ class RtspCamera(RtspDoor):
                         wfile.write(b"$\x00" + struct.pack(">H", len(packet)) + packet)
             except OSError:
                 return
-            self._stopping.wait(1 / self.fps)
+            index += 1
+            self._stopping.wait(max(0.0, self._epoch + index / self.fps - time.monotonic()))
+
+
+def _rtp(payload_type: int, last: bool, sequence: int, timestamp: int) -> bytes:
+    """An RTP header (RFC 3550); the marker bit ends a frame."""
+    return struct.pack(">BBHII", 0x80, (0x80 if last else 0) | payload_type, sequence & 0xFFFF, timestamp & 0xFFFFFFFF,
+                       0x5EED)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -309,13 +341,11 @@ class _RtpJpegFrame:
     tables: bytes
     scan: bytes
 
-    def packets(self, sequence: int, timestamp: int, source: int, size: int = 1400) -> list[bytes]:
-        """RTP packets (payload type 26) of this frame; the marker bit on the last, the tables in the first."""
+    def packets(self, sequence: int, timestamp: int, size: int = 1400) -> list[bytes]:
+        """RTP packets (payload type 26) of this frame, the tables in the first."""
         packets = []
         for offset in range(0, len(self.scan), size):
-            last = offset + size >= len(self.scan)
-            rtp = struct.pack(">BBHII", 0x80, (0x80 if last else 0) | 26, (sequence + len(packets)) & 0xFFFF,
-                              timestamp & 0xFFFFFFFF, source)  # fmt: skip
+            rtp = _rtp(26, offset + size >= len(self.scan), sequence + len(packets), timestamp)
             # type 1 (4:2:0), Q 255: the tables travel in the packet
             jpeg = struct.pack(">I4B", offset, 1, 255, self.width // 8, self.height // 8)
             if offset == 0:
@@ -341,6 +371,51 @@ def _rtp_jpeg(jpeg: bytes) -> _RtpJpegFrame:
             scan = encoded[at + 2 + length :].removesuffix(b"\xff\xd9")
             return _RtpJpegFrame(image.shape[1], image.shape[0], tables[0] + tables[1], scan)
         at += 2 + length
+
+
+@dataclass(frozen=True)
+class _H264AccessUnit:
+    """One H.264 frame's NAL units (parameter sets and slices), sent as RFC 6184 packetisation mode 1 does."""
+
+    nal_units: list[bytes]
+
+    def packets(self, sequence: int, timestamp: int, size: int = 1400) -> list[bytes]:
+        """A small NAL unit in a packet of its own, a large one in fragmentation units (FU-A)."""
+        payloads = []
+        for nal in self.nal_units:
+            if len(nal) <= size:
+                payloads.append(nal)
+                continue
+            indicator, kind = (nal[0] & 0xE0) | 28, nal[0] & 0x1F
+            for offset in range(1, len(nal), size):
+                first, last = offset == 1, offset + size >= len(nal)
+                header = (0x80 if first else 0) | (0x40 if last else 0) | kind
+                payloads.append(bytes([indicator, header]) + nal[offset : offset + size])
+        return [_rtp(96, n == len(payloads) - 1, sequence + n, timestamp) + p for n, p in enumerate(payloads)]
+
+
+def _h264_frames(frames: list[bytes], fps: float, keyframe_every: int) -> list[_H264AccessUnit]:
+    """The JPEG frames encoded as a camera's H.264 stream that loops seamlessly (a keyframe opens it)."""
+    import av  # the dev extra's PyAV: FFmpeg with libx264
+
+    encoder = av.CodecContext.create("libx264", "w")
+    height, width = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base, encoder.framerate = Fraction(1, round(fps)), Fraction(round(fps))
+    encoder.gop_size = keyframe_every
+    # no B-frames and no scene-cut keyframes, as a camera's encoder: keyframes only every keyframe_every frames
+    encoder.options = {"preset": "veryfast", "tune": "zerolatency", "bf": "0", "sc_threshold": "0",
+                       "keyint_min": str(keyframe_every), "forced-idr": "1"}  # fmt: skip
+    units: list[bytes] = []
+    for index, jpeg in enumerate(frames):
+        image = av.VideoFrame.from_ndarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), "bgr24")
+        image = image.reformat(format="yuv420p")
+        image.pts = index
+        image.pict_type = av.video.frame.PictureType.I if index == 0 else av.video.frame.PictureType.NONE
+        units += [bytes(packet) for packet in encoder.encode(image)]
+    units += [bytes(packet) for packet in encoder.encode(None)]
+    return [_H264AccessUnit([nal.rstrip(b"\x00") for nal in unit.split(b"\x00\x00\x01") if nal.strip(b"\x00")])
+            for unit in units]  # fmt: skip
 
 
 _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 461: "Unsupported Transport"}

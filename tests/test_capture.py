@@ -32,7 +32,7 @@ from analyzer.capture import (
 )
 from analyzer.sources import file_path, source_kind, webcam_index
 from tests.harness import free_port, wait_for
-from tests.stream_server import MjpegServer, RtspDoor
+from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 
 
 def _read_all(
@@ -313,6 +313,33 @@ def test_a_camera_that_refuses_its_password_says_so_and_never_shows_it(rtsp_door
     assert ("footfall-analyzer", "DESCRIBE", 401) in rtsp_door.answers and any(
         agent.startswith("Lavf") for agent, _, _ in rtsp_door.answers
     )  # OpenCV's FFmpeg asked first, then the worker asked why
+
+
+def test_a_camera_whose_keyframes_are_further_apart_than_the_watchdog_is_never_up_and_says_why(
+    walkers_clip: tuple[Path, int],
+) -> None:
+    """H.264 decodes from a keyframe on: one every 12 s, and each connection joins just after one."""
+    frames = jpeg_frames(walkers_clip[0])
+    camera = RtspCamera(frames, keyframe_every=len(frames), join_at=1).start()
+    slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
+    source = camera.url(camera.user, quote(camera.password, safe=""))
+    worker = CaptureWorker("door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2,
+                           read_timeout_s=1.5)  # fmt: skip
+    worker.start()
+    try:
+        wait_for(lambda: len(statuses) >= 2, 15, "two connections without a picture")
+    finally:
+        stop.set()
+        worker.join(5)
+        camera.stop()
+    assert [status.state for status in statuses[:2]] == ["down", "down"]  # never "up": no picture came
+    assert statuses[0].detail == (
+        f"rtsp://admin:***@127.0.0.1:{camera.port}/stream1: it opened but sent no picture it could decode; if the "
+        "camera spaces keyframes (I-frames) further apart than read_timeout_s, shorten its I-frame interval or "
+        "raise read_timeout_s; retry 1 in 0.2 s"
+    )
+    assert statuses[1].detail.endswith("retry 2 in 0.4 s")  # waits grow as after a failed open
+    assert sum(method == "PLAY" for _, method, _ in camera.answers) >= 2  # it played each time: no refusal
 
 
 class _BasicAuthCamera(BaseHTTPRequestHandler):
