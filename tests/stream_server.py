@@ -6,7 +6,7 @@ that connects late sees the current frame, not the first one.
 :class:`RtspDoor` is an RTSP camera's front door: it asks for Digest
 credentials and a stream path the way IP cameras do, and streams nothing.
 :class:`RtspCamera` is the whole camera: the same door, then the video as
-RTP/JPEG over the RTSP connection; it too can die and come back.
+H.264 over RTP on the RTSP connection; it too can die and come back.
 """
 
 from __future__ import annotations
@@ -261,9 +261,9 @@ class RtspDoor:
 class RtspCamera(RtspDoor):
     """An IP camera behind the door: after DESCRIBE, SETUP and PLAY it streams the frames over RTP.
 
-    ``codec`` ``h264`` is what IP cameras send (RFC 6184: a keyframe with its
-    parameter sets every ``keyframe_every`` frames, P-frames between);
-    ``jpeg`` is RTP/JPEG (RFC 2435), every frame whole. Frames go interleaved
+    The video is H.264 as IP cameras send it (RFC 6184: a keyframe with its
+    parameter sets every ``keyframe_every`` frames, P-frames between, the
+    parameter sets also in the stream description). Frames go interleaved
     on the RTSP connection (RTP over TCP, what OpenCV asks for), on a wall
     clock like :class:`MjpegServer`'s: a client that connects late, or again
     after the camera came back, joins the stream where it is, as with a real
@@ -278,7 +278,6 @@ class RtspCamera(RtspDoor):
         self,
         frames: list[bytes],
         fps: float = 15.0,
-        codec: str = "h264",
         keyframe_every: int = 30,
         join_at: int | None = None,
         **door: Any,
@@ -286,15 +285,15 @@ class RtspCamera(RtspDoor):
         super().__init__(**door)
         self.fps = fps
         self.join_at = join_at  # every client starts at this frame of the loop instead of where the clock is
-        self.frames = _h264_frames(frames, fps, keyframe_every) if codec == "h264" else [*map(_rtp_jpeg, frames)]
-        media = "26"
-        if codec == "h264":  # the parameter sets in the description too, as cameras give them
-            sps, pps = (next(n for n in self.frames[0].nal_units if n[0] & 0x1F == kind) for kind in (7, 8))
-            sets = ",".join(base64.b64encode(nal).decode() for nal in (sps, pps))
-            media = f"96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id={sps[1:4].hex()};"
-            media += f"sprop-parameter-sets={sets}"
-        self.sdp = f"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP {media}\r\n".encode()
-        self.sdp += b"a=control:track1\r\n"
+        self.frames = _h264_frames(frames, fps, keyframe_every)
+        sps, pps = (next(n for n in self.frames[0].nal_units if n[0] & 0x1F == kind) for kind in (7, 8))
+        self.sdp = (
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n"
+            "a=rtpmap:96 H264/90000\r\n"
+            f"a=fmtp:96 packetization-mode=1;profile-level-id={sps[1:4].hex()};"
+            f"sprop-parameter-sets={base64.b64encode(sps).decode()},{base64.b64encode(pps).decode()}\r\n"
+            "a=control:track1\r\n"
+        ).encode()
         self._epoch = time.monotonic()
 
     def _answer(self, method: str, uri: str, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
@@ -330,47 +329,6 @@ def _rtp(payload_type: int, last: bool, sequence: int, timestamp: int) -> bytes:
     """An RTP header (RFC 3550); the marker bit ends a frame."""
     return struct.pack(">BBHII", 0x80, (0x80 if last else 0) | payload_type, sequence & 0xFFFF, timestamp & 0xFFFFFFFF,
                        0x5EED)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _RtpJpegFrame:
-    """A baseline 4:2:0 JPEG cut the way RFC 2435 sends it: its quantisation tables and its scan."""
-
-    width: int
-    height: int
-    tables: bytes
-    scan: bytes
-
-    def packets(self, sequence: int, timestamp: int, size: int = 1400) -> list[bytes]:
-        """RTP packets (payload type 26) of this frame, the tables in the first."""
-        packets = []
-        for offset in range(0, len(self.scan), size):
-            rtp = _rtp(26, offset + size >= len(self.scan), sequence + len(packets), timestamp)
-            # type 1 (4:2:0), Q 255: the tables travel in the packet
-            jpeg = struct.pack(">I4B", offset, 1, 255, self.width // 8, self.height // 8)
-            if offset == 0:
-                jpeg += struct.pack(">BBH", 0, 0, len(self.tables)) + self.tables
-            packets.append(rtp + jpeg + self.scan[offset : offset + size])
-        return packets
-
-
-def _rtp_jpeg(jpeg: bytes) -> _RtpJpegFrame:
-    """Re-encode a JPEG in whole 16-pixel blocks (RFC 2435 sends sizes in 8s) and cut it into tables and scan."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    image = image[: image.shape[0] // 16 * 16, : image.shape[1] // 16 * 16]
-    encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
-    tables: dict[int, bytes] = {}
-    at = 2  # after the start-of-image marker
-    while True:
-        marker, length = encoded[at + 1], struct.unpack(">H", encoded[at + 2 : at + 4])[0]
-        body = encoded[at + 4 : at + 2 + length]
-        if marker == 0xDB:  # quantisation tables, 65 bytes each (8-bit precision)
-            for start in range(0, len(body), 65):
-                tables[body[start] & 0x0F] = body[start + 1 : start + 65]
-        elif marker == 0xDA:  # start of scan: the entropy-coded data follows, up to the end-of-image marker
-            scan = encoded[at + 2 + length :].removesuffix(b"\xff\xd9")
-            return _RtpJpegFrame(image.shape[1], image.shape[0], tables[0] + tables[1], scan)
-        at += 2 + length
 
 
 @dataclass(frozen=True)
