@@ -47,25 +47,64 @@ def jpeg_frames(video: Path, width: int = 960) -> list[bytes]:
     return frames
 
 
-class MjpegServer:
+class _LoopbackServer:
+    """What the loopback cameras share: a threaded server that can die (:meth:`stop`) and come back on its port."""
+
+    def __init__(self) -> None:
+        self._port = 0  # the first start picks one; a start after a stop listens on it again
+        self._server: socketserver.TCPServer | None = None
+        self._clients: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    @property
+    def port(self) -> int:
+        assert self._port, "start() first"
+        return self._port
+
+    def _listen(self, server_class: type[socketserver.TCPServer], handler: type, name: str) -> None:
+        self._stopping.clear()
+        server_class.allow_reuse_address = True
+        self._server = server_class(("127.0.0.1", self._port), handler)
+        self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name=name, daemon=True).start()
+
+    def _admit(self, client: socket.socket) -> None:
+        """Remember a client's connection, so that :meth:`stop` cuts it off."""
+        with self._lock:
+            self._clients.append(client)
+
+    def stop(self) -> None:
+        """Die (a camera rebooting, unplugged): stop listening and cut every client off."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self._lock:
+            for client in self._clients:
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+                client.close()
+            self._clients.clear()
+
+
+class MjpegServer(_LoopbackServer):
     """``http://127.0.0.1:<port>/stream``; ``mode`` is ``serve``, ``hang`` (accept, send nothing) or ``stall``.
 
     In ``stall`` mode each connection gets ``stall_after`` frames and then
     silence with the socket left open: what a frozen camera looks like.
     """
 
-    def __init__(self, frames: list[bytes], fps: float = 15.0, port: int = 0) -> None:
+    def __init__(self, frames: list[bytes], fps: float = 15.0) -> None:
+        super().__init__()
         self.frames = frames
         self.fps = fps
         self.mode = "serve"
         self.stall_after = 20
-        self.port = port or _free_port()
         self.connections = 0
         self._epoch = time.monotonic()
-        self._server: ThreadingHTTPServer | None = None
-        self._clients: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -75,16 +114,14 @@ class MjpegServer:
     def start(self) -> MjpegServer:
         """Listen (again) on the same port."""
         owner = self
-        self._stopping.clear()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path != "/stream":
                     self.send_error(404)
                     return
-                with owner._lock:
-                    owner.connections += 1
-                    owner._clients.append(self.connection)
+                owner._admit(self.connection)
+                owner.connections += 1
                 if owner.mode == "hang":
                     owner._stopping.wait(600)
                     return
@@ -109,28 +146,11 @@ class MjpegServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="mjpeg-server", daemon=True).start()
+        self._listen(ThreadingHTTPServer, Handler, "mjpeg-server")
         return self
 
-    def stop(self) -> None:
-        """Die: stop listening and cut every client off."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock:
-            for client in self._clients:
-                with contextlib.suppress(OSError):
-                    client.shutdown(socket.SHUT_RDWR)
-                client.close()
-            self._clients.clear()
 
-
-class RtspDoor:
+class RtspDoor(_LoopbackServer):
     """``rtsp://127.0.0.1:<port>/stream1`` behind Digest authentication (RFC 2617, MD5, as most cameras ask).
 
     OPTIONS is always answered; DESCRIBE gets 401 with a challenge until the
@@ -146,50 +166,21 @@ class RtspDoor:
     def __init__(
         self, user: str = "admin", password: str = "s3cr@t:pw", path: str = "/stream1", qop: bool = False
     ) -> None:
+        super().__init__()
         self.user, self.password, self.path = user, password, path
         self.qop = qop  # ask for RFC 2617's qop="auth" variant (client nonce and count) instead of RFC 2069's
         self.answers: list[tuple[str, str, int]] = []
-        self._port = 0  # the first start picks one; a start after a stop listens on it again
-        self._server: socketserver.ThreadingTCPServer | None = None
-        self._clients: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-
-    @property
-    def port(self) -> int:
-        assert self._port, "start() first"
-        return self._port
 
     def start(self) -> RtspDoor:
         owner = self
-        self._stopping.clear()
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                with owner._lock:
-                    owner._clients.append(self.connection)
+                owner._admit(self.connection)
                 owner._converse(self.rfile, self.wfile)
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", self._port), Handler)
-        self._server.daemon_threads = True
-        self._port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="rtsp-door", daemon=True).start()
+        self._listen(socketserver.ThreadingTCPServer, Handler, "rtsp-door")
         return self
-
-    def stop(self) -> None:
-        """Stop listening and cut every client off (a camera rebooting)."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock:
-            for client in self._clients:
-                with contextlib.suppress(OSError):
-                    client.shutdown(socket.SHUT_RDWR)
-                client.close()
-            self._clients.clear()
 
     def url(self, user: str | None = None, password: str | None = None, path: str | None = None) -> str:
         """The door's URL with these credentials (percent-encode special characters yourself)."""
@@ -377,9 +368,3 @@ def _h264_frames(frames: list[bytes], fps: float, keyframe_every: int) -> list[_
 
 
 _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 461: "Unsupported Transport"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

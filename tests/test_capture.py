@@ -295,16 +295,22 @@ def test_why_a_live_address_does_not_answer(tmp_path: Path) -> None:
     assert why_it_does_not_open("rtmp://127.0.0.1/live", 2) is None  # a scheme it cannot ask
 
 
-def test_a_camera_that_refuses_its_password_says_so_and_never_shows_it(rtsp_door: RtspDoor) -> None:
+def _first_two_statuses(source: str, within: float, **worker_options: float) -> list[StreamStatus]:
+    """A live camera's statuses until it has reported twice (retries 0.2 s apart, doubling)."""
     slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
-    source = rtsp_door.url("admin", "Wr0ngPass")
-    worker = CaptureWorker("door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2)
+    worker = CaptureWorker("door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2,
+                           **worker_options)  # fmt: skip
     worker.start()
     try:
-        wait_for(lambda: len(statuses) >= 2, 10, "two failed opens")
+        wait_for(lambda: len(statuses) >= 2, within, "two statuses")
     finally:
         stop.set()
         worker.join(5)
+    return statuses
+
+
+def test_a_camera_that_refuses_its_password_says_so_and_never_shows_it(rtsp_door: RtspDoor) -> None:
+    statuses = _first_two_statuses(rtsp_door.url("admin", "Wr0ngPass"), within=10)
     assert {status.state for status in statuses} == {"down"}
     for status in statuses:
         assert f"rtsp://admin:***@127.0.0.1:{rtsp_door.port}/stream1:" in status.detail
@@ -321,16 +327,9 @@ def test_a_camera_whose_keyframes_are_further_apart_than_the_watchdog_is_never_u
     """H.264 decodes from a keyframe on: one every 12 s, and each connection joins just after one."""
     frames = jpeg_frames(walkers_clip[0])
     camera = RtspCamera(frames, keyframe_every=len(frames), join_at=1).start()
-    slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
-    source = camera.url(camera.user, quote(camera.password, safe=""))
-    worker = CaptureWorker("door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2,
-                           read_timeout_s=1.5)  # fmt: skip
-    worker.start()
     try:
-        wait_for(lambda: len(statuses) >= 2, 15, "two connections without a picture")
+        statuses = _first_two_statuses(camera.url(camera.user, quote(camera.password, safe="")), 15, read_timeout_s=1.5)
     finally:
-        stop.set()
-        worker.join(5)
         camera.stop()
     assert [status.state for status in statuses[:2]] == ["down", "down"]  # never "up": no picture came
     assert statuses[0].detail == (
