@@ -6,7 +6,7 @@ that connects late sees the current frame, not the first one.
 :class:`RtspDoor` is an RTSP camera's front door: it asks for Digest
 credentials and a stream path the way IP cameras do, and streams nothing.
 :class:`RtspCamera` is the whole camera: the same door, then the video as
-H.264 over RTP on the RTSP connection; it too can die and come back.
+H.264 or H.265 over RTP on the RTSP connection; it too can die and come back.
 """
 
 from __future__ import annotations
@@ -252,9 +252,10 @@ class RtspDoor(_LoopbackServer):
 class RtspCamera(RtspDoor):
     """An IP camera behind the door: after DESCRIBE, SETUP and PLAY it streams the frames over RTP.
 
-    The video is H.264 as IP cameras send it (RFC 6184: a keyframe with its
-    parameter sets every ``keyframe_every`` frames, P-frames between, the
-    parameter sets also in the stream description). Frames go interleaved
+    The video is H.264 or H.265 (``codec``) as IP cameras send it (RFC 6184,
+    RFC 7798: a keyframe with its parameter sets every ``keyframe_every``
+    frames, P-frames between, the parameter sets also in the stream
+    description). Frames go interleaved
     on the RTSP connection (RTP over TCP, what OpenCV asks for), on a wall
     clock like :class:`MjpegServer`'s: a client that connects late, or again
     after the camera came back, joins the stream where it is, as with a real
@@ -271,19 +272,22 @@ class RtspCamera(RtspDoor):
         fps: float = 15.0,
         keyframe_every: int = 30,
         join_at: int | None = None,
+        codec: str = "h264",
         **door: Any,
     ) -> None:
         super().__init__(**door)
         self.fps = fps
         self.join_at = join_at  # every client starts at this frame of the loop instead of where the clock is
-        self.frames = _h264_frames(frames, fps, keyframe_every)
-        sps, pps = (next(n for n in self.frames[0].nal_units if n[0] & 0x1F == kind) for kind in (7, 8))
+        self.frames = _encoded_frames(frames, fps, keyframe_every, codec)
+        sets = {name: base64.b64encode(nal).decode() for nal in self.frames[0].nal_units
+                if (name := PARAMETER_SETS[codec].get(_nal_type(codec, nal)))}  # fmt: skip
+        if codec == "h264":
+            fmtp = f"packetization-mode=1;sprop-parameter-sets={sets['sps']},{sets['pps']}"
+        else:
+            fmtp = f"sprop-vps={sets['vps']};sprop-sps={sets['sps']};sprop-pps={sets['pps']}"
         self.sdp = (
             "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=door\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n"
-            "a=rtpmap:96 H264/90000\r\n"
-            f"a=fmtp:96 packetization-mode=1;profile-level-id={sps[1:4].hex()};"
-            f"sprop-parameter-sets={base64.b64encode(sps).decode()},{base64.b64encode(pps).decode()}\r\n"
-            "a=control:track1\r\n"
+            f"a=rtpmap:96 {codec.upper()}/90000\r\na=fmtp:96 {fmtp}\r\na=control:track1\r\n"
         ).encode()
         self._epoch = time.monotonic()
 
@@ -322,39 +326,56 @@ def _rtp(payload_type: int, last: bool, sequence: int, timestamp: int) -> bytes:
                        0x5EED)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _H264AccessUnit:
-    """One H.264 frame's NAL units (parameter sets and slices), sent as RFC 6184 packetisation mode 1 does."""
+PARAMETER_SETS = {"h264": {7: "sps", 8: "pps"}, "h265": {32: "vps", 33: "sps", 34: "pps"}}  # NAL unit types
 
+
+def _nal_type(codec: str, nal: bytes) -> int:
+    return nal[0] & 0x1F if codec == "h264" else (nal[0] >> 1) & 0x3F
+
+
+@dataclass(frozen=True)
+class _AccessUnit:
+    """One frame's NAL units (parameter sets and slices), sent as RFC 6184 (H.264, mode 1) or RFC 7798 (H.265) do."""
+
+    codec: str
     nal_units: list[bytes]
 
     def packets(self, sequence: int, timestamp: int, size: int = 1400) -> list[bytes]:
-        """A small NAL unit in a packet of its own, a large one in fragmentation units (FU-A)."""
+        """A small NAL unit in a packet of its own, a large one in fragmentation units."""
         payloads = []
         for nal in self.nal_units:
             if len(nal) <= size:
                 payloads.append(nal)
                 continue
-            indicator, kind = (nal[0] & 0xE0) | 28, nal[0] & 0x1F
-            for offset in range(1, len(nal), size):
-                first, last = offset == 1, offset + size >= len(nal)
-                header = (0x80 if first else 0) | (0x40 if last else 0) | kind
-                payloads.append(bytes([indicator, header]) + nal[offset : offset + size])
+            if self.codec == "h264":  # FU-A: the NAL header's F and NRI bits, type 28
+                indicator, header_size = bytes([(nal[0] & 0xE0) | 28]), 1
+            else:  # FU: the two-byte NAL header with type 49
+                indicator, header_size = bytes([(nal[0] & 0x81) | (49 << 1), nal[1]]), 2
+            kind = _nal_type(self.codec, nal)
+            for offset in range(header_size, len(nal), size):
+                first, last = offset == header_size, offset + size >= len(nal)
+                fragment = bytes([(0x80 if first else 0) | (0x40 if last else 0) | kind])
+                payloads.append(indicator + fragment + nal[offset : offset + size])
         return [_rtp(96, n == len(payloads) - 1, sequence + n, timestamp) + p for n, p in enumerate(payloads)]
 
 
-def _h264_frames(frames: list[bytes], fps: float, keyframe_every: int) -> list[_H264AccessUnit]:
-    """The JPEG frames encoded as a camera's H.264 stream that loops seamlessly (a keyframe opens it)."""
-    import av  # the dev extra's PyAV: FFmpeg with libx264
+def _encoded_frames(frames: list[bytes], fps: float, keyframe_every: int, codec: str) -> list[_AccessUnit]:
+    """The JPEG frames encoded as a camera's H.264 or H.265 stream that loops seamlessly (a keyframe opens it)."""
+    import av  # the dev extra's PyAV: FFmpeg with libx264 and libx265
 
-    encoder = av.CodecContext.create("libx264", "w")
+    encoder = av.CodecContext.create({"h264": "libx264", "h265": "libx265"}[codec], "w")
     height, width = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR).shape[:2]
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base, encoder.framerate = Fraction(1, round(fps)), Fraction(round(fps))
     encoder.gop_size = keyframe_every
     # no B-frames and no scene-cut keyframes, as a camera's encoder: keyframes only every keyframe_every frames
-    encoder.options = {"preset": "veryfast", "tune": "zerolatency", "bf": "0", "sc_threshold": "0",
-                       "keyint_min": str(keyframe_every), "forced-idr": "1"}  # fmt: skip
+    options = {"preset": "veryfast", "tune": "zerolatency", "forced-idr": "1"}
+    if codec == "h264":
+        options |= {"bf": "0", "sc_threshold": "0", "keyint_min": str(keyframe_every)}
+    else:
+        gop = f"keyint={keyframe_every}:min-keyint={keyframe_every}"
+        options["x265-params"] = f"{gop}:scenecut=0:bframes=0:log-level=error"
+    encoder.options = options
     units: list[bytes] = []
     for index, jpeg in enumerate(frames):
         image = av.VideoFrame.from_ndarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), "bgr24")
@@ -363,7 +384,7 @@ def _h264_frames(frames: list[bytes], fps: float, keyframe_every: int) -> list[_
         image.pict_type = av.video.frame.PictureType.I if index == 0 else av.video.frame.PictureType.NONE
         units += [bytes(packet) for packet in encoder.encode(image)]
     units += [bytes(packet) for packet in encoder.encode(None)]
-    return [_H264AccessUnit([nal.rstrip(b"\x00") for nal in unit.split(b"\x00\x00\x01") if nal.strip(b"\x00")])
+    return [_AccessUnit(codec, [nal.rstrip(b"\x00") for nal in unit.split(b"\x00\x00\x01") if nal.strip(b"\x00")])
             for unit in units]  # fmt: skip
 
 
