@@ -20,7 +20,7 @@ import socketserver
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -150,6 +150,26 @@ class MjpegServer(_LoopbackServer):
         return self
 
 
+@dataclass
+class _RtspClient:
+    """One RTSP connection: replies and a playing stream share it; the camera notes when it last heard from it."""
+
+    connection: socket.socket
+    rfile: BinaryIO
+    wfile: BinaryIO
+    sending: threading.Lock = field(default_factory=threading.Lock)
+    heard: float = field(default_factory=time.monotonic)
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data`` whole; False once the client is gone."""
+        try:
+            with self.sending:
+                self.wfile.write(data)
+        except OSError:
+            return False
+        return True
+
+
 class RtspDoor(_LoopbackServer):
     """``rtsp://127.0.0.1:<port>/stream1`` behind Digest authentication (RFC 2617, MD5, as most cameras ask).
 
@@ -177,7 +197,7 @@ class RtspDoor(_LoopbackServer):
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 owner._admit(self.connection)
-                owner._converse(self.rfile, self.wfile)
+                owner._converse(_RtspClient(self.connection, self.rfile, self.wfile))
 
         self._listen(socketserver.ThreadingTCPServer, Handler, "rtsp-door")
         return self
@@ -187,11 +207,12 @@ class RtspDoor(_LoopbackServer):
         credentials = f"{user}:{password}@" if user is not None else ""
         return f"rtsp://{credentials}127.0.0.1:{self.port}{path or self.path}"
 
-    def _converse(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+    def _converse(self, client: _RtspClient) -> None:
         """Answer one client's requests until it hangs up; what it sends interleaved (RTCP) is read and dropped."""
-        sending = threading.Lock()  # replies and a playing stream share the connection
+        rfile = client.rfile
         while True:
             first = rfile.read(1)
+            client.heard = time.monotonic()
             if first == b"$":
                 _channel, length = struct.unpack(">BH", rfile.read(3))
                 rfile.read(length)
@@ -208,13 +229,10 @@ class RtspDoor(_LoopbackServer):
             self.answers.append((headers.get("user-agent", ""), method, status))
             reply = [f"RTSP/1.0 {status} {_REASONS[status]}", f"CSeq: {headers.get('cseq', '0')}", *extra]
             reply.append(f"Content-Length: {len(body)}")
-            try:
-                with sending:
-                    wfile.write(("\r\n".join(reply) + "\r\n\r\n").encode() + body)
-            except OSError:
+            if not client.send(("\r\n".join(reply) + "\r\n\r\n").encode() + body):
                 return
             if method == "PLAY" and status == 200:
-                threading.Thread(target=self._play, args=(wfile, sending), name="rtsp-play", daemon=True).start()
+                threading.Thread(target=self._play, args=(client,), name="rtsp-play", daemon=True).start()
 
     def _answer(self, method: str, uri: str, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
         if method == "OPTIONS":
@@ -229,7 +247,7 @@ class RtspDoor(_LoopbackServer):
             return 404, [], b""
         return 200, ["Content-Type: application/sdp", f"Content-Base: {uri}/"], self.sdp
 
-    def _play(self, wfile: BinaryIO, sending: threading.Lock) -> None:
+    def _play(self, client: _RtspClient) -> None:
         """The door plays nothing."""
 
     def _authorised(self, method: str, authorization: str) -> bool:
@@ -261,7 +279,9 @@ class RtspCamera(RtspDoor):
     after the camera came back, joins the stream where it is, as with a real
     camera, which for H.264 is mostly between keyframes (``join_at`` makes
     every client join at one frame). A SETUP for RTP over UDP is refused
-    (461): only TCP is served.
+    (461): only TCP is served. A client that sends nothing (no keep-alive
+    request, no RTCP report) for ``session_timeout_s`` is cut off, as
+    cameras end such sessions.
     """
 
     session = "12345678"
@@ -273,9 +293,12 @@ class RtspCamera(RtspDoor):
         keyframe_every: int = 30,
         join_at: int | None = None,
         codec: str = "h264",
+        session_timeout_s: float = 60.0,
         **door: Any,
     ) -> None:
         super().__init__(**door)
+        self.session_timeout_s = session_timeout_s  # a client silent this long (no request, no RTCP) is cut off
+        self.sessions_expired = 0
         self.fps = fps
         self.join_at = join_at  # every client starts at this frame of the loop instead of where the clock is
         self.frames = _encoded_frames(frames, fps, keyframe_every, codec)
@@ -292,7 +315,7 @@ class RtspCamera(RtspDoor):
         self._epoch = time.monotonic()
 
     def _answer(self, method: str, uri: str, headers: dict[str, str]) -> tuple[int, list[str], bytes]:
-        session = [f"Session: {self.session};timeout=60"]
+        session = [f"Session: {self.session};timeout={self.session_timeout_s:g}"]
         if method == "SETUP":
             if "TCP" not in headers.get("transport", ""):
                 return 461, [], b""
@@ -301,20 +324,21 @@ class RtspCamera(RtspDoor):
             return 200, session, b""
         return super()._answer(method, uri, headers)
 
-    def _play(self, wfile: BinaryIO, sending: threading.Lock) -> None:
-        """Every frame in order from the one the wall clock is at, paced by it."""
+    def _play(self, client: _RtspClient) -> None:
+        """Every frame in order from the one the wall clock is at, paced by it, while the client keeps the session."""
         index, sequence = int((time.monotonic() - self._epoch) * self.fps), 0
         if self.join_at is not None:
             self._epoch, index = time.monotonic() - self.join_at / self.fps, self.join_at
         while not self._stopping.is_set():
+            if time.monotonic() - client.heard > self.session_timeout_s:  # as cameras do: the session is over
+                self.sessions_expired += 1
+                with contextlib.suppress(OSError):
+                    client.connection.shutdown(socket.SHUT_RDWR)
+                return
             frame = self.frames[index % len(self.frames)]
             packets = frame.packets(sequence, timestamp=int(index * 90_000 / self.fps))
             sequence += len(packets)
-            try:
-                with sending:
-                    for packet in packets:
-                        wfile.write(b"$\x00" + struct.pack(">H", len(packet)) + packet)
-            except OSError:
+            if not client.send(b"".join(b"$\x00" + struct.pack(">H", len(packet)) + packet for packet in packets)):
                 return
             index += 1
             self._stopping.wait(max(0.0, self._epoch + index / self.fps - time.monotonic()))

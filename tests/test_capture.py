@@ -341,6 +341,25 @@ def test_a_camera_whose_keyframes_are_further_apart_than_the_watchdog_is_never_u
     assert sum(method == "PLAY" for _, method, _ in camera.answers) >= 2  # it played each time: no refusal
 
 
+def test_an_rtsp_session_is_kept_alive_past_the_camera_s_session_timeout(walkers_clip: tuple[Path, int]) -> None:
+    """Cameras end a session they hear nothing on for its timeout (60 s is usual; 2 s here): no reconnects."""
+    camera = RtspCamera(jpeg_frames(walkers_clip[0]), session_timeout_s=2).start()
+    slot, statuses, stop, frames = LatestFrameSlot(), [], threading.Event(), []
+    source = camera.url(camera.user, quote(camera.password, safe=""))
+    worker = CaptureWorker("door", source, slot, statuses.append, lambda *frame: frames.append(frame), stop)
+    worker.start()
+    try:
+        wait_for(lambda: statuses, 15, "the stream to come up")
+        time.sleep(4 * camera.session_timeout_s)
+    finally:
+        stop.set()
+        worker.join(5)
+        camera.stop()
+    assert [status.state for status in statuses] == ["up"] and camera.sessions_expired == 0
+    assert len(frames) >= 4 * camera.session_timeout_s * camera.fps * 0.8
+    assert [method for _, method, _ in camera.answers].count("OPTIONS") >= 4  # FFmpeg's keep-alives
+
+
 class _BasicAuthCamera(BaseHTTPRequestHandler):
     """An MJPEG camera behind HTTP Basic authentication (user ``viewer``, password ``pa@ss``)."""
 
