@@ -26,6 +26,7 @@ from analyzer.site_check import (
     check_camera,
     line_across_path,
     placement_advice,
+    stream_fps,
 )
 from tests.harness import own_lines, run_cli
 from tests.stream_server import RtspDoor
@@ -47,6 +48,13 @@ def _scaled_copy(clip: Path, scale: float, out: Path) -> Path:
     assert writer is not None
     writer.release()
     return out
+
+
+def test_the_stream_rate_is_not_raised_by_the_frames_handed_over_at_once_after_opening() -> None:
+    burst = [2.0 + 0.001 * n for n in range(30)]  # two seconds of frames read while FFmpeg learnt the stream
+    steady = [2.1 + n / 15 for n in range(120)]  # then 8 s at the camera's 15 fps
+    assert stream_fps(burst + steady) == pytest.approx(15.0, abs=0.1)  # frames over time would say 18.5
+    assert stream_fps([1.0]) == stream_fps([]) == 0.0
 
 
 @pytest.mark.parametrize(
