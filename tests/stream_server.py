@@ -273,15 +273,14 @@ class RtspCamera(RtspDoor):
     The video is H.264 or H.265 (``codec``) as IP cameras send it (RFC 6184,
     RFC 7798: a keyframe with its parameter sets every ``keyframe_every``
     frames, P-frames between, the parameter sets also in the stream
-    description). Frames go interleaved
-    on the RTSP connection (RTP over TCP, what OpenCV asks for), on a wall
-    clock like :class:`MjpegServer`'s: a client that connects late, or again
-    after the camera came back, joins the stream where it is, as with a real
-    camera, which for H.264 is mostly between keyframes (``join_at`` makes
-    every client join at one frame). A SETUP for RTP over UDP is refused
-    (461): only TCP is served. A client that sends nothing (no keep-alive
-    request, no RTCP report) for ``session_timeout_s`` is cut off, as
-    cameras end such sessions.
+    description). Frames go interleaved on the RTSP connection (RTP over
+    TCP, what OpenCV asks for), on a wall clock like :class:`MjpegServer`'s:
+    a client that connects late, or again after the camera came back, joins
+    the stream where it is, as with a real camera, which is mostly between
+    keyframes (``join_at`` makes every client join at that frame instead).
+    A SETUP for RTP over UDP is refused (461): only TCP is served. A client
+    that sends nothing (no keep-alive request, no RTCP report) for
+    ``session_timeout_s`` is cut off, as cameras end such sessions.
     """
 
     session = "12345678"
@@ -327,7 +326,7 @@ class RtspCamera(RtspDoor):
     def _play(self, client: _RtspClient) -> None:
         """Every frame in order from the one the wall clock is at, paced by it, while the client keeps the session."""
         index, sequence = int((time.monotonic() - self._epoch) * self.fps), 0
-        if self.join_at is not None:
+        if self.join_at is not None:  # the camera's clock restarts with the client, at that frame
             self._epoch, index = time.monotonic() - self.join_at / self.fps, self.join_at
         while not self._stopping.is_set():
             if time.monotonic() - client.heard > self.session_timeout_s:  # as cameras do: the session is over
@@ -344,10 +343,9 @@ class RtspCamera(RtspDoor):
             self._stopping.wait(max(0.0, self._epoch + index / self.fps - time.monotonic()))
 
 
-def _rtp(payload_type: int, last: bool, sequence: int, timestamp: int) -> bytes:
-    """An RTP header (RFC 3550); the marker bit ends a frame."""
-    return struct.pack(">BBHII", 0x80, (0x80 if last else 0) | payload_type, sequence & 0xFFFF, timestamp & 0xFFFFFFFF,
-                       0x5EED)  # fmt: skip
+def _rtp(last: bool, sequence: int, timestamp: int) -> bytes:
+    """An RTP header (RFC 3550) of payload type 96, the SDP's; the marker bit ends a frame."""
+    return struct.pack(">BBHII", 0x80, (0x80 if last else 0) | 96, sequence & 0xFFFF, timestamp & 0xFFFFFFFF, 0x5EED)
 
 
 PARAMETER_SETS = {"h264": {7: "sps", 8: "pps"}, "h265": {32: "vps", 33: "sps", 34: "pps"}}  # NAL unit types
@@ -380,7 +378,7 @@ class _AccessUnit:
                 first, last = offset == header_size, offset + size >= len(nal)
                 fragment = bytes([(0x80 if first else 0) | (0x40 if last else 0) | kind])
                 payloads.append(indicator + fragment + nal[offset : offset + size])
-        return [_rtp(96, n == len(payloads) - 1, sequence + n, timestamp) + p for n, p in enumerate(payloads)]
+        return [_rtp(n == len(payloads) - 1, sequence + n, timestamp) + p for n, p in enumerate(payloads)]
 
 
 def _encoded_frames(frames: list[bytes], fps: float, keyframe_every: int, codec: str) -> list[_AccessUnit]:
