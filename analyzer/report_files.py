@@ -9,7 +9,9 @@ whole while its visits come (every ``rewrite_every_s``) and once more at the
 stop, so a crash loses at most that long of the report. A day that ended
 ``release_after_s`` before the newest visit lets its visits go from memory.
 A day's file that is there already (an earlier run today, or a day let go
-that still gets a visit) is added to, never replaced.
+that still gets a visit) is added to, never replaced. While a day's file is
+being written it is claimed (``output_claims.py``), so a run given that
+day's name (``--report report-2026-12-04.json``) cannot write it too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from analyzer.errors import AnalyzerError
 from analyzer.footfall import Visit
+from analyzer.output_claims import OutputClaim
 from analyzer.report import REPORT_SCHEMA, RunReport, VisitDocument, report_document, visit_document
 from analyzer.whole_files import write_json
 
@@ -61,6 +64,7 @@ class DailyReportFiles:
         self._next_write = clock() + rewrite_every_s
         self._earlier: dict[date, dict[str, list[VisitDocument]]] = {}  # per day: what its file held before us
         self._written: dict[date, int] = {}  # per day: how many of this run's visits its file holds
+        self._claims: dict[date, OutputClaim] = {}  # per day being written: no other run may write its file
         self._newest_end = float("-inf")
 
     def path_of(self, day: date) -> Path:
@@ -74,29 +78,36 @@ class DailyReportFiles:
     def write(self, report: RunReport, final: bool = False) -> list[Path]:
         """Rewrite every day that got visits since the last write; let go of days long over.
 
-        A file that cannot be written (a full disk) is one log line and is
-        tried again at the next write, so counting goes on; at the final
-        write it is an error.
+        A file that cannot be written (a full disk, or another run writing
+        that day's file by its own name) is one log line and is tried again
+        at the next write, so counting goes on; at the final write it is an
+        error. The final write lets go of every day's file.
         """
         self._next_write = self.clock() + self.rewrite_every_s
         days = self._visits_by_day(report)
         written = []
-        for day, visits in sorted(days.items()):
-            count = sum(len(camera_visits) for camera_visits in visits.values())
-            if self._written.get(day) == count:
-                continue
-            path = self.path_of(day)
-            try:
-                if day not in self._earlier:
-                    self._earlier[day] = self._read_earlier(path)
-                self._write_day(path, day, visits)
-            except AnalyzerError as error:
-                if final:
-                    raise
-                self.log(f"{error}; trying again in {self.rewrite_every_s:g} s")
-                continue
-            self._written[day] = count
-            written.append(path)
+        try:
+            for day, visits in sorted(days.items()):
+                count = sum(len(camera_visits) for camera_visits in visits.values())
+                if self._written.get(day) == count:
+                    continue
+                path = self.path_of(day)
+                try:
+                    if day not in self._claims:
+                        self._claims[day] = OutputClaim("--report", path)
+                    if day not in self._earlier:
+                        self._earlier[day] = self._read_earlier(path)
+                    self._write_day(path, day, visits)
+                except AnalyzerError as error:
+                    if final:
+                        raise
+                    self.log(f"{error}; trying again in {self.rewrite_every_s:g} s")
+                    continue
+                self._written[day] = count
+                written.append(path)
+        finally:
+            if final:
+                self._let_go(set(self._claims))
         self._release(report, days)
         return written
 
@@ -143,6 +154,11 @@ class DailyReportFiles:
             report.visits[camera] = [visit for visit in visits if _day_of(visit) not in over]
         for day in over:  # a late visit of that day reads its file again
             del self._earlier[day], self._written[day]
+        self._let_go(over)
+
+    def _let_go(self, days: set[date]) -> None:
+        for day in days & set(self._claims):
+            self._claims.pop(day).release()
 
 
 def _day_of(visit: Visit) -> date:

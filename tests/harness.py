@@ -137,3 +137,22 @@ class LiveRun:
     def visits(self, camera: str) -> list[dict]:
         """Bodies of the ``visit.<camera>`` messages so far."""
         return [body for topic, body in list(self.received) if topic == f"visit.{camera}"]
+
+
+CLAIM_AND_WAIT = """
+import sys
+from pathlib import Path
+from analyzer.output_claims import OutputClaim
+OutputClaim("--report", Path(sys.argv[1]))
+print("claimed", flush=True)
+sys.stdin.read()
+"""
+
+
+def claimed_elsewhere(path: Path) -> subprocess.Popen[str]:
+    """Another process that has claimed ``path`` as a run's report, until its stdin closes or it is killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_WAIT, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
+    return holder

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from analyzer.errors import ConfigError
 from analyzer.output_claims import OutputClaim, claimed
-from tests.harness import run_cli
-
-HOLD = """
-import sys
-from pathlib import Path
-from analyzer.output_claims import OutputClaim
-OutputClaim("--report", Path(sys.argv[1]))
-print("claimed", flush=True)
-sys.stdin.read()
-"""
-
-
-def _holder(path: Path) -> subprocess.Popen[str]:
-    """Another process that has claimed ``path`` and keeps it until its stdin closes or it is killed."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
-    return holder
+from tests.harness import claimed_elsewhere, run_cli
 
 
 def test_a_claimed_file_is_refused_naming_the_option_and_the_holder_and_free_again_once_released(
@@ -66,7 +46,7 @@ def test_a_second_analyzer_on_the_same_report_stops_before_it_starts_and_leaves_
     template = tmp_path / "report-{date}.json"
     day_file = tmp_path / "report-2026-12-04.json"
     day_file.write_text('{"written by": "the first run"}\n')
-    holder = _holder(template)
+    holder = claimed_elsewhere(template)
     try:
         second = run_cli("run", "--report", str(template), "--metrics-port", "0", "--zmq-bind", "")
     finally:
@@ -81,7 +61,7 @@ def test_a_second_analyzer_on_the_same_report_stops_before_it_starts_and_leaves_
 
 def test_the_claim_of_a_killed_run_does_not_block_the_next(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    holder = _holder(report)
+    holder = claimed_elsewhere(report)
     holder.send_signal(signal.SIGKILL)
     holder.communicate()
     assert (tmp_path / ".report.json.lock").read_text() == f"{holder.pid}\n"  # left behind, but nobody holds it

@@ -15,10 +15,12 @@ import pytest
 
 from analyzer.attributes import TrackAttributes
 from analyzer.cli import main
+from analyzer.errors import ConfigError
 from analyzer.footfall import Visit, random_visit_id
+from analyzer.output_claims import OutputClaim
 from analyzer.report import RunReport
 from analyzer.report_files import DailyReportFiles
-from tests.harness import ManualClock, run_cli, wait_for
+from tests.harness import ManualClock, claimed_elsewhere, run_cli, wait_for
 
 
 def _visit(camera: str, end: datetime, gender: str = "female", direction: str | None = None) -> Visit:
@@ -84,6 +86,26 @@ def test_an_earlier_run_s_file_of_the_day_is_added_to_and_a_foreign_one_kept_asi
     (kept,) = tmp_path.glob("r-2026-12-04.json.*.old")
     assert kept.read_text() == "{not json" and _day(tmp_path / "r-2026-12-04.json")["totals"]["visitors"] == 1
     assert len(log) == 1 and "r-2026-12-04.json: not a report this run can add to" in log[0] and kept.name in log[0]
+
+
+def test_a_day_s_file_another_run_writes_by_its_own_name_waits_and_is_claimed_once_written(tmp_path: Path) -> None:
+    report = RunReport(["door"], "fairface9")
+    report.add(_visit("door", datetime(2026, 12, 3, 9, 0)))
+    day_file = tmp_path / "report-2026-12-03.json"
+    holder = claimed_elsewhere(day_file)  # `analyzer run --report report-2026-12-03.json`, started first
+    log: list[str] = []
+    files = DailyReportFiles(tmp_path / "report-{date}.json", "fairface9", log=log.append)
+    try:
+        assert files.write(report) == [] and not day_file.exists()  # counting goes on; the visit waits
+    finally:
+        holder.communicate("")
+    assert log == [f"--report {day_file} is being written by another analyzer (pid {holder.pid}); "
+                   "give each run its own file; trying again in 60 s"]  # fmt: skip
+    assert files.write(report) == [day_file] and _day(day_file)["totals"]["visitors"] == 1
+    with pytest.raises(ConfigError, match="is being written by another analyzer"):  # now this run's
+        OutputClaim("--report", day_file)
+    files.write(report, final=True)  # the stop lets go of it
+    OutputClaim("--report", day_file).release()
 
 
 def test_a_run_across_midnight_writes_each_visit_into_the_day_it_ended(
