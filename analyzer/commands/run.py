@@ -93,9 +93,7 @@ def _run_config(args: argparse.Namespace) -> Config:
         config.classifier.backend = args.backend
     if args.model is not None:
         config.classifier.model = str(args.model.resolve())
-    config = checked_config(config)
-    _refuse_writing_over_an_input(config, args.config, _outputs(args, config))
-    return config
+    return checked_config(config)
 
 
 def _outputs(args: argparse.Namespace, config: Config) -> list[tuple[str, Path]]:
@@ -132,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
         # Qt would abort the whole process (and every count) at the first frame
         raise ConfigError("--show needs a display and DISPLAY is not set; write the video with --preview FILE.mp4")
     config = _run_config(args)
-    with claimed(_outputs(args, config)):  # before any model loads: a second run on one report stops at once
+    outputs = _outputs(args, config)
+    _refuse_writing_over_an_input(config, args.config, outputs)
+    with claimed(outputs):  # before any model loads: a second run on one report stops at once
         return _count(args, config)
 
 
