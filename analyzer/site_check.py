@@ -75,10 +75,8 @@ def stream_fps(read_at: list[float]) -> float:
     over at once the frames it read to learn it (a second or two of them),
     which would add that much to a ten-second watch.
     """
-    gaps = np.diff(read_at)
-    if not len(gaps) or np.median(gaps) <= 0:
-        return 0.0
-    return float(1.0 / np.median(gaps))
+    typical_gap = float(np.median(np.diff(read_at))) if len(read_at) > 1 else 0.0
+    return 1.0 / typical_gap if typical_gap > 0 else 0.0
 
 
 def advice_for(
