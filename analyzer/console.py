@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -54,6 +55,11 @@ class ReaderMayLeave:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
+
+
+def log_line(line: str) -> None:
+    """One line of the run's log, on stderr (what systemd's journal keeps), written at once."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def reader_left(stream: object) -> bool:

@@ -9,7 +9,6 @@ one direction. Stage logic lives in the stage modules; this file only wires.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from analyzer.batch import Batcher
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
 from analyzer.classify import CameraDone, ClassifierBackend, ClassifierStage
 from analyzer.config import CameraConfig, Config
+from analyzer.console import log_line
 from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
 from analyzer.footfall import FootfallCounter, Visit, random_visit_id
@@ -46,7 +46,7 @@ class RunOptions:
     naive: bool = False  # classify every face in every frame (the bench's comparison)
     preview: Path | None = None  # write annotated video here
     show: bool = False  # show annotated frames in a window
-    log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+    log: Callable[[str], None] = log_line
     new_visit_id: Callable[[], str] = random_visit_id
     keep_sample_log: bool = False  # keep per-sample probabilities on visits (accuracy analysis)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)  # each loop beats every turn: /healthz, watchdog

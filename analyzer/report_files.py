@@ -17,12 +17,12 @@ day's name (``--report report-2026-12-04.json``) cannot write it too.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from analyzer.console import log_line
 from analyzer.errors import AnalyzerError
 from analyzer.footfall import Visit
 from analyzer.output_claims import OutputClaim
@@ -52,7 +52,7 @@ class DailyReportFiles:
         grouping: str,
         rewrite_every_s: float = 60.0,
         release_after_s: float = 3600.0,
-        log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+        log: Callable[[str], None] = log_line,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.template = template

@@ -13,6 +13,7 @@ from analyzer.commands.arguments import (
     output_folder,
 )
 from analyzer.commands.cameras import DEFAULT_CONFIG, ensure_detector_models
+from analyzer.console import log_line
 from analyzer.errors import ConfigError
 from analyzer.whole_files import write_json, write_output
 
@@ -66,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if args.backend is not None:
         config.classifier.backend = args.backend
     ensure_detector_models()
-    backend = create_backend(config.classifier, log=lambda line: print(line, file=sys.stderr))
+    backend = create_backend(config.classifier, log=log_line)
     settings = BenchSettings(args.streams, args.seconds, args.size, args.fps, args.naive, args.soak)
-    result = run_bench(config, backend, settings, args.work, args.faces, log=lambda line: print(line, file=sys.stderr))
+    result = run_bench(config, backend, settings, args.work, args.faces, log=log_line)
     command = "analyzer " + " ".join(sys.argv[1:])
     table = performance_markdown(result, command)
     print(table)

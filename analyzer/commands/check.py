@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from analyzer.commands.arguments import command_parser, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
+from analyzer.console import log_line
 from analyzer.errors import ConfigError
 from analyzer.whole_files import write_json
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     config = checked_config(cameras_config(args))
     ensure_detector_models()
     likeness = FaceLikeness.for_tracker(config.tracker)
-    checks = check_cameras(config, args.seconds, likeness, log=lambda line: print(line, file=sys.stderr, flush=True))
+    checks = check_cameras(config, args.seconds, likeness, log=log_line)
     print(check_table(checks))
     if args.json:
         write_json(args.json, [check.to_dict() for check in checks])

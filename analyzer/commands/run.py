@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from analyzer.commands.arguments import command_parser, mp4_file, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
+from analyzer.console import log_line
 from analyzer.errors import ConfigError
 from analyzer.output_claims import claimed
 from analyzer.whole_files import write_json
@@ -154,7 +155,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
             "WARNING: debug preview is ON: video frames with faces are written/shown; do not use in production",
             file=sys.stderr,
         )
-    backend = create_backend(config.classifier, log=lambda line: print(line, file=sys.stderr))
+    backend = create_backend(config.classifier, log=log_line)
     registry = CollectorRegistry()
     metrics = Metrics(registry, tuple(sorted({key for camera in config.cameras for key in camera.labels})))
     publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
@@ -177,7 +178,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     _install_signal_handlers(stop, on_stop=notifier.stopping)
     report_files = (
-        DailyReportFiles(args.report, config.grouping().name, rewrite_every_s=args.report_every, log=_log)
+        DailyReportFiles(args.report, config.grouping().name, rewrite_every_s=args.report_every, log=log_line)
         if args.report and is_daily(args.report)
         else None
     )
@@ -185,7 +186,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats, report_files=report_files
     )
     pipeline = Pipeline(config, backend, metrics, publisher, options)
-    watchdog = Watchdog(heartbeats, stall_after_s, notifier, _log, pipeline.report.service_status)
+    watchdog = Watchdog(heartbeats, stall_after_s, notifier, log_line, pipeline.report.service_status)
     notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
     counted = threading.Event()
     threading.Thread(target=watchdog.run_until, args=(counted,), name="watchdog", daemon=True).start()
@@ -210,10 +211,6 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         write_json(args.report, report.to_dict())
         print(f"report written to {args.report}")
     return 1 if len(report.problems) == len(config.cameras) else 0
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def _install_signal_handlers(stop: threading.Event, on_stop: Callable[[], None]) -> None:
