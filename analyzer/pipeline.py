@@ -75,7 +75,7 @@ class Pipeline:
         self.publisher = publisher
         self.options = options or RunOptions()
         self.grouping = config.grouping()
-        self.report = RunReport([camera.id for camera in config.cameras], self.grouping.name)
+        self.report = RunReport([camera.id for camera in config.cameras], self.grouping)
         self.classify_queue: queue.Queue = queue.Queue()
         self.output_queue: queue.Queue = queue.Queue()
         self.labels: dict[tuple[str, int], str] = {}
@@ -279,7 +279,7 @@ class Pipeline:
     def _summaries(self) -> None:
         for camera in self.report.cameras:
             stats = self.report.stats[camera]
-            camera_totals = self.report.tallies[camera].to_dict()
+            camera_totals = self.report.tallies[camera].to_dict(self.grouping.names)
             self._publish(
                 "summary",
                 camera,

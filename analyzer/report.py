@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from analyzer.age_groups import AgeGrouping
 from analyzer.footfall import Visit
 
 REPORT_SCHEMA = "footfall-report/1"
+
+
+def in_age_order(keys: Iterable[str], age_groups: Sequence[str]) -> list[str]:
+    """``keys`` youngest group first, as ``age_groups`` lists them; anything else (``unknown``) after.
+
+    Group names sort wrongly as text ("3-9" after "20-29", "young" after
+    "old"). A ``group|gender`` key ranks by its group, then by gender.
+    """
+    rank = {name: index for index, name in enumerate(age_groups)}
+    return sorted(keys, key=lambda key: (rank.get(key.partition("|")[0], len(rank)), key))
 
 
 @dataclass
@@ -46,13 +58,15 @@ class Tally:
             self.by_direction + other.by_direction,
         )
 
-    def to_dict(self) -> dict[str, object]:
-        """The ``totals`` of the report and of summary messages."""
+    def to_dict(self, age_groups: Sequence[str] = ()) -> dict[str, object]:
+        """The ``totals`` of the report and of summary messages, age groups in ``age_groups``' order."""
         result: dict[str, object] = {
             "visitors": self.visitors,
-            "by_age_group": dict(sorted(self.by_age_group.items())),
+            "by_age_group": {group: self.by_age_group[group] for group in in_age_order(self.by_age_group, age_groups)},
             "by_gender": dict(sorted(self.by_gender.items())),
-            "by_age_group_gender": dict(sorted(self.by_age_group_gender.items())),
+            "by_age_group_gender": {
+                key: self.by_age_group_gender[key] for key in in_age_order(self.by_age_group_gender, age_groups)
+            },
         }
         if self.by_direction:
             result["by_direction"] = dict(sorted(self.by_direction.items()))
@@ -68,7 +82,7 @@ def visit_document(visit: Visit) -> VisitDocument:
 
 
 def report_document(
-    grouping: str,
+    grouping: AgeGrouping,
     visits: dict[str, list[VisitDocument]],
     per_camera: dict[str, dict[str, object]] | None = None,
     **header: object,
@@ -87,9 +101,10 @@ def report_document(
             direction = visit.get("direction")
             tally.count(str(visit["age_group"]), str(visit["gender"]), None if direction is None else str(direction))
         everyone += tally
-        cameras[camera] = {"visits": documents, "totals": tally.to_dict(), **(per_camera or {}).get(camera, {})}
-    return {"schema": REPORT_SCHEMA, "age_grouping": grouping, **header, "cameras": cameras,
-            "totals": everyone.to_dict()}  # fmt: skip
+        totals = tally.to_dict(grouping.names)
+        cameras[camera] = {"visits": documents, "totals": totals, **(per_camera or {}).get(camera, {})}
+    return {"schema": REPORT_SCHEMA, "age_grouping": grouping.name, **header, "cameras": cameras,
+            "totals": everyone.to_dict(grouping.names)}  # fmt: skip
 
 
 @dataclass
@@ -110,7 +125,7 @@ class RunReport:
     """Everything counted in a run, per camera."""
 
     cameras: list[str]
-    grouping: str
+    grouping: AgeGrouping
     visits: dict[str, list[Visit]] = field(default_factory=dict)
     stats: dict[str, CameraStats] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
@@ -162,7 +177,7 @@ class RunReport:
         ``-`` marks a camera without one.
         """
         rows = [*self.tallies.items(), ("TOTAL", sum(self.tallies.values(), Tally()))]
-        groups = sorted(rows[-1][1].by_age_group)
+        groups = in_age_order(rows[-1][1].by_age_group, self.grouping.names)
         lined = {camera for camera, tally in rows if tally.by_direction}
         header = f"{'camera':<14}{'visitors':>9}{'female':>8}{'male':>7}{'unknown':>8}"
         header += f"{'in':>6}{'out':>6}" if lined else ""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from analyzer.age_groups import AgeGrouping
 from analyzer.console import log_line
 from analyzer.errors import AnalyzerError
 from analyzer.footfall import Visit
@@ -41,7 +42,8 @@ class DailyReportFiles:
     """Writes each day's visits to its own file and lets finished days go from memory.
 
     Example:
-        >>> files = DailyReportFiles(Path("report-{date}.json"), "fairface9")
+        >>> from analyzer.age_groups import builtin_grouping
+        >>> files = DailyReportFiles(Path("report-{date}.json"), builtin_grouping("fairface9"))
         >>> files.path_of(date(2026, 12, 3)).name
         'report-2026-12-03.json'
     """
@@ -49,7 +51,7 @@ class DailyReportFiles:
     def __init__(
         self,
         template: Path,
-        grouping: str,
+        grouping: AgeGrouping,
         rewrite_every_s: float = 60.0,
         release_after_s: float = 3600.0,
         log: Callable[[str], None] = log_line,
@@ -125,9 +127,9 @@ class DailyReportFiles:
             return {}
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            if document.get("schema") != REPORT_SCHEMA or document.get("age_grouping") != self.grouping:
+            if document.get("schema") != REPORT_SCHEMA or document.get("age_grouping") != self.grouping.name:
                 raise ValueError(f"a report of {document.get('age_grouping')!r} age groups, this run counts in "
-                                 f"{self.grouping!r}")  # fmt: skip
+                                 f"{self.grouping.name!r}")  # fmt: skip
             return {str(camera): list(body["visits"]) for camera, body in document["cameras"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             aside = path.with_name(f"{path.name}.{int(time.time())}.old")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analyzer.age_groups import builtin_grouping
 from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
 from analyzer.detect import FaceDetector
 from analyzer.exporter import serve
@@ -26,6 +27,8 @@ from analyzer.liveness import Heartbeats, Watchdog
 from analyzer.report import RunReport
 from analyzer.systemd_notify import SystemdNotifier
 from tests.harness import LiveRun, ManualClock, free_port, wait_for
+
+FAIRFACE9 = builtin_grouping("fairface9")
 
 
 class HangingBackend:
@@ -231,7 +234,7 @@ def test_run_tells_systemd_it_is_ready_alive_and_stopping(notify_socket: NotifyS
 
 
 def test_the_service_status_names_the_cameras_that_are_not_up() -> None:
-    report = RunReport(["door", "street", "yard"], "fairface9")
+    report = RunReport(["door", "street", "yard"], FAIRFACE9)
     report.stats["door"].state = "up"
     report.stats["yard"].state = "down"  # reconnecting; street is still starting
     assert report.service_status() == "cameras up: 1 of 3 (not up: street, yard); visitors: 0"

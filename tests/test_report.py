@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from analyzer.age_groups import builtin_grouping
 from analyzer.attributes import TrackAttributes
 from analyzer.footfall import Visit
 from analyzer.report import RunReport
+
+FAIRFACE9 = builtin_grouping("fairface9")
 
 
 def _visit(camera: str, gender: str, age_group: str, direction: str | None) -> Visit:
@@ -13,7 +16,7 @@ def _visit(camera: str, gender: str, age_group: str, direction: str | None) -> V
 
 
 def test_table_counts_each_camera_by_gender_age_group_and_direction() -> None:
-    report = RunReport(["door", "till"], "fairface9")
+    report = RunReport(["door", "till"], FAIRFACE9)
     for visit in [
         _visit("door", "female", "20-29", "in"),
         _visit("door", "male", "30-39", "in"),
@@ -30,8 +33,27 @@ def test_table_counts_each_camera_by_gender_age_group_and_direction() -> None:
 
 
 def test_table_has_no_direction_columns_without_a_line() -> None:
-    report = RunReport(["door"], "fairface9")
+    report = RunReport(["door"], FAIRFACE9)
     report.add(_visit("door", "male", "20-29", None))
     header, _, door, _ = report.table().splitlines()
     assert header.split() == ["camera", "visitors", "female", "male", "unknown", "20-29"]
     assert door.split() == ["door", "1", "0", "1", "0", "1"]
+
+
+def test_age_groups_go_youngest_first_in_the_table_the_report_and_the_summaries() -> None:
+    """Group names sort wrongly as text: "3-9" after "20-29", "young" after "old"."""
+    for grouping, seen in [
+        (FAIRFACE9, ["20-29", "3-9", "unknown", "70+", "10-19"]),
+        (builtin_grouping("three"), ["young", "old", "middle", "unknown"]),
+    ]:
+        report = RunReport(["door"], grouping)
+        for age_group in seen:
+            report.add(_visit("door", "female", age_group, None))
+            report.add(_visit("door", "male", age_group, None))
+        youngest_first = [name for name in grouping.names if name in seen] + ["unknown"]
+        assert report.table().splitlines()[0].split()[5:] == youngest_first
+        totals = report.to_dict()["totals"]
+        assert list(totals["by_age_group"]) == youngest_first
+        assert list(totals["by_age_group_gender"]) == [f"{name}|{gender}" for name in youngest_first
+                                                       for gender in ("female", "male")]  # fmt: skip
+        assert list(report.tallies["door"].to_dict(grouping.names)["by_age_group"]) == youngest_first

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.age_groups import builtin_grouping
 from analyzer.attributes import TrackAttributes
 from analyzer.cli import main
 from analyzer.errors import ConfigError
@@ -21,6 +22,8 @@ from analyzer.output_claims import OutputClaim
 from analyzer.report import RunReport
 from analyzer.report_files import DailyReportFiles
 from tests.harness import ManualClock, claimed_elsewhere, run_cli, wait_for
+
+FAIRFACE9 = builtin_grouping("fairface9")
 
 
 def _visit(camera: str, end: datetime, gender: str = "female", direction: str | None = None) -> Visit:
@@ -34,8 +37,8 @@ def _day(path: Path) -> dict:
 
 def test_each_day_has_its_file_written_as_it_goes_and_lets_its_visits_go_when_over(tmp_path: Path) -> None:
     clock, log = ManualClock(), []
-    report = RunReport(["door", "till"], "fairface9")
-    files = DailyReportFiles(tmp_path / "report-{date}.json", "fairface9", 60, 3600, log.append, clock)
+    report = RunReport(["door", "till"], FAIRFACE9)
+    files = DailyReportFiles(tmp_path / "report-{date}.json", FAIRFACE9, 60, 3600, log.append, clock)
     december_1, december_2 = tmp_path / "report-2026-12-01.json", tmp_path / "report-2026-12-02.json"
     evening = datetime(2026, 12, 1, 23, 50)
     for minutes, camera in [(0, "door"), (5, "till"), (9, "door")]:
@@ -68,33 +71,33 @@ def test_each_day_has_its_file_written_as_it_goes_and_lets_its_visits_go_when_ov
 
 
 def test_an_earlier_run_s_file_of_the_day_is_added_to_and_a_foreign_one_kept_aside(tmp_path: Path) -> None:
-    earlier = RunReport(["door"], "fairface9")
+    earlier = RunReport(["door"], FAIRFACE9)
     earlier.add(_visit("door", datetime(2026, 12, 3, 9, 0), gender="male"))
-    DailyReportFiles(tmp_path / "r-{date}.json", "fairface9").write(earlier, final=True)
+    DailyReportFiles(tmp_path / "r-{date}.json", FAIRFACE9).write(earlier, final=True)
     log: list[str] = []
-    restarted = RunReport(["door", "street"], "fairface9")  # the service restarted at noon, with a new camera
+    restarted = RunReport(["door", "street"], FAIRFACE9)  # the service restarted at noon, with a new camera
     restarted.add(_visit("street", datetime(2026, 12, 3, 12, 0)))
-    DailyReportFiles(tmp_path / "r-{date}.json", "fairface9", log=log.append).write(restarted, final=True)
+    DailyReportFiles(tmp_path / "r-{date}.json", FAIRFACE9, log=log.append).write(restarted, final=True)
     document = _day(tmp_path / "r-2026-12-03.json")
     assert document["totals"]["visitors"] == 2 and document["totals"]["by_gender"] == {"female": 1, "male": 1}
     assert sorted(document["cameras"]) == ["door", "street"] and log == []
 
     (tmp_path / "r-2026-12-04.json").write_text("{not json")
-    other = RunReport(["door"], "fairface9")
+    other = RunReport(["door"], FAIRFACE9)
     other.add(_visit("door", datetime(2026, 12, 4, 10, 0)))
-    DailyReportFiles(tmp_path / "r-{date}.json", "fairface9", log=log.append).write(other, final=True)
+    DailyReportFiles(tmp_path / "r-{date}.json", FAIRFACE9, log=log.append).write(other, final=True)
     (kept,) = tmp_path.glob("r-2026-12-04.json.*.old")
     assert kept.read_text() == "{not json" and _day(tmp_path / "r-2026-12-04.json")["totals"]["visitors"] == 1
     assert len(log) == 1 and "r-2026-12-04.json: not a report this run can add to" in log[0] and kept.name in log[0]
 
 
 def test_a_day_s_file_another_run_writes_by_its_own_name_waits_and_is_claimed_once_written(tmp_path: Path) -> None:
-    report = RunReport(["door"], "fairface9")
+    report = RunReport(["door"], FAIRFACE9)
     report.add(_visit("door", datetime(2026, 12, 3, 9, 0)))
     day_file = tmp_path / "report-2026-12-03.json"
     holder = claimed_elsewhere(day_file)  # `analyzer run --report report-2026-12-03.json`, started first
     log: list[str] = []
-    files = DailyReportFiles(tmp_path / "report-{date}.json", "fairface9", log=log.append)
+    files = DailyReportFiles(tmp_path / "report-{date}.json", FAIRFACE9, log=log.append)
     try:
         assert files.write(report) == [] and not day_file.exists()  # counting goes on; the visit waits
     finally:

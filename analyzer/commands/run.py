@@ -178,7 +178,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     _install_signal_handlers(stop, on_stop=notifier.stopping)
     report_files = (
-        DailyReportFiles(args.report, config.grouping().name, rewrite_every_s=args.report_every, log=log_line)
+        DailyReportFiles(args.report, config.grouping(), rewrite_every_s=args.report_every, log=log_line)
         if args.report and is_daily(args.report)
         else None
     )
