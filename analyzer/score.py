@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analyzer.age_groups import AgeGrouping, builtin_grouping
+from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping
 from analyzer.errors import DataError
 
 #: A visit and a visitor can be the same person only if the visitor was seen
@@ -231,8 +231,13 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
     countable = [visitor for visitor in visitors if visitor["countable"]]
     matched_ids = {m.visitor["id"] for m in matches}
     misses = [visitor for visitor in countable if visitor["id"] not in matched_ids]
-    grouping = builtin_grouping(report.get("age_grouping", "fairface9"))
-    return Outcome(visits, countable, matches, doubles, extras, misses, grouping)
+    grouping_name = report.get("age_grouping", "fairface9")
+    if grouping_name not in BUILTIN_GROUPINGS:
+        raise DataError(
+            f"the report counts age groups of '{grouping_name}', its run's own grouping, which score cannot read "
+            f"back; run the clip with a shipped one ({', '.join(BUILTIN_GROUPINGS)}) in footfall.age_grouping"
+        )
+    return Outcome(visits, countable, matches, doubles, extras, misses, BUILTIN_GROUPINGS[grouping_name])
 
 
 def _clip_frames(truth: dict) -> int | None:

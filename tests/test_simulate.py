@@ -160,6 +160,15 @@ def test_a_report_of_another_clip_is_not_scored() -> None:
         score(truth, {"cameras": {"sim": {"visits": visits, "frames": 432}}})  # was scored: "error 800%"
 
 
+def test_a_report_in_the_run_s_own_age_grouping_is_refused_with_what_to_do() -> None:
+    truth = {"visitors": [visitor(0, 0.0, 4.0, 0.1, 0.9)]}
+    report = {"age_grouping": "over-and-under-40", "cameras": {"sim": {"visits": [visit(0.1, 3.9, 0.11, 0.89)]}}}
+    with pytest.raises(DataError, match=r"^the report counts age groups of 'over-and-under-40', .*; run the clip "
+                                        r"with a shipped one \(fairface9, retail6, three, ten\)"):  # fmt: skip
+        score(truth, report)  # was: "unknown age grouping ...; define one in the config's age_groupings section"
+    assert score(truth, {**report, "age_grouping": "retail6"})["misses"] == 0
+
+
 def test_mistakes_say_what_went_wrong_whom_and_when(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = {
         "visitors": [
