@@ -54,8 +54,10 @@ def describe(topic: str, body: dict) -> str:
     if kind == "summary":
         genders = " ".join(f"{name} {count}" for name, count in body.get("by_gender", {}).items())
         groups = " ".join(f"{name} {count}" for name, count in body.get("by_age_group", {}).items())
+        directions = " ".join(f"{name} {count}" for name, count in body.get("by_direction", {}).items())
+        visitors = f"visitors {body['visitors']}" + (f" ({directions})" if directions else "")
         return (
-            f"{clock} summary {camera} visitors {body['visitors']} | faces {body['faces_in_view']} "
+            f"{clock} summary {camera} {visitors} | faces {body['faces_in_view']} "
             f"fps {body['fps']:.1f} dropped {body['frames_dropped']} | {genders} | {groups}"
         )
     if kind == "status":

@@ -111,6 +111,16 @@ def test_describe_a_visit_line() -> None:
     assert "visit   door 0123456789ab female 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
 
 
+def test_describe_a_summary_line_with_the_line_s_in_and_out() -> None:
+    body = {"ts": 0, "visitors": 7, "by_direction": {"in": 5, "none": 1, "out": 1}, "faces_in_view": 2,
+            "fps": 15.0, "frames_dropped": 0, "by_gender": {"female": 4, "male": 3},
+            "by_age_group": {"3-9": 1, "20-29": 6}}  # fmt: skip
+    line = describe("summary.door", body)
+    assert "door visitors 7 (in 5 none 1 out 1) | faces 2 fps 15.0 dropped 0 | female 4 male 3 | 3-9 1 20-29 6" in line
+    del body["by_direction"]  # a camera without a counting line
+    assert "summary door visitors 7 | faces 2" in describe("summary.door", body)
+
+
 def test_a_slow_subscriber_sees_real_drops_as_seq_gaps() -> None:
     """The publisher never blocks: with tiny queues and a subscriber that does not read, messages are dropped."""
     context = zmq.Context()
