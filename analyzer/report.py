@@ -157,10 +157,11 @@ class RunReport:
 
     def status_line(self, camera: str) -> str:
         """One line of live status for a camera."""
-        stats = self.stats[camera]
+        stats, tally = self.stats[camera], self.tallies[camera]
+        crossed = f" (in {tally.by_direction['in']}, out {tally.by_direction['out']})" if tally.by_direction else ""
         return (
             f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} faces in view | "
-            f"{self.tallies[camera].visitors} visitors | {stats.dropped} frames dropped"
+            f"{tally.visitors} visitors{crossed} | {stats.dropped} frames dropped"
         )
 
     def service_status(self) -> str:

@@ -32,6 +32,16 @@ def test_table_counts_each_camera_by_gender_age_group_and_direction() -> None:
     assert rows["TOTAL"] == ["TOTAL", "5", "3", "2", "0", "2", "1", "2", "3"]
 
 
+def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_line() -> None:
+    report = RunReport(["door", "till"], FAIRFACE9)
+    for visit in [_visit("door", "female", "20-29", "in"), _visit("door", "male", "30-39", "none"),
+                  _visit("till", "female", "30-39", None)]:  # fmt: skip
+        report.add(visit)
+    report.stats["door"].state = "up"
+    assert report.status_line("door").endswith("| 0 faces in view | 2 visitors (in 1, out 0) | 0 frames dropped")
+    assert report.status_line("till").endswith("| 0 faces in view | 1 visitors | 0 frames dropped")
+
+
 def test_table_has_no_direction_columns_without_a_line() -> None:
     report = RunReport(["door"], FAIRFACE9)
     report.add(_visit("door", "male", "20-29", None))
