@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import time
 import types
 import typing
@@ -453,7 +454,9 @@ def from_dict(cls: type[T], data: Any, path: str) -> T:
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in known:
-            raise ConfigError(f"{_child(path, key)}: unknown key; allowed here: {', '.join(sorted(known))}")
+            near = difflib.get_close_matches(str(key), known, n=1)
+            meant = f"did you mean '{near[0]}'? " if near else ""
+            raise ConfigError(f"{_child(path, key)}: unknown key; {meant}allowed here: {', '.join(sorted(known))}")
     values = {key: _convert(value, hints[key], _child(path, key)) for key, value in data.items()}
     return cls(**values)
 

@@ -16,7 +16,9 @@ def camera(**extra: object) -> dict:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ({**camera(), "trackr": {}}, "trackr: unknown key"),
+        ({**camera(), "trackr": {}}, r"trackr: unknown key; did you mean 'tracker'\? allowed here: "),
+        (camera(lines=[]), r"cameras\[0\]\.lines: unknown key; did you mean 'line'\? allowed here: detector, id, "),
+        ({**camera(), "x": 1}, r"^[^:]*x: unknown key; allowed here: "),  # nothing near: no guess
         (camera(realtime="yes"), r"cameras\[0\]\.realtime: expected true or false, got 'yes'"),
         (camera(detector={"min_score": "high"}), r"cameras\[0\]\.detector\.min_score: expected a number"),
         (camera(detector={"roi": [0.5, 0, 0.2, 1]}), r"cameras\[0\]\.detector\.roi: .* must be \[x1, y1, x2, y2\]"),
