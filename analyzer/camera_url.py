@@ -35,12 +35,73 @@ def names_no_server(source: str) -> bool:
 
 
 def without_password(source: str) -> str:
-    """``source`` with a URL's password replaced by ``***`` (anything else unchanged)."""
+    """``source`` with a URL's password replaced by ``***`` (anything else unchanged).
+
+    A password holding an unencoded ``#``, ``/`` or ``?`` ends the URL's
+    address early, so no parser finds it; it is masked up to the last ``@``
+    all the same (better a bit of path hidden by mistake than a password in
+    the log).
+    """
     parts = urlsplit(source)
+    cut = _credentials_cut(source)
+    if cut is not None:
+        return f"{cut.scheme}://{cut.user}:***@{cut.after}"
     if not parts.scheme or parts.password is None:
         return source
     credentials, _, host = parts.netloc.rpartition("@")  # the last @: a password may hold one
     return urlunsplit(parts._replace(netloc=f"{credentials.partition(':')[0]}:***@{host}"))
+
+
+_ENDS_THE_ADDRESS = "/?#"  # RFC 3986: a URL's user:password@host:port ends at the first of these
+
+
+@dataclass(frozen=True)
+class _CutCredentials:
+    """``scheme://user:password@after`` whose password (or user) holds a character that ends the address."""
+
+    scheme: str
+    user: str
+    password: str
+    after: str  # everything after the last @
+    character: str  # the first of #, / or ? in user:password
+
+
+def _credentials_cut(source: str) -> _CutCredentials | None:
+    """A URL whose user:password holds ``#``, ``/`` or ``?``, so its address seems to end inside it; else None.
+
+    Only when what comes before the last ``@`` has a ``:`` and, unless the
+    character is ``#``, no ``@`` before it (``rtsp://admin:p#ss@10.0.0.12/``):
+    an ``@`` in a path or query (``http://cam/snap@2x.jpg``,
+    ``rtsp://admin:pw@cam/live?notify=a@b``) stays the path's, but a camera
+    URL's fragment is never sent, so one holding an ``@`` is a password's end.
+    """
+    scheme, separator, rest = source.partition("://")
+    credentials, at, after = rest.rpartition("@")
+    cut = next((index for index, character in enumerate(credentials) if character in _ENDS_THE_ADDRESS), None)
+    if not separator or not at or cut is None or ":" not in credentials:
+        return None
+    if "@" in credentials[:cut] and credentials[cut] != "#":
+        return None
+    user, _, password = credentials.partition(":")
+    return _CutCredentials(scheme, user, password, after, credentials[cut])
+
+
+def credentials_need_encoding(source: str) -> str | None:
+    """What to do about a camera URL whose user name or password holds ``#``, ``/`` or ``?``; None if fine.
+
+    OpenCV, FFmpeg and any URL parser end the address at the first of them
+    (``rtsp://admin:p#ss@10.0.0.12/`` asks host ``admin``, port ``p``), so
+    such a camera never opens, whatever the retries; written percent-encoded
+    (``p%23ss``) it does. ``host:554/path?x=a@b`` is a port and a path, not this.
+    """
+    cut = _credentials_cut(source)
+    if cut is None or (cut.character not in cut.user and cut.password.partition(cut.character)[0].isdigit()):
+        return None
+    where = "user name" if cut.character in cut.user else "password"
+    return (
+        f"its {where} holds '{cut.character}', which ends a URL's address; "
+        f"write it percent-encoded: '{cut.character}' as %{ord(cut.character):02X}"
+    )
 
 
 @dataclass(frozen=True)

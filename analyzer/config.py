@@ -30,7 +30,7 @@ import yaml
 
 from analyzer import REPO_ROOT
 from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
-from analyzer.camera_url import names_no_server, without_password
+from analyzer.camera_url import credentials_need_encoding, names_no_server, without_password
 from analyzer.errors import ConfigError
 from analyzer.sources import source_kind
 from analyzer.text_files import NotUtf8Error, read_utf8
@@ -487,6 +487,8 @@ def check_config(config: Config) -> None:
         path = f"cameras[{index}]"
         if not camera.source.strip():
             raise ConfigError(f"{path}.source: missing; give a file, rtsp:// URL, webcam index or 'demo'")
+        if (encoding := credentials_need_encoding(camera.source)) is not None:
+            raise ConfigError(f"{path}.source: {without_password(camera.source)}: {encoding}")
         if names_no_server(camera.source):
             raise ConfigError(
                 f"{path}.source: {without_password(camera.source)} names no camera address; "
