@@ -248,6 +248,15 @@ class HealthConfig:
             raise ConfigError(f"{path}.stall_after_s: {self.stall_after_s:g} must be 5..3600 seconds")
 
 
+def _check_point(path: str, point: list[float]) -> None:
+    """A point of a line or zone is [x, y] in fractions of the frame, so one config fits any stream size."""
+    if len(point) == 2 and all(0.0 <= value <= 1.0 for value in point):
+        return
+    pixels = len(point) == 2 and min(point) >= 0 and max(point) > 2
+    hint = "; these look like pixels: divide x by the frame's width and y by its height (x 640 of 1280 is 0.5)"
+    raise ConfigError(f"{path}: {point} must be [x, y] with both between 0 and 1{hint if pixels else ''}")
+
+
 @dataclass
 class LineConfig:
     """A directional counting line: crossing from the left of start→end to its right is 'in'."""
@@ -263,8 +272,7 @@ class LineConfig:
     def check(self, path: str) -> None:
         """Geometry must be two distinct points inside the frame."""
         for key, point in (("start", self.start), ("end", self.end)):
-            if len(point) != 2 or not all(0.0 <= value <= 1.0 for value in point):
-                raise ConfigError(f"{path}.{key}: {point} must be [x, y] with both between 0 and 1")
+            _check_point(f"{path}.{key}", point)
         if self.start == self.end:
             raise ConfigError(f"{path}: start and end are the same point; a line needs two")
         if not 0.0 <= self.hysteresis < 0.5:
@@ -293,8 +301,7 @@ class ZoneConfig:
         if len(self.polygon) < 3:
             raise ConfigError(f"{path}.polygon: needs at least 3 [x, y] points, got {len(self.polygon)}")
         for index, point in enumerate(self.polygon):
-            if len(point) != 2 or not all(0.0 <= value <= 1.0 for value in point):
-                raise ConfigError(f"{path}.polygon[{index}]: {point} must be [x, y] with both between 0 and 1")
+            _check_point(f"{path}.polygon[{index}]", point)
         zone = self.zone()
         crossed = zone.crossed_sides()
         if crossed:

@@ -72,7 +72,16 @@ def camera(**extra: object) -> dict:
         (camera(labels={"site": "x"}), r"cameras\[0\]\.labels\.site: not a usable Prometheus label name"),
         (camera(labels={"floor-2": "x"}), "not a usable Prometheus label name"),
         (camera(line={"start": [0.5, 1.0], "end": [0.5, 1.0]}), "start and end are the same point"),
-        (camera(line={"start": [0.5, 1.2], "end": [0.5, 0.0]}), r"line\.start: \[0\.5, 1\.2\] must be"),
+        (camera(line={"start": [0.5, 1.2], "end": [0.5, 0.0]}), r"line\.start: \[0\.5, 1\.2\] must be .* 0 and 1$"),
+        (
+            camera(line={"start": [640, 0], "end": [640, 720]}),
+            r"line\.start: \[640\.0, 0\.0\] must be \[x, y\] with both between 0 and 1; these look like pixels: "
+            r"divide x by the frame's width and y by its height",
+        ),
+        (
+            camera(zones=[{"name": "a", "polygon": [[0.1, 0.1], [0.5, 0.1], [900, 500]]}]),
+            r"zones\[0\]\.polygon\[2\]: \[900\.0, 500\.0\] must be .*; these look like pixels",
+        ),
         (camera(line={"unseen_crossing_s": -1}), r"line\.unseen_crossing_s: -1.0 must be 0..5 seconds"),
         (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
