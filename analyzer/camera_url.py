@@ -122,7 +122,7 @@ def why_it_does_not_open(source: str, timeout_s: float) -> str | None:
         port = parts.port or DEFAULT_PORTS[scheme]
     except ValueError:
         return f"the port in {without_password(source)} is not a port number (1-65535); write host:port, e.g. :554"
-    address = f"{parts.hostname}:{port}"
+    address = f"[{parts.hostname}]:{port}" if ":" in parts.hostname else f"{parts.hostname}:{port}"  # IPv6
     try:
         socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except socket.gaierror:

@@ -275,12 +275,23 @@ def test_why_an_rtsp_camera_does_not_open(qop: bool) -> None:
     assert [status for agent, method, status in door.answers if agent == "footfall-analyzer"][-2:] == [401, 200]
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def test_why_a_live_address_does_not_answer(tmp_path: Path) -> None:
     closed = free_port()
     assert f"nothing listens on 127.0.0.1:{closed} (connection refused)" in why_it_does_not_open(
         f"rtsp://127.0.0.1:{closed}/stream1", 2
     )
     assert "host name camera.invalid is not found (DNS)" in why_it_does_not_open("rtsp://camera.invalid/stream1", 2)
+    if _has_ipv6_loopback():  # an IPv6 address is written as in its URL (it read "::1:554")
+        assert f"nothing listens on [::1]:{closed} (connection" in why_it_does_not_open(f"rtsp://[::1]:{closed}/", 2)
     with socket.socket() as silent:  # accepts connections and never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen()
