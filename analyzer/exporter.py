@@ -45,8 +45,9 @@ class Metrics:
         )
         self.visitors = Counter(
             "footfall_visitors",
-            "Visitors counted (finished visits)",
-            ["camera", "age_group", "gender"],
+            "Visitors counted (finished visits); direction: which way they first crossed the camera's counting line "
+            "(in, out, none), empty on a camera without one",
+            ["camera", "age_group", "gender", "direction"],
             registry=registry,
         )
         self.faces_in_view = Gauge(

@@ -237,8 +237,11 @@ class Pipeline:
         started = time.perf_counter()
         self.report.add(visit)
         attributes = visit.attributes
-        self.metrics.visitors.labels(
-            camera=visit.camera, age_group=attributes.age_group, gender=attributes.gender
+        self.metrics.visitors.labels(  # direction "" (no label) on a camera without a line
+            camera=visit.camera,
+            age_group=attributes.age_group,
+            gender=attributes.gender,
+            direction=visit.direction or "",
         ).inc()
         self.metrics.dwell.labels(camera=visit.camera).observe(visit.dwell_s)
         if visit.direction is not None:

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,13 @@ def scraped_run(walkers_clip: tuple[Path, int], tmp_path_factory: pytest.TempPat
                 time.sleep(0.2)
         else:
             pytest.fail("prometheus did not become ready within 60 s")
-        report = work / "report.json"
+        report, site = work / "report.json", work / "site.yaml"
+        site.write_text(  # the same walkers seen by a door camera with a counting line and one without
+            f"cameras:\n  - {{id: door, source: '{clip}', line: {{start: [0.5, 1.0], end: [0.5, 0.0]}}}}\n"
+            f"  - {{id: street, source: '{clip}'}}\n"
+        )
         run = subprocess.run(
-            [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--report", str(report),
+            [sys.executable, "-m", "analyzer", "run", "-c", str(site), "--report", str(report),
              "--metrics-port", str(metrics_port), "--zmq-bind", "", "--hold-metrics", "4"],
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
@@ -76,11 +81,19 @@ def test_prometheus_counts_equal_the_report(scraped_run) -> None:
         time.sleep(0.5)
     assert result["data"]["result"], query(port, "up")
     scraped = {
-        (s["metric"]["age_group"], s["metric"]["gender"]): float(s["value"][1]) for s in result["data"]["result"]
+        (s["metric"]["age_group"], s["metric"]["gender"], s["metric"].get("direction", "")): float(s["value"][1])
+        for s in result["data"]["result"]
     }
-    expected = {tuple(key.split("|")): float(n) for key, n in report["totals"]["by_age_group_gender"].items()}
-    assert scraped == expected
+    visits = [visit for camera in report["cameras"].values() for visit in camera["visits"]]
+    expected = Counter((visit["age_group"], visit["gender"], visit.get("direction", "")) for visit in visits)
+    assert scraped == {key: float(count) for key, count in expected.items()}
     assert sum(scraped.values()) == report["totals"]["visitors"] > 0
+    # the dashboard's direction filter: who came in, by gender, is the report's visits that crossed inward
+    came_in = query(port, 'sum by (gender) (max_over_time(footfall_visitors_total{direction=~"in"}[5m]))')
+    by_gender = {s["metric"]["gender"]: float(s["value"][1]) for s in came_in["data"]["result"]}
+    entrants = Counter(visit["gender"] for visit in visits if visit.get("direction") == "in")
+    assert by_gender == {gender: float(count) for gender, count in entrants.items()}
+    assert sum(by_gender.values()) == report["totals"]["by_direction"]["in"] > 0
     info = query(port, "last_over_time(analyzer_build_info[5m])")["data"]["result"]  # the run has ended: stale now
     assert info and info[0]["metric"]["site"] == "test-store" and info[0]["metric"]["backend"] == "onnxruntime"
 
@@ -98,10 +111,12 @@ def test_every_dashboard_query_evaluates(scraped_run) -> None:
     port, _ = scraped_run
     dashboard = json.loads((REPO / "configs/grafana/dashboards/footfall.json").read_text())
     expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    expressions += [v["query"]["query"] for v in dashboard["templating"]["list"]]
+    expressions += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     assert len(expressions) >= 15
+    directions = next(v for v in dashboard["templating"]["list"] if v["name"] == "direction")
+    assert directions["query"].split(",") == ["in", "out", "none"]  # the values footfall_visitors_total carries
     for expression in expressions:
-        concrete = expression.replace("$site", ".*").replace("$camera", ".*")
+        concrete = expression.replace("$site", ".*").replace("$camera", ".*").replace("$direction", ".*")
         match = re.fullmatch(r"label_values\((.*), (\w+)\)", concrete)
         if match:  # a Grafana variable query: check its selector
             concrete = match.group(1)
