@@ -205,8 +205,8 @@ class Pipeline:
         self.report.stats[camera.id].faces_in_view = counter.faces_in_view
         self.report.stats[camera.id].faces_seen += len(update.tracks)
         if preview is not None:
-            visitors = self.report.tallies[camera.id].visitors
-            canvas = annotate(frame.image, camera.id, update.tracks, self.labels, visitors)
+            counted = self.report.tallies[camera.id].headline()
+            canvas = annotate(frame.image, camera.id, update.tracks, self.labels, counted, counter.line, counter.zones)
             preview.write(camera.id, canvas)
 
     def _classifier_loop(self) -> None:

@@ -1,4 +1,4 @@
-"""Annotated video for a person to look at: boxes, track ids, current attributes.
+"""Annotated video for a person to look at: boxes, track ids, current attributes, the counting line and zones.
 
 Writes frames with faces in them, so it is a debug tool the operator turns on
 explicitly (``--preview FILE`` / ``--show``), and the CLI says so loudly.
@@ -6,19 +6,41 @@ explicitly (``--preview FILE`` / ``--show``), and the CLI says so loudly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from analyzer.track import Tracks
+from analyzer.zones import CountingLine, Zone
+
+LINE_COLOUR = (0, 255, 255)  # BGR yellow: the counting line and its 'in' arrow
+ZONE_COLOUR = (255, 160, 0)  # BGR light blue: zone outlines
 
 
 def annotate(
-    frame_bgr: np.ndarray, camera: str, tracks: Tracks, labels: dict[tuple[str, int], str], visitors: int
+    frame_bgr: np.ndarray,
+    camera: str,
+    tracks: Tracks,
+    labels: dict[tuple[str, int], str],
+    counted: str,
+    line: CountingLine | None = None,
+    zones: Sequence[Zone] = (),
 ) -> np.ndarray:
-    """A copy of the frame with tracked faces and counts drawn on it."""
+    """A copy of the frame with tracked faces, the camera's line and zones, and ``counted`` drawn on it.
+
+    The line and zones are drawn where the counter sees them, so an installer
+    can check their placement (and which way is ``in``) on the preview.
+    """
     canvas = frame_bgr.copy()
+    height, width = canvas.shape[:2]
+    for zone in zones:
+        outline = np.array([(x * width, y * height) for x, y in zone.polygon], dtype=np.int32)
+        cv2.polylines(canvas, [outline], isClosed=True, color=ZONE_COLOUR, thickness=2, lineType=cv2.LINE_AA)
+        _label(canvas, zone.name, (int(outline[:, 0].min()) + 4, int(outline[:, 1].min()) + 18), ZONE_COLOUR)
+    if line is not None:
+        _draw_line(canvas, line)
     for row in range(len(tracks)):
         if not tracks.confirmed[row]:
             continue
@@ -26,21 +48,36 @@ def annotate(
         colour = (0, 200, 0) if tracks.matched[row] else (0, 160, 255)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
         text = f"#{int(tracks.ids[row])} {labels.get((camera, int(tracks.ids[row])), '')}".strip()
-        cv2.putText(canvas, text, (x1, max(y1 - 8, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
+        _label(canvas, text, (x1, max(y1 - 8, 14)), colour)
         if tracks.matched[row]:
             for x, y in tracks.keypoints[row, :4]:
                 cv2.circle(canvas, (int(x), int(y)), 2, (255, 255, 0), -1)
     cv2.putText(
-        canvas,
-        f"{camera}: {visitors} visitors",
-        (12, 28),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.8,
-        (255, 255, 255),
-        2,
-        cv2.LINE_AA,
+        canvas, f"{camera}: {counted}", (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA
     )
     return canvas
+
+
+def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
+
+
+def _draw_line(canvas: np.ndarray, line: CountingLine) -> None:
+    """The line, and an arrow from its middle to the side a visitor crosses to when walking ``in``."""
+    height, width = canvas.shape[:2]
+    start = np.array([line.start[0] * width, line.start[1] * height])
+    end = np.array([line.end[0] * width, line.end[1] * height])
+    cv2.line(canvas, _pixel(start), _pixel(end), LINE_COLOUR, 2, cv2.LINE_AA)
+    along = end - start
+    inward = np.array([-along[1], along[0]]) / max(float(np.hypot(*along)), 1e-9)  # image y points down
+    middle = (start + end) / 2
+    tip = middle + inward * 0.06 * min(width, height)
+    cv2.arrowedLine(canvas, _pixel(middle), _pixel(tip), LINE_COLOUR, 2, cv2.LINE_AA, tipLength=0.3)
+    _label(canvas, "in", _pixel(tip + inward * 14 - np.array([8.0, -6.0])), LINE_COLOUR)
+
+
+def _pixel(point: np.ndarray) -> tuple[int, int]:
+    return round(float(point[0])), round(float(point[1]))
 
 
 def preview_paths(path: Path, cameras: list[str]) -> dict[str, Path]:

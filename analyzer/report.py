@@ -49,6 +49,11 @@ class Tally:
         """Count ``visit``."""
         self.count(visit.attributes.age_group, visit.attributes.gender, visit.direction)
 
+    def headline(self) -> str:
+        """``5 visitors``, with ``(in 3, out 1)`` on a camera with a counting line: the status line's and preview's."""
+        crossed = f" (in {self.by_direction['in']}, out {self.by_direction['out']})" if self.by_direction else ""
+        return f"{self.visitors} visitors{crossed}"
+
     def __add__(self, other: Tally) -> Tally:
         return Tally(
             self.visitors + other.visitors,
@@ -157,11 +162,10 @@ class RunReport:
 
     def status_line(self, camera: str) -> str:
         """One line of live status for a camera."""
-        stats, tally = self.stats[camera], self.tallies[camera]
-        crossed = f" (in {tally.by_direction['in']}, out {tally.by_direction['out']})" if tally.by_direction else ""
+        stats = self.stats[camera]
         return (
             f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} faces in view | "
-            f"{tally.visitors} visitors{crossed} | {stats.dropped} frames dropped"
+            f"{self.tallies[camera].headline()} | {stats.dropped} frames dropped"
         )
 
     def service_status(self) -> str:
