@@ -87,19 +87,20 @@ def _credentials_cut(source: str) -> _CutCredentials | None:
 
 
 def credentials_need_encoding(source: str) -> str | None:
-    """What to do about a camera URL whose user name or password holds ``#``, ``/`` or ``?``; None if fine.
+    """What to do about a camera URL whose password holds ``#``, ``/`` or ``?``; None if fine.
 
     OpenCV, FFmpeg and any URL parser end the address at the first of them
     (``rtsp://admin:p#ss@10.0.0.12/`` asks host ``admin``, port ``p``), so
     such a camera never opens, whatever the retries; written percent-encoded
-    (``p%23ss``) it does. ``host:554/path?x=a@b`` is a port and a path, not this.
+    (``p%23ss``) it does. Not said of what reads as a host and port then a
+    path (``host:554/path?x=a@b``) or as a host then a path (the character
+    before the ``:``): those may be right, and open or fail on their own.
     """
     cut = _credentials_cut(source)
-    if cut is None or (cut.character not in cut.user and cut.password.partition(cut.character)[0].isdigit()):
+    if cut is None or cut.character in cut.user or cut.password.partition(cut.character)[0].isdigit():
         return None
-    where = "user name" if cut.character in cut.user else "password"
     return (
-        f"its {where} holds '{cut.character}', which ends a URL's address; "
+        f"its password holds '{cut.character}', which ends a URL's address; "
         f"write it percent-encoded: '{cut.character}' as %{ord(cut.character):02X}"
     )
 

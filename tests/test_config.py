@@ -37,7 +37,7 @@ def camera(**extra: object) -> dict:
             r"^cameras\[0\]\.source: rtsp://admin:\*\*\*@10\.0\.0\.12/stream1: its password holds '#', which ends a "
             r"URL's address; write it percent-encoded: '#' as %23$",
         ),
-        ({"cameras": [{"id": "a", "source": "rtsp://op/s:pw@cam/live"}]}, r"user name holds '/'.*'/' as %2F$"),
+        ({"cameras": [{"id": "a", "source": "rtsp://admin:pa/ss@cam/live"}]}, r"password holds '/'.*'/' as %2F$"),
         (
             {"cameras": [{"id": "a", "source": "http://viewer:s3cret@/mjpeg"}]},
             r"source: http://viewer:\*\*\*@/mjpeg names no camera address",
@@ -115,7 +115,8 @@ def test_bad_config_names_the_key(document: object, message: str) -> None:
 
 def test_an_at_sign_in_a_camera_url_s_path_is_not_taken_for_a_password() -> None:
     for source in ["rtsp://10.0.0.12:554/live?notify=desk@shop.example", "http://cam.local/snap@2x.mjpg",
-                   "rtsp://admin:p%23ss@10.0.0.12/stream1", "rtsp://admin:p@ss@10.0.0.12/stream1"]:  # fmt: skip
+                   "rtsp://admin:p%23ss@10.0.0.12/stream1", "rtsp://admin:p@ss@10.0.0.12/stream1",
+                   "rtsp://cam/live?auth=op:pw@site"]:  # fmt: skip
         assert parse_config({"cameras": [{"id": "a", "source": source}]}).cameras[0].source == source
 
 
