@@ -52,7 +52,7 @@ class Tally:
     def headline(self) -> str:
         """``5 visitors``, with ``(in 3, out 1)`` on a camera with a counting line: the status line's and preview's."""
         crossed = f" (in {self.by_direction['in']}, out {self.by_direction['out']})" if self.by_direction else ""
-        return f"{self.visitors} visitors{crossed}"
+        return f"{self.visitors} visitor{'' if self.visitors == 1 else 's'}{crossed}"
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
@@ -164,7 +164,8 @@ class RunReport:
         """One line of live status for a camera."""
         stats = self.stats[camera]
         return (
-            f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} faces in view | "
+            f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} "
+            f"face{'' if stats.faces_in_view == 1 else 's'} in view | "
             f"{self.tallies[camera].headline()} | {stats.dropped} frames dropped"
         )
 
