@@ -75,7 +75,11 @@ class Pipeline:
         self.publisher = publisher
         self.options = options or RunOptions()
         self.grouping = config.grouping()
-        self.report = RunReport([camera.id for camera in config.cameras], self.grouping)
+        self.report = RunReport(
+            [camera.id for camera in config.cameras],
+            self.grouping,
+            lined={camera.id for camera in config.cameras if camera.line is not None},
+        )
         self.classify_queue: queue.Queue = queue.Queue()
         self.output_queue: queue.Queue = queue.Queue()
         self.labels: dict[tuple[str, int], str] = {}
@@ -205,7 +209,7 @@ class Pipeline:
         self.report.stats[camera.id].faces_in_view = counter.faces_in_view
         self.report.stats[camera.id].faces_seen += len(update.tracks)
         if preview is not None:
-            counted = self.report.tallies[camera.id].headline()
+            counted = self.report.tallies[camera.id].headline(camera.line is not None)
             canvas = annotate(frame.image, camera.id, update.tracks, self.labels, counted, counter.line, counter.zones)
             preview.write(camera.id, canvas)
 

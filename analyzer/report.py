@@ -49,9 +49,9 @@ class Tally:
         """Count ``visit``."""
         self.count(visit.attributes.age_group, visit.attributes.gender, visit.direction)
 
-    def headline(self) -> str:
+    def headline(self, lined: bool) -> str:
         """``5 visitors``, with ``(in 3, out 1)`` on a camera with a counting line: the status line's and preview's."""
-        crossed = f" (in {self.by_direction['in']}, out {self.by_direction['out']})" if self.by_direction else ""
+        crossed = f" (in {self.by_direction['in']}, out {self.by_direction['out']})" if lined else ""
         return f"{self.visitors} visitor{'' if self.visitors == 1 else 's'}{crossed}"
 
     def __add__(self, other: Tally) -> Tally:
@@ -135,6 +135,7 @@ class RunReport:
     stats: dict[str, CameraStats] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     tallies: dict[str, Tally] = field(default_factory=dict)  # every visit of the run, counted
+    lined: set[str] = field(default_factory=set)  # cameras with a counting line: in/out shown from the start
 
     def __post_init__(self) -> None:
         for camera in self.cameras:
@@ -166,7 +167,7 @@ class RunReport:
         return (
             f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} "
             f"face{'' if stats.faces_in_view == 1 else 's'} in view | "
-            f"{self.tallies[camera].headline()} | {stats.dropped} frames dropped"
+            f"{self.tallies[camera].headline(camera in self.lined)} | {stats.dropped} frames dropped"
         )
 
     def service_status(self) -> str:
@@ -184,7 +185,8 @@ class RunReport:
         """
         rows = [*self.tallies.items(), ("TOTAL", sum(self.tallies.values(), Tally()))]
         groups = in_age_order(rows[-1][1].by_age_group, self.grouping.names)
-        lined = {camera for camera, tally in rows if tally.by_direction}
+        lined = self.lined | {camera for camera, tally in rows if tally.by_direction}
+        lined |= {"TOTAL"} if lined else set()
         header = f"{'camera':<14}{'visitors':>9}{'female':>8}{'male':>7}{'unknown':>8}"
         header += f"{'in':>6}{'out':>6}" if lined else ""
         header += "  " + "  ".join(groups)

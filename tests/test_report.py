@@ -33,7 +33,7 @@ def test_table_counts_each_camera_by_gender_age_group_and_direction() -> None:
 
 
 def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_line() -> None:
-    report = RunReport(["door", "till"], FAIRFACE9)
+    report = RunReport(["door", "till", "back"], FAIRFACE9, lined={"door", "back"})
     for visit in [_visit("door", "female", "20-29", "in"), _visit("door", "male", "30-39", "none"),
                   _visit("till", "female", "30-39", None)]:  # fmt: skip
         report.add(visit)
@@ -41,6 +41,10 @@ def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_l
     assert report.status_line("door").endswith("| 0 faces in view | 2 visitors (in 1, out 0) | 0 frames dropped")
     report.stats["till"].faces_in_view = 1
     assert report.status_line("till").endswith("| 1 face in view | 1 visitor | 0 frames dropped")
+    # a camera with a line says so before anyone has been counted: in the status line and the table
+    assert report.status_line("back").endswith("| 0 faces in view | 0 visitors (in 0, out 0) | 0 frames dropped")
+    rows = {line.split()[0]: line.split() for line in report.table().splitlines()}
+    assert rows["back"][:7] == ["back", "0", "0", "0", "0", "0", "0"] and rows["till"][5:7] == ["-", "-"]
 
 
 def test_table_has_no_direction_columns_without_a_line() -> None:
