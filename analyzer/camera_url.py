@@ -42,10 +42,10 @@ def without_password(source: str) -> str:
     all the same (better a bit of path hidden by mistake than a password in
     the log).
     """
-    parts = urlsplit(source)
     cut = _credentials_cut(source)
     if cut is not None:
         return f"{cut.scheme}://{cut.user}:***@{cut.after}"
+    parts = urlsplit(source)
     if not parts.scheme or parts.password is None:
         return source
     credentials, _, host = parts.netloc.rpartition("@")  # the last @: a password may hold one

@@ -209,7 +209,7 @@ class Pipeline:
         self.report.stats[camera.id].faces_in_view = counter.faces_in_view
         self.report.stats[camera.id].faces_seen += len(update.tracks)
         if preview is not None:
-            counted = self.report.tallies[camera.id].headline(camera.line is not None)
+            counted = self.report.headline(camera.id)
             canvas = annotate(frame.image, camera.id, update.tracks, self.labels, counted, counter.line, counter.zones)
             preview.write(camera.id, canvas)
 

@@ -167,8 +167,16 @@ class RunReport:
         return (
             f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} "
             f"face{'' if stats.faces_in_view == 1 else 's'} in view | "
-            f"{self.tallies[camera].headline(camera in self.lined)} | {stats.dropped} frames dropped"
+            f"{self.headline(camera)} | {stats.dropped} frames dropped"
         )
+
+    def has_line(self, camera: str) -> bool:
+        """Whether ``camera`` counts line crossings: configured so (``lined``), or its visits crossed one."""
+        return camera in self.lined or bool(self.tallies[camera].by_direction)
+
+    def headline(self, camera: str) -> str:
+        """What ``camera`` has counted so far, in/out included where it has a line (status line, preview)."""
+        return self.tallies[camera].headline(self.has_line(camera))
 
     def service_status(self) -> str:
         """One line for ``systemctl status``: which cameras deliver, and the visitors counted so far."""
@@ -185,7 +193,7 @@ class RunReport:
         """
         rows = [*self.tallies.items(), ("TOTAL", sum(self.tallies.values(), Tally()))]
         groups = in_age_order(rows[-1][1].by_age_group, self.grouping.names)
-        lined = self.lined | {camera for camera, tally in rows if tally.by_direction}
+        lined = {camera for camera in self.tallies if self.has_line(camera)}
         lined |= {"TOTAL"} if lined else set()
         header = f"{'camera':<14}{'visitors':>9}{'female':>8}{'male':>7}{'unknown':>8}"
         header += f"{'in':>6}{'out':>6}" if lined else ""
