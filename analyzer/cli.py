@@ -10,9 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-# Only light modules here: a Ctrl-C while the console script imports this
-# module is a Python traceback, one inside main() is "interrupted" (and
-# `--help` answers at once). Each command imports what it needs.
+# Only light modules here, so `--help` answers at once (a Ctrl-C while this
+# loads is caught in analyzer.__main__). Each command imports what it needs.
 from analyzer import __version__
 from analyzer.commands import (
     accuracy,

@@ -31,6 +31,31 @@ def test_the_console_script_reaches_main_before_the_heavy_libraries_load() -> No
     assert result.stdout.split() == []
 
 
+def test_ctrl_c_while_the_console_script_loads_the_command_line_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import builtins
+    import tomllib
+
+    from analyzer.__main__ import main as console_script
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["analyzer"] == "analyzer.__main__:main"
+    real_import = builtins.__import__
+
+    def importing(name: str, *args: object, **kwargs: object) -> object:
+        if name == "analyzer.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    try:
+        exit_code = console_script()
+    except KeyboardInterrupt:  # not raised on: it would end the whole test session
+        pytest.fail("Ctrl-C while the command line is imported escaped as a traceback")
+    assert (exit_code, capsys.readouterr().err) == (130, "interrupted\n")
+
+
 def _ctrl_c() -> None:
     raise KeyboardInterrupt
 
