@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from analyzer.classify import ClassifierBackend
 from analyzer.config import CameraConfig, Config
+from analyzer.console import how_many
 from analyzer.cores import usable_cores
 from analyzer.exporter import Metrics
 from analyzer.pipeline import Pipeline, RunOptions
@@ -318,7 +319,7 @@ def run_bench(
     }  # fmt: skip
     largest = 0
     for streams in range(1, settings.streams + 1):
-        log(f"{streams} stream(s) in real time ...")
+        log(f"{how_many(streams, 'stream')} in real time ...")
         figures = run_streams(stream_config(base, clip, streams, realtime=True), backend)
         figures["held_in_real_time"] = figures["dropped_fraction"] <= REALTIME_MAX_DROPPED
         result["runs"].append(figures)
@@ -338,7 +339,7 @@ def run_bench(
         result["naive"] = naive_comparison(ours, naive)
     if settings.soak_minutes > 0:
         soak_streams = max(largest, 1)  # as many as the box holds in real time
-        log(f"soak: {soak_streams} looping stream(s) for {settings.soak_minutes:g} min ...")
+        log(f"soak: {how_many(soak_streams, 'looping stream')} for {settings.soak_minutes:g} min ...")
         config = stream_config(base, clip, soak_streams, realtime=True, loop=True)
         result["soak"] = soak(config, backend, settings.soak_minutes, log)
     return result

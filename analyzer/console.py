@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
 
+def how_many(count: int, noun: str, plural: str = "") -> str:
+    """``1 camera``, ``2 cameras``: what the console says, never ``1 camera(s)``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 class ReaderMayLeave:
     """stdout or stderr whose reader may go away (``analyzer run 2>&1 | head``): later writes are dropped.
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from analyzer.console import how_many
 from analyzer.errors import AnalyzerError
 
 
@@ -291,6 +292,6 @@ def gpu_probe() -> tuple[GpuInfo | None, str]:
         count = provider.device_count()
         if count < 1:
             return None, "the CUDA driver reports no GPU"
-        return provider.gpu(0), f"{count} GPU(s) via {provider.name}"
+        return provider.gpu(0), f"{how_many(count, 'GPU')} via {provider.name}"
     except (CudaUnavailableError, CudaError) as error:
         return None, str(error)

@@ -66,7 +66,10 @@ def read_labels(folder: Path) -> list[LabelledFace]:
     reader.fieldnames = columns
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
-        raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {columns}, need path,age,gender")
+        raise DataError(
+            f"{csv_path}: missing column{'s' * (len(missing) > 1)} {', '.join(missing)}; "
+            f"found {columns}, need path,age,gender"
+        )
     faces = [_parse_row(row, reader.line_num, csv_path) for row in reader]
     if not faces:
         raise DataError(f"{csv_path}: has a header but no rows")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import zmq
 
 from analyzer import messages
+from analyzer.console import how_many
 from analyzer.errors import ConfigError
 
 
@@ -101,7 +102,7 @@ def listen(
             received += 1
             skipped = gaps.see(int(body.get("seq", 0)))
             if skipped:
-                out(f"GAP: {skipped} message(s) missed before seq {body['seq']}")
+                out(f"GAP: {how_many(skipped, 'message')} missed before seq {body['seq']}")
             out(json.dumps({"topic": name, **body}) if as_json else describe(name, body))
     finally:
         socket.close()

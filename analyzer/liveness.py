@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analyzer.console import how_many
 from analyzer.systemd_notify import SystemdNotifier
 
 STACK_FRAMES = 6  # of a stalled loop's stack, the innermost frames logged: where it waits
@@ -89,7 +90,7 @@ class Heartbeats:
             return False, stalled_line(stalls)
         with self._lock:
             moving = len(self._last)
-        return True, f"ok: {moving} loop{'' if moving == 1 else 's'} moving"
+        return True, f"ok: {how_many(moving, 'loop')} moving"
 
 
 class Watchdog:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from analyzer.age_groups import AgeGrouping
+from analyzer.console import how_many
 from analyzer.footfall import Visit
 
 REPORT_SCHEMA = "footfall-report/1"
@@ -52,7 +53,7 @@ class Tally:
     def headline(self, lined: bool) -> str:
         """``5 visitors``, with ``(in 3, out 1)`` on a camera with a counting line: the status line's and preview's."""
         crossed = f" (in {self.by_direction['in']}, out {self.by_direction['out']})" if lined else ""
-        return f"{self.visitors} visitor{'' if self.visitors == 1 else 's'}{crossed}"
+        return f"{how_many(self.visitors, 'visitor')}{crossed}"
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
@@ -165,9 +166,8 @@ class RunReport:
         """One line of live status for a camera."""
         stats = self.stats[camera]
         return (
-            f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {stats.faces_in_view} "
-            f"face{'' if stats.faces_in_view == 1 else 's'} in view | "
-            f"{self.headline(camera)} | {stats.dropped} frames dropped"
+            f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {how_many(stats.faces_in_view, 'face')} in view | "
+            f"{self.headline(camera)} | {how_many(stats.dropped, 'frame')} dropped"
         )
 
     def has_line(self, camera: str) -> bool:

@@ -25,6 +25,7 @@ from analyzer.appearance import FaceLikeness
 from analyzer.camera_url import without_password
 from analyzer.capture import CaptureWorker, EndOfStream, LatestFrameSlot, StreamStatus
 from analyzer.config import CameraConfig, Config
+from analyzer.console import how_many
 from analyzer.detect import FaceDetector
 from analyzer.footfall import FootfallCounter, VisitEnded
 from analyzer.track import ByteTracker
@@ -279,7 +280,7 @@ def check_camera(
             advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall), across)
         if skipped:
             advice.append(
-                f"{len(skipped)} frame(s) could not be searched for faces (first: {skipped[0]}); "
+                f"{how_many(len(skipped), 'frame')} could not be searched for faces (first: {skipped[0]}); "
                 "a run skips such frames too"
             )
     return CameraCheck(
@@ -318,7 +319,7 @@ def check_cameras(
     # Detectors are made and closed while no other thread runs: MediaPipe's
     # native logs are silenced by redirecting the whole process's stderr.
     detectors = [FaceDetector.from_config(camera.detector) for camera in config.cameras]
-    log(f"watching {len(config.cameras)} camera(s) for {seconds:g} s ...")
+    log(f"watching {how_many(len(config.cameras), 'camera')} for {seconds:g} s ...")
     interrupted = threading.Event()
     try:
         with ThreadPoolExecutor(max_workers=max(len(config.cameras), 1), thread_name_prefix="check") as pool:

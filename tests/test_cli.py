@@ -330,7 +330,7 @@ def test_recording_times_go_one_per_source_in_order() -> None:
     assert [(camera.id, camera.recorded_at and camera.recorded_at.isoformat()) for camera in cameras] == [
         ("door", "2026-11-30T09:00:00"), ("door-2", "2026-12-01T09:30:00")
     ]  # fmt: skip
-    with pytest.raises(ConfigError, match=r"--recorded-at: 1 time\(s\) for 2 --source file\(s\); give one per"):
+    with pytest.raises(ConfigError, match=r"--recorded-at: 1 time for 2 --source files; give one per"):
         cameras_config(build_parser().parse_args(args[:-1]))
 
 

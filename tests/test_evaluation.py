@@ -93,11 +93,9 @@ def test_nothing_to_score_is_an_error_not_zero_accuracy(
         capsys.readouterr().err
     )
     assert main([*model, "--limit", "1", "--align", "detect"]) == 0  # the face photo alone
-    assert " on 1 faces of " in capsys.readouterr().out
+    assert " on 1 face of " in capsys.readouterr().out
     assert main([*model, "--align", "detect"]) == 0
-    assert (
-        "on 1 faces of " in (out := capsys.readouterr().out) and "; 1 photo(s) without a findable face left out" in out
-    )
+    assert "on 1 face of " in (out := capsys.readouterr().out) and "; 1 photo without a findable face left out" in out
     (tmp_path / "labels.csv").write_text("path,age,gender\nwall.jpg,40,female\n")
     assert main([*model, "--align", "detect"]) == 1  # was "gender accuracy 0.0000" on 0 faces
     assert "no face was found in any of its 1 photos (--align detect); for photos that are tight face crops" in (

@@ -63,7 +63,7 @@ def test_missing_column_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=rf"labels\.csv is a file; pass the folder it is in \({tmp_path}\)"):
         read_labels(tmp_path / "labels.csv")  # was ".../labels.csv/labels.csv: not found"
     write_labels(tmp_path, "path,years,gender\na.jpg,3,male\n")
-    with pytest.raises(DataError, match="missing column\\(s\\) age"):
+    with pytest.raises(DataError, match="missing column age"):
         read_labels(tmp_path)
 
 

@@ -58,7 +58,7 @@ def test_listen_prints_messages_and_reports_a_gap() -> None:
     context.term()
     assert result and result[0].missed == 2
     assert lines[0].endswith("status  door up: connected")
-    assert lines[1] == "GAP: 2 message(s) missed before seq 4"
+    assert lines[1] == "GAP: 2 messages missed before seq 4"
     assert "down: stream stopped" in lines[2]
 
 

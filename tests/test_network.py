@@ -383,7 +383,7 @@ def test_fine_tuning_starts_from_an_exported_run(
 @pytest.mark.parametrize(
     ("init", "extra", "message"),
     [
-        ("pair.onnx", ["--init-member", "2"], "holds 2 run(s); pick 0..1"),
+        ("pair.onnx", ["--init-member", "2"], "holds 2 runs; pick 0..1"),
         ("pair.onnx", ["--input-size", "80"], "exported at 64 px"),
         ("pair.fp16.onnx", [], "use the FP32 .onnx"),
         ("pair.likeness.onnx", [], "not a footfall analyzer model"),
@@ -592,7 +592,7 @@ def test_a_teacher_run_the_file_lacks_is_one_line(
     args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05", "--input-size", "64"]
     assert main([*args, "--distill-from", str(pair_export), *extra]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err and "holds 2 run(s); pick 0..1" in err
+    assert err.count("\n") == 1 and message in err and "holds 2 runs; pick 0..1" in err
     assert not (tmp_path / "r").exists()
 
 

@@ -39,8 +39,8 @@ def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_l
         report.add(visit)
     report.stats["door"].state = "up"
     assert report.status_line("door").endswith("| 0 faces in view | 2 visitors (in 1, out 0) | 0 frames dropped")
-    report.stats["till"].faces_in_view = 1
-    assert report.status_line("till").endswith("| 1 face in view | 1 visitor | 0 frames dropped")
+    report.stats["till"].faces_in_view, report.stats["till"].dropped = 1, 1
+    assert report.status_line("till").endswith("| 1 face in view | 1 visitor | 1 frame dropped")
     # a camera with a line says so before anyone has been counted: in the status line and the table
     assert report.status_line("back").endswith("| 0 faces in view | 0 visitors (in 0, out 0) | 0 frames dropped")
     rows = {line.split()[0]: line.split() for line in report.table().splitlines()}

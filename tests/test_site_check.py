@@ -147,7 +147,7 @@ def test_a_frame_that_fails_is_skipped_and_reported_not_fatal(walkers_clip: tupl
         detector.close()
     assert not check.failed and check.frames_searched == detector.calls - 2 > 10 and check.detections > 0
     assert check.advice == [
-        "2 frame(s) could not be searched for faces (first: ValueError: broken frame); a run skips such frames too"
+        "2 frames could not be searched for faces (first: ValueError: broken frame); a run skips such frames too"
     ]
 
 
@@ -174,7 +174,7 @@ def test_check_command_watches_every_camera_at_once(walkers_clip: tuple[Path, in
         door.stop()
     assert result.returncode == 1, result.stderr
     # one line: MediaPipe's native start-up logs stay silenced with six detectors (made before any thread)
-    assert own_lines(result.stderr) == ["watching 6 camera(s) for 13 s ..."]
+    assert own_lines(result.stderr) == ["watching 6 cameras for 13 s ..."]
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:8]}
     figures = {entry["camera"]: entry for entry in json.loads((tmp_path / "check.json").read_text())}
     full, half = figures["door"], figures["half"]
@@ -228,7 +228,7 @@ def test_ctrl_c_stops_the_check_at_once(walkers_clip: tuple[Path, int]) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert check.stderr is not None
-    assert check.stderr.readline().startswith("watching 1 camera(s)")  # the camera threads are running
+    assert check.stderr.readline().startswith("watching 1 camera for")  # the camera threads are running
     time.sleep(1.0)
     interrupted_at = time.monotonic()
     check.send_signal(signal.SIGINT)

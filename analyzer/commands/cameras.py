@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import REPO_ROOT
-from analyzer.console import log_line
+from analyzer.console import how_many, log_line
 from analyzer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ def cameras_config(args: argparse.Namespace) -> Config:
     recorded_at = getattr(args, "recorded_at", None) or []  # only run has it
     if recorded_at and len(recorded_at) != len(args.source or []):
         raise ConfigError(
-            f"--recorded-at: {len(recorded_at)} time(s) for {len(args.source or [])} --source file(s); give one per "
+            f"--recorded-at: {how_many(len(recorded_at), 'time')} for "
+            f"{how_many(len(args.source or []), '--source file')}; give one per "
             "--source, in order (for the config's cameras, set recorded_at in the config)"
         )
     if args.source:

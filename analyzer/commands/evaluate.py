@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from analyzer.commands.arguments import command_parser, output_file, whole_number
+from analyzer.console import how_many
 from analyzer.whole_files import write_json
 
 
@@ -95,8 +96,8 @@ def _jpeg_quality(text: str) -> int:
 def _print_evaluation(report: dict) -> None:
     left_out = report["align"]["missing"]
     print(
-        f"{report['model']}  on {report['n']} faces of {report['data']} ({report['split']})"
-        + (f"; {left_out} photo(s) without a findable face left out" if left_out else "")
+        f"{report['model']}  on {how_many(report['n'], 'face')} of {report['data']} ({report['split']})"
+        + (f"; {how_many(left_out, 'photo')} without a findable face left out" if left_out else "")
     )
     print(f"  gender accuracy {report['gender_accuracy']:.4f}   age MAE {report['age_mae']:.2f} years")
     for name, group in report["groups"].items():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from analyzer.commands.arguments import command_parser, output_file
 from analyzer.commands.train import missing_train_extra
+from analyzer.console import how_many
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"ONNX Runtime matches PyTorch; {runs} x {exported.parameters_per_run / 1e6:.2f} M parameters, "
         f"{exported.macs_per_pass / 1e6:.0f} M multiply-adds per pass at {exported.input_size} px (the graph runs "
-        f"{2 * runs} passes: the chip and its mirror through each of {runs} run{'s' if runs > 1 else ''})"
+        f"{2 * runs} passes: the chip and its mirror through each of {how_many(runs, 'run')})"
     )
     return 0

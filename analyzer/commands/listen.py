@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from analyzer.commands.arguments import command_parser
-from analyzer.console import reader_left
+from analyzer.console import how_many, reader_left
 from analyzer.errors import ConfigError
 
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, _ReaderLeftError):
         return 0
     if gaps.gaps:
-        print(f"{gaps.missed} message(s) missed in {gaps.gaps} gap(s)", file=sys.stderr)
+        print(f"{how_many(gaps.missed, 'message')} missed in {how_many(gaps.gaps, 'gap')}", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from analyzer.commands.arguments import command_parser, mp4_file, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
-from analyzer.console import log_line
+from analyzer.console import how_many, log_line
 from analyzer.errors import ConfigError
 from analyzer.output_claims import claimed
 from analyzer.whole_files import write_json
@@ -171,7 +171,9 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         where.append(f"ZeroMQ on {publisher.endpoint}")
     if server:
         where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics (and /healthz)")
-    print(f"analyzer: {len(config.cameras)} camera(s); " + ", ".join(where or ["no outputs"]), file=sys.stderr)
+    print(
+        f"analyzer: {how_many(len(config.cameras), 'camera')}; " + ", ".join(where or ["no outputs"]), file=sys.stderr
+    )
     if sys.__stderr__ is not None:  # a kill by systemd's watchdog (SIGABRT) or a native crash logs every stack
         faulthandler.enable(sys.__stderr__, all_threads=True)
     notifier = SystemdNotifier.from_environment()

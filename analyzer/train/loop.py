@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
-from analyzer.console import progress_bar
+from analyzer.console import how_many, progress_bar
 from analyzer.cores import usable_cores
 from analyzer.errors import ConfigError, DataError
 from analyzer.evaluation import attribute_report
@@ -232,7 +232,7 @@ def _runs_of_export(path: str, option: str, config: TrainConfig) -> list[AgeGend
 def _member(nets: list[AgeGenderNet], index: int, option: str, source: str) -> AgeGenderNet:
     """Run ``index`` of an exported ensemble, or a one-line error naming ``option``."""
     if not 0 <= index < len(nets):
-        raise DataError(f"{option} {index}: {source} holds {len(nets)} run(s); pick 0..{len(nets) - 1}")
+        raise DataError(f"{option} {index}: {source} holds {how_many(len(nets), 'run')}; pick 0..{len(nets) - 1}")
     return nets[index]
 
 
