@@ -23,7 +23,7 @@ import numpy as np
 
 from analyzer.config import TrackerConfig
 from analyzer.errors import ModelError
-from analyzer.model_meta import open_session
+from analyzer.model_meta import LIKENESS_PROPS, open_session
 from analyzer.preprocess import ALIGNMENT_TEMPLATE, Normalization, align_face, chips_to_input
 
 HUE_BINS = 8
@@ -32,8 +32,7 @@ COLOUR_SIZE = 2 * (HUE_BINS + SATURATION_BINS)
 #: Length of the face likeness vector (the network trunk's pooled features).
 LIKENESS_SIZE = 256
 FEATURE_SIZE = COLOUR_SIZE + LIKENESS_SIZE
-#: ONNX metadata key of a likeness model, and its input and output names.
-LIKENESS_PROPS = "footfall.likeness"
+#: The likeness model's input and output names (its metadata key is ``model_meta.LIKENESS_PROPS``).
 LIKENESS_INPUT = "chips"
 LIKENESS_OUTPUT = "likeness"
 

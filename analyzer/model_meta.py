@@ -19,6 +19,8 @@ from analyzer.errors import ModelError
 from analyzer.preprocess import ALIGNMENT_TEMPLATE, Normalization
 
 METADATA_SCHEMA = "footfall-model/1"
+#: ONNX metadata key of a face likeness model (``analyzer export`` writes one beside each network).
+LIKENESS_PROPS = "footfall.likeness"
 INPUT_NAME = "chips"
 AGE_OUTPUT = "age_probs"
 GENDER_OUTPUT = "gender_probs"
@@ -110,6 +112,11 @@ class ModelMetadata:
     def from_props(cls, props: dict[str, str], source: Path | str) -> ModelMetadata:
         """Parse and check metadata; errors name the file and the key."""
         schema = props.get("footfall.schema")
+        if schema is None and LIKENESS_PROPS in props:
+            raise ModelError(
+                f"{source}: this is a face likeness model (for tracker.likeness_model), not the age and gender "
+                "network; point at the .onnx file `analyzer export` writes beside it (engines/agegender.onnx)"
+            )
         if schema != METADATA_SCHEMA:
             raise ModelError(
                 f"{source}: not a footfall analyzer model (metadata footfall.schema is "

@@ -132,6 +132,14 @@ def test_the_classifier_file_is_not_taken_for_a_likeness_model(shipped_model: Pa
         FaceLikeness(shipped_model.with_name("missing.likeness.onnx"))
 
 
+def test_the_likeness_file_is_not_taken_for_the_classifier() -> None:
+    from analyzer.classify import OnnxRuntimeBackend
+
+    with pytest.raises(ModelError, match=r"a face likeness model \(for tracker.likeness_model\), not the age") as error:
+        OnnxRuntimeBackend(SHIPPED_LIKENESS)
+    assert "\n" not in str(error.value) and "engines/agegender.onnx" in str(error.value)
+
+
 def test_a_corrupt_likeness_file_is_one_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "agegender.likeness.onnx"
     broken.write_bytes(b"not a model")
@@ -148,7 +156,7 @@ def test_a_corrupt_likeness_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_malformed_likeness_metadata_is_one_clear_error(tmp_path: Path, metadata: str) -> None:
     import onnx
 
-    from analyzer.appearance import LIKENESS_PROPS
+    from analyzer.model_meta import LIKENESS_PROPS
 
     model = onnx.load(str(SHIPPED_LIKENESS))
     for prop in model.metadata_props:

@@ -386,7 +386,7 @@ def test_fine_tuning_starts_from_an_exported_run(
         ("pair.onnx", ["--init-member", "2"], "holds 2 runs; pick 0..1"),
         ("pair.onnx", ["--input-size", "80"], "exported at 64 px"),
         ("pair.fp16.onnx", [], "use the FP32 .onnx"),
-        ("pair.likeness.onnx", [], "not a footfall analyzer model"),
+        ("pair.likeness.onnx", [], "not the age and gender network"),
         ("absent.onnx", [], "no such file"),
     ],
 )

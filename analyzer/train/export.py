@@ -21,10 +21,10 @@ import torch
 
 from analyzer import __version__
 from analyzer.age_groups import FINE_AGE_EDGES
-from analyzer.appearance import LIKENESS_INPUT, LIKENESS_OUTPUT, LIKENESS_PROPS, LIKENESS_SIZE
+from analyzer.appearance import LIKENESS_INPUT, LIKENESS_OUTPUT, LIKENESS_SIZE
 from analyzer.errors import DataError
 from analyzer.labels import GENDERS
-from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, LIKENESS_PROPS, ModelMetadata
 from analyzer.preprocess import ALIGNMENT_TEMPLATE
 from analyzer.train.loop import TrainConfig, load_checkpoint
 from analyzer.train.model import LikenessModel, ProbabilityEnsemble, ProbabilityModel, exportable_model, model_size
