@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -24,6 +24,8 @@ STAGES = ("decode", "detect", "track", "sample", "classify", "publish", "end_to_
 DWELL_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+#: Why frames are not processed: the box fell behind, the frame was damaged, processing it failed.
+DROP_REASONS = ("behind", "corrupt", "error")
 
 
 class Metrics:
@@ -108,6 +110,39 @@ class Metrics:
             ["version", "backend", "model"],
             registry=registry,
         )
+
+    def start_camera(
+        self,
+        camera: str,
+        age_groups: Sequence[str],
+        genders: Sequence[str],
+        directions: Sequence[str],
+        zones: Sequence[str] = (),
+    ) -> None:
+        """Create every series a camera can ever increment, at zero, before it counts anything.
+
+        Prometheus takes a series' first sample as its baseline: a counter
+        that first appears at 1 loses that visitor in ``increase()`` and
+        ``rate()``, so each new age group, gender and direction would drop
+        one visitor from the dashboards. ``directions`` is ``("",)`` for a
+        camera without a counting line.
+        """
+        for age_group in age_groups:
+            for gender in genders:
+                for direction in directions:
+                    self.visitors.labels(camera=camera, age_group=age_group, gender=gender, direction=direction)
+        for direction in directions:
+            if direction:
+                self.line_crossings.labels(camera=camera, direction=direction)
+        self.dwell.labels(camera=camera)
+        for zone in zones:
+            self.zone_dwell.labels(camera=camera, zone=zone)
+        self.frames.labels(camera=camera)
+        for reason in DROP_REASONS:
+            self.frames_dropped.labels(camera=camera, reason=reason)
+        self.stream_reconnects.labels(camera=camera)
+        self.stream_up.labels(camera=camera).set(0)
+        self.faces_in_view.labels(camera=camera).set(0)
 
 
 Health = Callable[[], tuple[bool, str]]  # healthy or not, and one line saying why

@@ -37,6 +37,9 @@ from analyzer.config import CameraConfig, FootfallConfig
 from analyzer.track import Tracks
 from analyzer.zones import CountingLine, LineState, Point, Zone
 
+#: A visit's ``direction`` on a camera with a counting line: the way it first crossed, or never crossed.
+DIRECTIONS = ("in", "out", "none")
+
 
 def random_visit_id() -> str:
     """12 hex characters from the OS random source."""
@@ -530,7 +533,7 @@ class FootfallCounter:
             visit.crossings.append(unseen)
         direction = None
         if self.line is not None:
-            direction = visit.crossings[0][0] if visit.crossings else "none"
+            direction = visit.crossings[0][0] if visit.crossings else DIRECTIONS[2]
         return VisitEnded(
             camera=self.camera,
             track_ids=tuple(visit.track_ids),

@@ -19,7 +19,7 @@ import cv2
 
 from analyzer import __version__
 from analyzer.appearance import FaceLikeness
-from analyzer.attributes import AttributeVoter
+from analyzer.attributes import UNKNOWN, AttributeVoter
 from analyzer.batch import Batcher
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
 from analyzer.classify import CameraDone, ClassifierBackend, ClassifierStage
@@ -27,7 +27,7 @@ from analyzer.config import CameraConfig, Config
 from analyzer.console import log_line
 from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
-from analyzer.footfall import FootfallCounter, Visit, random_visit_id
+from analyzer.footfall import DIRECTIONS, FootfallCounter, Visit, random_visit_id
 from analyzer.liveness import Heartbeats
 from analyzer.preview import PreviewSink, annotate
 from analyzer.publisher import ZmqPublisher
@@ -307,6 +307,9 @@ class Pipeline:
         self.metrics.build_info.labels(
             version=__version__, backend=self.backend.name, model=self.backend.metadata.version
         ).set(1)
+        if self.publisher is not None:
+            for outcome in ("sent", "dropped"):  # at zero from the start, like every camera's series
+                self.metrics.zmq_messages.labels(outcome=outcome)
         preview = (
             PreviewSink(self.options.preview, self.options.show, self.report.cameras)
             if (self.options.preview or self.options.show)
@@ -316,9 +319,14 @@ class Pipeline:
         for camera in self.config.cameras:
             extra = [camera.labels.get(name, "") for name in self.metrics.camera_label_names]
             self.metrics.camera_info.labels(camera.id, *extra).set(1)
+            self.metrics.start_camera(
+                camera.id,
+                [*self.grouping.names, UNKNOWN],
+                [*self.backend.metadata.gender_labels, UNKNOWN],
+                DIRECTIONS if camera.line is not None else ("",),
+                [zone.name for zone in camera.zones],
+            )
             slot = LatestFrameSlot()
-            self.metrics.stream_up.labels(camera=camera.id).set(0)
-            self.metrics.frames_dropped.labels(camera=camera.id, reason="behind")
             capture = CaptureWorker(
                 camera.id, camera.source, slot, self._on_status, self._on_frame, stop, camera.realtime,
                 loop=camera.loop, reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
