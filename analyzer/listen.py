@@ -46,11 +46,12 @@ def describe(topic: str, body: dict) -> str:
     clock = time.strftime("%H:%M:%S", time.localtime(float(body.get("ts", 0))))
     kind, _, camera = topic.partition(".")
     if kind == "visit":
-        confidence = body.get("age_group_p", {}).get(body.get("age_group"), 0.0)
+        gender_p = body.get("gender_p", {}).get(body.get("gender"), 0.0)
+        age_group_p = body.get("age_group_p", {}).get(body.get("age_group"), 0.0)
         extra = f" {body['direction']}" if "direction" in body else ""
-        return (
-            f"{clock} visit   {camera} {body['visit_id']} {body['gender']} {body['age_group']} "
-            f"(p {confidence:.2f}) dwell {body['dwell_s']:.1f} s{extra} samples {body['samples']}"
+        return (  # each verdict with its own probability: a sure gender and an unsure age group read apart
+            f"{clock} visit   {camera} {body['visit_id']} {body['gender']} (p {gender_p:.2f}) {body['age_group']} "
+            f"(p {age_group_p:.2f}) dwell {body['dwell_s']:.1f} s{extra} samples {body['samples']}"
         )
     if kind == "summary":
         genders = " ".join(f"{name} {count}" for name, count in body.get("by_gender", {}).items())

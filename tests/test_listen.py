@@ -106,9 +106,10 @@ def test_listen_receives_what_run_publishes_and_all_of_it_fits_the_schema(
 
 def test_describe_a_visit_line() -> None:
     body = {"ts": 0, "visit_id": "0123456789ab", "gender": "female", "age_group": "30-39",
-            "age_group_p": {"30-39": 0.7}, "dwell_s": 4.25, "samples": 3, "direction": "in"}  # fmt: skip
+            "gender_p": {"female": 0.93, "male": 0.07}, "age_group_p": {"30-39": 0.7}, "dwell_s": 4.25,
+            "samples": 3, "direction": "in"}  # fmt: skip
     line = describe("visit.door", body)
-    assert "visit   door 0123456789ab female 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
+    assert "visit   door 0123456789ab female (p 0.93) 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
 
 
 def test_describe_a_summary_line_with_the_line_s_in_and_out() -> None:
