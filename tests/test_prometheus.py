@@ -108,6 +108,15 @@ def test_promtool_accepts_the_shipped_config_and_rules() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_each_alert_fires_when_it_should_and_not_before() -> None:
+    # promtool's rule unit tests: series as the analyzer exports them, alerts expected minute by minute
+    result = subprocess.run(
+        ["promtool", "test", "rules", "alerts_test.yml"], cwd=REPO / "tests" / "prometheus",
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+
+
 def test_every_dashboard_query_evaluates(scraped_run) -> None:
     port, _ = scraped_run
     dashboard = json.loads((REPO / "configs/grafana/dashboards/footfall.json").read_text())
