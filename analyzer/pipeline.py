@@ -285,21 +285,8 @@ class Pipeline:
 
     def _summaries(self) -> None:
         for camera in self.report.cameras:
-            stats = self.report.stats[camera]
-            camera_totals = self.report.tallies[camera].to_dict(self.grouping.names)
             self._publish(
-                "summary",
-                camera,
-                {
-                    "interval_s": self.config.zmq.summary_interval_s,
-                    "visitors": camera_totals["visitors"],
-                    "by_age_group": camera_totals["by_age_group"],
-                    "by_gender": camera_totals["by_gender"],
-                    **({"by_direction": camera_totals["by_direction"]} if "by_direction" in camera_totals else {}),
-                    "faces_in_view": stats.faces_in_view,
-                    "fps": round(stats.fps, 2),
-                    "frames_dropped": stats.dropped,
-                },
+                "summary", camera, {"interval_s": self.config.zmq.summary_interval_s, **self.report.summary(camera)}
             )
 
     def run(self, stop: threading.Event) -> RunReport:

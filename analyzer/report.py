@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from analyzer.age_groups import AgeGrouping
 from analyzer.console import how_many
-from analyzer.footfall import Visit
+from analyzer.footfall import DIRECTIONS, Visit
 
 REPORT_SCHEMA = "footfall-report/1"
 
@@ -173,6 +173,26 @@ class RunReport:
     def has_line(self, camera: str) -> bool:
         """Whether ``camera`` counts line crossings: configured so (``lined``), or its visits crossed one."""
         return camera in self.lined or bool(self.tallies[camera].by_direction)
+
+    def summary(self, camera: str) -> dict[str, object]:
+        """A ``summary.<camera>`` message's counts and health.
+
+        On a camera with a line ``by_direction`` is there from the start with
+        ``in``, ``out`` and ``none``, zeros included, so a subscriber can
+        read ``by_direction["out"]`` before anyone has left.
+        """
+        stats, tally = self.stats[camera], self.tallies[camera]
+        totals = tally.to_dict(self.grouping.names)
+        crossed = {way: tally.by_direction[way] for way in DIRECTIONS}
+        return {
+            "visitors": totals["visitors"],
+            "by_age_group": totals["by_age_group"],
+            "by_gender": totals["by_gender"],
+            **({"by_direction": crossed} if self.has_line(camera) else {}),
+            "faces_in_view": stats.faces_in_view,
+            "fps": round(stats.fps, 2),
+            "frames_dropped": stats.dropped,
+        }
 
     def headline(self, camera: str) -> str:
         """What ``camera`` has counted so far, in/out included where it has a line (status line, preview)."""

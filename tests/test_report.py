@@ -47,6 +47,17 @@ def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_l
     assert rows["back"][:7] == ["back", "0", "0", "0", "0", "0", "0"] and rows["till"][5:7] == ["-", "-"]
 
 
+def test_a_summary_on_a_camera_with_a_line_has_in_out_and_none_from_the_start() -> None:
+    report = RunReport(["door", "till", "back"], FAIRFACE9, lined={"door", "back"})
+    for visit in [_visit("door", "female", "20-29", "in"), _visit("door", "male", "30-39", "none"),
+                  _visit("till", "female", "30-39", None)]:  # fmt: skip
+        report.add(visit)
+    assert report.summary("door")["by_direction"] == {"in": 1, "out": 0, "none": 1}
+    assert report.summary("back")["by_direction"] == {"in": 0, "out": 0, "none": 0}  # nobody counted yet
+    assert "by_direction" not in report.summary("till")
+    assert report.summary("door")["visitors"] == 2 and report.summary("door")["by_gender"] == {"female": 1, "male": 1}
+
+
 def test_table_has_no_direction_columns_without_a_line() -> None:
     report = RunReport(["door"], FAIRFACE9)
     report.add(_visit("door", "male", "20-29", None))
