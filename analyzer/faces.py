@@ -124,3 +124,18 @@ def non_max_suppression(faces: Faces, iou_threshold: float, containment: float =
         keep.append(int(index))
         suppressed |= ious[index] > iou_threshold
     return faces[np.array(keep, dtype=np.int64)]
+
+
+def cut_by_frame(boxes: np.ndarray, width: int, height: int, slack: np.ndarray | float = 0.0) -> np.ndarray:
+    """(N, 4) bool: whether each box is cut by the frame's left, top, right and bottom edge.
+
+    MediaPipe clamps a box's left and top to 0 and keeps its size (a face
+    half out on the left comes back as ``x1 = 0``, its ``x2`` too far
+    right), while right and bottom run past the frame. So a box touching 0
+    is cut, by an amount nobody knows; past the right or bottom edge it is
+    cut when it reaches more than ``slack`` (pixels, per box or for all) beyond.
+    """
+    slack = np.broadcast_to(np.asarray(slack, dtype=np.float64), (len(boxes),))
+    return np.stack(
+        [boxes[:, 0] <= 0, boxes[:, 1] <= 0, boxes[:, 2] > width + slack, boxes[:, 3] > height + slack], axis=1
+    )

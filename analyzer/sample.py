@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analyzer.attributes import improves_votes, keep_best
+from analyzer.faces import cut_by_frame
 from analyzer.preprocess import align_face
 from analyzer.track import Tracks
 
@@ -65,14 +66,12 @@ def face_quality(
 
 
 def _inside_frame(boxes: np.ndarray, width: int, height: int, slack: float = 0.05) -> np.ndarray:
-    """(N,) True where a face box lies within the frame, give or take ``slack`` of its size."""
+    """(N,) True where a face box lies within the frame, give or take ``slack`` of its size on the right and bottom.
+
+    A box touching the left or top edge is cut (see :func:`analyzer.faces.cut_by_frame`).
+    """
     margin = slack * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    return (
-        (boxes[:, 0] >= -margin)
-        & (boxes[:, 1] >= -margin)
-        & (boxes[:, 2] <= width + margin)
-        & (boxes[:, 3] <= height + margin)
-    )
+    return ~cut_by_frame(boxes, width, height, margin).any(axis=1)
 
 
 @dataclass

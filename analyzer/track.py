@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from analyzer.appearance import FEATURE_SIZE, FaceLikeness, appearance_features, has_likeness, running_mean, similarity
 from analyzer.config import TrackerConfig
-from analyzer.faces import NUM_KEYPOINTS, Faces, box_iou
+from analyzer.faces import NUM_KEYPOINTS, Faces, box_iou, cut_by_frame
 
 
 @dataclass(frozen=True)
@@ -215,9 +215,7 @@ def _note_walking_out(track: _Track, frame_size: tuple[int, int], matched: bool)
         size = max(float(track.box[2] - track.box[0]), 1.0)
         innermost = float(track.path_low @ np.maximum(outward, 0) + track.path_high @ np.minimum(outward, 0))
         came_from_inside = float(centre @ outward) - innermost > 0.5 * size
-        x1, y1, x2, y2 = track.box
-        width, height = frame_size
-        cut = x1 < 0 or y1 < 0 or x2 > width or y2 > height
+        cut = bool(cut_by_frame(track.box[None], *frame_size).any())
         if came_from_inside and (cut or (not matched and _at_edge(track, frame_size))):
             track.exit_direction, track.outermost = outward, float(centre @ outward)
     elif matched:
@@ -226,10 +224,9 @@ def _note_walking_out(track: _Track, frame_size: tuple[int, int], matched: bool)
 
 def _cut_by_edge(track: _Track, frame_size: tuple[int, int]) -> bool:
     """The last face box reaches past the frame edge the track is heading to (the face is leaving)."""
-    width, height = frame_size
-    x1, y1, x2, y2 = track.box
+    left, top, right, bottom = cut_by_frame(track.box[None], *frame_size)[0]
     vx, vy = track.filter.state[4:6]
-    return bool((x1 < 0 and vx < 0) or (x2 > width and vx > 0) or (y1 < 0 and vy < 0) or (y2 > height and vy > 0))
+    return bool((left and vx < 0) or (right and vx > 0) or (top and vy < 0) or (bottom and vy > 0))
 
 
 def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:

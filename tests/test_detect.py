@@ -23,6 +23,18 @@ def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
 
 
+def test_a_face_cut_by_the_left_edge_comes_back_clamped_to_it(astronaut: np.ndarray) -> None:
+    # what analyzer.faces.cut_by_frame relies on: the box starts at 0 at its full width, the ear lies beyond
+    detector = FaceDetector("full_range", min_score=0.5)
+    shifted = np.zeros_like(astronaut)
+    shifted[:, :-190] = astronaut[:, 190:]  # the face (x 173..276) now reaches 17 px past the left edge
+    faces = detector.detect(shifted, timestamp_ms=0)
+    detector.close()
+    assert len(faces) == 1
+    x1, _, x2, _ = faces.boxes[0]
+    assert x1 == 0 and x2 > 276 - 190 + 10 and faces.keypoints[0, :, 0].min() < 0
+
+
 def _frame_with_heads(
     astronaut: np.ndarray, scale: float, size: tuple[int, int], spots: list[tuple[int, int]]
 ) -> tuple[np.ndarray, tuple[int, int]]:

@@ -62,6 +62,10 @@ def test_faces_cut_by_the_frame_edge_are_not_sampled() -> None:
     assert sampler.select("door", frame, one_track(1, 90, left=340), 0.0, 0.0) == []  # a third out on the right
     assert sampler.select("door", frame, one_track(2, 90, left=-30), 0.0, 0.0) == []  # a third out on the left
     assert len(sampler.select("door", frame, one_track(3, 90, left=308), 0.0, 0.0)) == 1  # 2 px out: jitter
+    # a third out on the left as MediaPipe gives it: the box clamped to x = 0 at its full width
+    clamped = one_track(4, 90, left=-30)
+    clamped.boxes[:] = [[0, 100, 90, 190]]
+    assert sampler.select("door", frame, clamped, 0.0, 0.0) == []
 
 
 def test_sampler_aligns_with_refined_keypoints_and_falls_back_without_them() -> None:
