@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
 
-def how_many(count: int, noun: str, plural: str = "") -> str:
+def how_many(count: int, noun: str) -> str:
     """``1 camera``, ``2 cameras``: what the console says, never ``1 camera(s)``."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 class ReaderMayLeave:

@@ -38,7 +38,8 @@ from analyzer.track import Tracks
 from analyzer.zones import CountingLine, LineState, Point, Zone
 
 #: A visit's ``direction`` on a camera with a counting line: the way it first crossed, or never crossed.
-DIRECTIONS = ("in", "out", "none")
+NOT_CROSSED = "none"
+DIRECTIONS = ("in", "out", NOT_CROSSED)
 
 
 def random_visit_id() -> str:
@@ -533,7 +534,7 @@ class FootfallCounter:
             visit.crossings.append(unseen)
         direction = None
         if self.line is not None:
-            direction = visit.crossings[0][0] if visit.crossings else DIRECTIONS[2]
+            direction = visit.crossings[0][0] if visit.crossings else NOT_CROSSED
         return VisitEnded(
             camera=self.camera,
             track_ids=tuple(visit.track_ids),
