@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import time
 import types
 import typing
@@ -44,28 +45,76 @@ MAX_MIN_DURATION_S = 600  # footfall.min_duration_s and a camera's own: a visit 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric key allows: ``low..high`` in ``unit``, either end left out when ``open``."""
+
+    low: float
+    high: float
+    unit: str = ""
+    low_open: bool = False
+    high_open: bool = False
+
+    def allows(self, value: float) -> bool:
+        """Whether ``value`` lies inside."""
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self) -> str:
+        """``1..30 frames``, or ``between 0 and 1`` when an end is left out."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.low_open or self.high_open:
+            return f"between {_number(self.low)} and {_number(self.high)}{unit}"
+        return f"{_number(self.low)}..{_number(self.high)}{unit}"
+
+
+def _number(value: float) -> str:
+    """A number as a person writes it: 10000000, 0.1, 1.5 (not 1e+07 or 1.0)."""
+    if math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
+
+
+def bounded(default: Any, low: float, high: float, unit: str = "", *, low_open: bool = False,
+            high_open: bool = False) -> Any:  # fmt: skip
+    """A numeric config field with the range it allows; the loader refuses anything outside, NaN and inf too."""
+    return field(default=default, metadata={"bounds": Bounds(low, high, unit, low_open, high_open)})
+
+
+def check_ranges(section: object, path: str) -> None:
+    """Refuse a numeric key of ``section`` (one config dataclass, not its children) outside its bounds."""
+    for item in dataclasses.fields(section):  # type: ignore[arg-type]
+        bounds = item.metadata.get("bounds")
+        value = getattr(section, item.name)
+        if bounds is None or value is None:
+            continue
+        if not math.isfinite(value) or not bounds.allows(value):
+            raise ConfigError(f"{_child(path, item.name)}: {_number(value)} must be {bounds.describe()}")
+
+
 @dataclass
 class DetectorConfig:
     """MediaPipe face detector (top-level defaults; a camera may override any key)."""
 
     model: str = "full_range"  # full_range (entrance cameras) or short_range (kiosks, < 2 m)
-    min_score: float = 0.5  # lower finds fainter faces and more false ones
+    min_score: float = bounded(
+        0.5, 0, 1, low_open=True, high_open=True
+    )  # lower finds fainter faces and more false ones
     roi: list[float] | None = None  # [x1, y1, x2, y2] as fractions of the frame; null = whole frame
     # 1 = whole ROI; 2 = plus 2x2 overlapping tiles (~60 px faces at 1080p, ~5x the cost);
     # 3 = plus 3x3 tiles too (~30 px faces at 720p, ~15x the cost)
     tiles: int = 1
-    every_n_frames: int = 1  # detect on every n-th frame only; the tracker's motion model bridges the others
+    # detect on every n-th frame only; the tracker's motion model bridges the others
+    every_n_frames: int = bounded(1, 1, 10, "frames")
 
     def check(self, path: str) -> None:
         """Validate values that types alone cannot."""
+        check_ranges(self, path)
         if self.model not in ("full_range", "short_range"):
             raise ConfigError(f"{path}.model: '{self.model}' is not one of full_range, short_range")
-        if not 0.0 < self.min_score < 1.0:
-            raise ConfigError(f"{path}.min_score: {self.min_score} must be between 0 and 1")
         if self.tiles not in (1, 2, 3):
             raise ConfigError(f"{path}.tiles: {self.tiles} must be 1, 2 or 3")
-        if not 1 <= self.every_n_frames <= 10:
-            raise ConfigError(f"{path}.every_n_frames: {self.every_n_frames} must be 1..10")
         if self.roi is not None:
             x1, y1, x2, y2 = _four(self.roi, f"{path}.roi")
             if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
@@ -78,22 +127,18 @@ class DetectorConfig:
 class TrackerConfig:
     """ByteTrack-style face tracker."""
 
-    high_score: float = 0.6  # detections above this start and keep tracks; below only keep them
-    match_iou: float = 0.2  # minimum overlap of prediction and detection to match
-    min_hits: int = 2  # frames a new track needs before it counts (filters flicker)
-    min_similarity: float = 0.65  # likeness (0..1, colours and face) to re-find a hidden face; 0 = motion only
+    # detections above this start and keep tracks; below only keep them
+    high_score: float = bounded(0.6, 0, 1, low_open=True, high_open=True)
+    match_iou: float = bounded(0.2, 0, 1, low_open=True, high_open=True)  # least overlap of prediction and detection
+    # frames a new track needs before it counts (filters flicker); 30 is 2 s at 15 fps, longer than many walkers stay
+    min_hits: int = bounded(2, 1, 30, "frames")
+    # likeness (0..1, colours and face) to re-find a hidden face; 0 = motion only
+    min_similarity: float = bounded(0.65, 0, 1)
     likeness_model: str = "engines/agegender.likeness.onnx"  # face likeness cue; "" = colours only (then use 0.75)
 
     def check(self, path: str) -> None:
         """Validate ranges."""
-        if not 0 < self.high_score < 1:
-            raise ConfigError(f"{path}.high_score: {self.high_score} must be between 0 and 1")
-        if not 0 < self.match_iou < 1:
-            raise ConfigError(f"{path}.match_iou: {self.match_iou} must be between 0 and 1")
-        if not 0 <= self.min_similarity <= 1:
-            raise ConfigError(f"{path}.min_similarity: {self.min_similarity} must be between 0 and 1")
-        if not 1 <= self.min_hits <= 30:  # frames: 30 is 2 s at 15 fps, longer than many walkers are in view
-            raise ConfigError(f"{path}.min_hits: {self.min_hits} must be 1..30 frames")
+        check_ranges(self, path)
 
     def likeness_model_path(self) -> Path | None:
         """The face likeness model: as given, else relative to the repository root; None for colours only."""
@@ -104,13 +149,14 @@ class TrackerConfig:
 class SamplerConfig:
     """Which face crops of a track get classified."""
 
-    samples_per_track: int = 7  # K: a track's best samples that vote (docs/ACCURACY.md: accuracy vs samples)
+    # K: a track's best samples that vote (docs/ACCURACY.md: accuracy vs samples)
+    samples_per_track: int = bounded(7, 1, 100)
     # classifier calls per track at most; null = K (a track's first K crops). Above K, later and better crops
     # replace poor early ones: docs/ACCURACY.md measured no gain at K = 7 for 1.7 times the calls.
-    max_classified_per_track: int | None = None
-    min_face_px: int = 28  # faces smaller than this are not classified (too little detail)
-    interval_s: float = 0.2  # minimum time between two samples of one track
-    confident_at: float = 0.95  # stop sampling once gender and age group are this sure
+    max_classified_per_track: int | None = bounded(None, 1, 1000)
+    min_face_px: int = bounded(28, 8, 1024, "pixels")  # faces smaller than this are not classified (too little detail)
+    interval_s: float = bounded(0.2, 0, 60, "seconds")  # minimum time between two samples of one track
+    confident_at: float = bounded(0.95, 0.5, 1)  # stop sampling once gender and age group are this sure
     refine_keypoints: bool = True  # re-find each sampled face's keypoints with short-range BlazeFace on its crop
 
     @property
@@ -120,19 +166,12 @@ class SamplerConfig:
 
     def check(self, path: str) -> None:
         """Validate ranges."""
-        if not 1 <= self.samples_per_track <= 100:
-            raise ConfigError(f"{path}.samples_per_track: {self.samples_per_track} must be 1..100")
+        check_ranges(self, path)
         if self.max_classified_per_track is not None and self.max_classified_per_track < self.samples_per_track:
             raise ConfigError(
                 f"{path}.max_classified_per_track: {self.max_classified_per_track} is below samples_per_track "
                 f"({self.samples_per_track}); set it to at least that"
             )
-        if not 0.5 <= self.confident_at <= 1.0:
-            raise ConfigError(f"{path}.confident_at: {self.confident_at} must be between 0.5 and 1")
-        if not 8 <= self.min_face_px <= 1024:
-            raise ConfigError(f"{path}.min_face_px: {self.min_face_px} must be 8..1024 pixels")
-        if not 0 <= self.interval_s <= 60:
-            raise ConfigError(f"{path}.interval_s: {self.interval_s:g} must be 0..60 seconds")
 
 
 def _repo_relative(value: str) -> Path:
@@ -149,25 +188,25 @@ class ClassifierConfig:
 
     model: str = "engines/agegender.onnx"  # FP32 ONNX from `analyzer export`
     backend: str = "auto"  # auto | onnxruntime | tensorrt
-    max_batch: int = 32  # faces per inference call at most (also the TensorRT profile's max batch)
-    typical_batch: int = 8  # the TensorRT profile's optimum batch
-    workspace_mb: int = 1024  # TensorRT builder workspace
+    # faces per inference call at most (also the TensorRT profile's max batch)
+    max_batch: int = bounded(32, 1, 1024, "faces")
+    typical_batch: int = bounded(8, 1, 1024, "faces")  # the TensorRT profile's optimum batch, at most max_batch
+    workspace_mb: int = bounded(1024, 16, 1_048_576, "MB")  # TensorRT builder workspace
     engine_dir: str = "engines"  # where TensorRT plans are cached
-    max_wait_ms: float = 20.0  # how long a face waits for others to fill a batch
-    threads: int = 0  # ONNX Runtime threads; 0 = min(cores this process may use, 4)
+    # how long a face waits for others to fill a batch; its visit is published after
+    max_wait_ms: float = bounded(20.0, 0, 1000, "milliseconds")
+    threads: int = bounded(0, 0, 256)  # ONNX Runtime threads; 0 = min(cores this process may use, 4)
 
     def check(self, path: str) -> None:
         """Validate ranges."""
+        check_ranges(self, path)
         if self.backend not in ("auto", "onnxruntime", "tensorrt"):
             raise ConfigError(f"{path}.backend: '{self.backend}' is not one of auto, onnxruntime, tensorrt")
-        if not 1 <= self.max_batch <= 1024:
-            raise ConfigError(f"{path}.max_batch: {self.max_batch} must be 1..1024")
-        if not 1 <= self.typical_batch <= self.max_batch:
-            raise ConfigError(f"{path}.typical_batch: {self.typical_batch} must be between 1 and max_batch")
-        if self.workspace_mb < 16:
-            raise ConfigError(f"{path}.workspace_mb: {self.workspace_mb} is too small (at least 16)")
-        if not 0 <= self.max_wait_ms <= 1000:  # a face waits this long for a batch; its visit is published after
-            raise ConfigError(f"{path}.max_wait_ms: {self.max_wait_ms:g} must be 0..1000 milliseconds")
+        if self.typical_batch > self.max_batch:
+            raise ConfigError(
+                f"{path}.typical_batch: {self.typical_batch} is above max_batch ({self.max_batch}); "
+                "set it to at most that"
+            )
 
     def model_path(self) -> Path:
         """The model file: as given, else relative to the repository root."""
@@ -182,29 +221,27 @@ class ClassifierConfig:
 class FootfallConfig:
     """What counts as a visit."""
 
-    min_duration_s: float = 1.0  # tracks shorter than this are not visitors (glimpses, false faces)
-    linger_s: float = 1.5  # a visit ends when its face is unseen this long; longer bridges occlusions
-    reentry_window_s: float = 2.0  # a new track starting near a just-lost one within this time is the same visit
-    reentry_distance: float = 0.25  # how near (fraction of the frame) to where the lost face was heading
-    reentry_verify_s: float = 0.4  # a new track's motion is watched this long before it may continue a lost visit
+    # tracks shorter than this are not visitors (glimpses, false faces); a visit of 10 minutes must count
+    min_duration_s: float = bounded(1.0, 0, MAX_MIN_DURATION_S, "seconds")
+    # a visit ends when its face is unseen this long; longer bridges occlusions
+    linger_s: float = bounded(1.5, 0, MAX_UNSEEN_LIKENESS_S, "seconds", low_open=True)
+    # a new track starting near a just-lost one within this time is the same visit
+    reentry_window_s: float = bounded(2.0, 0, MAX_UNSEEN_LIKENESS_S, "seconds")
+    # how near (fraction of the frame) to where the lost face was heading
+    reentry_distance: float = bounded(0.25, 0, 1)
+    # a new track's motion is watched this long before it may continue a lost visit
+    reentry_verify_s: float = bounded(0.4, 0, 5, "seconds")
     age_grouping: str = "fairface9"  # fairface9 | retail6 | three | ten | a name from age_groupings
 
     def check(self, path: str) -> None:
         """Validate ranges."""
-        if self.min_duration_s < 0 or self.linger_s <= 0:
-            raise ConfigError(f"{path}: min_duration_s must be >= 0 and linger_s > 0")
-        if self.reentry_window_s < 0 or not 0 <= self.reentry_distance <= 1:
-            raise ConfigError(f"{path}: reentry_window_s must be >= 0 and reentry_distance 0..1")
+        check_ranges(self, path)
         if self.linger_s + self.reentry_window_s > MAX_UNSEEN_LIKENESS_S:  # privacy
             raise ConfigError(
                 f"{path}: linger_s + reentry_window_s is {self.linger_s + self.reentry_window_s:g} s, over "
                 f"{MAX_UNSEEN_LIKENESS_S} s; a hidden visitor's likeness is held in memory that long after their face "
                 "was last seen, so keep both to the seconds an occlusion lasts"
             )
-        if self.min_duration_s > MAX_MIN_DURATION_S:
-            raise ConfigError(f"{path}.min_duration_s: {self.min_duration_s:g} must be 0..{MAX_MIN_DURATION_S} seconds")
-        if not 0 <= self.reentry_verify_s <= 5:
-            raise ConfigError(f"{path}.reentry_verify_s: {self.reentry_verify_s} must be 0..5 seconds")
 
 
 @dataclass
@@ -212,15 +249,14 @@ class ZmqConfig:
     """ZeroMQ PUB socket for visit, summary and status messages."""
 
     bind: str = "tcp://127.0.0.1:5556"  # '' disables ZeroMQ
-    send_hwm: int = 10000  # queued messages per subscriber before new ones are dropped (and counted)
-    summary_interval_s: float = 10.0  # how often summary.<camera> goes out
+    # queued messages per subscriber before new ones are dropped (and counted)
+    send_hwm: int = bounded(10000, 1, 10_000_000, "messages")
+    # how often summary.<camera> goes out; a zero interval would send them five times a second
+    summary_interval_s: float = bounded(10.0, 1, 3600, "seconds")
 
     def check(self, path: str) -> None:
-        """Validate ranges: a zero interval would send summaries five times a second."""
-        if not 1 <= self.send_hwm <= 10_000_000:
-            raise ConfigError(f"{path}.send_hwm: {self.send_hwm} must be 1..10000000 messages")
-        if not 1 <= self.summary_interval_s <= 3600:
-            raise ConfigError(f"{path}.summary_interval_s: {self.summary_interval_s:g} must be 1..3600 seconds")
+        """Validate ranges."""
+        check_ranges(self, path)
 
 
 @dataclass
@@ -228,24 +264,24 @@ class MetricsConfig:
     """Prometheus exporter."""
 
     host: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another box scrape
-    port: int = 9108  # 0 disables the exporter
+    port: int = bounded(9108, 0, 65535)  # 0 disables the exporter
 
     def check(self, path: str) -> None:
         """Validate ranges."""
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"{path}.port: {self.port} must be 0..65535")
+        check_ranges(self, path)
 
 
 @dataclass
 class HealthConfig:
     """When the analyzer counts as stuck: ``/healthz`` answers 503 and systemd's watchdog restarts it."""
 
-    stall_after_s: float = 30.0  # a camera's processing, the classifier or publishing making no progress this long
+    # a camera's processing, the classifier or publishing making no progress this long; a few seconds would take a
+    # busy moment for a hang
+    stall_after_s: float = bounded(30.0, 5, 3600, "seconds")
 
     def check(self, path: str) -> None:
-        """Validate ranges: a few seconds would take a busy moment for a hang."""
-        if not 5 <= self.stall_after_s <= 3600:
-            raise ConfigError(f"{path}.stall_after_s: {self.stall_after_s:g} must be 5..3600 seconds")
+        """Validate ranges."""
+        check_ranges(self, path)
 
 
 def _check_point(path: str, point: list[float]) -> None:
@@ -263,24 +299,22 @@ class LineConfig:
 
     start: list[float] = field(default_factory=lambda: [0.5, 1.0])  # [x, y] fractions of the frame
     end: list[float] = field(default_factory=lambda: [0.5, 0.0])  # start→end upward: 'in' is left to right
-    hysteresis: float = 0.02  # a face must be this far (fraction of frame) past the line to count
+    # a face must be this far (fraction of frame) past the line to count
+    hysteresis: float = bounded(0.02, 0, 0.5, "(fraction of the frame)", high_open=True)
     anchor: str = "center"  # point of the face box that crosses: center | top | bottom
     # a face first seen just past the line walking away (or last seen just short of it walking at it)
     # crossed it unseen if this much walking takes it across; 0 = count only crossings seen
-    unseen_crossing_s: float = 0.75
+    unseen_crossing_s: float = bounded(0.75, 0, 5, "seconds")
 
     def check(self, path: str) -> None:
         """Geometry must be two distinct points inside the frame."""
+        check_ranges(self, path)
         for key, point in (("start", self.start), ("end", self.end)):
             _check_point(f"{path}.{key}", point)
         if self.start == self.end:
             raise ConfigError(f"{path}: start and end are the same point; a line needs two")
-        if not 0.0 <= self.hysteresis < 0.5:
-            raise ConfigError(f"{path}.hysteresis: {self.hysteresis} must be 0..0.5 (fraction of the frame)")
         if self.anchor not in ANCHORS:
             raise ConfigError(f"{path}.anchor: '{self.anchor}' is not one of {', '.join(ANCHORS)}")
-        if not 0.0 <= self.unseen_crossing_s <= 5.0:
-            raise ConfigError(f"{path}.unseen_crossing_s: {self.unseen_crossing_s} must be 0..5 seconds")
 
     def counting_line(self) -> CountingLine:
         """The geometry object."""
@@ -326,14 +360,17 @@ class CameraConfig:
     source: str = ""  # path, rtsp://..., http://..., webcam index (0) or device (/dev/video0), or demo
     realtime: bool = True  # files: play at their own fps (true) or as fast as possible (false)
     loop: bool = False  # files: start again at the end (kiosk demos, soak tests) instead of ending
-    read_timeout_s: float = 10.0  # live: watchdog; an open or read with no data this long is retried
-    reconnect_backoff_s: float = 1.0  # live: first wait before reconnecting; doubles each failure
-    max_backoff_s: float = 30.0  # live: the cap on that wait
+    # live: watchdog; an open or read with no data this long is retried
+    read_timeout_s: float = bounded(10.0, 0.1, 3600, "seconds")
+    # live: first wait before reconnecting; doubles each failure
+    reconnect_backoff_s: float = bounded(1.0, 0.1, 3600, "seconds")
+    max_backoff_s: float = bounded(30.0, 0.1, 3600, "seconds")  # live: the cap on that wait
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # overrides of the top-level detector
     labels: dict[str, str] = field(default_factory=dict)  # extra labels on analyzer_camera_info (e.g. location)
     line: LineConfig | None = None  # directional counting line; visits then carry in/out
     zones: list[ZoneConfig] = field(default_factory=list)  # polygons with dwell time per visit
-    min_duration_s: float | None = None  # this camera's shortest counted visit; default footfall.min_duration_s
+    # this camera's shortest counted visit; default footfall.min_duration_s
+    min_duration_s: float | None = bounded(None, 0, MAX_MIN_DURATION_S, "seconds")
     # files: when the first frame was recorded (2026-12-01T09:00:00+01:00; with no zone, this box's local time),
     # so visits carry the times they happened, not the time the file was played
     recorded_at: datetime | None = None
@@ -357,7 +394,9 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     age_groupings: dict[str, list[Any]] = field(default_factory=dict)  # name: ["0-17", "18-64", "65+"]
-    status_interval_s: float = 5.0  # how often the console status line is printed; 0 = never
+    status_interval_s: float = bounded(
+        5.0, 0, 3600, "seconds (0 = never)"
+    )  # how often the console status line is printed
 
     def grouping(self) -> AgeGrouping:
         """The age grouping visits are reported in."""
@@ -410,6 +449,8 @@ def _convert(value: Any, kind: Any, path: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # YAML's .nan and .inf: every range check would let NaN through
+            raise ConfigError(f"{path}: expected a finite number, got {value}")
         return float(value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -473,8 +514,10 @@ def parse_config(data: Any) -> Config:
     if isinstance(data, dict):  # top-level x-... keys hold YAML anchors for the cameras to share, as in Compose
         data = {key: value for key, value in data.items() if not (isinstance(key, str) and key.startswith("x-"))}
     if isinstance(data, dict) and isinstance(data.get("cameras"), list):
-        # A camera's detector section overrides only the keys it names.
+        # A camera's detector section overrides only the keys it names. The shared one is checked first, so
+        # its mistakes are named where they were written (detector.min_score, not cameras[0].detector.min_score).
         base_detector = data.get("detector") or {}
+        from_dict(DetectorConfig, base_detector, "detector").check("detector")
         for camera in data["cameras"]:
             if isinstance(camera, dict) and isinstance(base_detector, dict):
                 override = camera.get("detector") or {}
@@ -506,19 +549,16 @@ def check_config(config: Config) -> None:
         if camera.id in seen:
             raise ConfigError(f"{path}.id: duplicate camera id '{camera.id}'; ids must be unique")
         seen.add(camera.id)
+        check_ranges(camera, path)
         camera.detector.check(f"{path}.detector")
-        for key in ("read_timeout_s", "reconnect_backoff_s", "max_backoff_s"):
-            if not 0.1 <= getattr(camera, key) <= 3600:
-                raise ConfigError(f"{path}.{key}: {getattr(camera, key)} must be between 0.1 and 3600 seconds")
         if camera.max_backoff_s < camera.reconnect_backoff_s:
-            raise ConfigError(f"{path}.max_backoff_s: must not be below reconnect_backoff_s")
+            raise ConfigError(
+                f"{path}.max_backoff_s: {camera.max_backoff_s:g} is below reconnect_backoff_s "
+                f"({camera.reconnect_backoff_s:g}); set it to at least that"
+            )
         for key in camera.labels:
             if not key.isidentifier() or key.startswith("__") or key in ("camera", "site", "instance", "job"):
                 raise ConfigError(f"{path}.labels.{key}: not a usable Prometheus label name")
-        if camera.min_duration_s is not None and not 0 <= camera.min_duration_s <= MAX_MIN_DURATION_S:
-            raise ConfigError(
-                f"{path}.min_duration_s: {camera.min_duration_s} must be between 0 and {MAX_MIN_DURATION_S} seconds"
-            )
         if camera.recorded_at is not None and (source_kind(camera.source) != "file" or camera.loop):
             raise ConfigError(
                 f"{path}.recorded_at: only for a video file played once; a live camera's visits carry the time "
@@ -540,7 +580,8 @@ def check_config(config: Config) -> None:
     config.metrics.check("metrics")
     config.health.check("health")
     config.zmq.check("zmq")
-    if config.status_interval_s != 0 and not 1 <= config.status_interval_s <= 3600:
+    check_ranges(config, "")
+    if 0 < config.status_interval_s < 1:
         raise ConfigError(f"status_interval_s: {config.status_interval_s:g} must be 0 (never) or 1..3600 seconds")
     for name, items in config.age_groupings.items():
         parse_grouping(name, items)

@@ -1,9 +1,14 @@
+import dataclasses
+import math
+import re
+import types
+import typing
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from analyzer.config import load_config, parse_config
+from analyzer.config import Config, load_config, parse_config
 from analyzer.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +59,8 @@ def camera(**extra: object) -> dict:
         ({**camera(), "classifier": {"backend": "cuda"}}, "classifier.backend: 'cuda' is not one of"),
         ({**camera(), "metrics": {"port": 70000}}, "metrics.port: 70000 must be 0..65535"),
         (
-            {**camera(), "footfall": {"reentry_window_s": 3600}},
-            r"footfall: linger_s \+ reentry_window_s is 3601.5 s, over 30 s; a hidden visitor's likeness",
+            {**camera(), "footfall": {"reentry_window_s": 29}},
+            r"footfall: linger_s \+ reentry_window_s is 30.5 s, over 30 s; a hidden visitor's likeness",
         ),
         ({**camera(), "footfall": {"linger_s": 25, "reentry_window_s": 6}}, "is 31 s, over 30 s"),  # privacy
         ({**camera(), "footfall": {"min_duration_s": 1e5}}, r"footfall\.min_duration_s: 100000 must be 0\.\.600"),
@@ -65,7 +70,7 @@ def camera(**extra: object) -> dict:
         ({**camera(), "zmq": {"summary_interval_s": 0}}, r"zmq\.summary_interval_s: 0 must be 1\.\.3600"),
         ({**camera(), "zmq": {"send_hwm": -5}}, r"zmq\.send_hwm: -5 must be 1\.\.10000000"),
         ({**camera(), "health": {"stall_after_s": 1}}, r"health\.stall_after_s: 1 must be 5\.\.3600 seconds"),
-        ({**camera(), "status_interval_s": -1}, r"status_interval_s: -1 must be 0 \(never\) or 1\.\.3600"),
+        ({**camera(), "status_interval_s": -1}, r"status_interval_s: -1 must be 0\.\.3600 seconds \(0 = never\)"),
         ({**camera(), "footfall": {"age_grouping": "decades"}}, "footfall.age_grouping: 'decades' is not one of"),
         ({**camera(), "age_groupings": {"mine": ["0-9", "12+"]}}, "age grouping 'mine'"),
         ([1, 2], "expected a mapping"),
@@ -82,10 +87,10 @@ def camera(**extra: object) -> dict:
             camera(zones=[{"name": "a", "polygon": [[0.1, 0.1], [0.5, 0.1], [900, 500]]}]),
             r"zones\[0\]\.polygon\[2\]: \[900\.0, 500\.0\] must be .*; these look like pixels",
         ),
-        (camera(line={"unseen_crossing_s": -1}), r"line\.unseen_crossing_s: -1.0 must be 0..5 seconds"),
+        (camera(line={"unseen_crossing_s": -1}), r"line\.unseen_crossing_s: -1 must be 0\.\.5 seconds"),
         (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
-        (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1.0 must be between 0 and 600"),
+        (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1 must be 0\.\.600 seconds"),
         (camera(detector={"tiles": 4}), r"cameras\[0\]\.detector\.tiles: 4 must be 1, 2 or 3"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}]), "enclose no area"),
         (  # corners in reading order, not around the zone: a bow-tie, whatever its area
@@ -225,3 +230,128 @@ def test_a_key_given_twice_is_refused_not_silently_overwritten(tmp_path: Path, t
     path.write_text(text)
     with pytest.raises(ConfigError, match=rf"twice\.yaml {message} appears twice in one mapping; keep one and merge"):
         load_config(path)
+
+
+def _document_with(key: str, value: object) -> dict:
+    """A valid config (one camera with a line and a zone) with ``key`` (``cameras[0].line.hysteresis``) set."""
+    document: dict = {
+        "cameras": [{"id": "door", "source": "door.mp4", "line": {}, "zones": [{"name": "till", "polygon": SQUARE}]}]
+    }
+    parts = key.replace("[0]", ".0").split(".")
+    section: dict | list = document
+    for part in parts[:-1]:
+        section = section[int(part)] if part.isdigit() else section.setdefault(part, {})  # type: ignore[index, union-attr]
+    section[parts[-1]] = value  # type: ignore[index]
+    return document
+
+
+SQUARE = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]
+PRIVACY = r"^footfall: linger_s \+ reentry_window_s is .* over 30 s"
+
+
+def _ranged(key: str, lowest: float, highest: float, below: float, above: float, above_names: str = "") -> list:
+    """Cases for a key allowing ``lowest..highest``: both ends accepted, ``below``/``above``/NaN/inf refused.
+
+    ``above_names``: the start of the message when a value too high breaks a rule between two keys.
+    """
+    path = re.escape(key)
+    return [
+        (key, lowest, None),
+        (key, highest, None),
+        (key, below, rf"^{path}: "),
+        (key, above, above_names or rf"^{path}: "),
+        (key, math.nan, rf"^{path}: expected a (finite|whole) number, got nan$"),
+        (key, math.inf, rf"^{path}: expected a (finite|whole) number, got inf$"),
+        (key, -math.inf, rf"^{path}: expected a (finite|whole) number, got -inf$"),
+    ]
+
+
+#: Every numeric key: what it allows, written out here (not read from the code), so a check that goes missing fails.
+NUMERIC_KEYS = [
+    *_ranged("detector.min_score", 0.01, 0.99, 0, 1),
+    *_ranged("cameras[0].detector.min_score", 0.01, 0.99, 0, 1),
+    *_ranged("detector.every_n_frames", 1, 10, 0, 11),
+    *_ranged("cameras[0].detector.every_n_frames", 1, 10, 0, 11),
+    *_ranged("detector.tiles", 1, 3, 0, 4),
+    *_ranged("cameras[0].detector.tiles", 1, 3, 0, 4),
+    *_ranged("tracker.high_score", 0.01, 0.99, 0, 1),
+    *_ranged("tracker.match_iou", 0.01, 0.99, 0, 1),
+    *_ranged("tracker.min_hits", 1, 30, 0, 31),
+    *_ranged("tracker.min_similarity", 0, 1, -0.01, 1.01),
+    *_ranged("sampler.samples_per_track", 1, 100, 0, 101),
+    *_ranged("sampler.max_classified_per_track", 7, 1000, 6, 1001),  # at least samples_per_track (7)
+    *_ranged("sampler.min_face_px", 8, 1024, 7, 1025),
+    *_ranged("sampler.interval_s", 0, 60, -0.01, 60.01),
+    *_ranged("sampler.confident_at", 0.5, 1, 0.49, 1.01),
+    *_ranged("classifier.max_batch", 8, 1024, 0, 1025),  # at least typical_batch (8)
+    *_ranged("classifier.typical_batch", 1, 32, 0, 33),  # at most max_batch (32)
+    *_ranged("classifier.workspace_mb", 16, 1_048_576, 15, 1_048_577),
+    *_ranged("classifier.max_wait_ms", 0, 1000, -0.01, 1000.01),
+    *_ranged("classifier.threads", 0, 256, -1, 257),
+    *_ranged("footfall.min_duration_s", 0, 600, -0.01, 600.01),
+    *_ranged("footfall.linger_s", 0.01, 28, 0, 28.01, PRIVACY),  # linger_s + reentry_window_s (2): at most 30
+    *_ranged("footfall.reentry_window_s", 0, 28.5, -0.01, 28.51, PRIVACY),  # with linger_s 1.5
+    *_ranged("footfall.reentry_distance", 0, 1, -0.01, 1.01),
+    *_ranged("footfall.reentry_verify_s", 0, 5, -0.01, 5.01),
+    *_ranged("zmq.send_hwm", 1, 10_000_000, 0, 10_000_001),
+    *_ranged("zmq.summary_interval_s", 1, 3600, 0.99, 3600.01),
+    *_ranged("metrics.port", 0, 65535, -1, 65536),
+    *_ranged("health.stall_after_s", 5, 3600, 4.99, 3600.01),
+    *_ranged("status_interval_s", 1, 3600, 0.99, 3600.01),
+    ("status_interval_s", 0, None),  # never
+    ("status_interval_s", -1, r"^status_interval_s: "),
+    *_ranged("cameras[0].read_timeout_s", 0.1, 3600, 0.09, 3600.01),
+    *_ranged("cameras[0].reconnect_backoff_s", 0.1, 30, 0.09, 30.01, r"^cameras\[0\]\.max_backoff_s: 30 is below"),
+    *_ranged("cameras[0].max_backoff_s", 1, 3600, 0.99, 3600.01),  # at least reconnect_backoff_s (1)
+    *_ranged("cameras[0].min_duration_s", 0, 600, -0.01, 600.01),
+    *_ranged("cameras[0].line.hysteresis", 0, 0.49, -0.01, 0.5),
+    *_ranged("cameras[0].line.unseen_crossing_s", 0, 5, -0.01, 5.01),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "refused"), NUMERIC_KEYS, ids=lambda item: str(item))
+def test_every_numeric_key_refuses_nan_infinity_and_out_of_range_naming_its_path(
+    key: str, value: float, refused: str | None
+) -> None:
+    document = _document_with(key, value)
+    if refused is None:
+        parse_config(document)
+        return
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document)
+    assert re.search(refused, str(raised.value)), str(raised.value)
+
+
+def _numeric_keys(kind: type, path: str) -> set[str]:
+    """The path of every number in the config's dataclasses (``cameras[0].line.hysteresis``)."""
+    found: set[str] = set()
+    for item in dataclasses.fields(kind):
+        inner_kind = typing.get_type_hints(kind)[item.name]
+        if typing.get_origin(inner_kind) in (typing.Union, types.UnionType):  # X | None
+            inner_kind = next(arg for arg in typing.get_args(inner_kind) if arg is not type(None))
+        key = f"{path}.{item.name}" if path else item.name
+        if typing.get_origin(inner_kind) is list and dataclasses.is_dataclass(typing.get_args(inner_kind)[0]):
+            found |= _numeric_keys(typing.get_args(inner_kind)[0], f"{key}[0]")
+        elif dataclasses.is_dataclass(inner_kind):
+            found |= _numeric_keys(inner_kind, key)
+        elif inner_kind in (int, float):
+            found.add(key)
+    return found
+
+
+def test_the_numeric_key_table_covers_every_number_in_the_config() -> None:
+    tested = {key for key, _, _ in NUMERIC_KEYS}
+    assert _numeric_keys(Config, "") - tested == set()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("detector.roi", [0, 0, math.nan, 1]),
+        ("cameras[0].line.start", [math.inf, 0.5]),
+        ("cameras[0].zones[0].polygon", [[0.1, 0.1], [0.4, math.nan], [0.4, 0.4]]),
+    ],
+)
+def test_a_point_or_rectangle_with_nan_or_infinity_is_refused(key: str, value: list) -> None:
+    with pytest.raises(ConfigError, match=r"expected a finite number, got (nan|inf)$"):
+        parse_config(_document_with(key, value))
