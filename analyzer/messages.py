@@ -31,8 +31,15 @@ def _finite(value: object) -> object:
     return value
 
 
+#: Fields every message carries, set by the publisher: a message's own fields may not replace them.
+ENVELOPE = ("schema", "seq", "ts", "camera")
+
+
 def encode(kind: str, camera: str, seq: int, ts: float, fields: dict[str, object]) -> list[bytes]:
     """The two frames of one message; NaN/inf become null so every consumer can parse it."""
+    clashing = [key for key in ENVELOPE if key in fields]
+    if clashing:  # a subscriber's gap count and topic filter rest on these
+        raise ValueError(f"a {kind} message's fields may not set {', '.join(clashing)}: the publisher does")
     body = {"schema": SCHEMA, "seq": seq, "ts": round(ts, 3), "camera": camera, **fields}
     payload = json.dumps(_finite(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return [topic(kind, camera).encode(), payload.encode()]

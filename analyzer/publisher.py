@@ -1,9 +1,16 @@
-"""ZeroMQ PUB publisher that never blocks the pipeline.
+"""ZeroMQ PUB publisher that never blocks the pipeline, and counts what it drops.
 
-The socket's send high-water mark bounds memory per subscriber; a send that
-would block (slow subscriber, full queue) is dropped and counted instead.
-``seq`` increases with every message offered, dropped or not, so a subscriber
-sees exactly which ones it missed.
+The socket's send high-water mark (``zmq.send_hwm``) bounds memory per
+subscriber. A plain PUB socket drops a message silently, inside libzmq, for a
+subscriber whose queue is full: the publisher could not know. With
+``ZMQ_XPUB_NODROP`` set, libzmq refuses the send instead (``zmq.Again``),
+and the refused message is counted as dropped. The price: a message refused
+for one slow subscriber is refused for all, since PUB sends each message to
+every subscriber or none. ZeroMQ heartbeats close the queue of a subscriber
+whose host has gone, so a vanished one does not hold the feed. ``seq``
+increases with every message offered, dropped or not, so each subscriber
+sees exactly which ones it missed. With no subscriber at all a message goes
+nowhere, and counts as sent, as ZeroMQ treats it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ import zmq
 
 from analyzer import messages
 from analyzer.errors import ConfigError
+
+#: A subscriber whose host stops answering ZeroMQ's heartbeats for this long is disconnected (its queue freed).
+HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 10_000, 30_000
 
 
 class ZmqPublisher:
@@ -29,6 +39,9 @@ class ZmqPublisher:
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, send_hwm)
+        self._socket.setsockopt(zmq.XPUB_NODROP, 1)  # at the HWM: zmq.Again (counted), not a silent drop
+        self._socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         self._socket.setsockopt(zmq.LINGER, 1000)
         try:
             self._socket.bind(bind)
@@ -43,7 +56,7 @@ class ZmqPublisher:
         self.dropped = 0
 
     def publish(self, kind: str, camera: str, fields: dict[str, object]) -> bool:
-        """Send one message without blocking; False (and counted) if it was dropped."""
+        """Send one message without blocking; False (and counted) if a subscriber's full queue refused it."""
         self.seq += 1
         frames = messages.encode(kind, camera, self.seq, time.time(), fields)
         try:
