@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from analyzer.classify import ClassifierBackend
+from analyzer.classify import ClassifierBackend, FaceAttributes
 from analyzer.config import CameraConfig, Config
 from analyzer.console import how_many
 from analyzer.cores import usable_cores
@@ -44,6 +44,7 @@ class BenchSettings:
     fps: int = 15
     naive: bool = False  # also run the classify-every-face comparison
     soak_minutes: float = 0.0  # then run the largest real-time N as looping streams this long, watching memory
+    stalled_classifier: bool = False  # soak with a classifier whose every call hangs (bounded queues, flat memory)
 
 
 class StageRecorder:
@@ -154,9 +155,23 @@ def stream_config(base: Config, clip: Path, streams: int, realtime: bool, loop: 
     return config
 
 
+class HungBackend:
+    """A backend whose every call waits until released: a GPU driver that stopped answering, for the soak."""
+
+    def __init__(self, real: ClassifierBackend) -> None:
+        self.real = real
+        self.metadata, self.name = real.metadata, real.name
+        self.release = threading.Event()
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        """Wait until released, then answer."""
+        self.release.wait()
+        return self.real.infer(inputs)
+
+
 def run_streams(
     config: Config, backend: ClassifierBackend, naive: bool = False, duration_s: float | None = None,
-    on_tick: Callable[[float], None] | None = None,
+    on_tick: Callable[[float, Pipeline], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One pipeline run; returns its figures."""
     metrics = Metrics(CollectorRegistry())
@@ -172,7 +187,7 @@ def run_streams(
         started = time.monotonic()
         while not ticker_done.wait(period):
             if on_tick is not None:
-                on_tick(time.monotonic() - started)
+                on_tick(time.monotonic() - started, pipeline)
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 stop.set()
 
@@ -258,15 +273,34 @@ def naive_comparison(ours: dict[str, Any], naive: dict[str, Any]) -> dict[str, A
     }
 
 
-def soak(config: Config, backend: ClassifierBackend, minutes: float, log: Callable[[str], None]) -> dict[str, Any]:
-    """Looping streams for ``minutes``: RSS and descriptors sampled (every 15 s on long runs), growth after warm-up."""
+def soak(
+    config: Config, backend: ClassifierBackend, minutes: float, log: Callable[[str], None], stalled: bool = False
+) -> dict[str, Any]:
+    """Looping streams for ``minutes``: RSS, descriptors and queues sampled (every 15 s on long runs).
+
+    ``stalled``: the classifier's every call hangs from the start, as a GPU
+    driver that stops answering: the queues must stay within their bounds and
+    memory flat while visits are published without it.
+    """
     samples: list[dict[str, float]] = []
 
-    def sample(elapsed: float) -> None:
-        samples.append({"t_s": round(elapsed), "rss_mb": round(rss_mb(), 1), "fds": open_descriptors()})
-        log(f"  soak {elapsed / 60:5.1f} min: RSS {samples[-1]['rss_mb']} MB, {samples[-1]['fds']} descriptors")
+    def sample(elapsed: float, pipeline: Pipeline) -> None:
+        samples.append({
+            "t_s": round(elapsed), "rss_mb": round(rss_mb(), 1), "fds": open_descriptors(),
+            "queued_samples": pipeline.classify_queue.samples, "queued_items": len(pipeline.classify_queue),
+            "queued_outputs": pipeline.output_queue.qsize(),
+        })  # fmt: skip
+        log(
+            f"  soak {elapsed / 60:5.1f} min: RSS {samples[-1]['rss_mb']} MB, {samples[-1]['fds']} descriptors, "
+            f"{samples[-1]['queued_items']} waiting for the classifier"
+        )
 
-    figures = run_streams(config, backend, duration_s=minutes * 60, on_tick=sample)
+    hung = HungBackend(backend) if stalled else None
+    try:
+        figures = run_streams(config, hung or backend, duration_s=minutes * 60, on_tick=sample)
+    finally:
+        if hung is not None:
+            hung.release.set()
     warm_up_s = min(60.0, 0.2 * minutes * 60)
     after = [entry for entry in samples if entry["t_s"] >= warm_up_s] or samples
     first, last = after[0], after[-1]
@@ -276,6 +310,8 @@ def soak(config: Config, backend: ClassifierBackend, minutes: float, log: Callab
         "samples": samples,
         "rss_growth_after_warm_up": round(last["rss_mb"] / first["rss_mb"] - 1, 4) if first["rss_mb"] else None,
         "fds_after_warm_up": [first["fds"], last["fds"]],
+        "most_queued_for_classifier": max((entry["queued_items"] for entry in samples), default=0),
+        "stalled_classifier": stalled,
         "run": figures,
     }
 
@@ -341,7 +377,7 @@ def run_bench(
         soak_streams = max(largest, 1)  # as many as the box holds in real time
         log(f"soak: {how_many(soak_streams, 'looping stream')} for {settings.soak_minutes:g} min ...")
         config = stream_config(base, clip, soak_streams, realtime=True, loop=True)
-        result["soak"] = soak(config, backend, settings.soak_minutes, log)
+        result["soak"] = soak(config, backend, settings.soak_minutes, log, stalled=settings.stalled_classifier)
     return result
 
 
@@ -414,6 +450,9 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
         growth = 100 * (soaked["rss_growth_after_warm_up"] or 0.0)
         before, after = soaked["fds_after_warm_up"]
         streams, minutes, warm_up = soaked["run"]["streams"], soaked["minutes"], soaked["warm_up_s"]
-        lines += ["", f"Soak: {streams} looping streams for {minutes:g} min; RSS growth after {warm_up:g} s "
-                  f"warm-up: {growth:.1f}%, descriptors {before} → {after}."]  # fmt: skip
+        stalled = " with a classifier whose every call hung" if soaked.get("stalled_classifier") else ""
+        lines += ["", f"Soak: {streams} looping streams for {minutes:g} min{stalled}; RSS growth after {warm_up:g} s "
+                  f"warm-up: {growth:.1f}%, descriptors {before} → {after}, at most "
+                  f"{soaked.get('most_queued_for_classifier', 0)} items waiting for the classifier; "
+                  f"{soaked['run']['visitors']} visitors counted."]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -27,7 +27,7 @@ from analyzer.commands import (
     simulate,
     train,
 )
-from analyzer.console import ReaderMayLeave
+from analyzer.console import ReaderMayLeave, apart_from_native_stderr
 from analyzer.errors import AnalyzerError, ctrl_c_in_import
 
 Handler = Callable[[argparse.Namespace], int]
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``analyzer`` console script."""
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = ReaderMayLeave(sys.stdout), ReaderMayLeave(sys.stderr)  # type: ignore[assignment]
+    stderr = apart_from_native_stderr(sys.stderr)  # our log lines are never silenced with MediaPipe's chatter
+    sys.stdout, sys.stderr = ReaderMayLeave(sys.stdout), ReaderMayLeave(stderr)  # type: ignore[assignment]
     try:
         return _main(argv)
     finally:

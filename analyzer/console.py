@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -62,9 +63,64 @@ class ReaderMayLeave:
         return getattr(self._stream, name)
 
 
+def apart_from_native_stderr(stream: TextIO) -> TextIO:
+    """``stream`` (the process's stderr) writing through its own duplicate of file descriptor 2.
+
+    Native libraries (LiteRT, FFmpeg) write to descriptor 2 itself, and
+    MediaPipe's start-up and shutdown chatter is silenced by pointing that
+    descriptor at /dev/null for a moment (:mod:`analyzer.detect`). Python's
+    own log lines, from any thread, go through the duplicate and are never
+    silenced with it.
+    """
+    try:
+        if stream.fileno() != 2:
+            return stream
+        duplicate = os.dup(2)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # no real descriptor (a test's capture)
+        return stream
+    return open(duplicate, "w", encoding=stream.encoding, errors=stream.errors, buffering=1, closefd=True)
+
+
 def log_line(line: str) -> None:
     """One line of the run's log, on stderr (what systemd's journal keeps), written at once."""
     print(line, file=sys.stderr, flush=True)
+
+
+class ErrorTally:
+    """Failures of one kind, for a log that says the first at once and then, now and then, how many since.
+
+    A camera or a classifier that fails on every frame must neither write a
+    line per frame nor go quiet after the first.
+
+    Example:
+        >>> errors = ErrorTally()
+        >>> errors.add("ValueError: bad frame"), errors.add("ValueError: worse")
+        (True, False)
+        >>> errors.take_unreported()
+        (1, 'ValueError: worse')
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+        self.unreported = 0
+        self.last = ""
+
+    def add(self, detail: str) -> bool:
+        """Count one failure; True for the first (to be logged at once)."""
+        with self._lock:
+            self.total += 1
+            self.last = detail
+            if self.total == 1:
+                return True
+            self.unreported += 1
+            return False
+
+    def take_unreported(self) -> tuple[int, str]:
+        """How many failed since the last call (the first not included) and the latest of them; resets the count."""
+        with self._lock:
+            count, self.unreported = self.unreported, 0
+            return count, self.last
 
 
 def reader_left(stream: object) -> bool:

@@ -82,10 +82,10 @@ def _quiet_native_stderr() -> Iterator[None]:
     """Silence the LiteRT/TFLite chatter that goes straight to file descriptor 2.
 
     LiteRT logs at start-up and again when a graph is closed (one
-    ``DestroyAccelerator`` line per accelerator). This redirects the whole
-    process's stderr, so detectors are only created before worker threads
-    start and closed after they end (pipeline start-up and shutdown,
-    ``align_photos``).
+    ``DestroyAccelerator`` line per accelerator). This points descriptor 2
+    at /dev/null for the moment it takes. The console script writes Python's
+    own lines through a duplicate of it (:func:`analyzer.console.apart_from_native_stderr`),
+    so another thread's log line in that moment is not lost.
     """
     sys.stderr.flush()
     saved = os.dup(2)

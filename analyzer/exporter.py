@@ -26,6 +26,8 @@ STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 #: Why frames are not processed: the box fell behind, the frame was damaged, processing it failed.
 DROP_REASONS = ("behind", "corrupt", "error")
+#: Why face samples are not classified: the classifier's queue was full, its call failed, or it hung.
+SAMPLE_DROP_REASONS = ("classifier_behind", "classifier_error", "classifier_stalled")
 
 
 class Metrics:
@@ -101,6 +103,18 @@ class Metrics:
         self.classified_faces = Counter(
             "analyzer_classified_faces", "Face chips run through the classifier", registry=registry
         )
+        self.classifier_errors = Counter(
+            "analyzer_classifier_errors",
+            "Classifier calls that raised; their faces vote nothing, their visits still count",
+            registry=registry,
+        )
+        self.samples_dropped = Counter(
+            "analyzer_samples_dropped",
+            "Face samples not classified, by reason (classifier_behind: its queue was full; classifier_error: the "
+            "call failed; classifier_stalled: it hung and its visits were finished without it)",
+            ["camera", "reason"],
+            registry=registry,
+        )
         self.zmq_messages = Counter(
             "analyzer_zmq_messages", "ZeroMQ messages offered, by outcome", ["outcome"], registry=registry
         )
@@ -140,6 +154,8 @@ class Metrics:
         self.frames.labels(camera=camera)
         for reason in DROP_REASONS:
             self.frames_dropped.labels(camera=camera, reason=reason)
+        for reason in SAMPLE_DROP_REASONS:
+            self.samples_dropped.labels(camera=camera, reason=reason)
         self.stream_reconnects.labels(camera=camera)
         self.stream_up.labels(camera=camera).set(0)
         self.faces_in_view.labels(camera=camera).set(0)

@@ -285,6 +285,9 @@ class FootfallCounter:
             only crossings seen; longer also counts people who appear further
             from the line, and someone stepping out from behind a shelf there.
         new_visit_id: id source (random by default; tests inject their own).
+        lost_after_s: a visit whose face has not been seen this long has lost
+            its track, whether or not the tracker's word of it arrived (more
+            than the tracker's ``linger_s``).
 
     Example:
         >>> counter = FootfallCounter("door", min_duration_s=1.0)
@@ -306,7 +309,9 @@ class FootfallCounter:
         reentry_verify_s: float = 0.4,
         unseen_crossing_s: float = 0.75,
         new_visit_id: Callable[[], str] = random_visit_id,
+        lost_after_s: float = 5.0,
     ) -> None:
+        self.lost_after_s = lost_after_s
         self.min_similarity = min_similarity
         self.unseen_crossing_s = unseen_crossing_s
         self.reentry_verify_s = reentry_verify_s
@@ -347,6 +352,7 @@ class FootfallCounter:
             reentry_verify_s=footfall.reentry_verify_s,
             min_similarity=min_similarity,
             new_visit_id=new_visit_id,
+            lost_after_s=2 * footfall.linger_s + 1.0,
         )
 
     def update(
@@ -363,6 +369,11 @@ class FootfallCounter:
         ``exited`` are ended tracks that walked out of the frame: their visits
         end at once, since a face appearing there is someone else.
         """
+        self.observe(tracks, timestamp, frame_size)
+        return self.end_tracks(ended, timestamp, captured_at, exited)
+
+    def observe(self, tracks: Tracks, timestamp: float, frame_size: tuple[int, int]) -> None:
+        """Register this frame's tracks: visits start, move, cross lines and dwell in zones."""
         seen = tracks[tracks.confirmed & tracks.matched]
         self.faces_in_view = len(seen)
         anchors = anchor_points(seen.boxes, frame_size[0], frame_size[1], self.anchor)
@@ -379,6 +390,23 @@ class FootfallCounter:
         for visit in list(self._visits):
             if visit.lost_candidates and timestamp - visit.start >= self.reentry_verify_s:
                 self._verify_reentry(visit)
+
+    def end_tracks(
+        self, ended: list[int], timestamp: float, captured_at: float, exited: list[int] | None = None
+    ) -> list[VisitEnded]:
+        """Tracks the tracker ended now; return the visits that are over (their re-entry window passed).
+
+        The tracker says once that a track ended, and a visit whose end was
+        missed would stay open (and its likeness in memory) for good. So the
+        pipeline calls this even when this frame's other stages failed, and a
+        visit unseen for ``lost_after_s`` ends here whatever happened to that word.
+        """
+        for visit in self._visits:
+            if visit.tracks_ended_at is None and visit.active and timestamp - visit.last_seen > self.lost_after_s:
+                for track_id in visit.active:
+                    self._by_track.pop(track_id, None)
+                visit.active.clear()
+                visit.tracks_ended_at = visit.last_seen + self.lost_after_s
         for track_id in ended:
             visit = self._by_track.pop(track_id, None)
             if visit is not None:

@@ -69,6 +69,12 @@ class Heartbeats:
         with self._lock:
             self._last.pop(loop, None)
 
+    def silent_for(self, loop: str) -> float | None:
+        """Seconds since ``loop`` last beat; None when it has not started or has finished."""
+        with self._lock:
+            last = self._last.get(loop)
+        return None if last is None else self._clock() - last[0]
+
     def stalls(self, stall_after_s: float) -> list[Stall]:
         """The loops that have not beaten for more than ``stall_after_s``, with where each is stuck."""
         now = self._clock()

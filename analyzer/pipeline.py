@@ -15,21 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
 from analyzer import __version__
 from analyzer.appearance import FaceLikeness
 from analyzer.attributes import UNKNOWN, AttributeVoter
-from analyzer.batch import Batcher
+from analyzer.batch import Batcher, ClassifierQueue
+from analyzer.camera_stages import CameraStages, FrameOutcome
 from analyzer.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
 from analyzer.classify import CameraDone, ClassifierBackend, ClassifierStage
 from analyzer.config import CameraConfig, Config
-from analyzer.console import log_line
+from analyzer.console import ErrorTally, how_many, log_line
 from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
 from analyzer.footfall import DIRECTIONS, FootfallCounter, Visit, random_visit_id
 from analyzer.liveness import Heartbeats
-from analyzer.preview import PreviewSink, annotate
+from analyzer.preview import PreviewSink, Window, annotate, show_in_window
 from analyzer.publisher import ZmqPublisher
 from analyzer.report import RunReport
 from analyzer.report_files import DailyReportFiles
@@ -37,6 +36,14 @@ from analyzer.sample import Sample, Sampler
 from analyzer.track import ByteTracker
 
 FPS_WINDOW_S = 2.0
+#: Samples waiting for the classifier, per sample of its largest batch; beyond, new ones are dropped and counted.
+QUEUED_BATCHES = 16
+#: Visits, statuses and markers waiting for the publishing thread; beyond, the classifier waits for it.
+OUTPUT_QUEUE_SIZE = 10_000
+#: How often repeated failures (a camera's frames, classifier calls) are summed up in the log.
+ERROR_REPORT_EVERY_S = 60.0
+#: After a stop (SIGTERM), how long the classifier may go without a turn before its visits are finished without it.
+STOPPING_CLASSIFIER_GRACE_S = 2.0
 
 
 @dataclass
@@ -51,6 +58,8 @@ class RunOptions:
     keep_sample_log: bool = False  # keep per-sample probabilities on visits (accuracy analysis)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)  # each loop beats every turn: /healthz, watchdog
     report_files: DailyReportFiles | None = None  # --report 'report-{date}.json': written as the day goes
+    window: Window = show_in_window  # draws --show's frames (from the publishing thread only)
+    keep_visits: int | None = None  # visits the report lists per camera: None all, 0 none, N the latest N
 
 
 class Pipeline:
@@ -79,9 +88,15 @@ class Pipeline:
             [camera.id for camera in config.cameras],
             self.grouping,
             lined={camera.id for camera in config.cameras if camera.line is not None},
+            keep_visits=self.options.keep_visits,
         )
-        self.classify_queue: queue.Queue = queue.Queue()
-        self.output_queue: queue.Queue = queue.Queue()
+        self.classify_queue: ClassifierQueue[object] = ClassifierQueue(
+            lambda item: isinstance(item, Sample), QUEUED_BATCHES * config.classifier.max_batch
+        )
+        self.output_queue: queue.Queue = queue.Queue(maxsize=OUTPUT_QUEUE_SIZE)
+        self.frame_errors = {camera.id: ErrorTally() for camera in config.cameras}
+        self._finished = threading.Event()  # the publishing loop is done: the classifier thread may end
+        self._classifier_stuck_since: float | None = None
         self.labels: dict[tuple[str, int], str] = {}
         heartbeats, stall_after_s = self.options.heartbeats, config.health.stall_after_s
         metrics.loops_stalled.set_function(lambda: len(heartbeats.stalls(stall_after_s)))  # read at each scrape
@@ -93,6 +108,7 @@ class Pipeline:
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
         }
+
         self.classifier = ClassifierStage(
             backend,
             AttributeVoter.for_model(
@@ -105,6 +121,7 @@ class Pipeline:
             metrics,
             naive=self.options.naive,
             labels=self.labels if (self.options.preview or self.options.show) else None,
+            log=self.options.log,
         )
 
     def _close_detectors(self) -> None:
@@ -118,9 +135,7 @@ class Pipeline:
     # --- threads -------------------------------------------------------
 
     def _camera_loop(self, camera: CameraConfig, slot: LatestFrameSlot, preview: PreviewSink | None) -> None:
-        detector = self.detectors[camera.id]
         refiner = self.refiners[camera.id]
-        tracker = ByteTracker.from_config(self.config.tracker, max_lost_s=self.config.footfall.linger_s)
         sampler = Sampler(
             self.backend.metadata.input_size,
             self.config.sampler.samples_per_track,
@@ -134,10 +149,18 @@ class Pipeline:
         )
         if camera.recorded_at is not None:  # a recording: its visits happened then, not now
             counter.clock_origin = camera.recorded_at.timestamp()
+        stages = CameraStages(
+            camera.id,
+            self.detectors[camera.id],
+            ByteTracker.from_config(self.config.tracker, max_lost_s=self.config.footfall.linger_s),
+            counter,
+            sampler,
+            self.likeness,
+            every_face=self.options.naive,
+        )
         stats = self.report.stats[camera.id]
         window_start, window_frames = time.monotonic(), 0
         last_capture = time.monotonic()
-        errors = 0
         loop = f"camera {camera.id}"
         try:
             while True:
@@ -147,13 +170,13 @@ class Pipeline:
                     continue
                 if isinstance(item, EndOfStream):
                     break
-                try:
-                    self._process_frame(camera, item, detector, tracker, sampler, counter, preview)
-                except Exception as error:  # one bad frame must not stop this camera or the others
-                    self.metrics.frames_dropped.labels(camera=camera.id, reason="error").inc()
-                    if not errors:
-                        self.options.log(f"[{camera.id}] frame {item.index} skipped: {type(error).__name__}: {error}")
-                    errors += 1
+                if not item.index % camera.detector.every_n_frames:  # others: the tracker predicts across the gap
+                    try:
+                        outcome = stages.process(item)
+                    except Exception as error:  # detection or tracking failed: this frame was not searched
+                        self._frame_failed(camera.id, item, error)
+                    else:
+                        self._frame_done(camera, item, stages, outcome, preview)
                 last_capture = item.captured_at
                 stats.frames += 1
                 window_frames += 1
@@ -162,56 +185,43 @@ class Pipeline:
                     stats.fps = window_frames / (now - window_start)
                     window_start, window_frames = now, 0
         finally:
-            for ended in counter.close(last_capture):
+            for ended in stages.close(last_capture):
                 self.classify_queue.put(ended)
-            tracker.reset()
             stats.faces_in_view = 0
             self.metrics.faces_in_view.labels(camera=camera.id).set(0)
             self.classify_queue.put(CameraDone(camera.id))
             self.options.heartbeats.finished(loop)
 
-    def _process_frame(
-        self,
-        camera: CameraConfig,
-        frame: Frame,
-        detector: FaceDetector,
-        tracker: ByteTracker,
-        sampler: Sampler,
-        counter: FootfallCounter,
+    def _frame_failed(self, camera: str, frame: Frame, error: Exception) -> None:
+        """A stage raised on ``frame``: counted, the first logged at once, later ones summed up now and then."""
+        self.metrics.frames_dropped.labels(camera=camera, reason="error").inc()
+        if self.frame_errors[camera].add(f"frame {frame.index}: {type(error).__name__}: {error}"):
+            self.options.log(f"[{camera}] frame {frame.index} skipped: {type(error).__name__}: {error}")
+
+    def _frame_done(
+        self, camera: CameraConfig, frame: Frame, stages: CameraStages, outcome: FrameOutcome,
         preview: PreviewSink | None,
-    ) -> None:
-        """Detect, track, sample and count one frame; queue samples and ended visits."""
-        stage = self.metrics.stage_seconds
-        if not counter.clock_origin:
-            counter.clock_origin = time.time() - frame.timestamp
-        if frame.index % camera.detector.every_n_frames:
-            return  # not a detection frame: the tracker predicts across the gap at the next one
-        started = time.perf_counter()
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-        faces = detector.detect(rgb, int(frame.timestamp * 1000))
-        detected = time.perf_counter()
-        size = (frame.image.shape[1], frame.image.shape[0])
-        update = tracker.update_with_appearance(faces, rgb, frame.timestamp, self.likeness)
-        tracked = time.perf_counter()
-        samples = sampler.select(camera.id, rgb, update.tracks, frame.timestamp, frame.captured_at, self.options.naive)
-        sampled = time.perf_counter()
-        for sample in samples:
-            self.classify_queue.put(sample)
-        for ended in counter.update(
-            update.tracks, update.ended, frame.timestamp, frame.captured_at, size, update.exited
-        ):
+    ) -> None:  # fmt: skip
+        """Queue what a searched frame produced; record its timings, faces in view and preview."""
+        for sample in outcome.samples:
+            if not self.classify_queue.put(sample):  # the classifier is behind: this chip does not vote
+                self.metrics.samples_dropped.labels(camera=camera.id, reason="classifier_behind").inc()
+        for ended in outcome.ended:
             self.classify_queue.put(ended)
-        sampler.forget(update.ended)
-        stage.labels(stage="detect").observe(detected - started)
-        stage.labels(stage="track").observe(tracked - detected)
-        stage.labels(stage="sample").observe(sampled - tracked)
-        self.metrics.faces_in_view.labels(camera=camera.id).set(counter.faces_in_view)
-        self.report.stats[camera.id].faces_in_view = counter.faces_in_view
-        self.report.stats[camera.id].faces_seen += len(update.tracks)
+        if outcome.error is not None:
+            self._frame_failed(camera.id, frame, outcome.error)
+        for stage, seconds in outcome.seconds.items():
+            self.metrics.stage_seconds.labels(stage=stage).observe(seconds)
+        faces_in_view = stages.counter.faces_in_view
+        self.metrics.faces_in_view.labels(camera=camera.id).set(faces_in_view)
+        stats = self.report.stats[camera.id]
+        stats.faces_in_view = faces_in_view
+        stats.faces_seen += len(outcome.tracks)
         if preview is not None:
             counted = self.report.headline(camera.id)
-            canvas = annotate(frame.image, camera.id, update.tracks, self.labels, counted, counter.line, counter.zones)
-            preview.write(camera.id, canvas)
+            counter = stages.counter
+            canvas = annotate(frame.image, camera.id, outcome.tracks, self.labels, counted, counter.line, counter.zones)
+            preview.write(camera.id, canvas, frame.timestamp)
 
     def _classifier_loop(self) -> None:
         batcher: Batcher = Batcher(
@@ -221,9 +231,18 @@ class Pipeline:
             self.config.classifier.max_wait_ms / 1000,
         )
         remaining = len(self.config.cameras)
-        while remaining:
+        while remaining and not self._finished.is_set():
             self.options.heartbeats.beat("classifier")
-            for output in self.classifier.process(batcher.next_batch()):
+            items = batcher.next_batch()
+            try:
+                outputs = self.classifier.process(items)
+            except Exception as error:  # a fault outside the backend call: its visits still count, unclassified
+                self.options.log(
+                    f"classifier stage failed: {type(error).__name__}: {error}; its visits count with unknown "
+                    "age and gender"
+                )
+                outputs = self.classifier.salvage(items)
+            for output in outputs:
                 if isinstance(output, CameraDone):
                     remaining -= 1
                 self.output_queue.put(output)
@@ -298,7 +317,7 @@ class Pipeline:
             for outcome in ("sent", "dropped"):  # at zero from the start, like every camera's series
                 self.metrics.zmq_messages.labels(outcome=outcome)
         preview = (
-            PreviewSink(self.options.preview, self.options.show, self.report.cameras)
+            PreviewSink(self.options.preview, self.options.show, self.report.cameras, self.options.window)
             if (self.options.preview or self.options.show)
             else None
         )
@@ -327,20 +346,26 @@ class Pipeline:
         for worker in [*workers, classifier]:
             worker.start()
         done = 0
-        next_status = time.monotonic() + self.config.status_interval_s
-        next_summary = time.monotonic() + self.config.zmq.summary_interval_s
+        now = time.monotonic()
+        next_status, next_summary = now + self.config.status_interval_s, now + self.config.zmq.summary_interval_s
+        next_error_report = now + ERROR_REPORT_EVERY_S
+        wait_s = 0.03 if self.options.show else 0.2  # --show draws its windows from this loop
         while done < len(self.config.cameras):
             self.options.heartbeats.beat("publishing")
             try:
-                item = self.output_queue.get(timeout=0.2)
+                items = [self.output_queue.get(timeout=wait_s)]
             except queue.Empty:
-                item = None
-            if isinstance(item, Visit):
-                self._handle_visit(item)
-            elif isinstance(item, StreamStatus):
-                self._handle_status(item)
-            elif isinstance(item, CameraDone):
-                done += 1
+                items = []
+            items += self._without_a_stuck_classifier(stop)
+            for item in items:
+                if isinstance(item, Visit):
+                    self._handle_visit(item)
+                elif isinstance(item, StreamStatus):
+                    self._handle_status(item)
+                elif isinstance(item, CameraDone):
+                    done += 1
+            if preview is not None and self.options.show:
+                preview.show_latest()
             now = time.monotonic()
             if self.config.status_interval_s and now >= next_status:
                 for camera in self.report.cameras:
@@ -349,12 +374,50 @@ class Pipeline:
             if now >= next_summary:
                 self._summaries()
                 next_summary = now + self.config.zmq.summary_interval_s
+            if now >= next_error_report:
+                self._report_errors()
+                next_error_report = now + ERROR_REPORT_EVERY_S
             if self.options.report_files is not None and self.options.report_files.due():
                 self.options.report_files.write(self.report)
         self.options.heartbeats.finished("publishing")
+        self._report_errors()
         self._summaries()
-        classifier.join(timeout=5)
+        self._finished.set()
+        classifier.join(timeout=5 if self._classifier_stuck_since is None else 0)  # a hung call is left behind
         self._close_detectors()
         if preview is not None:
             preview.close()
         return self.report
+
+    def _without_a_stuck_classifier(self, stop: threading.Event) -> list[object]:
+        """While the classifier has not made a turn for too long, finish the visits waiting for it here.
+
+        Too long is ``health.stall_after_s`` (the watchdog reports it stalled
+        then too), or a moment once a stop (SIGTERM) came: the report must be
+        written in seconds, with every visit in it. The visits count with the
+        votes their tracks had; their waiting samples are dropped and counted.
+        """
+        silent = self.options.heartbeats.silent_for("classifier")
+        limit = STOPPING_CLASSIFIER_GRACE_S if stop.is_set() else self.config.health.stall_after_s
+        if silent is None or silent <= limit:
+            if self._classifier_stuck_since is not None:
+                self.options.log("classifier answering again: visits are classified again")
+                self._classifier_stuck_since = None
+            return []
+        if self._classifier_stuck_since is None:
+            self._classifier_stuck_since = silent
+            self.options.log(
+                f"classifier has not answered for {silent:.0f} s: visits are published without it, with the votes "
+                "they have (unknown age and gender if none), until it answers again"
+            )
+        return self.classifier.take_over(self.classify_queue.drain())
+
+    def _report_errors(self) -> None:
+        """Sum up the failures since the last report, one line per camera and one for the classifier."""
+        for camera, errors in self.frame_errors.items():
+            count, last = errors.take_unreported()
+            if count:
+                self.options.log(f"[{camera}] {how_many(count, 'more frame')} skipped since (last: {last})")
+        count, last = self.classifier.errors.take_unreported()
+        if count:
+            self.options.log(f"classifier: {how_many(count, 'more call')} failed since (last: {last})")

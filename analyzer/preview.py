@@ -6,7 +6,8 @@ explicitly (``--preview FILE`` / ``--show``), and the CLI says so loudly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -87,33 +88,86 @@ def preview_paths(path: Path, cameras: list[str]) -> dict[str, Path]:
     return {camera: path.with_name(f"{path.stem}-{camera}{path.suffix or '.mp4'}") for camera in cameras}
 
 
+Window = Callable[[str, np.ndarray], None]  # shows one camera's latest frame in its window
+
+
+def show_in_window(camera: str, frame_bgr: np.ndarray) -> None:
+    """OpenCV's window for ``camera`` (HighGUI is not thread-safe: call it from one thread only)."""
+    cv2.imshow(camera, frame_bgr)
+    cv2.waitKey(1)
+
+
+#: Frames buffered to learn a camera's rate before its video file is opened.
+RATE_FRAMES = 10
+FALLBACK_FPS = 15.0
+
+
 class PreviewSink:
-    """Writes annotated frames to mp4 (one file per camera) and/or shows them in windows."""
+    """Writes annotated frames to mp4 (one file per camera) at each camera's own rate, and/or shows them.
 
-    def __init__(self, path: Path | None, show: bool, cameras: list[str], fps: float = 15.0) -> None:
+    A video file's rate is fixed when it is opened; a camera's is known only
+    from its frames (25 fps, 10 fps, or fewer with ``every_n_frames``), so
+    the first frames' times set it and the video plays at the speed the
+    camera saw. Camera threads hand frames in with :meth:`write`; windows are
+    drawn by whichever single thread calls :meth:`show_latest`.
+    """
+
+    def __init__(self, path: Path | None, show: bool, cameras: list[str], window: Window = show_in_window) -> None:
         self.show = show
-        self.fps = fps
         self.paths = preview_paths(path, cameras) if path is not None else {}
+        self.window = window
         self._writers: dict[str, cv2.VideoWriter] = {}
+        self._waiting: dict[str, list[tuple[float, np.ndarray]]] = {camera: [] for camera in self.paths}
+        self._latest: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
 
-    def write(self, camera: str, frame_bgr: np.ndarray) -> None:
-        """Add one annotated frame of ``camera``."""
+    def write(self, camera: str, frame_bgr: np.ndarray, timestamp: float) -> None:
+        """Add one annotated frame of ``camera``, taken at ``timestamp`` (its stream's seconds)."""
         if camera in self.paths:
             writer = self._writers.get(camera)
-            if writer is None:
-                self.paths[camera].parent.mkdir(parents=True, exist_ok=True)
-                height, width = frame_bgr.shape[:2]
-                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                size = (width, height)
-                writer = self._writers[camera] = cv2.VideoWriter(str(self.paths[camera]), fourcc, self.fps, size)
-            writer.write(frame_bgr)
+            if writer is not None:
+                writer.write(frame_bgr)
+            else:
+                waiting = self._waiting[camera]
+                waiting.append((timestamp, frame_bgr))
+                if len(waiting) >= RATE_FRAMES:
+                    self._open(camera)
         if self.show:
-            cv2.imshow(camera, frame_bgr)
-            cv2.waitKey(1)
+            with self._lock:
+                self._latest[camera] = frame_bgr
+
+    def show_latest(self) -> None:
+        """Draw each camera's newest frame in its window; call from one thread."""
+        with self._lock:
+            latest, self._latest = self._latest, {}
+        for camera, frame_bgr in latest.items():
+            self.window(camera, frame_bgr)
+
+    def _open(self, camera: str) -> None:
+        """Open ``camera``'s video at the rate its buffered frames came at, and write them."""
+        waiting = self._waiting.pop(camera)
+        self.paths[camera].parent.mkdir(parents=True, exist_ok=True)
+        height, width = waiting[0][1].shape[:2]
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        fps = frame_rate([timestamp for timestamp, _ in waiting])
+        writer = self._writers[camera] = cv2.VideoWriter(str(self.paths[camera]), fourcc, fps, (width, height))
+        for _, frame_bgr in waiting:
+            writer.write(frame_bgr)
 
     def close(self) -> None:
-        """Finish the files and close windows."""
+        """Finish the files (a short stream's too) and close windows."""
+        for camera in [camera for camera, waiting in self._waiting.items() if waiting]:
+            self._open(camera)
         for writer in self._writers.values():
             writer.release()
         if self.show:
             cv2.destroyAllWindows()
+
+
+def frame_rate(timestamps: Sequence[float]) -> float:
+    """Frames per second from frame times: one over the median gap (a dropped frame does not slow it)."""
+    gaps = np.diff(np.asarray(timestamps, dtype=np.float64))
+    gaps = gaps[gaps > 0]
+    if not len(gaps):
+        return FALLBACK_FPS
+    return float(min(max(1.0 / np.median(gaps), 1.0), 120.0))

@@ -91,13 +91,15 @@ def report_document(
     grouping: AgeGrouping,
     visits: dict[str, list[VisitDocument]],
     per_camera: dict[str, dict[str, object]] | None = None,
+    tallies: dict[str, Tally] | None = None,
     **header: object,
 ) -> dict[str, object]:
     """A ``footfall-report/1`` document: each camera's visits and totals, then the totals of all.
 
     Built from visit documents, so a day's file can count the visits an
     earlier run left in it (read back as JSON) with this run's own.
-    ``per_camera`` adds fields to a camera's entry, ``header`` to the top.
+    ``per_camera`` adds fields to a camera's entry, ``header`` to the top;
+    ``tallies`` gives a camera's totals when its list holds only its latest visits.
     """
     cameras: dict[str, object] = {}
     everyone = Tally()
@@ -106,6 +108,8 @@ def report_document(
         for visit in documents:
             direction = visit.get("direction")
             tally.count(str(visit["age_group"]), str(visit["gender"]), None if direction is None else str(direction))
+        if tallies is not None and camera in tallies:
+            tally = tallies[camera]
         everyone += tally
         totals = tally.to_dict(grouping.names)
         cameras[camera] = {"visits": documents, "totals": totals, **(per_camera or {}).get(camera, {})}
@@ -128,7 +132,15 @@ class CameraStats:
 
 @dataclass
 class RunReport:
-    """Everything counted in a run, per camera."""
+    """Everything counted in a run, per camera.
+
+    A service runs for months: each visit is counted in ``tallies`` (totals,
+    summaries, the table) and listed in ``visits`` only as far as
+    ``keep_visits`` allows: None lists every one (a file's run, or one day's
+    with ``{date}``, whose finished days are let go), 0 none (no report
+    asked for), N the latest N per camera, the older ones counted in
+    ``left_out``.
+    """
 
     cameras: list[str]
     grouping: AgeGrouping
@@ -137,30 +149,39 @@ class RunReport:
     problems: dict[str, str] = field(default_factory=dict)
     tallies: dict[str, Tally] = field(default_factory=dict)  # every visit of the run, counted
     lined: set[str] = field(default_factory=set)  # cameras with a counting line: in/out shown from the start
+    keep_visits: int | None = None
+    left_out: dict[str, int] = field(default_factory=dict)  # visits counted but no longer listed, per camera
 
     def __post_init__(self) -> None:
         for camera in self.cameras:
             self.visits.setdefault(camera, [])
             self.stats.setdefault(camera, CameraStats(camera))
             self.tallies.setdefault(camera, Tally())
+            self.left_out.setdefault(camera, 0)
 
     def add(self, visit: Visit) -> None:
         """Record one counted visit."""
-        self.visits[visit.camera].append(visit)
         self.tallies[visit.camera].add(visit)
+        listed = self.visits[visit.camera]
+        listed.append(visit)
+        if self.keep_visits is not None and len(listed) > self.keep_visits:
+            del listed[0]
+            self.left_out[visit.camera] += 1
 
     def to_dict(self) -> dict[str, object]:
-        """The ``footfall-report/1`` document, with each camera's frames and problem."""
+        """The ``footfall-report/1`` document, with each camera's frames and problem (and visits left out)."""
         health = {
             camera: {
                 "frames": self.stats[camera].frames,
                 "frames_dropped": self.stats[camera].dropped,
                 **({"problem": self.problems[camera]} if camera in self.problems else {}),
+                **({"visits_left_out": self.left_out[camera]} if self.left_out[camera] else {}),
             }
             for camera in self.visits
         }
         visits = {camera: [visit_document(visit) for visit in visits] for camera, visits in self.visits.items()}
-        return report_document(self.grouping, visits, health)
+        counted = {camera: self.tallies[camera] for camera, left_out in self.left_out.items() if left_out}
+        return report_document(self.grouping, visits, health, tallies=counted)
 
     def status_line(self, camera: str) -> str:
         """One line of live status for a camera."""

@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import cv2
 import numpy as np
 
 from analyzer.appearance import FaceLikeness
+from analyzer.camera_stages import CameraStages
 from analyzer.camera_url import without_password
 from analyzer.capture import CaptureWorker, EndOfStream, LatestFrameSlot, StreamStatus
 from analyzer.config import CameraConfig, Config
@@ -228,8 +228,13 @@ def check_camera(
         reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
         read_timeout_s=camera.read_timeout_s,
     )  # fmt: skip
-    tracker = ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s)
-    counter = FootfallCounter.for_camera(camera, config.footfall, config.tracker.min_similarity)
+    stages = CameraStages(
+        camera.id,
+        detector,
+        ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s),
+        FootfallCounter.for_camera(camera, config.footfall, config.tracker.min_similarity),
+        likeness=likeness,
+    )
     visits: list[VisitEnded] = []
     skipped: list[str] = []  # why frames could not be searched
     widths: list[np.ndarray] = []
@@ -245,22 +250,20 @@ def check_camera(
                 continue  # as in a run: the tracker predicts across frames not searched
             size, last_capture = (item.image.shape[1], item.image.shape[0]), item.captured_at
             try:
-                rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
-                found = detector.detect(rgb, int(item.timestamp * 1000))
-                update = tracker.update_with_appearance(found, rgb, item.timestamp, likeness)
-                ended = counter.update(
-                    update.tracks, update.ended, item.timestamp, item.captured_at, size, update.exited
-                )
+                outcome = stages.process(item)
             except Exception as error:  # as in a run: one bad frame is skipped, the camera goes on
                 skipped.append(f"{type(error).__name__}: {error}")
                 continue
-            visits += ended
-            widths.append(found.boxes[:, 2] - found.boxes[:, 0])
+            visits += outcome.ended
+            if outcome.error is not None:  # counting failed on it: a frame not searched, for the advice
+                skipped.append(f"{type(outcome.error).__name__}: {outcome.error}")
+                continue
+            widths.append(outcome.faces.boxes[:, 2] - outcome.faces.boxes[:, 0])
             searched += 1
     finally:
         stop.set()
         worker.join(timeout=camera.read_timeout_s + 5)
-    visits += counter.close(last_capture)
+    visits += stages.close(last_capture)
     watched = time.monotonic() - started
     last = statuses[-1] if statuses else None
     problem = ""

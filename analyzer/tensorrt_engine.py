@@ -32,6 +32,7 @@ from analyzer.classify import FaceAttributes
 from analyzer.cuda_memory import CudaProvider, GpuInfo, open_provider
 from analyzer.errors import ConfigError, ModelError
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, check_model_file
+from analyzer.whole_files import whole_file, write_json
 
 if TYPE_CHECKING:
     from analyzer.config import ClassifierConfig
@@ -171,10 +172,10 @@ def why_rebuild(recipe: EngineRecipe, engine_dir: Path) -> str | None:
     return None
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(payload)
-    partial.replace(path)
+def _write_whole(path: Path, payload: bytes) -> None:
+    """A plan or timing cache, whole or not at all (a power cut mid-write must not leave half an engine)."""
+    with whole_file(path) as partial:
+        partial.write_bytes(payload)
 
 
 # --- building --------------------------------------------------------------
@@ -253,9 +254,9 @@ def build_engine(trt: ModuleType, recipe: EngineRecipe, engine_dir: Path, log: C
         raise ModelError(f"{recipe.source}: TensorRT could not build an engine; see its log lines above")
     engine_dir.mkdir(parents=True, exist_ok=True)
     plan = engine_dir / recipe.plan_name()
-    _write_atomically(plan, bytes(memoryview(serialized)))
-    plan.with_suffix(".json").write_text(json.dumps(recipe.sidecar(), indent=2) + "\n")
-    _write_atomically(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
+    _write_whole(plan, bytes(memoryview(serialized)))
+    write_json(plan.with_suffix(".json"), recipe.sidecar())  # after the plan: a plan is used only once this says how
+    _write_whole(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
     log(f"engine built in {time.monotonic() - started:.0f} s: {plan}")
     return plan
 

@@ -78,6 +78,7 @@ class LiveRun:
         model: Path,
         backend: Callable[[Path], ClassifierBackend] = OnnxRuntimeBackend,
         heartbeats: Heartbeats | None = None,
+        naive: bool = False,
     ) -> None:
         document = {"zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 60}, "status_interval_s": 0, **document}
         document.setdefault("classifier", {"model": str(model)})
@@ -95,12 +96,12 @@ class LiveRun:
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._listener = threading.Thread(target=collect, args=(self.subscriber, self.received, self._listening))
-        options = RunOptions(log=self.log.append, heartbeats=heartbeats or Heartbeats())
-        self._pipeline = Pipeline(self.config, backend(model), Metrics(self.registry), self.publisher, options)
+        options = RunOptions(log=self.log.append, heartbeats=heartbeats or Heartbeats(), naive=naive)
+        self.pipeline = Pipeline(self.config, backend(model), Metrics(self.registry), self.publisher, options)
         self._thread = threading.Thread(target=self._run, name="pipeline-under-test")
 
     def _run(self) -> None:
-        self.report = self._pipeline.run(self._stop)
+        self.report = self.pipeline.run(self._stop)
 
     def __enter__(self) -> LiveRun:
         self._listener.start()

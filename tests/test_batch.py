@@ -2,7 +2,9 @@ import queue
 import threading
 import time
 
-from analyzer.batch import Batcher
+import pytest
+
+from analyzer.batch import Batcher, ClassifierQueue
 
 
 def test_batch_cut_by_size_keeps_order_and_markers() -> None:
@@ -26,3 +28,19 @@ def test_batch_waits_for_late_samples_up_to_max_wait() -> None:
 
 def test_idle_returns_empty() -> None:
     assert Batcher(queue.Queue(), lambda item: True).next_batch(idle_timeout_s=0.05) == []
+
+
+def test_the_classifier_queue_refuses_samples_beyond_its_bound_but_never_a_marker() -> None:
+    waiting = ClassifierQueue(lambda item: isinstance(item, int), max_samples=3)
+    assert [waiting.put(n) for n in range(5)] == [True, True, True, False, False]
+    assert waiting.put("visit ended") and waiting.put("camera done")  # markers go in whatever waits
+    assert (waiting.samples, len(waiting)) == (3, 5)
+    assert waiting.get(timeout=0) == 0 and waiting.put(7)  # room for one more sample once one left
+    assert Batcher(waiting, lambda item: isinstance(item, int), max_batch=8, max_wait_s=0).next_batch(0.1) == [
+        1, 2, "visit ended", "camera done", 7,
+    ]  # fmt: skip
+    with pytest.raises(queue.Empty):
+        waiting.get(timeout=0.05)
+    waiting.put(1)
+    waiting.put("visit ended")
+    assert waiting.drain() == [1, "visit ended"] and waiting.samples == 0

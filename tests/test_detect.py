@@ -1,5 +1,7 @@
 """Real MediaPipe BlazeFace on a real face photo."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,18 @@ def test_refiner_ignores_a_neighbour_and_gives_none_where_there_is_no_face() -> 
     blank = np.full((400, 400, 3), 128, np.uint8)
     assert refiner.refine(blank, np.array([150, 150, 230, 230], np.float32)) is None
     refiner.close()
+
+
+def test_silencing_mediapipe_s_chatter_does_not_silence_another_thread_s_log_line() -> None:
+    # closing the detectors pointed the whole process's stderr at /dev/null while other threads might log
+    script = (
+        "import os, sys\n"
+        "from analyzer.console import apart_from_native_stderr\n"
+        "from analyzer.detect import _quiet_native_stderr\n"
+        "sys.stderr = apart_from_native_stderr(sys.stderr)\n"  # as the console script does
+        "with _quiet_native_stderr():\n"
+        "    print('[door] stream down: a log line from a camera thread', file=sys.stderr)\n"
+        "    os.write(2, b'DestroyAccelerator: native chatter\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stderr == "[door] stream down: a log line from a camera thread\n"

@@ -1,10 +1,11 @@
+import dataclasses
 import itertools
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from analyzer.appearance import FEATURE_SIZE
+from analyzer.appearance import FEATURE_SIZE, similarity
 from analyzer.attributes import TrackAttributes
 from analyzer.footfall import FootfallCounter, random_visit_id
 from analyzer.track import Tracks
@@ -289,3 +290,54 @@ def test_a_crossing_just_out_of_sight_counts(
     footfall = counter(line=CountingLine((0.5, 1.0), (0.5, 0.0)), hysteresis=0.02, unseen_crossing_s=unseen_crossing_s)
     (visit,) = replay(footfall, 21, lambda _, t: (tracks([1], [(1000 * (first_x + speed * t), 500)]), []))  # 1.33 s
     assert visit.direction == expected
+
+
+def looks(similar_to_first: float) -> np.ndarray:
+    """A colour cue whose likeness to ``looks(1.0)`` is ``similar_to_first`` (each of its four histograms)."""
+    cue = np.zeros(FEATURE_SIZE, np.float32)
+    for first_bin in (0, 8, 12, 20):  # face hue, face saturation, torso hue, torso saturation
+        cue[first_bin], cue[first_bin + 1] = similar_to_first**2, 1 - similar_to_first**2
+    return cue
+
+
+def test_looks_builds_the_likeness_it_is_asked_for() -> None:
+    assert similarity(looks(1.0)[None], looks(0.75)[None])[0, 0] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(("likeness", "visits"), [(0.95, [(1, 2)]), (0.75, [(1,), (2,)])])
+def test_a_face_walking_back_from_where_one_was_lost_continues_it_only_if_it_looks_closely_alike(
+    likeness: float, visits: list[tuple[int, ...]]
+) -> None:
+    """Walks right and is hidden; a face walks back left from that spot. The same person turned around, or
+    someone else walking the other way: only a close likeness (TURNED_AROUND_SIMILARITY, 0.9) joins them; the
+    0.75 of someone merely similar passes ``min_similarity`` (0.65) but not that."""
+
+    def scene(frame: int, t: float) -> tuple[Tracks, list[int]]:
+        if t < 1.5:  # walking right at 0.2 frames/s, up to x = 0.4
+            return with_looks(tracks([1], [(100 + 200 * t, 500)]), looks(1.0)), []
+        if t < 2.0:
+            return tracks([]), [1] if frame == 25 else []
+        return with_looks(tracks([2], [(400 - 200 * (t - 2.0), 500)]), looks(likeness)), []  # back left from there
+
+    ended = replay(counter(min_duration_s=1.0, reentry_window_s=3.0, reentry_distance=0.12), 60, scene)
+    assert [e.track_ids for e in ended] == visits
+
+
+def with_looks(seen: Tracks, cue: np.ndarray) -> Tracks:
+    """``seen`` with every track wearing ``cue``."""
+    return dataclasses.replace(seen, appearance=np.tile(cue, (len(seen), 1)))
+
+
+def test_a_visit_whose_track_end_never_arrived_still_ends_on_time() -> None:
+    """The tracker says once that a track ended; if that word is lost (a frame that failed), the visit ends anyway."""
+    footfall = counter(min_duration_s=1.0, reentry_window_s=2.0, lost_after_s=4.0)
+    ended = []
+    for frame in range(150):  # seen for 3 s, then gone, and the tracker's 'ended' never comes
+        t = frame / 15
+        ended += footfall.update(tracks([5], [(200 + 100 * t, 500)]) if t < 3 else tracks([]), [], t, 0.0, SIZE)
+        if ended:
+            break
+    (visit,) = ended
+    assert visit.counted and visit.end == pytest.approx(3 - 1 / 15)
+    assert t == pytest.approx(visit.end + 4.0 + 2.0, abs=0.1)  # lost_after_s, then the re-entry window
+    assert footfall.close(0.0) == []

@@ -151,7 +151,9 @@ def test_a_hung_classifier_call_is_named_with_where_it_waits_and_nothing_counted
         for server in servers:
             server.shutdown()
     visits = report.to_dict()["cameras"]["door"]["visits"]
-    assert len(visits) == true_visitors and all(visit["gender"] != "unknown" for visit in visits)
+    assert len(visits) == true_visitors  # nothing counted is lost
+    # the visits that ended while it hung were published without it, after health.stall_after_s
+    assert any(line.startswith("classifier has not answered for 3") for line in run.log), run.log
 
 
 def test_a_paused_process_is_not_taken_for_a_stall_but_a_loop_that_stays_still_then_is() -> None:

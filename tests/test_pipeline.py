@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -23,11 +24,15 @@ from tests.harness import LiveRun, collect, free_port, own_lines, run_cli, wait_
 
 
 def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
+    """Two cameras (one with a counting line) on one publisher: the report, /metrics and ZeroMQ say the same."""
     clip, true_visitors = walkers_clip
     metrics_port = free_port()
     config = parse_config(
         {
-            "cameras": [{"id": "door", "source": str(clip), "realtime": False}],
+            "cameras": [
+                {"id": "door", "source": str(clip), "realtime": False, "line": {}},
+                {"id": "till", "source": str(clip), "realtime": False},
+            ],
             "classifier": {"model": str(shipped_model)},
             "zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 1.0},
             "metrics": {"port": metrics_port},
@@ -58,38 +63,48 @@ def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, in
         done.set()
         listener.join()
         server.shutdown()
+        server.server_close()
         publisher.close()
         subscriber.close()
         context.term()
 
     document = report.to_dict()
-    report_total = document["cameras"]["door"]["totals"]["visitors"]
-    visitors_metric = sum(
-        sample.value
-        for family in text_string_to_metric_families(scraped)
-        if family.name == "footfall_visitors"
-        for sample in family.samples
-        if sample.name == "footfall_visitors_total" and sample.labels["camera"] == "door"
+    # the series a dashboard sums, scraped over HTTP and parsed as Prometheus does: no Prometheus binary needed
+    scraped_visitors = Counter(
+        {
+            (sample.labels["camera"], sample.labels["age_group"], sample.labels["gender"], sample.labels["direction"]):
+            sample.value
+            for family in text_string_to_metric_families(scraped)
+            if family.name == "footfall_visitors"
+            for sample in family.samples
+            if sample.name == "footfall_visitors_total"
+        }
+    )  # fmt: skip
+    reported_visitors = Counter(
+        (camera, visit["age_group"], visit["gender"], visit.get("direction", ""))
+        for camera, entry in document["cameras"].items()
+        for visit in entry["visits"]
     )
-    visit_messages = [body for topic, body in received if topic.startswith("visit.")]
-    seqs = [body["seq"] for _, body in received]
-    assert report_total == true_visitors
-    assert visitors_metric == report_total
-    assert len(visit_messages) == report_total
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq gaps in the ZeroMQ feed"
-    assert seqs[0] == 1
-    assert {body["visit_id"] for body in visit_messages} == {
-        v["visit_id"] for v in document["cameras"]["door"]["visits"]
-    }
-    for body in visit_messages:
-        assert body["schema"] == "footfall/1" and body["camera"] == "door"
-        assert body["dwell_s"] >= config.footfall.min_duration_s
-        assert body["samples"] >= 1 and body["gender"] in ("female", "male")
-        assert abs(sum(body["age_group_p"].values()) - 1) < 0.01
-    by_gender = document["cameras"]["door"]["totals"]["by_gender"]
-    assert sum(by_gender.values()) == report_total
-    assert any(topic.startswith("summary.door") for topic, _ in received)
-    assert any(topic == "status.door" and body["state"] == "up" for topic, body in received)
+    assert +scraped_visitors == reported_visitors  # every label of every visitor, zero series aside
+    assert {camera for camera, _, _, direction in scraped_visitors if direction} == {"door"}  # only it has a line
+    for camera in ("door", "till"):
+        visit_messages = [body for topic, body in received if topic == f"visit.{camera}"]
+        assert document["cameras"][camera]["totals"]["visitors"] == true_visitors == len(visit_messages)
+        assert {body["visit_id"] for body in visit_messages} == {
+            v["visit_id"] for v in document["cameras"][camera]["visits"]
+        }
+        for body in visit_messages:
+            assert body["schema"] == "footfall/1" and body["camera"] == camera
+            assert body["dwell_s"] >= config.footfall.min_duration_s
+            assert body["samples"] >= 1 and body["gender"] in ("female", "male")
+            assert abs(sum(body["age_group_p"].values()) - 1) < 0.01
+            assert ("direction" in body) == (camera == "door")
+        by_gender = document["cameras"][camera]["totals"]["by_gender"]
+        assert sum(by_gender.values()) == true_visitors
+        assert any(topic == f"summary.{camera}" for topic, _ in received)
+        assert any(topic == f"status.{camera}" and body["state"] == "up" for topic, body in received)
+    seqs = [body["seq"] for _, body in received]  # one publisher for both cameras: one sequence, no gap
+    assert seqs == list(range(1, len(seqs) + 1)), "seq gaps or repeats in the ZeroMQ feed"
 
 
 def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:

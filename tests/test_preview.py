@@ -1,11 +1,22 @@
-"""The debug preview draws the counting line, which way is 'in', and the zones where the counter has them."""
+"""The debug preview: the counting line, its 'in' side and the zones drawn where the counter has them; each
+camera's video at its own rate; windows drawn from one thread."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from threading import get_ident
+
+import cv2
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
-from analyzer.preview import LINE_COLOUR, ZONE_COLOUR, annotate
+from analyzer.classify import OnnxRuntimeBackend
+from analyzer.config import parse_config
+from analyzer.exporter import Metrics
+from analyzer.pipeline import Pipeline, RunOptions
+from analyzer.preview import LINE_COLOUR, ZONE_COLOUR, PreviewSink, annotate
 from analyzer.track import Tracks
 from analyzer.zones import CountingLine, Zone
 
@@ -51,3 +62,46 @@ def test_zones_are_outlined_and_named_and_the_header_says_what_was_counted() -> 
     header = annotate(blank, "door", no_tracks(), {}, "5 visitors (in 3, out 1)")[:40]
     shorter = annotate(blank, "door", no_tracks(), {}, "5 visitors")[:40]
     assert (header > 0).sum() > (shorter > 0).sum() > 0  # the in and out are written too
+
+
+@pytest.mark.parametrize("fps", [10.0, 25.0])
+def test_each_camera_s_preview_plays_at_the_rate_its_frames_came(tmp_path: Path, fps: float) -> None:
+    # the writer was always 15 fps: a 25 fps camera's preview ran at 0.6x, a 10 fps one's at 1.5x
+    sink = PreviewSink(tmp_path / "preview.mp4", show=False, cameras=["door", "till"])
+    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    for index in range(30):
+        sink.write("door", frame, index / fps)
+        if index % 3 != 2:  # a frame dropped now and then does not make the video slower
+            sink.write("till", frame, index / 15.0)
+    sink.close()
+    for camera, expected in (("door", fps), ("till", 15.0)):
+        video = cv2.VideoCapture(str(tmp_path / f"preview-{camera}.mp4"))
+        assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(expected, rel=0.02)
+        video.release()
+
+
+def test_a_short_stream_s_preview_is_written_too(tmp_path: Path) -> None:
+    sink = PreviewSink(tmp_path / "preview.mp4", show=False, cameras=["door"])
+    for index in range(3):  # fewer frames than it takes to learn the rate
+        sink.write("door", np.zeros((HEIGHT, WIDTH, 3), np.uint8), index / 12.0)
+    sink.close()
+    video = cv2.VideoCapture(str(tmp_path / "preview.mp4"))
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 3 and video.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0, rel=0.02)
+
+
+def test_show_draws_every_camera_s_window_from_one_thread(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
+    # OpenCV's windows are not thread-safe: with several cameras each camera thread called imshow itself
+    drawn: list[tuple[str, int]] = []
+    config = parse_config(
+        {
+            "cameras": [{"id": name, "source": str(walkers_clip[0]), "realtime": False} for name in ("door", "till")],
+            "classifier": {"model": str(shipped_model)},
+            "zmq": {"bind": ""},
+            "status_interval_s": 0,
+        }
+    )
+    options = RunOptions(show=True, log=lambda _: None, window=lambda camera, _: drawn.append((camera, get_ident())))
+    pipeline = Pipeline(config, OnnxRuntimeBackend(shipped_model), Metrics(CollectorRegistry()), None, options)
+    pipeline.run(threading.Event())
+    assert {camera for camera, _ in drawn} == {"door", "till"}
+    assert {thread for _, thread in drawn} == {get_ident()}  # the thread that ran the pipeline, and no other

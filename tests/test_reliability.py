@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.bench import open_descriptors, rss_mb
+from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
 from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
 from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 
@@ -305,6 +307,144 @@ def test_a_busy_port_is_a_config_error_before_any_camera_starts(which: str, walk
     key = {"metrics": "metrics.port", "zmq": "zmq.bind"}[which]
     assert len(errors) == 1 and errors[0].startswith(f"error: {key}: cannot") and str(busy) in errors[0]
     assert "stream up" not in result.stderr and "Traceback" not in result.stderr
+
+
+# --- a classifier that fails or hangs --------------------------------------
+
+
+class FailingBackend:
+    """The real classifier, whose calls raise as ``fails(call_number)`` says: a CUDA or ONNX Runtime error."""
+
+    def __init__(self, model: Path, fails: Callable[[int], bool]) -> None:
+        self.real = OnnxRuntimeBackend(model)
+        self.metadata, self.name = self.real.metadata, self.real.name
+        self.fails = fails
+        self.calls = 0
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        self.calls += 1
+        if self.fails(self.calls):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.real.infer(inputs)
+
+
+class HungBackend:
+    """The real classifier, whose every call hangs until released: a GPU driver that stops answering."""
+
+    def __init__(self, model: Path) -> None:
+        self.real = OnnxRuntimeBackend(model)
+        self.metadata, self.name = self.real.metadata, self.real.name
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        self.entered.set()
+        self.release.wait(300)
+        return self.real.infer(inputs)
+
+
+@pytest.mark.parametrize("failing", ["first call", "every call"])
+def test_a_classifier_that_raises_costs_its_votes_never_a_visit(
+    failing: str, walkers_clip: tuple[Path, int], shipped_model: Path
+) -> None:
+    # one exception used to end the classifier thread: the run never returned, the queue grew, a report never came
+    clip, true_visitors = walkers_clip
+    backends: list[FailingBackend] = []
+
+    def failing_backend(model: Path) -> FailingBackend:
+        backends.append(FailingBackend(model, (lambda call: call == 1) if failing == "first call" else bool))
+        return backends[-1]
+
+    camera = {"id": "door", "source": str(clip), "realtime": False}
+    with LiveRun({"cameras": [camera]}, shipped_model, backend=failing_backend) as run:
+        wait_for(lambda: run.statuses("door") and run.statuses("door")[-1]["state"] == "ended", 60, "the clip's end")
+        report = run.stop(within=5)
+        published = run.visits("door")
+        errors = run.metric("analyzer_classifier_errors_total")
+        dropped = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_error")
+    (backend,) = backends
+    visits = report.to_dict()["cameras"]["door"]["visits"]
+    assert len(visits) == true_visitors == len(published)  # every visit counted and published
+    failed_lines = [line for line in run.log if line.startswith("classifier failed: RuntimeError: CUDA error")]
+    assert len(failed_lines) == 1, run.log  # the first at once, and not a line per failure
+    genders = [visit["gender"] for visit in visits]
+    if failing == "every call":
+        assert errors == backend.calls > 1 and dropped and dropped >= backend.calls
+        assert genders == ["unknown"] * true_visitors
+        assert any(line.startswith(f"classifier: {backend.calls - 1} more calls failed since") for line in run.log)
+    else:
+        assert errors == 1 and backend.calls > 1
+        assert genders.count("unknown") <= 1  # the others voted with the calls that worked
+
+
+def test_a_hung_classifier_does_not_hold_the_report_after_a_stop(
+    walkers_clip: tuple[Path, int], shipped_model: Path
+) -> None:
+    backends: list[HungBackend] = []
+
+    def hung_backend(model: Path) -> HungBackend:
+        backends.append(HungBackend(model))
+        return backends[-1]
+
+    camera = {"id": "door", "source": str(walkers_clip[0]), "realtime": True, "loop": True}
+    try:
+        with LiveRun({"cameras": [camera]}, shipped_model, backend=hung_backend) as run:
+            (backend,) = backends
+            wait_for(backend.entered.is_set, 60, "the classifier's first call")
+            wait_for(lambda: (run.metric("footfall_faces_in_view", camera="door") or 0) > 0, 30, "a face in view")
+            time.sleep(3)  # long enough to be a visit, open or ended, waiting for the classifier
+            stopped = time.monotonic()
+            report = run.stop(within=5)  # what SIGTERM does; a hung call used to keep the run from ever returning
+            took = time.monotonic() - stopped
+            published = {visit["visit_id"] for visit in run.visits("door")}
+            dropped = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_stalled")
+    finally:
+        for backend in backends:
+            backend.release.set()
+    reported = {visit["visit_id"] for visit in report.to_dict()["cameras"]["door"]["visits"]}
+    assert took < 5 and reported and reported == published  # the visit open at the stop included
+    assert dropped and dropped >= 1
+    assert any(line.startswith("classifier has not answered for ") for line in run.log), run.log
+
+
+def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing(
+    walkers_clip: tuple[Path, int], shipped_model: Path
+) -> None:
+    """Every face of every frame offered (--naive) to a classifier that never answers, for 24 s."""
+    backends: list[HungBackend] = []
+
+    def hung_backend(model: Path) -> HungBackend:
+        backends.append(HungBackend(model))
+        return backends[-1]
+
+    document = {
+        "cameras": [{"id": "door", "source": str(walkers_clip[0]), "realtime": True, "loop": True}],
+        "classifier": {"model": str(shipped_model), "max_batch": 2, "typical_batch": 2},  # at most 32 samples wait
+        "health": {"stall_after_s": 5},
+    }
+    sizes: list[tuple[int, int, int]] = []
+    memory: list[float] = []
+    try:
+        with LiveRun(document, shipped_model, backend=hung_backend, naive=True) as run:
+            pipeline = run.pipeline
+            for _ in range(12):
+                time.sleep(2)
+                waiting = pipeline.classify_queue
+                sizes.append((waiting.samples, len(waiting), pipeline.output_queue.qsize()))
+                memory.append(rss_mb())
+            report = run.stop(within=5)
+            behind = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_behind")
+            stalled = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_stalled")
+            published = len(run.visits("door"))
+    finally:
+        for backend in backends:
+            backend.release.set()
+    assert max(samples for samples, _, _ in sizes) <= 32, sizes  # the bound held
+    assert max(waiting for _, waiting, _ in sizes[4:]) <= 40 and max(out for _, _, out in sizes) <= 5, sizes
+    assert behind and stalled  # the first seconds filled the queue; after 5 s the visits went out without it
+    warm = memory[4]  # 10 s in: taken over, queues settled
+    assert memory[-1] <= warm * 1.05, f"RSS grew {warm} -> {memory[-1]} MB: {memory}"
+    assert published >= 3 and published == report.to_dict()["totals"]["visitors"]  # visits kept flowing
+    assert not pipeline.classifier.voter._votes  # and nothing of theirs stays behind
 
 
 # --- soak -------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from analyzer.age_groups import builtin_grouping
 from analyzer.attributes import TrackAttributes
 from analyzer.footfall import Visit
@@ -83,3 +85,22 @@ def test_age_groups_go_youngest_first_in_the_table_the_report_and_the_summaries(
         assert list(totals["by_age_group_gender"]) == [f"{name}|{gender}" for name in youngest_first
                                                        for gender in ("female", "male")]  # fmt: skip
         assert list(report.tallies["door"].to_dict(grouping.names)["by_age_group"]) == youngest_first
+
+
+def test_a_report_that_lists_only_the_latest_visits_still_counts_them_all() -> None:
+    # a service with one --report file ran for months: every visit was held in memory until the end
+    report = RunReport(["door", "till"], FAIRFACE9, keep_visits=2)
+    for index in range(5):
+        report.add(
+            dataclasses.replace(_visit("door", "female" if index % 2 else "male", "20-29", None), visit_id=f"v{index}")
+        )
+    report.add(_visit("till", "female", "30-39", None))
+    document = report.to_dict()
+    door = document["cameras"]["door"]
+    assert [visit["visit_id"] for visit in door["visits"]] == ["v3", "v4"] and door["visits_left_out"] == 3
+    assert door["totals"]["visitors"] == 5 and door["totals"]["by_gender"] == {"female": 2, "male": 3}
+    assert "visits_left_out" not in document["cameras"]["till"]
+    assert document["totals"]["visitors"] == 6
+    nothing_listed = RunReport(["door"], FAIRFACE9, keep_visits=0)  # no report asked for: totals only
+    nothing_listed.add(_visit("door", "male", "20-29", None))
+    assert nothing_listed.visits["door"] == [] and nothing_listed.tallies["door"].visitors == 1

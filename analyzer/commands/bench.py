@@ -46,6 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--soak", type=float, default=0.0, metavar="MINUTES", help="then soak the largest real-time N this long"
     )
+    parser.add_argument(
+        "--stalled-classifier", action="store_true",
+        help="soak with a classifier whose every call hangs: queues stay bounded, memory flat, visits still counted",
+    )  # fmt: skip
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
     parser.add_argument("--work", type=output_folder, default=Path("runs/bench"), metavar="DIR", help="clip cache")
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write every figure here")
@@ -68,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
         config.classifier.backend = args.backend
     ensure_detector_models()
     backend = create_backend(config.classifier, log=log_line)
-    settings = BenchSettings(args.streams, args.seconds, args.size, args.fps, args.naive, args.soak)
+    if args.stalled_classifier and not args.soak:
+        raise ConfigError("bench: --stalled-classifier needs --soak MINUTES: it is how the soak is run")
+    settings = BenchSettings(
+        args.streams, args.seconds, args.size, args.fps, args.naive, args.soak, args.stalled_classifier
+    )
     result = run_bench(config, backend, settings, args.work, args.faces, log=log_line)
     command = "analyzer " + " ".join(sys.argv[1:])
     table = performance_markdown(result, command)

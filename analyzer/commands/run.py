@@ -22,6 +22,9 @@ from analyzer.whole_files import write_json
 if TYPE_CHECKING:
     from analyzer.config import Config
 
+#: Visits a single-file ``--report`` lists per camera (about 1.3 KB each in memory); the totals count them all.
+MAX_REPORT_VISITS = 50_000
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """``analyzer run``."""
@@ -184,9 +187,13 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         if args.report and is_daily(args.report)
         else None
     )
+    # the report lists visits only when one is written: all of them for one day's file (finished days are let
+    # go), the latest MAX_REPORT_VISITS per camera for one file (a service's would grow for months)
+    keep_visits = (None if report_files else MAX_REPORT_VISITS) if args.report else 0
     options = RunOptions(
-        naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats, report_files=report_files
-    )
+        naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats, report_files=report_files,
+        keep_visits=keep_visits,
+    )  # fmt: skip
     pipeline = Pipeline(config, backend, metrics, publisher, options)
     watchdog = Watchdog(heartbeats, stall_after_s, notifier, log_line, pipeline.report.service_status)
     notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
@@ -205,6 +212,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
             publisher.close()
         if server:
             server.shutdown()
+            server.server_close()  # the listening socket too: the port is free at once
     print(report.table())  # first: a report that cannot be written must not take the table with it
     if report_files:
         written = report_files.write(report, final=True)
@@ -212,6 +220,12 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     elif args.report:
         write_json(args.report, report.to_dict())
         print(f"report written to {args.report}")
+        if any(report.left_out.values()):
+            print(
+                f"the report lists the latest {MAX_REPORT_VISITS} visits per camera (its totals count them all); "
+                "for a service, name it with {date} ('report-{date}.json') to keep every visit, one file a day",
+                file=sys.stderr,
+            )
     return 1 if len(report.problems) == len(config.cameras) else 0
 
 

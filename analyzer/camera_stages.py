@@ -1,0 +1,118 @@
+"""One camera's work on a frame: detect, track, sample and count. ``run`` and ``check`` share it.
+
+A stage that raises costs that frame, never a visit: the tracker reports a
+track's end once, on one frame, and whatever else fails on that frame the
+counter still hears of it (:meth:`FootfallCounter.end_tracks`), so the
+visit is published at its normal time and its likeness leaves memory on
+time. Detection or tracking failing means the frame was not searched at all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+
+from analyzer.appearance import FaceLikeness
+from analyzer.capture import Frame
+from analyzer.detect import FaceDetector
+from analyzer.faces import Faces
+from analyzer.footfall import FootfallCounter, VisitEnded
+from analyzer.sample import Sample, Sampler
+from analyzer.track import ByteTracker, Tracks
+
+
+@dataclass
+class FrameOutcome:
+    """What one searched frame produced.
+
+    Attributes:
+        faces: what the detector found.
+        tracks: the tracks alive after this frame.
+        samples: face chips to classify.
+        ended: visits that are over.
+        seconds: time spent per stage (``detect``, ``track``, ``sample``).
+        error: the first stage that raised after tracking (sampling or counting), if any; the
+            frame still counted what it could.
+    """
+
+    faces: Faces
+    tracks: Tracks
+    samples: list[Sample] = field(default_factory=list)
+    ended: list[VisitEnded] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: Exception | None = None
+
+
+class CameraStages:
+    """The per-frame stages of one camera, in order, each given its settings by the caller.
+
+    Args:
+        camera: camera id (on every sample).
+        detector: finds faces.
+        tracker: follows them.
+        counter: turns tracks into visits.
+        sampler: picks face chips to classify; None for ``analyzer check``, which classifies nothing.
+        likeness: the face likeness model for the tracker's appearance cue, or None (colours only).
+        every_face: classify every face of every frame (the bench's naive baseline).
+
+    Example:
+        >>> stages = CameraStages("door", detector, tracker, counter)  # doctest: +SKIP
+        >>> outcome = stages.process(frame)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        detector: FaceDetector,
+        tracker: ByteTracker,
+        counter: FootfallCounter,
+        sampler: Sampler | None = None,
+        likeness: FaceLikeness | None = None,
+        every_face: bool = False,
+    ) -> None:
+        self.camera = camera
+        self.detector = detector
+        self.tracker = tracker
+        self.counter = counter
+        self.sampler = sampler
+        self.likeness = likeness
+        self.every_face = every_face
+
+    def process(self, frame: Frame) -> FrameOutcome:
+        """Search, track, sample and count one frame; raises only if detection or tracking failed."""
+        if not self.counter.clock_origin:
+            self.counter.clock_origin = time.time() - frame.timestamp
+        started = time.perf_counter()
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        faces = self.detector.detect(rgb, int(frame.timestamp * 1000))
+        detected = time.perf_counter()
+        update = self.tracker.update_with_appearance(faces, rgb, frame.timestamp, self.likeness)
+        tracks = update.tracks
+        tracked = time.perf_counter()
+        seconds = {"detect": detected - started, "track": tracked - detected}
+        outcome = FrameOutcome(faces, tracks, seconds=seconds)
+        if self.sampler is not None:
+            sampling = time.perf_counter()
+            try:
+                outcome.samples = self.sampler.select(
+                    self.camera, rgb, tracks, frame.timestamp, frame.captured_at, self.every_face
+                )
+            except Exception as error:  # this frame's chips are lost; the counting below still runs
+                outcome.error = error
+            finally:
+                self.sampler.forget(update.ended)
+            outcome.seconds["sample"] = time.perf_counter() - sampling
+        size = (frame.image.shape[1], frame.image.shape[0])
+        try:
+            self.counter.observe(tracks, frame.timestamp, size)
+        except Exception as error:
+            outcome.error = outcome.error or error
+        outcome.ended = self.counter.end_tracks(update.ended, frame.timestamp, frame.captured_at, update.exited)
+        return outcome
+
+    def close(self, captured_at: float) -> list[VisitEnded]:
+        """The stream ended: every open visit ends now."""
+        self.tracker.reset()
+        return self.counter.close(captured_at)

@@ -1,0 +1,82 @@
+"""One camera's per-frame stages: a stage that fails on the frame a track ends does not lose the visit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzer.camera_stages import CameraStages
+from analyzer.capture import Frame
+from analyzer.faces import Faces
+from analyzer.footfall import FootfallCounter, VisitEnded
+from analyzer.sample import Sampler
+from analyzer.track import ByteTracker, Tracks
+
+FPS = 15
+WIDTH, HEIGHT = 640, 360
+GONE_AT_S = 5.2  # the walker's face is last seen just before this
+CLIP_S = 16.0
+LINGER_S, REENTRY_WINDOW_S = 1.5, 2.0
+
+
+class ScriptedDetector:
+    """One face walking right until ``GONE_AT_S``, then none: the detector's answers without a model."""
+
+    def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
+        t = timestamp_ms / 1000
+        if t >= GONE_AT_S:
+            return Faces.empty()
+        x = 80 + 60 * t
+        box = np.array([[x, 120, x + 60, 180]], np.float32)
+        eyes_nose_mouth = [[x + 18, 140], [x + 42, 140], [x + 30, 155], [x + 30, 168], [x + 5, 145], [x + 55, 145]]
+        return Faces(box, np.array([0.9], np.float32), np.array([eyes_nose_mouth], np.float32))
+
+
+class SamplerFailingOnceFacesAreGone(Sampler):
+    """A sampler that raises on every frame with a track no longer seen: the frame its end is reported on too."""
+
+    def select(self, camera: str, frame_rgb: np.ndarray, tracks: Tracks, *args: object, **kwargs: object) -> list:
+        if (len(tracks) and not tracks.matched.all()) or not len(tracks):
+            raise RuntimeError("sampler broke")
+        return super().select(camera, frame_rgb, tracks, *args, **kwargs)  # type: ignore[arg-type]
+
+
+class CounterFailingOnceFacesAreGone(FootfallCounter):
+    """A counter whose per-frame bookkeeping raises once the face is gone (its end bookkeeping works)."""
+
+    def observe(self, tracks: Tracks, timestamp: float, frame_size: tuple[int, int]) -> None:
+        if timestamp >= GONE_AT_S:
+            raise RuntimeError("counter broke")
+        super().observe(tracks, timestamp, frame_size)
+
+
+def _run(sampler: Sampler, counter: FootfallCounter) -> tuple[list[tuple[float, VisitEnded]], int]:
+    """Play ``CLIP_S`` seconds through the stages; each visit with the stream time it came out, and the failures."""
+    stages = CameraStages(
+        "door",
+        ScriptedDetector(),
+        ByteTracker(max_lost_s=LINGER_S),
+        counter,
+        sampler,  # type: ignore[arg-type]
+    )
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    ended, failures = [], 0
+    for index in range(int(CLIP_S * FPS)):
+        outcome = stages.process(Frame("door", index, index / FPS, 0.0, image))
+        failures += outcome.error is not None
+        ended += [(index / FPS, visit) for visit in outcome.ended]
+    return ended, failures
+
+
+@pytest.mark.parametrize("failing", ["sampler", "counter"])
+def test_a_stage_failing_on_the_frame_a_track_ends_does_not_hold_its_visit(failing: str) -> None:
+    counter_class = CounterFailingOnceFacesAreGone if failing == "counter" else FootfallCounter
+    counter = counter_class("door", min_duration_s=1.0, reentry_window_s=REENTRY_WINDOW_S)
+    sampler = SamplerFailingOnceFacesAreGone(64) if failing == "sampler" else Sampler(64)
+    ended, failures = _run(sampler, counter)
+    assert failures > 10  # it failed on every frame from then on, the ending one included
+    ((published_at, visit),) = ended
+    assert visit.counted and visit.end == pytest.approx(GONE_AT_S, abs=0.1)
+    # at its normal time: the tracker's linger, then the re-entry window; not at the end of the clip
+    assert published_at == pytest.approx(GONE_AT_S + LINGER_S + REENTRY_WINDOW_S, abs=0.3)
+    assert counter.close(0.0) == []  # nothing of it left in memory
