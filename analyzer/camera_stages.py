@@ -1,4 +1,4 @@
-"""One camera's work on a frame: detect, track, sample and count. ``run`` and ``check`` share it.
+"""One camera's work on a frame: detect, track, check faces, sample and count. ``run`` and ``check`` share it.
 
 A stage that raises costs that frame, never a visit: the tracker reports a
 track's end once, on one frame, and whatever else fails on that frame the
@@ -10,17 +10,27 @@ time. Detection or tracking failing means the frame was not searched at all.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
+import numpy as np
 
 from analyzer.appearance import FaceLikeness
 from analyzer.capture import Frame
 from analyzer.detect import FaceDetector
+from analyzer.face_check import FaceCheck
 from analyzer.faces import Faces
 from analyzer.footfall import FootfallCounter, VisitEnded
 from analyzer.sample import Sample, Sampler
 from analyzer.track import ByteTracker, Tracks
+from analyzer.zones import Zone
+
+
+def masked(boxes: np.ndarray, width: int, height: int, masks: Sequence[Zone]) -> np.ndarray:
+    """(N,) bool: whether each box's centre lies inside one of ``masks`` (frame fractions)."""
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height], axis=1)
+    return np.array([any(mask.contains((float(x), float(y))) for mask in masks) for x, y in centres], bool)
 
 
 @dataclass
@@ -56,6 +66,8 @@ class CameraStages:
         sampler: picks face chips to classify; None for ``analyzer check``, which classifies nothing.
         likeness: the face likeness model for the tracker's appearance cue, or None (colours only).
         every_face: classify every face of every frame (the bench's naive baseline).
+        face_check: which tracks are faces (only those count and vote); None counts every track.
+        masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
 
     Example:
         >>> stages = CameraStages("door", detector, tracker, counter)  # doctest: +SKIP
@@ -71,7 +83,11 @@ class CameraStages:
         sampler: Sampler | None = None,
         likeness: FaceLikeness | None = None,
         every_face: bool = False,
+        face_check: FaceCheck | None = None,
+        masks: Sequence[Zone] = (),
     ) -> None:
+        self.face_check = face_check
+        self.masks = list(masks)
         self.camera = camera
         self.detector = detector
         self.tracker = tracker
@@ -87,12 +103,22 @@ class CameraStages:
         started = time.perf_counter()
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         faces = self.detector.detect(rgb, int(frame.timestamp * 1000))
+        if self.masks and len(faces):
+            faces = faces[~masked(faces.boxes, rgb.shape[1], rgb.shape[0], self.masks)]
         detected = time.perf_counter()
         update = self.tracker.update_with_appearance(faces, rgb, frame.timestamp, self.likeness)
         tracks = update.tracks
         tracked = time.perf_counter()
         seconds = {"detect": detected - started, "track": tracked - detected}
         outcome = FrameOutcome(faces, tracks, seconds=seconds)
+        if self.face_check is not None:
+            try:
+                tracks = outcome.tracks = self.face_check.update(rgb, tracks, frame.timestamp)
+            except Exception as error:  # nothing new is confirmed a face on this frame; the rest goes on
+                outcome.error = error
+            finally:
+                self.face_check.forget(update.ended)
+            outcome.seconds["face_check"] = time.perf_counter() - tracked
         if self.sampler is not None:
             sampling = time.perf_counter()
             try:

@@ -146,6 +146,30 @@ class TrackerConfig:
 
 
 @dataclass
+class FaceCheckConfig:
+    """Only what shows a face counts as a visitor and votes: backs and tops of heads, hair and hands do not."""
+
+    enabled: bool = True  # false counts every track the detector follows (the behaviour before the face check)
+    # face-presence probability (the face mesh model's) a check needs; higher turns away more backs of heads
+    # and more small or blurred real faces
+    min_score: float = bounded(0.5, 0, 1, low_open=True, high_open=True)
+    needed: int = bounded(2, 1, 20, "checks")  # checks a track must pass to count as a face
+    # a face as still as a photo (in place and in shape) from its first sight this long is a fixture (a poster, a
+    # screen's still, a mannequin) and never a visitor; 0 = never. Shorter catches fixtures sooner and risks
+    # taking a very still person for one.
+    fixture_after_s: float = bounded(30.0, 0, 3600, "seconds")
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        check_ranges(self, path)
+
+    @property
+    def min_logit(self) -> float:
+        """``min_score`` as the model's logit."""
+        return math.log(self.min_score / (1 - self.min_score))
+
+
+@dataclass
 class SamplerConfig:
     """Which face crops of a track get classified."""
 
@@ -332,24 +356,30 @@ class ZoneConfig:
         """At least a triangle, inside the frame, with a usable name."""
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"{path}.name: '{self.name}' must be a non-empty name of letters, digits, - and _")
-        if len(self.polygon) < 3:
-            raise ConfigError(f"{path}.polygon: needs at least 3 [x, y] points, got {len(self.polygon)}")
-        for index, point in enumerate(self.polygon):
-            _check_point(f"{path}.polygon[{index}]", point)
-        zone = self.zone()
-        crossed = zone.crossed_sides()
-        if crossed:
-            (first, second), count = crossed, len(self.polygon)
-            raise ConfigError(
-                f"{path}.polygon: its outline crosses itself (the side polygon[{first}]-polygon[{(first + 1) % count}] "
-                f"crosses polygon[{second}]-polygon[{(second + 1) % count}]); list the corners in order around the zone"
-            )
-        if zone.area() < 1e-6:
-            raise ConfigError(f"{path}.polygon: the points enclose no area (all on one line?)")
+        check_polygon(f"{path}.polygon", self.polygon, "zone")
 
     def zone(self) -> Zone:
         """The geometry object."""
         return Zone(self.name, tuple((x, y) for x, y in self.polygon))
+
+
+def check_polygon(path: str, polygon: list[list[float]], what: str) -> None:
+    """A zone's or a mask's outline: at least a triangle, inside the frame, not crossing itself, enclosing area."""
+    if len(polygon) < 3:
+        raise ConfigError(f"{path}: needs at least 3 [x, y] points, got {len(polygon)}")
+    for index, point in enumerate(polygon):
+        _check_point(f"{path}[{index}]", point)
+    outline = Zone("", tuple((x, y) for x, y in polygon))
+    crossed = outline.crossed_sides()
+    if crossed:
+        (first, second), count = crossed, len(polygon)
+        name = path.rpartition(".")[2]
+        raise ConfigError(
+            f"{path}: its outline crosses itself (the side {name}[{first}]-{name}[{(first + 1) % count}] "
+            f"crosses {name}[{second}]-{name}[{(second + 1) % count}]); list the corners in order around the {what}"
+        )
+    if outline.area() < 1e-6:
+        raise ConfigError(f"{path}: the points enclose no area (all on one line?)")
 
 
 @dataclass
@@ -369,11 +399,17 @@ class CameraConfig:
     labels: dict[str, str] = field(default_factory=dict)  # extra labels on analyzer_camera_info (e.g. location)
     line: LineConfig | None = None  # directional counting line; visits then carry in/out
     zones: list[ZoneConfig] = field(default_factory=list)  # polygons with dwell time per visit
+    # polygons ([[x, y], ...] fractions, like a zone's) where no face is looked for: a poster, a screen, a mirror
+    masks: list[list[list[float]]] = field(default_factory=list)
     # this camera's shortest counted visit; default footfall.min_duration_s
     min_duration_s: float | None = bounded(None, 0, MAX_MIN_DURATION_S, "seconds")
     # files: when the first frame was recorded (2026-12-01T09:00:00+01:00; with no zone, this box's local time),
     # so visits carry the times they happened, not the time the file was played
     recorded_at: datetime | None = None
+
+    def mask_zones(self) -> list[Zone]:
+        """The masks as geometry objects."""
+        return [Zone(f"mask{index}", tuple((x, y) for x, y in mask)) for index, mask in enumerate(self.masks)]
 
     def visit_min_duration_s(self, footfall: FootfallConfig) -> float:
         """The shortest visit this camera counts."""
@@ -387,6 +423,7 @@ class Config:
     cameras: list[CameraConfig] = field(default_factory=list)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    face_check: FaceCheckConfig = field(default_factory=FaceCheckConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     footfall: FootfallConfig = field(default_factory=FootfallConfig)
@@ -566,6 +603,8 @@ def check_config(config: Config) -> None:
             )
         if camera.line is not None:
             camera.line.check(f"{path}.line")
+        for mask_index, mask in enumerate(camera.masks):
+            check_polygon(f"{path}.masks[{mask_index}]", mask, "mask")
         zone_names = set()
         for zone_index, zone in enumerate(camera.zones):
             zone.check(f"{path}.zones[{zone_index}]")
@@ -574,6 +613,7 @@ def check_config(config: Config) -> None:
             zone_names.add(zone.name)
     config.detector.check("detector")
     config.tracker.check("tracker")
+    config.face_check.check("face_check")
     config.sampler.check("sampler")
     config.classifier.check("classifier")
     config.footfall.check("footfall")

@@ -10,7 +10,7 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -79,6 +79,29 @@ def apart_from_native_stderr(stream: TextIO) -> TextIO:
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # no real descriptor (a test's capture)
         return stream
     return open(duplicate, "w", encoding=stream.encoding, errors=stream.errors, buffering=1, closefd=True)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence the LiteRT/TFLite chatter that goes straight to file descriptor 2.
+
+    LiteRT logs when a MediaPipe graph or a LiteRT interpreter starts
+    (``Created TensorFlow Lite XNNPACK delegate``) and when a graph is
+    closed (one ``DestroyAccelerator`` line per accelerator). This points
+    descriptor 2 at /dev/null for the moment it takes. The console script
+    writes Python's own lines through a duplicate of it
+    (:func:`apart_from_native_stderr`), so another thread's log line in that
+    moment is not lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def log_line(line: str) -> None:

@@ -20,10 +20,7 @@ short-range BlazeFace, the way training and evaluation located faces.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analyzer.assets import asset_path
+from analyzer.console import quiet_native_stderr
 from analyzer.errors import ConfigError
 from analyzer.faces import NUM_KEYPOINTS, Faces, non_max_suppression
 
@@ -77,29 +75,8 @@ def _mediapipe_faces(result: object, width: int, height: int) -> Faces:
     return Faces(boxes, scores, keypoints)
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence the LiteRT/TFLite chatter that goes straight to file descriptor 2.
-
-    LiteRT logs at start-up and again when a graph is closed (one
-    ``DestroyAccelerator`` line per accelerator). This points descriptor 2
-    at /dev/null for the moment it takes. The console script writes Python's
-    own lines through a duplicate of it (:func:`analyzer.console.apart_from_native_stderr`),
-    so another thread's log line in that moment is not lost.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _close_quietly(detectors: list[object]) -> None:
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         for detector in detectors:
             detector.close()  # type: ignore[attr-defined]
 
@@ -112,7 +89,7 @@ def _create(model_path: Path, video: bool, min_score: float) -> object:
         running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
         min_detection_confidence=min_score,
     )
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         detector = vision.FaceDetector.create_from_options(options)
         # The first inference logs a native warning too; take it here, silenced.
         blank = _to_mp_image(np.zeros((64, 64, 3), np.uint8))

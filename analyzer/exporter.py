@@ -20,7 +20,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from analyzer.errors import ConfigError
 
-STAGES = ("decode", "detect", "track", "sample", "classify", "publish", "end_to_end")
+STAGES = ("decode", "detect", "track", "face_check", "sample", "classify", "publish", "end_to_end")
 DWELL_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -55,7 +55,16 @@ class Metrics:
             registry=registry,
         )
         self.faces_in_view = Gauge(
-            "footfall_faces_in_view", "Tracked faces visible in the latest frame", ["camera"], registry=registry
+            "footfall_faces_in_view",
+            "People's faces visible in the latest frame (backs of heads and fixtures left out)",
+            ["camera"],
+            registry=registry,
+        )
+        self.fixtures_in_view = Gauge(
+            "footfall_fixtures_in_view",
+            "Faces in view that are as still as a photo since first seen (posters, screens' stills): never visitors",
+            ["camera"],
+            registry=registry,
         )
         self.dwell = Histogram(
             "footfall_dwell_seconds",
@@ -159,6 +168,7 @@ class Metrics:
         self.stream_reconnects.labels(camera=camera)
         self.stream_up.labels(camera=camera).set(0)
         self.faces_in_view.labels(camera=camera).set(0)
+        self.fixtures_in_view.labels(camera=camera).set(0)
 
 
 Health = Callable[[], tuple[bool, str]]  # healthy or not, and one line saying why

@@ -1,7 +1,9 @@
 """Visits: people seen long enough to count, with line crossings and zone dwell.
 
 A visit starts when a track is confirmed and counts only if it lasted at least
-``min_duration_s`` (shorter tracks are glimpses or false faces). When its
+``min_duration_s`` (shorter tracks are glimpses or false faces) and one of its
+tracks passed the face check without being a fixture (:mod:`analyzer.face_check`:
+a back of a head or a poster is never a visitor). When its
 track ends (unseen for the tracker's ``linger_s``), the visit waits
 ``reentry_window_s`` more: a new track that starts near where the lost face
 was heading, while the old one is unseen, may be the same person (turned
@@ -65,6 +67,8 @@ class VisitEnded:
         zone_dwell_s: seconds spent in each configured zone.
         first_position: (x, y) anchor when first seen, fractions of the frame.
         last_position: (x, y) anchor when last seen.
+        fixture: a face as still as a photo all along (a poster): not counted, whatever its time.
+        face_size: the face's width when last seen, as a fraction of the frame's.
     """
 
     camera: str
@@ -80,6 +84,8 @@ class VisitEnded:
     zone_dwell_s: dict[str, float] = field(default_factory=dict)
     first_position: Point = (0.0, 0.0)
     last_position: Point = (0.0, 0.0)
+    fixture: bool = False
+    face_size: float = 0.0
 
     @property
     def dwell_s(self) -> float:
@@ -172,6 +178,13 @@ class _OpenVisit:
     zone_dwell: dict[str, float] = field(default_factory=dict)
     tracks_ended_at: float | None = None
     lost_candidates: list[_OpenVisit] = field(default_factory=list)  # visits this one may continue (unverified)
+    face_tracks: set[int] = field(default_factory=set)  # its tracks that passed the face check
+    fixture_tracks: set[int] = field(default_factory=set)  # its tracks found as still as a photo (a poster)
+
+    @property
+    def person_seen(self) -> bool:
+        """A face that is not a fixture: only then is it a visitor."""
+        return bool(self.face_tracks - self.fixture_tracks)
 
     def mean_velocity(self) -> Point | None:
         """Average motion since the first sight (frame fractions per second), None before any time passed."""
@@ -327,6 +340,7 @@ class FootfallCounter:
         self._visits: list[_OpenVisit] = []
         self._by_track: dict[int, _OpenVisit] = {}
         self.faces_in_view = 0
+        self.fixtures_in_view = 0
         self.clock_origin = 0.0
 
     @classmethod
@@ -375,15 +389,23 @@ class FootfallCounter:
     def observe(self, tracks: Tracks, timestamp: float, frame_size: tuple[int, int]) -> None:
         """Register this frame's tracks: visits start, move, cross lines and dwell in zones."""
         seen = tracks[tracks.confirmed & tracks.matched]
-        self.faces_in_view = len(seen)
+        people, fixtures = seen.people, seen.fixtures
+        self.faces_in_view = int(people.sum())  # a back of a head or a poster in view is not a visitor's face
+        self.fixtures_in_view = int(fixtures.sum())
         anchors = anchor_points(seen.boxes, frame_size[0], frame_size[1], self.anchor)
         looks = seen.appearance if seen.appearance is not None else [None] * len(seen)
         widths = (seen.boxes[:, 2] - seen.boxes[:, 0]) / max(frame_size[0], 1)
         seen_now = {int(track_id) for track_id in seen.ids if int(track_id) in self._by_track}
-        for track_id, (x, y), appearance, width in zip(seen.ids.tolist(), anchors, looks, widths, strict=True):
+        for track_id, (x, y), appearance, width, person, fixture in zip(
+            seen.ids.tolist(), anchors, looks, widths, people, fixtures, strict=True
+        ):
             point = (float(x), float(y))
             visit = self._by_track.get(track_id) or self._start(track_id, point, timestamp, seen_now, appearance)
             self._observe(visit, point, timestamp)
+            if person or fixture:
+                visit.face_tracks.add(track_id)
+            if fixture:
+                visit.fixture_tracks.add(track_id)
             visit.face_size = float(width)
             if appearance is not None and np.any(appearance):
                 visit.appearance = appearance
@@ -513,6 +535,8 @@ class FootfallCounter:
         lost.appearance = later.appearance if later.appearance is not None else lost.appearance
         lost.exited = later.exited
         lost.tracks_ended_at = later.tracks_ended_at
+        lost.face_tracks |= later.face_tracks
+        lost.fixture_tracks |= later.fixture_tracks
 
     def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None, threshold: float | None = None) -> bool:
         if first is None or second is None or not np.any(first) or not np.any(second):
@@ -569,7 +593,7 @@ class FootfallCounter:
             visit_id=visit.visit_id,
             start=visit.start,
             end=visit.last_seen,
-            counted=visit.last_seen - visit.start >= self.min_duration_s,
+            counted=visit.person_seen and visit.last_seen - visit.start >= self.min_duration_s,
             captured_at=captured_at,
             clock_origin=self.clock_origin,
             direction=direction,
@@ -577,4 +601,6 @@ class FootfallCounter:
             zone_dwell_s={zone.name: visit.zone_dwell.get(zone.name, 0.0) for zone in self.zones},
             first_position=visit.first_position,
             last_position=visit.last_position,
+            fixture=bool(visit.fixture_tracks) and not visit.person_seen,
+            face_size=visit.face_size,
         )

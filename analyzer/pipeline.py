@@ -17,6 +17,7 @@ from pathlib import Path
 
 from analyzer import __version__
 from analyzer.appearance import FaceLikeness
+from analyzer.assets import asset_path
 from analyzer.attributes import UNKNOWN, AttributeVoter
 from analyzer.batch import Batcher, ClassifierQueue
 from analyzer.camera_stages import CameraStages, FrameOutcome
@@ -26,6 +27,7 @@ from analyzer.config import CameraConfig, Config
 from analyzer.console import ErrorTally, how_many, log_line
 from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
+from analyzer.face_check import FaceCheck, FacePresence
 from analyzer.footfall import DIRECTIONS, FootfallCounter, Visit, random_visit_id
 from analyzer.liveness import Heartbeats
 from analyzer.preview import PreviewSink, Window, annotate, show_in_window
@@ -108,7 +110,10 @@ class Pipeline:
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
         }
-
+        self.presence = {  # one interpreter per camera thread
+            camera.id: FacePresence(asset_path("face_landmark.tflite")) if config.face_check.enabled else None
+            for camera in config.cameras
+        }
         self.classifier = ClassifierStage(
             backend,
             AttributeVoter.for_model(
@@ -135,7 +140,8 @@ class Pipeline:
     # --- threads -------------------------------------------------------
 
     def _camera_loop(self, camera: CameraConfig, slot: LatestFrameSlot, preview: PreviewSink | None) -> None:
-        refiner = self.refiners[camera.id]
+        refiner, presence = self.refiners[camera.id], self.presence[camera.id]
+        face_check = None if presence is None else FaceCheck.from_config(presence, self.config.face_check)
         sampler = Sampler(
             self.backend.metadata.input_size,
             self.config.sampler.samples_per_track,
@@ -143,6 +149,7 @@ class Pipeline:
             self.config.sampler.interval_s,
             refine=None if refiner is None else refiner.refine,
             max_classified_per_track=self.config.sampler.calls_per_track,
+            is_face=None if face_check is None else face_check.passes,
         )
         counter = FootfallCounter.for_camera(
             camera, self.config.footfall, self.config.tracker.min_similarity, self.options.new_visit_id
@@ -157,6 +164,8 @@ class Pipeline:
             sampler,
             self.likeness,
             every_face=self.options.naive,
+            face_check=face_check,
+            masks=camera.mask_zones(),
         )
         stats = self.report.stats[camera.id]
         window_start, window_frames = time.monotonic(), 0
@@ -187,8 +196,9 @@ class Pipeline:
         finally:
             for ended in stages.close(last_capture):
                 self.classify_queue.put(ended)
-            stats.faces_in_view = 0
+            stats.faces_in_view = stats.fixtures_in_view = 0
             self.metrics.faces_in_view.labels(camera=camera.id).set(0)
+            self.metrics.fixtures_in_view.labels(camera=camera.id).set(0)
             self.classify_queue.put(CameraDone(camera.id))
             self.options.heartbeats.finished(loop)
 
@@ -212,15 +222,17 @@ class Pipeline:
             self._frame_failed(camera.id, frame, outcome.error)
         for stage, seconds in outcome.seconds.items():
             self.metrics.stage_seconds.labels(stage=stage).observe(seconds)
-        faces_in_view = stages.counter.faces_in_view
-        self.metrics.faces_in_view.labels(camera=camera.id).set(faces_in_view)
-        stats = self.report.stats[camera.id]
-        stats.faces_in_view = faces_in_view
+        counter, stats = stages.counter, self.report.stats[camera.id]
+        self.metrics.faces_in_view.labels(camera=camera.id).set(counter.faces_in_view)
+        self.metrics.fixtures_in_view.labels(camera=camera.id).set(counter.fixtures_in_view)
+        stats.faces_in_view, stats.fixtures_in_view = counter.faces_in_view, counter.fixtures_in_view
         stats.faces_seen += len(outcome.tracks)
         if preview is not None:
             counted = self.report.headline(camera.id)
-            counter = stages.counter
-            canvas = annotate(frame.image, camera.id, outcome.tracks, self.labels, counted, counter.line, counter.zones)
+            canvas = annotate(
+                frame.image, camera.id, outcome.tracks, self.labels, counted, counter.line, counter.zones,
+                stages.masks,
+            )  # fmt: skip
             preview.write(camera.id, canvas, frame.timestamp)
 
     def _classifier_loop(self) -> None:

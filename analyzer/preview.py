@@ -18,6 +18,9 @@ from analyzer.zones import CountingLine, Zone
 
 LINE_COLOUR = (0, 255, 255)  # BGR yellow: the counting line and its 'in' arrow
 ZONE_COLOUR = (255, 160, 0)  # BGR light blue: zone outlines
+MASK_COLOUR = (40, 40, 200)  # BGR dark red: masks, where no face is looked for
+NOT_A_FACE_COLOUR = (150, 150, 150)  # grey: a track the face check turned away (a back of a head)
+FIXTURE_COLOUR = (255, 0, 255)  # magenta: a face as still as a photo (a poster)
 
 
 def annotate(
@@ -28,27 +31,44 @@ def annotate(
     counted: str,
     line: CountingLine | None = None,
     zones: Sequence[Zone] = (),
+    masks: Sequence[Zone] = (),
 ) -> np.ndarray:
-    """A copy of the frame with tracked faces, the camera's line and zones, and ``counted`` drawn on it.
+    """A copy of the frame with tracked faces, the camera's line, zones and masks, and ``counted`` drawn on it.
 
-    The line and zones are drawn where the counter sees them, so an installer
-    can check their placement (and which way is ``in``) on the preview.
+    The line, zones and masks are drawn where the counter sees them, so an
+    installer can check their placement (and which way is ``in``) on the
+    preview. A track the face check turned away is drawn grey (``not a face``),
+    a fixture magenta (``fixture``): neither is a visitor.
     """
     canvas = frame_bgr.copy()
     height, width = canvas.shape[:2]
+    for mask in masks:  # darkened: nothing is looked for there
+        outline = np.array([(x * width, y * height) for x, y in mask.polygon], dtype=np.int32)
+        shade = np.zeros_like(canvas)
+        cv2.fillPoly(shade, [outline], MASK_COLOUR)
+        inside = shade.any(axis=2)
+        canvas[inside] = (0.5 * canvas[inside] + 0.5 * shade[inside]).astype(np.uint8)
+        cv2.polylines(canvas, [outline], isClosed=True, color=MASK_COLOUR, thickness=2, lineType=cv2.LINE_AA)
+        _label(canvas, "mask", (int(outline[:, 0].min()) + 4, int(outline[:, 1].min()) + 18), MASK_COLOUR)
     for zone in zones:
         outline = np.array([(x * width, y * height) for x, y in zone.polygon], dtype=np.int32)
         cv2.polylines(canvas, [outline], isClosed=True, color=ZONE_COLOUR, thickness=2, lineType=cv2.LINE_AA)
         _label(canvas, zone.name, (int(outline[:, 0].min()) + 4, int(outline[:, 1].min()) + 18), ZONE_COLOUR)
     if line is not None:
         _draw_line(canvas, line)
+    people, fixtures = tracks.people, tracks.fixtures
     for row in range(len(tracks)):
         if not tracks.confirmed[row]:
             continue
         x1, y1, x2, y2 = (int(v) for v in tracks.boxes[row])
         colour = (0, 200, 0) if tracks.matched[row] else (0, 160, 255)
+        verdict = labels.get((camera, int(tracks.ids[row])), "")
+        if fixtures[row]:
+            colour, verdict = FIXTURE_COLOUR, "fixture"
+        elif not people[row]:
+            colour, verdict = NOT_A_FACE_COLOUR, "not a face"
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
-        text = f"#{int(tracks.ids[row])} {labels.get((camera, int(tracks.ids[row])), '')}".strip()
+        text = f"#{int(tracks.ids[row])} {verdict}".strip()
         _label(canvas, text, (x1, max(y1 - 8, 14)), colour)
         if tracks.matched[row]:
             for x, y in tracks.keypoints[row, :4]:

@@ -124,6 +124,7 @@ class CameraStats:
     camera: str
     fps: float = 0.0
     faces_in_view: int = 0
+    fixtures_in_view: int = 0  # faces as still as a photo (posters): never visitors
     faces_seen: int = 0  # tracked faces summed over frames (what a per-frame classifier would run on)
     frames: int = 0
     dropped: int = 0
@@ -186,9 +187,10 @@ class RunReport:
     def status_line(self, camera: str) -> str:
         """One line of live status for a camera."""
         stats = self.stats[camera]
+        fixtures = f" ({how_many(stats.fixtures_in_view, 'fixture')} ignored)" if stats.fixtures_in_view else ""
         return (
-            f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {how_many(stats.faces_in_view, 'face')} in view | "
-            f"{self.headline(camera)} | {how_many(stats.dropped, 'frame')} dropped"
+            f"[{camera}] {stats.state:<8} {stats.fps:5.1f} fps | {how_many(stats.faces_in_view, 'face')} in view"
+            f"{fixtures} | {self.headline(camera)} | {how_many(stats.dropped, 'frame')} dropped"
         )
 
     def has_line(self, camera: str) -> bool:
@@ -211,6 +213,7 @@ class RunReport:
             "by_gender": totals["by_gender"],
             **({"by_direction": crossed} if self.has_line(camera) else {}),
             "faces_in_view": stats.faces_in_view,
+            "fixtures_in_view": stats.fixtures_in_view,
             "fps": round(stats.fps, 2),
             "frames_dropped": stats.dropped,
         }

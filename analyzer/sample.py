@@ -25,6 +25,8 @@ from analyzer.faces import cut_by_frame
 from analyzer.preprocess import align_face
 from analyzer.track import Tracks
 
+#: Whether a crop is a face: (frame RGB, track id, box, keypoints, stream seconds) -> bool.
+FaceTest = Callable[[np.ndarray, int, np.ndarray, np.ndarray, float], bool]
 MIN_SAMPLE_WEIGHT = 1e-3  # a sample's vote weight is its quality, floored so every classified crop counts
 
 
@@ -97,6 +99,8 @@ class Sampler:
         refine: gives precise keypoints for a face box of the frame (see
             :class:`analyzer.detect.KeypointRefiner`), or None; the tracked
             detection's keypoints are used when it is not given or finds nothing.
+        is_face: whether a crop shows a face (:meth:`analyzer.face_check.FaceCheck.passes`);
+            a crop that does not (the back of the head of someone turning away) is not classified.
 
     Example:
         >>> sampler = Sampler(chip_size=80)
@@ -112,8 +116,10 @@ class Sampler:
         min_relative_quality: float = 0.6,
         refine: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
         max_classified_per_track: int | None = None,
+        is_face: FaceTest | None = None,
     ) -> None:
         self.refine = refine
+        self.is_face = is_face
         self.max_classified_per_track = max(max_classified_per_track or samples_per_track, samples_per_track)
         self.chip_size = chip_size
         self.samples_per_track = samples_per_track
@@ -144,6 +150,10 @@ class Sampler:
             quality = float(qualities[row])
             weight = max(quality, MIN_SAMPLE_WEIGHT)
             if not every_face and not self._wanted(state, faces.sizes[row], quality, weight, timestamp):
+                continue
+            if self.is_face is not None and not self.is_face(
+                frame_rgb, track_id, faces.boxes[row], faces.keypoints[row], timestamp
+            ):
                 continue
             keypoints = self.refine(frame_rgb, faces.boxes[row]) if self.refine is not None else None
             chip = align_face(frame_rgb, faces.keypoints[row] if keypoints is None else keypoints, self.chip_size)

@@ -12,6 +12,8 @@ in a run.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,12 +23,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from analyzer.appearance import FaceLikeness
+from analyzer.assets import asset_path
 from analyzer.camera_stages import CameraStages
 from analyzer.camera_url import without_password
 from analyzer.capture import CaptureWorker, EndOfStream, LatestFrameSlot, StreamStatus
 from analyzer.config import CameraConfig, Config
 from analyzer.console import how_many
 from analyzer.detect import FaceDetector
+from analyzer.face_check import FaceCheck, FacePresence
 from analyzer.footfall import FootfallCounter, VisitEnded
 from analyzer.track import ByteTracker
 from analyzer.zones import CountingLine, Point
@@ -58,6 +62,10 @@ class CameraCheck:
     # a line across the way people walked: {"start", "end", "in": "left to right"...}; None if no one walked
     line_across_path: dict[str, object] | None = None
     advice: list[str] = field(default_factory=list)
+    fixtures: int = 0  # faces as still as a photo (posters, screens): never visitors; see the proposed masks
+    # detector settings to paste, from a second, finer look when faces were small or few: {"tiles": 3}
+    proposed_detector: dict[str, object] = field(default_factory=dict)
+    proposed_masks: list[list[list[float]]] = field(default_factory=list)  # a mask over each fixture found
 
     @property
     def failed(self) -> bool:
@@ -211,10 +219,12 @@ def check_camera(
     detector: FaceDetector,
     likeness: FaceLikeness | None,
     interrupted: threading.Event | None = None,
+    presence: FacePresence | None = None,
 ) -> CameraCheck:
     """Watch one camera for ``seconds`` (a file: until it ends, at its own speed) and sum up what it showed.
 
-    ``interrupted`` ends the watch early (Ctrl-C while every camera is watched).
+    ``interrupted`` ends the watch early (Ctrl-C while every camera is watched). ``presence``: the
+    face check's model, so that only people's faces count, as in a run.
     """
     slot, stop = LatestFrameSlot(), threading.Event()
     statuses: list[StreamStatus] = []
@@ -234,6 +244,8 @@ def check_camera(
         ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s),
         FootfallCounter.for_camera(camera, config.footfall, config.tracker.min_similarity),
         likeness=likeness,
+        face_check=None if presence is None else FaceCheck.from_config(presence, config.face_check),
+        masks=camera.mask_zones(),
     )
     visits: list[VisitEnded] = []
     skipped: list[str] = []  # why frames could not be searched
@@ -273,6 +285,7 @@ def check_camera(
     face_widths = np.concatenate(widths) if widths else np.empty(0)
     fps = stream_fps(read_at)
     counted = [visit for visit in visits if visit.counted]
+    fixtures = [visit for visit in visits if visit.fixture]
     across = line_across_path(counted)
     advice = []
     if not problem:
@@ -281,6 +294,13 @@ def check_camera(
         advice = advice_for(fps, face_widths, watched, config.sampler.min_face_px, camera.detector.tiles, kept_up)
         if len(face_widths):
             advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall), across)
+        if fixtures:
+            advice.append(
+                f"{how_many(len(fixtures), 'face')} stayed as still as a photo (a poster, a screen, a mirror?) at "
+                + ", ".join(f"x {visit.last_position[0]:.2f} y {visit.last_position[1]:.2f}" for visit in fixtures)
+                + ": never counted; to stop looking there at all, add to the camera: masks: "
+                + str(fixture_masks(fixtures, size))
+            )
         if skipped:
             advice.append(
                 f"{how_many(len(skipped), 'frame')} could not be searched for faces (first: {skipped[0]}); "
@@ -308,7 +328,22 @@ def check_camera(
         },
         line_across_path=across,
         advice=advice,
+        fixtures=len(fixtures),
+        proposed_masks=fixture_masks(fixtures, size),
     )
+
+
+def fixture_masks(fixtures: Sequence[VisitEnded], size: tuple[int, int]) -> list[list[list[float]]]:
+    """A square mask (frame fractions) over each fixture's face, twice its width across."""
+    aspect = size[0] / max(size[1], 1)
+    masks = []
+    for visit in fixtures:
+        (x, y), half = visit.last_position, max(visit.face_size, 0.02)
+        left, right = max(x - half, 0.0), min(x + half, 1.0)
+        top, bottom = max(y - half * aspect, 0.0), min(y + half * aspect, 1.0)
+        masks.append([[round(left, 3), round(top, 3)], [round(right, 3), round(top, 3)],
+                      [round(right, 3), round(bottom, 3)], [round(left, 3), round(bottom, 3)]])  # fmt: skip
+    return masks
 
 
 def check_cameras(
@@ -316,19 +351,39 @@ def check_cameras(
 ) -> list[CameraCheck]:
     """Every camera at once, as a run watches them: a box too slow for all of them shows it here too.
 
-    ``log`` gets one line when the watch starts: the detectors are ready, so
+    A camera whose faces were few or small is then watched again with the
+    finest tiles (:func:`finer_look`), and what that finds is proposed.
+    ``log`` gets one line when each watch starts: the detectors are ready, so
     Ctrl-C from then on meets running camera threads, not MediaPipe's start-up.
     """
-    # Detectors are made and closed while no other thread runs: MediaPipe's
-    # native logs are silenced by redirecting the whole process's stderr.
-    detectors = [FaceDetector.from_config(camera.detector) for camera in config.cameras]
-    log(f"watching {how_many(len(config.cameras), 'camera')} for {seconds:g} s ...")
+    checks = _watch(config.cameras, config, seconds, likeness, log)
+    again = [index for index, check in enumerate(checks) if wants_finer_look(check, config.cameras[index])]
+    if again:
+        finer = [_finer_settings(config.cameras[index]) for index in again]
+        looked = _watch(finer, config, seconds, likeness, log, what="again with detector.tiles: 3")
+        for index, finer_check in zip(again, looked, strict=True):
+            checks[index] = finer_look(checks[index], finer_check, config.cameras[index])
+    return checks
+
+
+def _watch(
+    cameras: Sequence[CameraConfig], config: Config, seconds: float, likeness: FaceLikeness | None,
+    log: Callable[[str], None], what: str = "",
+) -> list[CameraCheck]:  # fmt: skip
+    """Watch ``cameras`` at once."""
+    # Detectors and face checks are made and closed while no other thread runs: their native logs are
+    # silenced by pointing the process's descriptor 2 elsewhere for that moment.
+    detectors = [FaceDetector.from_config(camera.detector) for camera in cameras]
+    presences = [
+        FacePresence(asset_path("face_landmark.tflite")) if config.face_check.enabled else None for _ in cameras
+    ]
+    log(f"watching {how_many(len(cameras), 'camera')}{' ' + what if what else ''} for {seconds:g} s ...")
     interrupted = threading.Event()
     try:
-        with ThreadPoolExecutor(max_workers=max(len(config.cameras), 1), thread_name_prefix="check") as pool:
+        with ThreadPoolExecutor(max_workers=max(len(cameras), 1), thread_name_prefix="check") as pool:
             running = [
-                pool.submit(check_camera, camera, seconds, config, detector, likeness, interrupted)
-                for camera, detector in zip(config.cameras, detectors, strict=True)
+                pool.submit(check_camera, camera, seconds, config, detector, likeness, interrupted, presence)
+                for camera, detector, presence in zip(cameras, detectors, presences, strict=True)
             ]
             try:
                 return [future.result() for future in running]
@@ -338,6 +393,41 @@ def check_cameras(
     finally:
         for detector in detectors:
             detector.close()
+
+
+def wants_finer_look(check: CameraCheck, camera: CameraConfig) -> bool:
+    """No face, or small ones (under ``COUNTING_FACE_PX``), on a camera that does not search the finest tiles yet."""
+    if check.failed or camera.detector.tiles >= 3:
+        return False
+    return not check.face_px or check.face_px[1] < COUNTING_FACE_PX
+
+
+def _finer_settings(camera: CameraConfig) -> CameraConfig:
+    finer = copy.deepcopy(camera)
+    finer.detector.tiles = 3
+    return finer
+
+
+def finer_look(check: CameraCheck, finer: CameraCheck, camera: CameraConfig) -> CameraCheck:
+    """``check`` with the finer look's proposal (``detector.tiles: 3``) when it found more people.
+
+    Only what the finer look ran is proposed: a region of interest around the faces would save work, but
+    it moves the tiles, and on the classroom clip it lost one of the four people the whole frame found.
+    """
+    if finer.failed or finer.people <= check.people:
+        return check
+    advice = [
+        f"with detector.tiles: 3 the check found {finer.people} {'person' if finer.people == 1 else 'people'} "
+        f"where tiles: {camera.detector.tiles} found {check.people} (faces {_widths(finer)} wide): set it, "
+        "detector: {tiles: 3}; the detector then costs about 15 times as much per frame (`analyzer bench` says how "
+        "many such cameras this box holds)"
+    ]
+    kept = [line for line in check.advice if not line.startswith("faces are ")]  # the finer look answers those
+    return dataclasses.replace(check, advice=[*kept, *advice], proposed_detector={"tiles": 3})
+
+
+def _widths(check: CameraCheck) -> str:
+    return "-" if not check.face_px else f"{check.face_px[1]:.0f} px"
 
 
 def check_table(checks: list[CameraCheck]) -> str:

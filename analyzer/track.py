@@ -31,6 +31,8 @@ class Tracks:
         matched: (N,) bool, seen in this frame.
         confirmed: (N,) bool, seen in at least ``min_hits`` frames.
         appearance: (N, F) float32 appearance cue of each track (zeros when unknown).
+        face: (N,) bool, confirmed a face by the face check (:mod:`analyzer.face_check`); None when no check ran.
+        fixture: (N,) bool, a face as still as a photo since it was first seen (a poster); None when no check ran.
     """
 
     ids: np.ndarray
@@ -40,6 +42,8 @@ class Tracks:
     matched: np.ndarray
     confirmed: np.ndarray
     appearance: np.ndarray | None = None
+    face: np.ndarray | None = None
+    fixture: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,7 +53,19 @@ class Tracks:
         return Tracks(
             self.ids[index], self.boxes[index], self.scores[index], self.keypoints[index],
             self.matched[index], self.confirmed[index], None if self.appearance is None else self.appearance[index],
+            None if self.face is None else self.face[index], None if self.fixture is None else self.fixture[index],
         )  # fmt: skip
+
+    @property
+    def people(self) -> np.ndarray:
+        """(N,) bool: a person's face by the face check (a face, not a fixture), or every track when none ran."""
+        face = np.ones(len(self), bool) if self.face is None else self.face
+        return face if self.fixture is None else face & ~self.fixture
+
+    @property
+    def fixtures(self) -> np.ndarray:
+        """(N,) bool: a fixture by the face check (none when no check ran)."""
+        return np.zeros(len(self), bool) if self.fixture is None else self.fixture
 
     def faces(self) -> Faces:
         """The detections behind the matched rows, as ``Faces``."""

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from analyzer import messages
 from analyzer.classify import ClassifierBackend, OnnxRuntimeBackend
-from analyzer.config import parse_config
+from analyzer.config import Config, parse_config
 from analyzer.exporter import Metrics
 from analyzer.liveness import Heartbeats
 from analyzer.pipeline import Pipeline, RunOptions
@@ -80,9 +80,7 @@ class LiveRun:
         heartbeats: Heartbeats | None = None,
         naive: bool = False,
     ) -> None:
-        document = {"zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 60}, "status_interval_s": 0, **document}
-        document.setdefault("classifier", {"model": str(model)})
-        self.config = parse_config(document)
+        self.config = self.parse(document, model)
         self.context = zmq.Context()
         self.registry = CollectorRegistry()
         self.publisher = ZmqPublisher(self.config.zmq.bind, context=self.context)
@@ -99,6 +97,14 @@ class LiveRun:
         options = RunOptions(log=self.log.append, heartbeats=heartbeats or Heartbeats(), naive=naive)
         self.pipeline = Pipeline(self.config, backend(model), Metrics(self.registry), self.publisher, options)
         self._thread = threading.Thread(target=self._run, name="pipeline-under-test")
+
+    @staticmethod
+    def parse(document: dict, model: Path | None = None) -> Config:
+        """A test's config as a run takes it: ZeroMQ on a free port, no status lines."""
+        document = {"zmq": {"bind": "tcp://127.0.0.1:*", "summary_interval_s": 60}, "status_interval_s": 0, **document}
+        if model is not None:
+            document.setdefault("classifier", {"model": str(model)})
+        return parse_config(document)
 
     def _run(self) -> None:
         self.report = self.pipeline.run(self._stop)

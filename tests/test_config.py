@@ -90,6 +90,19 @@ def camera(**extra: object) -> dict:
         (camera(line={"unseen_crossing_s": -1}), r"line\.unseen_crossing_s: -1 must be 0\.\.5 seconds"),
         (camera(line={"anchor": "feet"}), "anchor: 'feet' is not one of center, top, bottom"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [1, 1]]}]), "needs at least 3"),
+        (
+            camera(masks=[[[0.1, 0.1], [0.3, 0.1]]]),
+            r"cameras\[0\]\.masks\[0\]: needs at least 3 \[x, y\] points, got 2",
+        ),
+        (
+            camera(masks=[[[0.1, 0.1], [0.3, 0.1], [1.3, 0.4]]]),
+            r"cameras\[0\]\.masks\[0\]\[2\]: \[1\.3, 0\.4\] must be",
+        ),
+        (
+            camera(masks=[[[0.6, 0.0], [0.95, 0.0], [0.6, 1.0], [0.95, 1.0]]]),
+            r"cameras\[0\]\.masks\[0\]: its outline crosses itself \(the side masks\[0\]\[1\]-masks\[0\]\[2\] .*"
+            r"around the mask",
+        ),
         (camera(min_duration_s=-1), r"cameras\[0\]\.min_duration_s: -1 must be 0\.\.600 seconds"),
         (camera(detector={"tiles": 4}), r"cameras\[0\]\.detector\.tiles: 4 must be 1, 2 or 3"),
         (camera(zones=[{"name": "a", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}]), "enclose no area"),
@@ -278,6 +291,9 @@ NUMERIC_KEYS = [
     *_ranged("tracker.match_iou", 0.01, 0.99, 0, 1),
     *_ranged("tracker.min_hits", 1, 30, 0, 31),
     *_ranged("tracker.min_similarity", 0, 1, -0.01, 1.01),
+    *_ranged("face_check.min_score", 0.01, 0.99, 0, 1),
+    *_ranged("face_check.needed", 1, 20, 0, 21),
+    *_ranged("face_check.fixture_after_s", 0, 3600, -0.01, 3600.01),
     *_ranged("sampler.samples_per_track", 1, 100, 0, 101),
     *_ranged("sampler.max_classified_per_track", 7, 1000, 6, 1001),  # at least samples_per_track (7)
     *_ranged("sampler.min_face_px", 8, 1024, 7, 1025),
@@ -350,6 +366,7 @@ def test_the_numeric_key_table_covers_every_number_in_the_config() -> None:
         ("detector.roi", [0, 0, math.nan, 1]),
         ("cameras[0].line.start", [math.inf, 0.5]),
         ("cameras[0].zones[0].polygon", [[0.1, 0.1], [0.4, math.nan], [0.4, 0.4]]),
+        ("cameras[0].masks", [[[0.1, 0.1], [0.4, math.inf], [0.4, 0.4]]]),
     ],
 )
 def test_a_point_or_rectangle_with_nan_or_infinity_is_refused(key: str, value: list) -> None:

@@ -174,9 +174,9 @@ def test_silencing_mediapipe_s_chatter_does_not_silence_another_thread_s_log_lin
     script = (
         "import os, sys\n"
         "from analyzer.console import apart_from_native_stderr\n"
-        "from analyzer.detect import _quiet_native_stderr\n"
+        "from analyzer.console import quiet_native_stderr\n"
         "sys.stderr = apart_from_native_stderr(sys.stderr)\n"  # as the console script does
-        "with _quiet_native_stderr():\n"
+        "with quiet_native_stderr():\n"
         "    print('[door] stream down: a log line from a camera thread', file=sys.stderr)\n"
         "    os.write(2, b'DestroyAccelerator: native chatter\\n')\n"
     )

@@ -66,6 +66,7 @@ def cameras_config(args: argparse.Namespace) -> Config:
                     detector=copy.deepcopy(template.detector),
                     line=copy.deepcopy(template.line),
                     zones=copy.deepcopy(template.zones),
+                    masks=copy.deepcopy(template.masks),
                     recorded_at=recording_time(recorded_at[index], "--recorded-at") if recorded_at else None,
                 )
             )

@@ -14,14 +14,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(
         subparsers,
         "score",
-        "Compare a run's report with a simulated clip's ground truth.",
+        "Compare a run's report with a simulated clip's ground truth, or real clips' by-eye truth.",
         [
             "analyzer score --truth truth.json --report report.json",
+            "analyzer score --truth ../shared/data/real-clips/truth.json --report one-by-one-backview.json",
             "analyzer score --truth truth.json --report report.json --mistakes",
             "analyzer score --truth truth.json --report report.json --json",
         ],
     )
-    parser.add_argument("--truth", type=Path, required=True, metavar="JSON", help="from analyzer simulate")
+    parser.add_argument(
+        "--truth", type=Path, required=True, metavar="JSON",
+        help="from analyzer simulate, or a real clips' truth.json (footfall-real-truth/1: the report's cameras "
+        "named after its clips, as --source CLIP names them)",
+    )  # fmt: skip
     parser.add_argument("--report", type=Path, required=True, metavar="JSON", help="from analyzer run --report")
     parser.add_argument("--camera", help="camera id in the report (needed if it has several)")
     parser.add_argument("--json", action="store_true", help="print the score, with its mistakes, as JSON")
@@ -52,10 +57,17 @@ def _read_json(path: Path, what: str, key: str, written_by: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Score and print."""
+    from analyzer.real_score import REAL_TRUTH_SCHEMA
     from analyzer.score import mistake_line, outcome
 
-    truth = _read_json(args.truth, "truth file", "visitors", "analyzer simulate --truth")
     report = _read_json(args.report, "report", "cameras", "analyzer run --report")
+    truth = _read_json(args.truth, "truth file", "schema", "analyzer simulate --truth")
+    if truth.get("schema") == REAL_TRUTH_SCHEMA:
+        return _score_real(args, truth, report)
+    if "visitors" not in truth:
+        from analyzer.errors import DataError
+
+        raise DataError(f"{args.truth}: not a truth file (no 'visitors' in it); pass what analyzer simulate wrote")
     scored = outcome(truth, report, args.camera)
     result = scored.score()
     if args.json:
@@ -75,3 +87,18 @@ def run(args: argparse.Namespace) -> int:
         for mistake in scored.mistakes():
             print(mistake_line(mistake))
     return 0
+
+
+def _score_real(args: argparse.Namespace, truth: dict, report: dict) -> int:
+    """Each real clip of the report against its by-eye truth; exit 1 when one fails."""
+    from analyzer.real_score import score_line, score_report
+
+    scores = score_report(args.truth, truth, report)
+    if args.json:
+        print(json.dumps({"clips": [score.to_dict() for score in scores]}, indent=2))
+    else:
+        for score in scores:
+            print(score_line(score))
+            for line in score.wrong if args.mistakes else []:
+                print(f"  {line}")
+    return 0 if all(score.passes for score in scores) else 1
