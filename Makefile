@@ -40,7 +40,7 @@ bench: install-dev
 	$(BIN)/analyzer bench --streams 10 --seconds 30 --naive --soak 10 --faces ../shared/data/utkface --json runs/bench.json --markdown docs/PERFORMANCE.md
 
 accuracy: install-dev
-	$(BIN)/analyzer accuracy --faces ../shared/data/utkface --out docs/ACCURACY.md
+	$(BIN)/analyzer accuracy --faces ../shared/data/utkface --real-clips ../shared/data/real-clips --out docs/ACCURACY.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

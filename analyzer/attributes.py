@@ -2,7 +2,10 @@
 
 Each sample's probabilities are averaged with its quality as weight (an
 average of probabilities, not a product: one bad crop cannot veto the rest).
-Confidence is the combined probability of the winning answer.
+Confidence is the combined probability of the winning answer. An answer less
+sure than ``min_gender_p`` or ``min_age_group_p`` is published as
+``unknown``, its probabilities kept: a guess is not a fact (the thresholds and
+the curve they come from: docs/ACCURACY.md, "Unknown").
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ class AttributeVoter:
             gender and its age group needs no more samples.
         samples_per_track: K, the best samples of each track that vote.
         min_samples: samples needed before confidence may stop sampling.
+        min_gender_p: a gender whose combined probability is lower is
+            ``unknown``. Raising it makes more visits unknown and the rest
+            more often right.
+        min_age_group_p: the same for the age group (of the configured
+            grouping: a grouping of fewer, wider groups is surer of each).
         keep_sample_log: keep each sample's probabilities on the result (for
             measuring accuracy against the number of samples; never published).
     """
@@ -113,7 +121,11 @@ class AttributeVoter:
         samples_per_track: int = 7,
         min_samples: int = 2,
         keep_sample_log: bool = False,
+        min_gender_p: float = 0.0,
+        min_age_group_p: float = 0.0,
     ) -> None:
+        self.min_gender_p = min_gender_p
+        self.min_age_group_p = min_age_group_p
         self.samples_per_track = samples_per_track
         self.keep_sample_log = keep_sample_log
         self.grouping = grouping
@@ -132,6 +144,8 @@ class AttributeVoter:
         confident_at: float = 0.95,
         samples_per_track: int = 7,
         keep_sample_log: bool = False,
+        min_gender_p: float = 0.0,
+        min_age_group_p: float = 0.0,
     ) -> AttributeVoter:
         """A voter for the outputs of the model ``metadata`` describes."""
         return cls(
@@ -142,6 +156,8 @@ class AttributeVoter:
             confident_at=confident_at,
             samples_per_track=samples_per_track,
             keep_sample_log=keep_sample_log,
+            min_gender_p=min_gender_p,
+            min_age_group_p=min_age_group_p,
         )
 
     def add(self, key: tuple[str, int], age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
@@ -167,9 +183,10 @@ class AttributeVoter:
         votes = self._votes.get(key)
         if votes is None or not votes.kept:
             return ""
-        age, gender, _ = votes.weighted_sums()
-        group = self.grouping.names[int(np.argmax(age @ self.group_matrix))]
-        return f"{self.gender_labels[int(np.argmax(gender))]} {group}"
+        age, gender, weight = votes.weighted_sums()
+        group_p, gender_p = (age / weight) @ self.group_matrix, gender / weight
+        gender_label = self._verdict(self.gender_labels, gender_p, self.min_gender_p)
+        return f"{gender_label} {self._verdict(self.grouping.names, group_p, self.min_age_group_p)}"
 
     def finish(self, keys: list[tuple[str, int]]) -> TrackAttributes:
         """Final attributes of a visit made of these tracks (each track's kept samples vote); forgets them."""
@@ -190,8 +207,8 @@ class AttributeVoter:
         group_p = age_probs @ self.group_matrix
         gender_p = gender_sum / weight
         return TrackAttributes(
-            age_group=self.grouping.names[int(np.argmax(group_p))],
-            gender=self.gender_labels[int(np.argmax(gender_p))],
+            age_group=self._verdict(self.grouping.names, group_p, self.min_age_group_p),
+            gender=self._verdict(self.gender_labels, gender_p, self.min_gender_p),
             age_group_p={name: round(float(p), 4) for name, p in zip(self.grouping.names, group_p, strict=True)},
             gender_p={name: round(float(p), 4) for name, p in zip(self.gender_labels, gender_p, strict=True)},
             age_years=round(float(age_probs @ self.bin_values), 1),
@@ -199,6 +216,12 @@ class AttributeVoter:
             classified=classified,
             sample_log=tuple(track_logs) if self.keep_sample_log else (),
         )
+
+    @staticmethod
+    def _verdict(names: Sequence[str], probabilities: np.ndarray, least: float) -> str:
+        """The most probable of ``names``, or ``unknown`` when it is less sure than ``least``."""
+        best = int(np.argmax(probabilities))
+        return names[best] if probabilities[best] >= least else UNKNOWN
 
     def replay(
         self, track_logs: Sequence[Sequence[LoggedSample]], samples_per_track: int, max_classified: int | None = None

@@ -170,6 +170,21 @@ class FaceCheckConfig:
 
 
 @dataclass
+class AttributesConfig:
+    """When a visit's vote is too unsure to publish: that attribute is ``unknown`` (its probabilities are kept)."""
+
+    # a gender whose combined probability is lower is unknown (docs/ACCURACY.md, "Unknown": the curve it comes from)
+    min_gender_p: float = bounded(0.6, 0.5, 1)
+    # an age group whose combined probability is lower is unknown; chosen for fairface9's nine groups: a grouping
+    # of fewer, wider groups is surer of each and may take a higher one
+    min_age_group_p: float = bounded(0.3, 0, 1)
+
+    def check(self, path: str) -> None:
+        """Validate ranges."""
+        check_ranges(self, path)
+
+
+@dataclass
 class SamplerConfig:
     """Which face crops of a track get classified."""
 
@@ -425,6 +440,7 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     face_check: FaceCheckConfig = field(default_factory=FaceCheckConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    attributes: AttributesConfig = field(default_factory=AttributesConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     footfall: FootfallConfig = field(default_factory=FootfallConfig)
     zmq: ZmqConfig = field(default_factory=ZmqConfig)
@@ -615,6 +631,7 @@ def check_config(config: Config) -> None:
     config.tracker.check("tracker")
     config.face_check.check("face_check")
     config.sampler.check("sampler")
+    config.attributes.check("attributes")
     config.classifier.check("classifier")
     config.footfall.check("footfall")
     config.metrics.check("metrics")

@@ -298,9 +298,10 @@ class FaceCheck:
         ):
             stillness.moved, stillness.readings = True, []  # it walked, or came nearer: a person
             return
-        if len(readings) >= FIXTURE_MIN_READINGS and np.percentile(
-            shape_change([shape for *_, shape in readings]), 90
-        ) > FIXTURE_SHAPE_CHANGE:
+        if (
+            len(readings) >= FIXTURE_MIN_READINGS
+            and np.percentile(shape_change([shape for *_, shape in readings]), 90) > FIXTURE_SHAPE_CHANGE
+        ):
             stillness.moved, stillness.readings = True, []  # its face turned or moved in itself: alive
             return
         if timestamp - stillness.since >= self.fixture_after_s and len(readings) >= FIXTURE_MIN_READINGS:

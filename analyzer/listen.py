@@ -46,12 +46,11 @@ def describe(topic: str, body: dict) -> str:
     clock = time.strftime("%H:%M:%S", time.localtime(float(body.get("ts", 0))))
     kind, _, camera = topic.partition(".")
     if kind == "visit":
-        gender_p = body.get("gender_p", {}).get(body.get("gender"), 0.0)
-        age_group_p = body.get("age_group_p", {}).get(body.get("age_group"), 0.0)
         extra = f" {body['direction']}" if "direction" in body else ""
+        gender, age_group = _verdict(body, "gender"), _verdict(body, "age_group")
         return (  # each verdict with its own probability: a sure gender and an unsure age group read apart
-            f"{clock} visit   {camera} {body['visit_id']} {body['gender']} (p {gender_p:.2f}) {body['age_group']} "
-            f"(p {age_group_p:.2f}) dwell {body['dwell_s']:.1f} s{extra} samples {body['samples']}"
+            f"{clock} visit   {camera} {body['visit_id']} {gender} {age_group} "
+            f"dwell {body['dwell_s']:.1f} s{extra} samples {body['samples']}"
         )
     if kind == "summary":
         genders = " ".join(f"{name} {count}" for name, count in body.get("by_gender", {}).items())
@@ -65,6 +64,18 @@ def describe(topic: str, body: dict) -> str:
     if kind == "status":
         return f"{clock} status  {camera} {body['state']}: {body['detail']}"
     return f"{clock} {topic} {json.dumps(body)}"
+
+
+def _verdict(body: dict, key: str) -> str:
+    """``female (p 0.93)``; an unsure one says what it leaned to: ``unknown (female? p 0.55)``."""
+    probabilities: dict = body.get(f"{key}_p") or {}
+    answer = body.get(key, "unknown")
+    if answer != "unknown":
+        return f"{answer} (p {probabilities.get(answer, 0.0):.2f})"
+    if not probabilities:
+        return "unknown"
+    leaning = max(probabilities, key=probabilities.get)
+    return f"unknown ({leaning}? p {probabilities[leaning]:.2f})"
 
 
 def listen(

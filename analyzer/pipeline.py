@@ -122,6 +122,8 @@ class Pipeline:
                 confident_at=config.sampler.confident_at,
                 samples_per_track=config.sampler.samples_per_track,
                 keep_sample_log=self.options.keep_sample_log,
+                min_gender_p=config.attributes.min_gender_p,
+                min_age_group_p=config.attributes.min_age_group_p,
             ),
             metrics,
             naive=self.options.naive,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -108,6 +108,13 @@ class Outcome:
     extras: list[dict]  # visits that fit nobody
     misses: list[dict]  # countable visitors without a visit
     grouping: AgeGrouping
+    fixtures: list[dict] = field(default_factory=list)  # the truth's faces that never visit (posters, a screen)
+
+    @property
+    def fixture_counts(self) -> list[dict]:
+        """False counts of a face on the wall: visits first seen inside a fixture's box."""
+        boxes = [fixture["box"] for fixture in self.fixtures]
+        return [visit for visit in self.extras if any(_inside(visit["first_position"], box) for box in boxes)]
 
     def true_group(self, visitor: dict) -> str:
         """The visitor's true age group in the report's grouping."""
@@ -115,8 +122,13 @@ class Outcome:
 
     @property
     def classified(self) -> list[Match]:
-        """Matches whose visit has an age and gender verdict (attribute accuracy is over these)."""
+        """Matches whose visit has a gender (not ``unknown``): gender accuracy is over these."""
         return [m for m in self.matches if m.visit["gender"] != "unknown"]
+
+    @property
+    def aged(self) -> list[Match]:
+        """Matches whose visit has an age group (not ``unknown``): age group accuracy is over these."""
+        return [m for m in self.matches if m.visit["age_group"] != "unknown"]
 
     @property
     def crossing(self) -> list[Match]:
@@ -128,7 +140,7 @@ class Outcome:
         grouping, matches, countable = self.grouping, self.matches, self.countable
         bonus = sum(1 for m in matches if not m.visitor["countable"])
         counted = len(self.visits) - bonus
-        classified, crossing = self.classified, self.crossing
+        classified, aged, crossing = self.classified, self.aged, self.crossing
         true_groups = Counter(self.true_group(v) for v in countable)
         true_genders = Counter(v["gender"] for v in countable)
         counted_visits = (
@@ -141,12 +153,13 @@ class Outcome:
             "misses": len(self.misses),
             "double_counts": len(self.doubles),
             "false_counts": len(self.extras),
+            "fixture_counts": len(self.fixture_counts),
             "hard_visitors_counted": bonus,
             "gender_accuracy": _ratio(
                 sum(m.visit["gender"] == m.visitor["gender"] for m in classified), len(classified)
             ),
             "age_group_accuracy": _ratio(
-                sum(m.visit["age_group"] == self.true_group(m.visitor) for m in classified), len(classified)
+                sum(m.visit["age_group"] == self.true_group(m.visitor) for m in aged), len(aged)
             ),
             "age_grouping": grouping.name,
             "direction_accuracy": _ratio(
@@ -166,6 +179,10 @@ class Outcome:
             },
             "classified": len(classified),
             "unclassified": len(matches) - len(classified),
+            "with_age_group": len(aged),
+            "matched": len(matches),
+            "gender_unknown": len(matches) - len(classified),
+            "age_group_unknown": len(matches) - len(aged),
         }
 
     def mistakes(self) -> list[dict[str, object]]:
@@ -191,10 +208,10 @@ class Outcome:
         found = [entry("miss", None, visitor) for visitor in self.misses]
         found += [entry("double count", m.visit, m.visitor) for m in self.doubles]
         found += [entry("false count", visit, None) for visit in self.extras]
-        for m in self.classified:
-            if m.visit["gender"] != m.visitor["gender"]:
+        for m in self.matches:
+            if m.visit["gender"] not in ("unknown", m.visitor["gender"]):
                 found.append(entry("gender", m.visit, m.visitor, true=m.visitor["gender"], counted=m.visit["gender"]))
-            if m.visit["age_group"] != self.true_group(m.visitor):
+            if m.visit["age_group"] not in ("unknown", self.true_group(m.visitor)):
                 found.append(
                     entry(
                         "age group", m.visit, m.visitor, true=self.true_group(m.visitor), counted=m.visit["age_group"]
@@ -237,7 +254,14 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
             f"the report counts age groups of '{grouping_name}', its run's own grouping, which score cannot read "
             f"back; run the clip with a shipped one ({', '.join(BUILTIN_GROUPINGS)}) in footfall.age_grouping"
         )
-    return Outcome(visits, countable, matches, doubles, extras, misses, BUILTIN_GROUPINGS[grouping_name])
+    return Outcome(
+        visits, countable, matches, doubles, extras, misses, BUILTIN_GROUPINGS[grouping_name],
+        truth.get("fixtures", []),
+    )  # fmt: skip
+
+
+def _inside(point: Sequence[float], box: Sequence[float]) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
 def _clip_frames(truth: dict) -> int | None:
@@ -273,10 +297,10 @@ def combine(scores: Sequence[dict[str, object]]) -> dict[str, object]:
         raise DataError("no scores to combine")
 
     def total(key: str) -> int:
-        return int(sum(int(s[key]) for s in scores))  # type: ignore[call-overload]
+        return int(sum(int(s.get(key, 0)) for s in scores))  # type: ignore[call-overload]
 
     def weighted(key: str, weight_key: str) -> float | None:
-        pairs = [(s[key], s[weight_key]) for s in scores if s[key] is not None]
+        pairs = [(s[key], s.get(weight_key, 0)) for s in scores if s[key] is not None]
         weight = sum(float(w) for _, w in pairs)  # type: ignore[arg-type]
         return sum(float(v) * float(w) for v, w in pairs) / weight if weight else None  # type: ignore[arg-type]
 
@@ -288,10 +312,15 @@ def combine(scores: Sequence[dict[str, object]]) -> dict[str, object]:
         "misses": total("misses"),
         "double_counts": total("double_counts"),
         "false_counts": total("false_counts"),
+        "fixture_counts": total("fixture_counts"),
         "gender_accuracy": weighted("gender_accuracy", "classified"),
-        "age_group_accuracy": weighted("age_group_accuracy", "classified"),
+        "age_group_accuracy": weighted("age_group_accuracy", "with_age_group"),
         "direction_accuracy": weighted("direction_accuracy", "crossings"),
         "crossings": total("crossings"),
         "classified": total("classified"),
+        "with_age_group": total("with_age_group"),
+        "matched": total("matched"),
+        "gender_unknown": total("gender_unknown"),
+        "age_group_unknown": total("age_group_unknown"),
         "dwell_error_s": weighted("dwell_error_s", "true_visitors"),
     }

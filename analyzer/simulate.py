@@ -7,7 +7,13 @@ the camera are higher in the frame and smaller (faces 30-250 px at 720p);
 nearer people are drawn later and hide those behind them. Some enter, some
 leave, some pass by outside, some pause in the display zone or queue; they
 turn away for a moment, walk fast enough to blur, and the light changes.
-Everything is decided by the seed, so a clip and its truth are reproducible.
+In the ``cafe`` scenario most visitors walk in and sit at a table for one to
+four minutes, swaying a little and looking away now and then, as seated
+people do. ``wall_faces`` hangs faces that never visit: two framed posters and
+a signage screen showing a new face every ``SCREEN_SLIDE_S``; the truth lists
+them as ``fixtures``. A visitor who looks away shows the back of their head.
+Everything is decided by the seed, so a clip and its truth are reproducible
+(the wall's faces by a seed of their own, so the other scenarios draw as before).
 
 The line and zone used here are :data:`SIM_LINE` and :data:`SIM_ZONE`;
 ``configs/simulated.yaml`` uses the same geometry.
@@ -16,6 +22,7 @@ The line and zone used here are :data:`SIM_LINE` and :data:`SIM_ZONE`;
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +37,7 @@ from analyzer.labels import LabelledFace, read_labels
 from analyzer.scene import FacePatch, draw_person, entrance_background
 from analyzer.zones import CountingLine, Zone
 
-SCENARIOS = ("entrance", "pass-by", "queue", "crowd")
+SCENARIOS = ("entrance", "pass-by", "queue", "crowd", "cafe")
 TRUTH_SCHEMA = "footfall-truth/1"
 #: Raised whenever the same seed would draw a different clip, so cached clips are redrawn.
 SIMULATOR_VERSION = 3
@@ -46,6 +53,13 @@ COUNTABLE_FACE_PX = 40
 #: Places in the queue scenario's line, from the counter back towards the door.
 QUEUE_SLOTS = 5
 COUNTABLE_SECONDS = 1.0
+#: Tables of the cafe scenario: (x, depth) where a customer sits, in the shop on the right.
+CAFE_TABLES = ((0.58, 0.3), (0.7, 0.55), (0.82, 0.35), (0.9, 0.7), (0.66, 0.85))
+#: How long a signage screen shows each face: digital signage cycles its stills every half a minute or more.
+SCREEN_SLIDE_S = 45.0
+#: The wall's faces: (x1, y1, x2, y2) fractions of the frame, over the street-side shelves and beside the door.
+POSTER_BOXES = ((0.07, 0.04, 0.16, 0.2), (0.285, 0.05, 0.355, 0.17))
+SCREEN_BOX = (0.77, 0.03, 0.94, 0.2)
 
 
 @dataclass
@@ -108,7 +122,8 @@ def plan_walkers(
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario '{scenario}' is not one of {', '.join(SCENARIOS)}")
     walkers: list[Walker] = []
-    queue_taken: list[list[tuple[float, float]]] = [[] for _ in range(QUEUE_SLOTS)]  # (from, to) per place
+    places = len(CAFE_TABLES) if scenario == "cafe" else QUEUE_SLOTS
+    queue_taken: list[list[tuple[float, float]]] = [[] for _ in range(places)]  # (from, to) per place
     for visitor_id in range(visitors):
         face = faces[int(rng.integers(len(faces)))]
         depth = float(rng.uniform(0.0, 0.9))
@@ -120,6 +135,8 @@ def plan_walkers(
             kind = "pass-by" if rng.random() < 0.6 else "enter"
         if scenario == "queue" and kind == "enter":
             kind = "queue"
+        if scenario == "cafe":  # most come in for a coffee; the others walk through, leave or pass by
+            kind = "sit" if rng.random() < 0.75 else kind
         if kind == "enter":
             if rng.random() < 0.35:  # walks in, pauses at the display, walks on
                 stop_x = float(rng.uniform(0.62, 0.9))
@@ -138,6 +155,15 @@ def plan_walkers(
             leave = arrival + wait
             points = [(arrival - (x + 0.08) / speed, -0.08, d), (arrival, x, d), (leave, x + 0.01, d)]
             points.append((leave + (1.08 - x) / speed, 1.08, d))
+        elif kind == "sit":  # walks in, sits at a table for one to four minutes, then walks out
+            speed, stay = float(rng.uniform(0.1, 0.28)), float(rng.uniform(60.0, 240.0))
+            table, arrival = _free_place(queue_taken, start, speed, stay, _table_spot)
+            x, d = _table_spot(table)
+            points = [(arrival - (x + 0.08) / speed, -0.08, d), (arrival, x, d)]
+            for t in np.arange(arrival + 3.0, arrival + stay, 3.0):  # seated people sway and shift a little
+                points.append((float(t), x + float(rng.uniform(-0.006, 0.006)), d + float(rng.uniform(-0.01, 0.01))))
+            leave = arrival + stay
+            points += [(leave, x, d), (leave + (1.08 - x) / speed, 1.08, d)]
         else:  # pass-by: along the street outside, turning back before the door
             turn_x = float(rng.uniform(0.25, 0.42))
             there = _walk(rng, start, -0.08, turn_x, depth)
@@ -148,6 +174,9 @@ def plan_walkers(
         if rng.random() < 0.3:  # looks away briefly (a miss the tracker must bridge)
             at = float(rng.uniform(points[0][0] + 1.0, max(points[-1][0] - 1.0, points[0][0] + 1.1)))
             turned.append((at, at + float(rng.uniform(0.3, 1.0))))
+        if kind == "sit":  # at the table: turns to a friend or the counter every half a minute or so
+            for at in np.arange(points[1][0] + 10.0, points[-2][0] - 5.0, float(rng.uniform(20.0, 40.0))):
+                turned.append((float(at), float(at) + float(rng.uniform(0.5, 2.5))))
         clothes = tuple(int(c) for c in rng.integers(30, 230, 3))
         walkers.append(Walker(visitor_id, face, points, turned, clothes, kind))  # type: ignore[arg-type]
     return walkers
@@ -158,20 +187,80 @@ def _queue_spot(slot: int) -> tuple[float, float]:
     return 0.62 + 0.06 * slot, 0.35 + 0.1 * slot
 
 
-def _queue_place(taken: list[list[tuple[float, float]]], start: float, speed: float, wait: float) -> tuple[int, float]:
-    """The queue place and arrival time of someone setting off at ``start``: one person per place.
+def _table_spot(table: int) -> tuple[float, float]:
+    """(x, depth) of a cafe table's seat."""
+    return CAFE_TABLES[table]
 
-    The front-most place free for the whole wait is taken; when all are
-    taken, the person comes a little later. ``taken`` is updated.
+
+def _queue_place(taken: list[list[tuple[float, float]]], start: float, speed: float, wait: float) -> tuple[int, float]:
+    """The queue place and arrival time of someone setting off at ``start`` (:func:`_free_place`)."""
+    return _free_place(taken, start, speed, wait, _queue_spot)
+
+
+def _free_place(
+    taken: list[list[tuple[float, float]]],
+    start: float,
+    speed: float,
+    wait: float,
+    spot: Callable[[int], tuple[float, float]],
+) -> tuple[int, float]:
+    """The place (a queue's, a table's) and arrival time of someone setting off at ``start``: one person per place.
+
+    The first place free for the whole wait is taken; when all are taken, the
+    person comes a little later. ``taken`` (one list per place) is updated.
     """
-    for delay in np.arange(0.0, 120.0, 1.0):
-        for slot in range(QUEUE_SLOTS):
-            arrival = start + delay + (_queue_spot(slot)[0] + 0.08) / speed
+    for delay in np.arange(0.0, 600.0, 1.0):
+        for slot in range(len(taken)):
+            arrival = start + delay + (spot(slot)[0] + 0.08) / speed
             span = (arrival - 1.0, arrival + wait + 1.0)
             if all(span[1] <= begin or span[0] >= end for begin, end in taken[slot]):
                 taken[slot].append(span)
                 return slot, arrival
-    raise RuntimeError("the queue never frees a place")  # unreachable for plausible clip lengths
+    raise RuntimeError("no place ever frees")  # unreachable for plausible clip lengths
+
+
+class WallFaces:
+    """Faces that never visit: two framed posters and a signage screen cycling still faces.
+
+    They take the global light change and noise like everything else, and
+    nothing else: a photo does not sway. Their faces come from the clip's
+    own face set, by a seed of their own.
+    """
+
+    def __init__(self, faces: list[LabelledFace], seed: int, size: tuple[int, int]) -> None:
+        rng = np.random.default_rng(seed + 7919)
+        picked = [faces[int(index)] for index in rng.integers(len(faces), size=len(POSTER_BOXES) + 8)]
+        self.size = size
+        self.posters = [(box, read_rgb(face.path)) for box, face in zip(POSTER_BOXES, picked, strict=False)]
+        self.slides = [read_rgb(face.path) for face in picked[len(POSTER_BOXES) :]]
+
+    def _pixels(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        width, height = self.size
+        return round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height)
+
+    def draw(self, canvas: np.ndarray, t: float) -> None:
+        """The posters, and the screen's slide at ``t``, on ``canvas``."""
+        for box, photo in self.posters:
+            self._hang(canvas, box, photo, frame=(230, 225, 215))
+        slide = self.slides[int(t // SCREEN_SLIDE_S) % len(self.slides)]
+        self._hang(canvas, SCREEN_BOX, slide, frame=(25, 25, 28))
+
+    def _hang(self, canvas: np.ndarray, box: tuple[float, float, float, float], photo: np.ndarray,
+              frame: tuple[int, int, int]) -> None:  # fmt: skip
+        x1, y1, x2, y2 = self._pixels(box)
+        border = max((x2 - x1) // 14, 2)
+        cv2.rectangle(canvas, (x1 - border, y1 - border), (x2 + border, y2 + border), frame, -1)
+        side = min(x2 - x1, y2 - y1)
+        left, top = x1 + (x2 - x1 - side) // 2, y1 + (y2 - y1 - side) // 2
+        canvas[y1:y2, x1:x2] = frame if frame[0] > 128 else (10, 10, 12)
+        canvas[top : top + side, left : left + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+
+    def truth(self, seconds: float) -> list[dict[str, object]]:
+        """The fixtures for the truth file: each kind and box (fractions)."""
+        slides = max(int(np.ceil(seconds / SCREEN_SLIDE_S)), 1)
+        return [{"kind": "poster", "box": list(box)} for box, _ in self.posters] + [
+            {"kind": "screen", "box": list(SCREEN_BOX), "slides": slides, "slide_s": SCREEN_SLIDE_S}
+        ]
 
 
 @dataclass
@@ -244,11 +333,13 @@ def simulate(
     scenario: str = "entrance",
     progress: object | None = None,
     split: str = "all",
+    wall_faces: bool = False,
 ) -> dict[str, object]:
     """Render the clip and write its truth; returns the truth document.
 
     ``split`` picks faces from one side of the md5 split (``validation`` keeps
     the network's training faces out of an accuracy measurement).
+    ``wall_faces`` hangs two posters and a signage screen with faces (truth: ``fixtures``).
     """
     rng = np.random.default_rng(seed)
     on_side = select_split(read_labels(faces_dir), split)
@@ -259,6 +350,7 @@ def simulate(
     width, height = size
     patches, unlocated = _head_patches(walkers)
     background = entrance_background(width, height, seed)
+    wall = WallFaces(faces, seed, size) if wall_faces else None
     noise_bank = [rng.normal(0, 1, (height, width, 3)).astype(np.float32) for _ in range(4)]
     observed = {walker.visitor_id: _Observed() for walker in walkers}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +362,8 @@ def simulate(
     for index in range(frames):
         t = index / fps
         canvas = background.copy()
+        if wall is not None:
+            wall.draw(canvas, t)
         present = [w for w in walkers if w.start <= t <= w.end]
         present.sort(key=lambda w: w.position(t)[1])  # far first, near last
         drawn: list[tuple[Walker, tuple[float, float, float, float], bool, float]] = []
@@ -310,6 +404,7 @@ def simulate(
     writer.release()
     truth = _truth_document(walkers, observed, faces_dir, out, fps, size, seed, scenario, seconds, unlocated)
     truth["faces_split"] = split
+    truth["fixtures"] = wall.truth(seconds) if wall is not None else []
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=1))
     return truth

@@ -104,3 +104,24 @@ def test_a_best_k_replay_takes_later_better_samples_and_first_k_does_not() -> No
     assert (best.gender, best.samples, best.gender_p["female"]) == ("female", 2, pytest.approx(0.9, abs=1e-3))
     one_more_call = votes.replay((walking_closer,), 2, max_classified=3)  # 0.9 replaces 0.2; 0.95 never classified
     assert one_more_call.gender_p["female"] == pytest.approx((0.2 * 0.3 + 0.9 * 0.9) / 1.2, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("gender_probs", "ages", "gender", "age_group"),
+    [
+        ([0.55, 0.45], [25, 27], "unknown", "young"),  # a coin toss of a gender is not published as one
+        ([0.1, 0.9], [29, 33], "male", "unknown"),  # half young, half middle-aged: no age group
+        ([0.3, 0.7], [40, 42], "male", "middle"),
+    ],
+)
+def test_an_unsure_vote_is_unknown_with_its_probabilities_kept(
+    gender_probs: list[float], ages: list[int], gender: str, age_group: str
+) -> None:
+    votes = voter()
+    votes.min_gender_p, votes.min_age_group_p = 0.6, 0.6
+    for age in ages:
+        votes.add(("door", 1), age_at(age), np.array(gender_probs), 1.0)
+    result = votes.finish([("door", 1)])
+    assert (result.gender, result.age_group) == (gender, age_group)
+    assert result.gender_p["male"] == pytest.approx(gender_probs[1])  # the message keeps what the vote said
+    assert sum(result.age_group_p.values()) == pytest.approx(1.0)

@@ -13,7 +13,7 @@ from analyzer.cli import main
 from analyzer.errors import DataError
 from analyzer.labels import read_labels
 from analyzer.score import outcome, score
-from analyzer.simulate import plan_walkers, simulate
+from analyzer.simulate import CAFE_TABLES, SCREEN_BOX, SCREEN_SLIDE_S, WallFaces, plan_walkers, simulate
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +299,41 @@ def test_a_photo_without_a_findable_face_is_not_expected_in_the_count(utkface: P
     assert faceless and located
     assert not any(visitor["face_located"] or visitor["countable"] for visitor in faceless)
     assert all(visitor["face_located"] for visitor in located) and any(visitor["countable"] for visitor in located)
+
+
+def test_cafe_customers_sit_one_to_a_table_for_minutes_swaying_and_looking_away(utkface: Path) -> None:
+    faces = [face for face in read_labels(utkface)[:50]]
+    walkers = plan_walkers(faces, "cafe", 14, 400.0, np.random.default_rng(61))
+    sitters = [walker for walker in walkers if walker.kind == "sit"]
+    assert len(sitters) >= 8
+    seated: dict[int, list[tuple[float, float]]] = {}
+    for walker in sitters:
+        arrival, leave = walker.waypoints[1][0], walker.waypoints[-2][0]
+        assert 60 <= leave - arrival <= 240
+        table = min(range(len(CAFE_TABLES)), key=lambda index: abs(CAFE_TABLES[index][0] - walker.waypoints[1][1]))
+        seated.setdefault(table, []).append((arrival, leave))
+        xs = [x for t, x, _ in walker.waypoints if arrival <= t <= leave]
+        assert 0 < max(xs) - min(xs) <= 0.012  # sways a little, never walks while seated
+        assert any(arrival < t0 < leave for t0, _ in walker.turned_away)  # turns to someone now and then
+    for spans in seated.values():
+        spans.sort()
+        assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
+
+
+def test_wall_faces_hang_still_where_the_truth_says_and_the_screen_changes_its_face(utkface: Path) -> None:
+    faces = [face for face in read_labels(utkface)[:50]]
+    wall = WallFaces(faces, seed=3, size=(640, 360))
+    blank = np.full((360, 640, 3), 200, np.uint8)
+    first, again, later = blank.copy(), blank.copy(), blank.copy()
+    wall.draw(first, 1.0)
+    wall.draw(again, 30.0)
+    wall.draw(later, SCREEN_SLIDE_S + 1.0)
+    fixtures = wall.truth(120.0)
+    assert [fixture["kind"] for fixture in fixtures] == ["poster", "poster", "screen"]
+    for fixture in fixtures:
+        x1, y1, x2, y2 = (round(value * size) for value, size in zip(fixture["box"], (640, 360, 640, 360), strict=True))
+        assert np.abs(first[y1:y2, x1:x2].astype(int) - 200).mean() > 20  # a face hangs there
+    assert np.array_equal(first, again)  # still as a photo
+    x1, y1, x2, y2 = (round(value * size) for value, size in zip(SCREEN_BOX, (640, 360, 640, 360), strict=True))
+    assert not np.array_equal(first[y1:y2, x1:x2], later[y1:y2, x1:x2])  # the next slide
+    assert np.array_equal(np.delete(first, np.s_[y1:y2], axis=0), np.delete(later, np.s_[y1:y2], axis=0))

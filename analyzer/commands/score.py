@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _read_json(path: Path, what: str, key: str, written_by: str) -> dict:
+def _read_json(path: Path, what: str, key: str | None, written_by: str) -> dict:
     """A JSON document one of our commands wrote, known by its ``key``: a swapped or foreign file is one line."""
     from analyzer.errors import DataError
 
@@ -50,7 +50,7 @@ def _read_json(path: Path, what: str, key: str, written_by: str) -> dict:
         raise DataError(f"{path}: not valid JSON ({error})") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read the {what} ({error.strerror})") from None
-    if not isinstance(document, dict) or key not in document:
+    if not isinstance(document, dict) or (key is not None and key not in document):
         raise DataError(f"{path}: not a {what} (no '{key}' in it); pass the file {written_by} wrote")
     return document
 
@@ -60,14 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from analyzer.real_score import REAL_TRUTH_SCHEMA
     from analyzer.score import mistake_line, outcome
 
+    truth = _read_json(args.truth, "truth file", None, "analyzer simulate --truth")
+    if truth.get("schema") != REAL_TRUTH_SCHEMA:
+        _read_json(args.truth, "truth file", "visitors", "analyzer simulate --truth")  # one line if it is neither
     report = _read_json(args.report, "report", "cameras", "analyzer run --report")
-    truth = _read_json(args.truth, "truth file", "schema", "analyzer simulate --truth")
     if truth.get("schema") == REAL_TRUTH_SCHEMA:
         return _score_real(args, truth, report)
-    if "visitors" not in truth:
-        from analyzer.errors import DataError
-
-        raise DataError(f"{args.truth}: not a truth file (no 'visitors' in it); pass what analyzer simulate wrote")
     scored = outcome(truth, report, args.camera)
     result = scored.score()
     if args.json:
@@ -79,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"visitors: true {result['true_visitors']}, counted {result['counted_visitors']} "
           f"(error {percent(result['count_error'])})")  # fmt: skip
-    print(f"misses {result['misses']}, double counts {result['double_counts']}, false counts {result['false_counts']}")
+    on_wall = f" ({result['fixture_counts']} of them faces on the wall)" if result["fixture_counts"] else ""
+    print(
+        f"misses {result['misses']}, double counts {result['double_counts']}, false counts {result['false_counts']}"
+        f"{on_wall}"
+    )
     print(f"gender accuracy {percent(result['gender_accuracy'])}, {result['age_grouping']} accuracy "
           f"{percent(result['age_group_accuracy'])}, direction {percent(result['direction_accuracy'])} "
           f"of {result['crossings']} crossings")  # fmt: skip
