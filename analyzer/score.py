@@ -169,6 +169,8 @@ class Outcome:
             "dwell_error_s": float(np.mean([abs(m.visit["dwell_s"] - m.visitor["seen_s"]) for m in matches]))
             if matches
             else None,
+            # the same as a share of the time in view (a seated customer's minutes, a walker's seconds)
+            "dwell_error_share": float(np.mean([_dwell_share(m) for m in matches])) if matches else None,
             "by_age_group": {
                 name: {"true": true_groups[name], "counted": sum(v["age_group"] == name for v in counted_visits)}
                 for name in grouping.names
@@ -258,6 +260,12 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
         visits, countable, matches, doubles, extras, misses, BUILTIN_GROUPINGS[grouping_name],
         truth.get("fixtures", []),
     )  # fmt: skip
+
+
+def _dwell_share(pair: Match) -> float:
+    """How far a visit's dwell is from its visitor's time in view, as a share of that time."""
+    seen = max(float(pair.visitor["seen_s"]), 1.0)
+    return abs(float(pair.visit["dwell_s"]) - seen) / seen
 
 
 def _inside(point: Sequence[float], box: Sequence[float]) -> bool:

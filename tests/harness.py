@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import zmq
 from prometheus_client import CollectorRegistry
 
 from analyzer import messages
-from analyzer.classify import ClassifierBackend, OnnxRuntimeBackend
+from analyzer.classify import ClassifierBackend, FaceAttributes, OnnxRuntimeBackend
 from analyzer.config import Config, parse_config
 from analyzer.exporter import Metrics
 from analyzer.liveness import Heartbeats
@@ -57,6 +59,39 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
             raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+class HangingBackend:
+    """The real classifier, whose calls hang until released: a GPU driver or runtime that stops answering."""
+
+    def __init__(self, model: Path) -> None:
+        self.real = OnnxRuntimeBackend(model)
+        self.metadata, self.name = self.real.metadata, self.real.name
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        self.entered.set()
+        self.release.wait(300)
+        return self.real.infer(inputs)
+
+
+@contextlib.contextmanager
+def hanging_backends() -> Iterator[tuple[Callable[[Path], HangingBackend], list[HangingBackend]]]:
+    """A backend maker for :class:`LiveRun` whose backends hang, and the backends made; all released on the way out.
+
+    A failed assertion must not leave a pipeline hung.
+    """
+    made: list[HangingBackend] = []
+
+    def make(model: Path) -> HangingBackend:
+        made.append(HangingBackend(model))
+        return made[-1]
+
+    try:
+        yield make, made
+    finally:
+        for backend in made:
+            backend.release.set()
 
 
 class ManualClock:

@@ -190,12 +190,17 @@ def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path,
     settings["detector"]["tiles"] = 2  # as _replay_config: the short clip needs no third grid, which costs half
     config = tmp_path / "simulated.yaml"
     config.write_text(yaml.safe_dump(settings))
-    result = run_accuracy(utkface, tmp_path / "work", tmp_path / "ACCURACY.md", config, clips, log=lambda _: None)
+    result = run_accuracy(
+        utkface, tmp_path / "work", tmp_path / "ACCURACY.md", config, clips, log=lambda _: None, scene_clips=(),
+        calibration_faces=200,
+    )  # fmt: skip
     text = (tmp_path / "ACCURACY.md").read_text()
     assert "held_out" in result and "tuning" not in result
     header = next(line for line in text.splitlines() if line.startswith("| measure |"))
     assert "| held out (" in header and "tuning" not in header
     assert "| entrance-s7 | held out |" in text
+    assert "| gender, validation faces | answers | mean probability | right |" in text
+    assert "| 0.60 (shipped) |" in text and "| 0.30 (shipped) |" in text  # the curves, the thresholds marked
     summary = json.loads((tmp_path / "work" / "accuracy.json").read_text())
     assert summary["total"]["true_visitors"] == result["total"]["true_visitors"] > 0
     assert summary["source_photos"]["all"][0] == summary["total"]["classified"]

@@ -19,30 +19,15 @@ import numpy as np
 import pytest
 
 from analyzer.age_groups import builtin_grouping
-from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
 from analyzer.detect import FaceDetector
 from analyzer.exporter import serve
 from analyzer.faces import Faces
 from analyzer.liveness import Heartbeats, Watchdog
 from analyzer.report import RunReport
 from analyzer.systemd_notify import SystemdNotifier
-from tests.harness import LiveRun, ManualClock, free_port, wait_for
+from tests.harness import LiveRun, ManualClock, free_port, hanging_backends, wait_for
 
 FAIRFACE9 = builtin_grouping("fairface9")
-
-
-class HangingBackend:
-    """The real classifier, whose calls hang until released: a GPU driver or runtime that stops answering."""
-
-    def __init__(self, model: Path) -> None:
-        self.real = OnnxRuntimeBackend(model)
-        self.metadata, self.name = self.real.metadata, self.real.name
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def infer(self, inputs: np.ndarray) -> FaceAttributes:
-        self.entered.set()
-        self.release.wait(120)
-        return self.real.infer(inputs)
 
 
 class NotifySocket:
@@ -102,17 +87,14 @@ def test_a_hung_classifier_call_is_named_with_where_it_waits_and_nothing_counted
     log: list[str] = []
     notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "60000000"})
     watchdog = Watchdog(heartbeats, 30, notifier, log.append, lambda: "cameras up: 1 of 1", clock=clock)
-    backends: list[HangingBackend] = []
-
-    def hanging(model: Path) -> HangingBackend:
-        backends.append(HangingBackend(model))
-        return backends[-1]
-
     camera = {"id": "door", "source": str(clip), "realtime": False}
     port = free_port()
     servers = []
     try:
-        with LiveRun({"cameras": [camera]}, shipped_model, backend=hanging, heartbeats=heartbeats) as run:
+        with (
+            hanging_backends() as (hanging, backends),
+            LiveRun({"cameras": [camera]}, shipped_model, backend=hanging, heartbeats=heartbeats) as run,
+        ):
             servers.append(serve(run.registry, "127.0.0.1", port, lambda: heartbeats.health(30)))
             (backend,) = backends
             wait_for(backend.entered.is_set, 60, "the classifier's first call")
@@ -129,7 +111,7 @@ def test_a_hung_classifier_call_is_named_with_where_it_waits_and_nothing_counted
             (stalled,) = log
             assert stalled.startswith("stalled: classifier: no progress for 31 s (health.stall_after_s: 30)")
             assert "asking systemd to restart" in stalled
-            assert "in infer" in stalled and "self.release.wait(120)" in stalled, stalled  # where it hangs: report it
+            assert "in infer" in stalled and "self.release.wait(300)" in stalled, stalled  # where it hangs: report it
             sent = notify_socket.messages()
             assert sent[-2:] == ["STATUS=stalled: classifier: no progress for 31 s", "WATCHDOG=trigger"]
             assert set(sent[:-2]) == {"WATCHDOG=1"}  # pinged while it was not yet a stall
@@ -146,8 +128,6 @@ def test_a_hung_classifier_call_is_named_with_where_it_waits_and_nothing_counted
             wait_for(lambda: run.statuses("door") and run.statuses("door")[-1]["state"] == "ended", 60, "the end")
             report = run.stop()
     finally:
-        for backend in backends:
-            backend.release.set()  # a failed assertion must not leave the pipeline hung
         for server in servers:
             server.shutdown()
     visits = report.to_dict()["cameras"]["door"]["visits"]

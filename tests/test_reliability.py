@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analyzer.bench import open_descriptors, rss_mb
 from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
-from tests.harness import LiveRun, collect, free_port, run_cli, wait_for
+from tests.harness import LiveRun, collect, free_port, hanging_backends, run_cli, wait_for
 from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 
 LIVE = {"read_timeout_s": 1.5, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.8}
@@ -328,20 +328,6 @@ class FailingBackend:
         return self.real.infer(inputs)
 
 
-class HungBackend:
-    """The real classifier, whose every call hangs until released: a GPU driver that stops answering."""
-
-    def __init__(self, model: Path) -> None:
-        self.real = OnnxRuntimeBackend(model)
-        self.metadata, self.name = self.real.metadata, self.real.name
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def infer(self, inputs: np.ndarray) -> FaceAttributes:
-        self.entered.set()
-        self.release.wait(300)
-        return self.real.infer(inputs)
-
-
 @pytest.mark.parametrize("failing", ["first call", "every call"])
 def test_a_classifier_that_raises_costs_its_votes_never_a_visit(
     failing: str, walkers_clip: tuple[Path, int], shipped_model: Path
@@ -379,27 +365,20 @@ def test_a_classifier_that_raises_costs_its_votes_never_a_visit(
 def test_a_hung_classifier_does_not_hold_the_report_after_a_stop(
     walkers_clip: tuple[Path, int], shipped_model: Path
 ) -> None:
-    backends: list[HungBackend] = []
-
-    def hung_backend(model: Path) -> HungBackend:
-        backends.append(HungBackend(model))
-        return backends[-1]
-
     camera = {"id": "door", "source": str(walkers_clip[0]), "realtime": True, "loop": True}
-    try:
-        with LiveRun({"cameras": [camera]}, shipped_model, backend=hung_backend) as run:
-            (backend,) = backends
-            wait_for(backend.entered.is_set, 60, "the classifier's first call")
-            wait_for(lambda: (run.metric("footfall_faces_in_view", camera="door") or 0) > 0, 30, "a face in view")
-            time.sleep(3)  # long enough to be a visit, open or ended, waiting for the classifier
-            stopped = time.monotonic()
-            report = run.stop(within=5)  # what SIGTERM does; a hung call used to keep the run from ever returning
-            took = time.monotonic() - stopped
-            published = {visit["visit_id"] for visit in run.visits("door")}
-            dropped = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_stalled")
-    finally:
-        for backend in backends:
-            backend.release.set()
+    with (
+        hanging_backends() as (hanging, backends),
+        LiveRun({"cameras": [camera]}, shipped_model, backend=hanging) as run,
+    ):
+        (backend,) = backends
+        wait_for(backend.entered.is_set, 60, "the classifier's first call")
+        wait_for(lambda: (run.metric("footfall_faces_in_view", camera="door") or 0) > 0, 30, "a face in view")
+        time.sleep(3)  # long enough to be a visit, open or ended, waiting for the classifier
+        stopped = time.monotonic()
+        report = run.stop(within=5)  # what SIGTERM does; a hung call used to keep the run from ever returning
+        took = time.monotonic() - stopped
+        published = {visit["visit_id"] for visit in run.visits("door")}
+        dropped = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_stalled")
     reported = {visit["visit_id"] for visit in report.to_dict()["cameras"]["door"]["visits"]}
     assert took < 5 and reported and reported == published  # the visit open at the stop included
     assert dropped and dropped >= 1
@@ -410,12 +389,6 @@ def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing
     walkers_clip: tuple[Path, int], shipped_model: Path
 ) -> None:
     """Every face of every frame offered (--naive) to a classifier that never answers, for 24 s."""
-    backends: list[HungBackend] = []
-
-    def hung_backend(model: Path) -> HungBackend:
-        backends.append(HungBackend(model))
-        return backends[-1]
-
     document = {
         "cameras": [{"id": "door", "source": str(walkers_clip[0]), "realtime": True, "loop": True}],
         "classifier": {"model": str(shipped_model), "max_batch": 2, "typical_batch": 2},  # at most 32 samples wait
@@ -423,21 +396,17 @@ def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing
     }
     sizes: list[tuple[int, int, int]] = []
     memory: list[float] = []
-    try:
-        with LiveRun(document, shipped_model, backend=hung_backend, naive=True) as run:
-            pipeline = run.pipeline
-            for _ in range(12):
-                time.sleep(2)
-                waiting = pipeline.classify_queue
-                sizes.append((waiting.samples, len(waiting), pipeline.output_queue.qsize()))
-                memory.append(rss_mb())
-            report = run.stop(within=5)
-            behind = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_behind")
-            stalled = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_stalled")
-            published = len(run.visits("door"))
-    finally:
-        for backend in backends:
-            backend.release.set()
+    with hanging_backends() as (hanging, _), LiveRun(document, shipped_model, backend=hanging, naive=True) as run:
+        pipeline = run.pipeline
+        for _ in range(12):
+            time.sleep(2)
+            waiting = pipeline.classify_queue
+            sizes.append((waiting.samples, len(waiting), pipeline.output_queue.qsize()))
+            memory.append(rss_mb())
+        report = run.stop(within=5)
+        behind = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_behind")
+        stalled = run.metric("analyzer_samples_dropped_total", camera="door", reason="classifier_stalled")
+        published = len(run.visits("door"))
     assert max(samples for samples, _, _ in sizes) <= 32, sizes  # the bound held
     assert max(waiting for _, waiting, _ in sizes[4:]) <= 40 and max(out for _, _, out in sizes) <= 5, sizes
     assert behind and stalled  # the first seconds filled the queue; after 5 s the visits went out without it
