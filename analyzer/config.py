@@ -164,6 +164,11 @@ class FaceCheckConfig:
         check_ranges(self, path)
 
     @property
+    def hold_still_s(self) -> float:
+        """How long the counter holds a visit of a face that never moved, in case it is a fixture (0: never)."""
+        return self.fixture_after_s if self.enabled else 0.0
+
+    @property
     def min_logit(self) -> float:
         """``min_score`` as the model's logit."""
         return math.log(self.min_score / (1 - self.min_score))
@@ -174,7 +179,7 @@ class AttributesConfig:
     """When a visit's vote is too unsure to publish: that attribute is ``unknown`` (its probabilities are kept)."""
 
     # a gender whose combined probability is lower is unknown (docs/ACCURACY.md, "Unknown": the curve it comes from)
-    min_gender_p: float = bounded(0.6, 0.5, 1)
+    min_gender_p: float = bounded(0.55, 0.5, 1)
     # an age group whose combined probability is lower is unknown; chosen for fairface9's nine groups: a grouping
     # of fewer, wider groups is surer of each and may take a higher one
     min_age_group_p: float = bounded(0.3, 0, 1)

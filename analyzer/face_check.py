@@ -22,6 +22,7 @@ real clips and the simulated ones.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 
 from analyzer.console import quiet_native_stderr
 from analyzer.errors import ModelError
+from analyzer.faces import box_iou
 from analyzer.track import Tracks
 
 if TYPE_CHECKING:
@@ -47,14 +49,23 @@ BACKED_OFF_S = 1.0
 MESH_POINTS = 468
 #: How often a face not yet seen to move is read again, to tell a fixture (poster, screen still) from a person.
 STILLNESS_EVERY_S = 1.0
-#: A face whose centre moved this much of its width from where it was first seen, or whose width changed by this
-#: share, has moved: a person. A poster's detected box jitters by 2-4% of its width (13% at worst) in 2 s.
-FIXTURE_MOVE, FIXTURE_RESIZE = 0.25, 0.2
-#: A face whose landmark shape (position, size and turn taken out) changes by more than this (90th percentile of
-#: its readings) is alive. A poster's stays within 0.04; a head turning from profile to frontal moves 0.2-0.3.
+#: A face whose centre moved this much of its width from where it was first seen as a face, or whose width changed
+#: by this share, has moved: a person. A poster's detected box jitters by 2-4% of its width (13% at worst) in 2 s,
+#: and more while a walker's head half hides it (a box cut to the visible part); a walker moves a width in a
+#: fraction of a second.
+FIXTURE_MOVE, FIXTURE_RESIZE = 0.5, 0.4
+#: A face at a place whose landmark shape (position, size and turn taken out) differs from the first seen there by
+#: more than this is another face, or turned: the place starts over. A poster's stays within 0.04 (90th
+#: percentile of its readings); a head turning from profile to frontal moves 0.2-0.3.
 FIXTURE_SHAPE_CHANGE = 0.08
 #: Readings a fixture needs (with ``STILLNESS_EVERY_S``: about ten seconds of them) before the shape decides.
 FIXTURE_MIN_READINGS = 10
+#: A face whose box overlaps a place (a fixture's, a still face's) this much is at that place.
+FIXTURE_PLACE_IOU = 0.5
+#: A place where no still face has been seen this long (a walker passed in front of the poster) starts over.
+STILL_GAP_S = 10.0
+#: Fixture places (and lost still faces) remembered per camera: a wall has a few posters, not hundreds.
+MAX_FIXTURE_PLACES = 50
 
 
 def mesh_crop(frame_rgb: np.ndarray, box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -156,15 +167,30 @@ def shape_change(shapes: list[np.ndarray]) -> np.ndarray:
 
 @dataclass
 class _Stillness:
-    """Readings of a face that has not moved since its track began: (stream seconds, centre, width, shape)."""
+    """Where a track's face was first seen: it is still while it stays there (a poster), and moved once it leaves."""
 
+    centre: np.ndarray
+    width: float
+    moved: bool = False
+
+
+@dataclass
+class _Place:
+    """A place (a face box) where a still face has been seen, whichever track saw it: a fixture once long enough.
+
+    A poster hidden by a walker is boxed again as a new track; the place keeps its time.
+    """
+
+    box: np.ndarray
     since: float
-    readings: list[tuple[float, np.ndarray, float, np.ndarray]] = field(default_factory=list)
-    moved: bool = False  # it walked or turned: never a fixture
+    last_seen: float
+    shape: np.ndarray  # the landmarks of its first reading: a different face there starts the place over
+    readings: int = 1
 
 
 @dataclass
 class _Evidence:
+    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # where it was last checked
     checks: int = 0
     passes: int = 0
     failed_in_a_row: int = 0
@@ -172,6 +198,7 @@ class _Evidence:
     last_timestamp: float = -1e9  # the frame of the last check, and its result: a sample of it reuses it
     last_passed: bool = False
     stillness: _Stillness | None = None
+    read_at: float = -1e9  # the last reading of the stillness watch
     fixture: bool = False
 
 
@@ -212,6 +239,11 @@ class FaceCheck:
         self.fixture_after_s = fixture_after_s
         self.checks = 0  # every model run, for the bench
         self._tracks: dict[int, _Evidence] = {}
+        # Fixtures are found where they hang: a poster's face boxed again after a walker passed in front is a new
+        # track, as is a screen's next still face. Still faces are timed by their place, whichever track saw
+        # them, and a track whose first face sits on a fixture's place is one at once.
+        self._fixture_places: deque[np.ndarray] = deque(maxlen=MAX_FIXTURE_PLACES)
+        self._places: list[_Place] = []  # still faces' places, not yet fixtures (at most MAX_FIXTURE_PLACES)
 
     @classmethod
     def from_config(cls, presence: FacePresence, settings: FaceCheckConfig) -> FaceCheck:
@@ -219,8 +251,8 @@ class FaceCheck:
         return cls(presence.read, settings.min_logit, settings.needed, fixture_after_s=settings.fixture_after_s)
 
     def update(self, frame_rgb: np.ndarray, tracks: Tracks, timestamp: float) -> Tracks:
-        """Check the tracks that are due; ``tracks`` with ``face`` and ``fixture`` set for each."""
-        face, fixture = np.zeros(len(tracks), bool), np.zeros(len(tracks), bool)
+        """Check the tracks that are due; ``tracks`` with ``face``, ``fixture`` and ``still`` set for each."""
+        face, fixture, still = np.zeros(len(tracks), bool), np.zeros(len(tracks), bool), np.zeros(len(tracks), bool)
         for row, track_id in enumerate(tracks.ids.tolist()):
             evidence = self._tracks.setdefault(track_id, _Evidence())
             seen = bool(tracks.matched[row] and tracks.confirmed[row])
@@ -233,7 +265,8 @@ class FaceCheck:
                 self._watch_stillness(evidence, frame_rgb, box, keypoints, timestamp)
             face[row] = evidence.passes >= self.needed
             fixture[row] = evidence.fixture
-        return dataclasses.replace(tracks, face=face, fixture=fixture)
+            still[row] = evidence.fixture or (evidence.stillness is not None and not evidence.stillness.moved)
+        return dataclasses.replace(tracks, face=face, fixture=fixture, still=still)
 
     def passes(
         self, frame_rgb: np.ndarray, track_id: int, box: np.ndarray, keypoints: np.ndarray, timestamp: float
@@ -247,9 +280,11 @@ class FaceCheck:
         return self._check(evidence, frame_rgb, box, keypoints, timestamp)
 
     def forget(self, track_ids: list[int]) -> None:
-        """Drop ended tracks (keeps memory bounded)."""
+        """Drop ended tracks (keeps memory bounded); a still face's place keeps its time."""
         for track_id in track_ids:
-            self._tracks.pop(track_id, None)
+            evidence = self._tracks.pop(track_id, None)
+            if evidence is not None and evidence.fixture:
+                self._fixture_places.append(evidence.box)
 
     def _check(
         self, evidence: _Evidence, frame_rgb: np.ndarray, box: np.ndarray, keypoints: np.ndarray, timestamp: float
@@ -262,11 +297,21 @@ class FaceCheck:
         evidence.failed_in_a_row = 0 if passed else evidence.failed_in_a_row + 1
         evidence.checked_at = evidence.last_timestamp = timestamp
         evidence.last_passed = passed
-        if passed and evidence.stillness is None:  # the shape at its first checks starts the stillness watch
-            evidence.stillness = _Stillness(timestamp)
+        evidence.box = np.asarray(box, np.float32)
+        if passed and evidence.stillness is None:  # where it is first seen as a face starts the stillness watch
+            evidence.fixture = self._on_fixture_place(box)
+            if evidence.fixture:
+                return False
+            centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
+            evidence.stillness = _Stillness(centre, float(max(box[2] - box[0], 1.0)))
         if passed and evidence.stillness is not None and not evidence.stillness.moved:
             self._note_stillness(evidence, box, reading, timestamp)
         return passed
+
+    def _on_fixture_place(self, box: np.ndarray) -> bool:
+        """Whether ``box`` sits on a place where a fixture was found."""
+        places = np.array(list(self._fixture_places), np.float32).reshape(-1, 4)
+        return bool(len(places) and box_iou(np.asarray(box, np.float32)[None], places).max() >= FIXTURE_PLACE_IOU)
 
     def _watch_stillness(
         self, evidence: _Evidence, frame_rgb: np.ndarray, box: np.ndarray, keypoints: np.ndarray, timestamp: float
@@ -275,35 +320,44 @@ class FaceCheck:
         stillness = evidence.stillness
         if stillness is None or stillness.moved:
             return
-        if stillness.readings and timestamp - stillness.readings[-1][0] < STILLNESS_EVERY_S:
+        if timestamp - evidence.read_at < STILLNESS_EVERY_S:
             return
         reading = self.read(frame_rgb, box, keypoints)
         self.checks += 1
-        if reading.logit <= self.min_logit:  # turned away or covered: a photo does not
-            stillness.moved = True
-            return
-        self._note_stillness(evidence, box, reading, timestamp)
+        if reading.logit > self.min_logit:  # not a face now: turned away, or someone passes in front of the poster
+            self._note_stillness(evidence, box, reading, timestamp)
 
     def _note_stillness(self, evidence: _Evidence, box: np.ndarray, reading: MeshReading, timestamp: float) -> None:
+        """One reading of a face not yet seen to move: still where it was first seen? Then time its place."""
         stillness = evidence.stillness
         assert stillness is not None
+        evidence.read_at = timestamp
         centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
         width = float(max(box[2] - box[0], 1.0))
-        stillness.readings.append((timestamp, centre, width, reading.shape))
-        readings = stillness.readings
-        first_centre, first_width = readings[0][1], readings[0][2]
         if (
-            np.linalg.norm(centre - first_centre) > FIXTURE_MOVE * first_width
-            or abs(width / first_width - 1) > FIXTURE_RESIZE
+            np.linalg.norm(centre - stillness.centre) > FIXTURE_MOVE * stillness.width
+            or abs(width / stillness.width - 1) > FIXTURE_RESIZE
         ):
-            stillness.moved, stillness.readings = True, []  # it walked, or came nearer: a person
+            stillness.moved = True  # it walked, or came nearer: a person
             return
-        if (
-            len(readings) >= FIXTURE_MIN_READINGS
-            and np.percentile(shape_change([shape for *_, shape in readings]), 90) > FIXTURE_SHAPE_CHANGE
-        ):
-            stillness.moved, stillness.readings = True, []  # its face turned or moved in itself: alive
-            return
-        if timestamp - stillness.since >= self.fixture_after_s and len(readings) >= FIXTURE_MIN_READINGS:
+        place = self._place_at(box, reading, timestamp)
+        if timestamp - place.since >= self.fixture_after_s and place.readings >= FIXTURE_MIN_READINGS:
             evidence.fixture = True
-            stillness.readings = []
+            self._fixture_places.append(np.asarray(box, np.float32))
+            self._places.remove(place)
+
+    def _place_at(self, box: np.ndarray, reading: MeshReading, timestamp: float) -> _Place:
+        """The still faces' place at ``box``, its time carried on when the same face is there again."""
+        self._places = [place for place in self._places if timestamp - place.last_seen <= STILL_GAP_S]
+        here = np.asarray(box, np.float32)
+        boxes = np.array([place.box for place in self._places], np.float32).reshape(-1, 4)
+        overlaps = box_iou(here[None], boxes)[0] if len(boxes) else np.zeros(0)
+        if not len(overlaps) or overlaps.max() < FIXTURE_PLACE_IOU:
+            self._places = [*self._places, _Place(here, timestamp, timestamp, reading.shape)][-MAX_FIXTURE_PLACES:]
+            return self._places[-1]
+        place = self._places[int(np.argmax(overlaps))]
+        if shape_change([place.shape, reading.shape]).max() > FIXTURE_SHAPE_CHANGE:  # another face, or it turned
+            place.since, place.shape, place.readings = timestamp, reading.shape, 0
+        place.last_seen = timestamp
+        place.readings += 1
+        return place

@@ -27,6 +27,7 @@ Visit ids are random per run, so nothing links a visit to a person.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,6 +180,7 @@ class _OpenVisit:
     tracks_ended_at: float | None = None
     lost_candidates: list[_OpenVisit] = field(default_factory=list)  # visits this one may continue (unverified)
     face_tracks: set[int] = field(default_factory=set)  # its tracks that passed the face check
+    moved: bool = False  # a face of it moved from where it was first seen (walked, came nearer): never a fixture
     fixture_tracks: set[int] = field(default_factory=set)  # its tracks found as still as a photo (a poster)
 
     @property
@@ -218,6 +220,8 @@ class _OpenVisit:
 #: entrances); with the face likeness averaged in, 0.8 or 0.85 gave 13 misses and 7 double counts on
 #: the 11 accuracy clips against 11 and 8, so it stayed.
 TURNED_AROUND_SIMILARITY = 0.9
+#: A held visit of a still face counts this long after ``hold_still_s``: the fixture check reads once a second.
+HOLD_MARGIN_S = 2.0
 #: Slower than this (frame widths per second) a face is standing, and its motion predicts nothing.
 MIN_WALKING_SPEED = 0.03
 #: A visit's motion at its start is its mean velocity over this long.
@@ -301,6 +305,9 @@ class FootfallCounter:
         lost_after_s: a visit whose face has not been seen this long has lost
             its track, whether or not the tracker's word of it arrived (more
             than the tracker's ``linger_s``).
+        hold_still_s: a visit whose face never moved waits this long from its
+            start before it counts, in case a fixture is found where it was (the
+            face check's ``fixture_after_s``; 0 never waits).
 
     Example:
         >>> counter = FootfallCounter("door", min_duration_s=1.0)
@@ -323,8 +330,13 @@ class FootfallCounter:
         unseen_crossing_s: float = 0.75,
         new_visit_id: Callable[[], str] = random_visit_id,
         lost_after_s: float = 5.0,
+        hold_still_s: float = 0.0,
     ) -> None:
         self.lost_after_s = lost_after_s
+        self.hold_still_s = hold_still_s
+        self._held: list[tuple[VisitEnded, float]] = []  # visits of a still face, and when they count
+        self._still_visits: set[str] = set()  # ids of the visits being ended whose faces never moved
+        self._fixtures_seen: list[tuple[Point, float]] = []  # fixtures in the latest frame: (anchor, width)
         self.min_similarity = min_similarity
         self.unseen_crossing_s = unseen_crossing_s
         self.reentry_verify_s = reentry_verify_s
@@ -350,6 +362,7 @@ class FootfallCounter:
         footfall: FootfallConfig,
         min_similarity: float,
         new_visit_id: Callable[[], str] = random_visit_id,
+        hold_still_s: float = 0.0,
     ) -> FootfallCounter:
         """The counter a camera's line, zones and the ``footfall`` settings ask for (``run`` and ``check`` alike)."""
         line = camera.line
@@ -367,6 +380,7 @@ class FootfallCounter:
             min_similarity=min_similarity,
             new_visit_id=new_visit_id,
             lost_after_s=2 * footfall.linger_s + 1.0,
+            hold_still_s=hold_still_s,
         )
 
     def update(
@@ -389,15 +403,20 @@ class FootfallCounter:
     def observe(self, tracks: Tracks, timestamp: float, frame_size: tuple[int, int]) -> None:
         """Register this frame's tracks: visits start, move, cross lines and dwell in zones."""
         seen = tracks[tracks.confirmed & tracks.matched]
-        people, fixtures = seen.people, seen.fixtures
+        people, fixtures, stills = seen.people, seen.fixtures, seen.stills
         self.faces_in_view = int(people.sum())  # a back of a head or a poster in view is not a visitor's face
         self.fixtures_in_view = int(fixtures.sum())
         anchors = anchor_points(seen.boxes, frame_size[0], frame_size[1], self.anchor)
         looks = seen.appearance if seen.appearance is not None else [None] * len(seen)
         widths = (seen.boxes[:, 2] - seen.boxes[:, 0]) / max(frame_size[0], 1)
         seen_now = {int(track_id) for track_id in seen.ids if int(track_id) in self._by_track}
-        for track_id, (x, y), appearance, width, person, fixture in zip(
-            seen.ids.tolist(), anchors, looks, widths, people, fixtures, strict=True
+        self._fixtures_seen = [
+            ((float(x), float(y)), float(width))
+            for (x, y), width, fixture in zip(anchors, widths, fixtures, strict=True)
+            if fixture
+        ]
+        for track_id, (x, y), appearance, width, person, fixture, still in zip(
+            seen.ids.tolist(), anchors, looks, widths, people, fixtures, stills, strict=True
         ):
             point = (float(x), float(y))
             visit = self._by_track.get(track_id) or self._start(track_id, point, timestamp, seen_now, appearance)
@@ -406,6 +425,7 @@ class FootfallCounter:
                 visit.face_tracks.add(track_id)
             if fixture:
                 visit.fixture_tracks.add(track_id)
+            visit.moved |= bool(person and not still)
             visit.face_size = float(width)
             if appearance is not None and np.any(appearance):
                 visit.appearance = appearance
@@ -444,12 +464,44 @@ class FootfallCounter:
             if visit.tracks_ended_at is not None
             and (visit.exited or timestamp - visit.tracks_ended_at >= self.reentry_window_s)
         ]
-        return [self._end(visit, captured_at) for visit in finished]
+        return self._held_back([self._end(visit, captured_at) for visit in finished], timestamp)
+
+    def _held_back(self, ended: list[VisitEnded], timestamp: float) -> list[VisitEnded]:
+        """The visits that are over, except a face that never moved, held until it is known whether it is a fixture.
+
+        A poster's face is boxed again and again as walkers pass in front of
+        it: each of those tracks is a visit that ends before anything was
+        still long enough to be a fixture. A visit whose faces never moved
+        from where they were first seen waits until ``hold_still_s`` after its
+        start: a fixture found meanwhile where it was makes it a fixture, not a
+        visitor; otherwise it counts then. A person who walked in is never held.
+        """
+        out = []
+        for visit in ended:
+            if visit.counted and visit.visit_id in self._still_visits and self.hold_still_s:
+                self._held.append((visit, visit.start + self.hold_still_s + HOLD_MARGIN_S))
+            else:
+                out.append(visit)
+        self._still_visits.difference_update(visit.visit_id for visit in ended)
+        kept = []
+        for visit, release_at in self._held:
+            near = [width for point, width in self._fixtures_seen
+                    if _distance(point, visit.last_position) < max(width, visit.face_size, 0.02)]  # fmt: skip
+            if near:
+                out.append(dataclasses.replace(visit, counted=False, fixture=True))
+            elif timestamp >= release_at:
+                out.append(visit)
+            else:
+                kept.append((visit, release_at))
+        self._held = kept
+        return out
 
     def close(self, captured_at: float) -> list[VisitEnded]:
-        """End every open visit (stream ended or shutting down)."""
+        """End every open visit, and release the ones held (stream ended or shutting down)."""
         self.faces_in_view = 0
-        return [self._end(visit, captured_at) for visit in list(self._visits)]
+        ended = [self._end(visit, captured_at) for visit in list(self._visits)] + [visit for visit, _ in self._held]
+        self._held, self._still_visits = [], set()
+        return ended
 
     def _start(
         self, track_id: int, point: Point, timestamp: float, seen_now: set[int], appearance: np.ndarray | None
@@ -536,6 +588,7 @@ class FootfallCounter:
         lost.exited = later.exited
         lost.tracks_ended_at = later.tracks_ended_at
         lost.face_tracks |= later.face_tracks
+        lost.moved |= later.moved
         lost.fixture_tracks |= later.fixture_tracks
 
     def _looks_alike(self, first: np.ndarray | None, second: np.ndarray | None, threshold: float | None = None) -> bool:
@@ -580,6 +633,8 @@ class FootfallCounter:
 
     def _end(self, visit: _OpenVisit, captured_at: float) -> VisitEnded:
         self._visits.remove(visit)
+        if visit.person_seen and not visit.moved:
+            self._still_visits.add(visit.visit_id)
         for track_id in visit.active:
             self._by_track.pop(track_id, None)
         if not visit.crossings and (unseen := self._unseen_crossing(visit)):

@@ -67,7 +67,7 @@ def describe(topic: str, body: dict) -> str:
 
 
 def _verdict(body: dict, key: str) -> str:
-    """``female (p 0.93)``; an unsure one says what it leaned to: ``unknown (female? p 0.55)``."""
+    """``female (p 0.93)``; an unsure one says what it leaned to: ``unknown (female? p 0.53)``."""
     probabilities: dict = body.get(f"{key}_p") or {}
     answer = body.get(key, "unknown")
     if answer != "unknown":

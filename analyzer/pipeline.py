@@ -154,8 +154,9 @@ class Pipeline:
             is_face=None if face_check is None else face_check.passes,
         )
         counter = FootfallCounter.for_camera(
-            camera, self.config.footfall, self.config.tracker.min_similarity, self.options.new_visit_id
-        )
+            camera, self.config.footfall, self.config.tracker.min_similarity, self.options.new_visit_id,
+            hold_still_s=self.config.face_check.hold_still_s,
+        )  # fmt: skip
         if camera.recorded_at is not None:  # a recording: its visits happened then, not now
             counter.clock_origin = camera.recorded_at.timestamp()
         stages = CameraStages(

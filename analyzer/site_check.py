@@ -242,7 +242,9 @@ def check_camera(
         camera.id,
         detector,
         ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s),
-        FootfallCounter.for_camera(camera, config.footfall, config.tracker.min_similarity),
+        FootfallCounter.for_camera(
+            camera, config.footfall, config.tracker.min_similarity, hold_still_s=config.face_check.hold_still_s
+        ),
         likeness=likeness,
         face_check=None if presence is None else FaceCheck.from_config(presence, config.face_check),
         masks=camera.mask_zones(),

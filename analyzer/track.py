@@ -33,6 +33,7 @@ class Tracks:
         appearance: (N, F) float32 appearance cue of each track (zeros when unknown).
         face: (N,) bool, confirmed a face by the face check (:mod:`analyzer.face_check`); None when no check ran.
         fixture: (N,) bool, a face as still as a photo since it was first seen (a poster); None when no check ran.
+        still: (N,) bool, a face that has not moved since it was first seen (a fixture or not, yet); None likewise.
     """
 
     ids: np.ndarray
@@ -44,6 +45,7 @@ class Tracks:
     appearance: np.ndarray | None = None
     face: np.ndarray | None = None
     fixture: np.ndarray | None = None
+    still: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,6 +56,7 @@ class Tracks:
             self.ids[index], self.boxes[index], self.scores[index], self.keypoints[index],
             self.matched[index], self.confirmed[index], None if self.appearance is None else self.appearance[index],
             None if self.face is None else self.face[index], None if self.fixture is None else self.fixture[index],
+            None if self.still is None else self.still[index],
         )  # fmt: skip
 
     @property
@@ -61,6 +64,11 @@ class Tracks:
         """(N,) bool: a person's face by the face check (a face, not a fixture), or every track when none ran."""
         face = np.ones(len(self), bool) if self.face is None else self.face
         return face if self.fixture is None else face & ~self.fixture
+
+    @property
+    def stills(self) -> np.ndarray:
+        """(N,) bool: not moved since first seen, by the face check (none when no check ran)."""
+        return np.zeros(len(self), bool) if self.still is None else self.still
 
     @property
     def fixtures(self) -> np.ndarray:

@@ -234,3 +234,74 @@ def test_a_still_poster_is_a_fixture_not_a_visitor_and_check_proposes_a_mask_ove
         wait_for(lambda: run.statuses("wall") and run.statuses("wall")[-1]["state"] == "ended", 60, "the end")
         report = run.stop()
     assert report.tallies["wall"].visitors == 0 and report.stats["wall"].faces_seen == 0
+
+
+def test_a_poster_seen_again_after_someone_passed_in_front_is_still_a_fixture() -> None:
+    # a walker hides the poster: its face is boxed again as a new track, whose 30 s would start anew
+    poster = Script(lambda t: 15.0)
+    check = FaceCheck(poster, fixture_after_s=30.0)
+
+    def still(track_id: int, start: float, seconds: float) -> list[bool]:
+        fixtures = []
+        for frame in range(int(seconds * 15)):
+            poster.t = start + frame / 15
+            fixtures.append(bool(check.update(FRAME, one_track(track_id=track_id), poster.t).fixture[0]))
+        return fixtures
+
+    assert not any(still(1, 0.0, 20.0))  # 20 s, then hidden for 2 s
+    check.forget([1])
+    second = still(2, 22.0, 15.0)  # boxed again: a new track, at the same place
+    assert not second[0] and second[-1] and second.index(True) / 15 < 10.0  # the clock went on from the first
+    check.forget([2])
+    assert still(3, 39.0, 1.0)[-1]  # a fixture's place: the next face there is one at once (a screen's next still)
+
+
+def test_a_person_stepping_where_a_still_face_was_lost_long_ago_starts_afresh() -> None:
+    poster = Script(lambda t: 15.0)
+    check = FaceCheck(poster, fixture_after_s=30.0)
+    for frame in range(20 * 15):
+        poster.t = frame / 15
+        check.update(FRAME, one_track(track_id=1), poster.t)
+    check.forget([1])
+    poster.t = 60.0  # long after: someone else's face there starts its own watch
+    assert not check.update(FRAME, one_track(track_id=2), 60.0).fixture[0]
+    verdicts = []
+    for frame in range(15 * 15):
+        poster.t = 60.0 + frame / 15
+        verdicts.append(bool(check.update(FRAME, one_track(track_id=2), poster.t).fixture[0]))
+    assert not any(verdicts)
+
+
+def _marked(track: Tracks, fixture: bool, still: bool) -> Tracks:
+    import dataclasses
+
+    return dataclasses.replace(track, face=np.array([True]), fixture=np.array([fixture]), still=np.array([still]))
+
+
+@pytest.mark.parametrize(
+    ("fixture_later", "still", "counted", "released_at"),
+    [
+        (True, True, False, 31.0),  # a poster's first track: held, then found to be a fixture where it was
+        (False, True, True, 32.0),  # a face that stood still and left: counted, once it was not a fixture
+        (False, False, True, 7.0),  # someone who moved: counted at once, never held
+    ],
+    ids=["poster", "still person", "walker"],
+)
+def test_a_visit_of_a_face_that_never_moved_waits_to_be_known_as_no_fixture(
+    fixture_later: bool, still: bool, counted: bool, released_at: float
+) -> None:
+    counter = FootfallCounter("door", min_duration_s=1.0, reentry_window_s=2.0, hold_still_s=30.0)
+    out = []
+    for frame in range(40 * 15):
+        t = frame / 15
+        if t < 5:  # the first track: five seconds, then hidden (a walker passed in front)
+            seen, ended = _marked(one_track(300 if still else 100 + 40 * t), False, still), []
+        elif t < 31:
+            seen, ended = one_track()[[]], [1] if frame == 5 * 15 else []
+        else:  # boxed again at the same place, and by then known as a fixture (or not)
+            seen, ended = _marked(one_track(300, track_id=2), fixture_later, still), []
+        for visit in counter.update(seen, ended, t, 0.0, (640, 360)):
+            out.append((t, visit))
+    (first_at, first), *_ = out
+    assert first.counted is counted and first.track_ids == (1,)
+    assert first_at == pytest.approx(released_at, abs=0.5)

@@ -111,8 +111,8 @@ def test_describe_a_visit_line() -> None:
             "samples": 3, "direction": "in"}  # fmt: skip
     line = describe("visit.door", body)
     assert "visit   door 0123456789ab female (p 0.93) 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
-    unsure = {**body, "gender": "unknown", "gender_p": {"female": 0.55, "male": 0.45}}
-    assert "0123456789ab unknown (female? p 0.55) 30-39 (p 0.70)" in describe("visit.door", unsure)
+    unsure = {**body, "gender": "unknown", "gender_p": {"female": 0.53, "male": 0.47}}
+    assert "0123456789ab unknown (female? p 0.53) 30-39 (p 0.70)" in describe("visit.door", unsure)
     never_classified = {**body, "gender": "unknown", "age_group": "unknown", "gender_p": {}, "age_group_p": {}}
     assert "0123456789ab unknown unknown dwell" in describe("visit.door", never_classified)
 
