@@ -202,8 +202,11 @@ class _OpenVisit:
         """Last seen at a frame edge walking out: gone, not hidden; a face appearing there is someone else.
 
         The edge band is at least 6% of the frame and grows with the face: a big
-        face's centre is never closer to the edge than half its width.
+        face's centre is never closer to the edge than half its width. A face
+        that was not walking (a customer seated by the edge) has not left.
         """
+        if _speed(self.velocity) < MIN_WALKING_SPEED:
+            return False
         x, y = self.last_position
         px, py = self.predicted(timestamp)
         edge = max(0.06, 0.85 * self.face_size)

@@ -273,3 +273,20 @@ def test_a_face_near_a_hidden_track_gets_its_likeness() -> None:
     t = 30 / 15
     nearby = [430.0, 300.0, 500.0, 370.0]  # where the hidden face was: it may be them again
     assert tracker.wants_likeness(np.array([other, nearby], np.float32), t).tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("speed", "exits"), [(0.0, False), (3.0, False), (150.0, True)], ids=["seated", "swaying", "walker"]
+)
+def test_a_face_lost_at_the_edge_left_only_if_it_was_walking_out(speed: float, exits: bool) -> None:
+    """A customer seated at the table by the right edge looks away: hidden, not gone; a walker there is gone."""
+    tracker = ByteTracker(min_hits=1, max_lost_s=1.5)
+    size = 160.0
+    for frame in range(45):  # three seconds in view, the face's right side 30 px from the edge
+        tracker.update(faces([walk((1090 - speed * 3, 200), (speed, 0), size, frame / 15)]), frame / 15, FRAME_SIZE)
+    ended, exited = [], []
+    for frame in range(45, 75):
+        update = tracker.update(faces([]), frame / 15, FRAME_SIZE)
+        ended += update.ended
+        exited += update.exited
+    assert ended == [1] and (exited == [1]) is exits
