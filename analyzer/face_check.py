@@ -253,6 +253,7 @@ class FaceCheck:
     def update(self, frame_rgb: np.ndarray, tracks: Tracks, timestamp: float) -> Tracks:
         """Check the tracks that are due; ``tracks`` with ``face``, ``fixture`` and ``still`` set for each."""
         face, fixture, still = np.zeros(len(tracks), bool), np.zeros(len(tracks), bool), np.zeros(len(tracks), bool)
+        self.forget(list(self._tracks.keys() - set(tracks.ids.tolist())))  # a flicker that never was a track, too
         for row, track_id in enumerate(tracks.ids.tolist()):
             evidence = self._tracks.setdefault(track_id, _Evidence())
             seen = bool(tracks.matched[row] and tracks.confirmed[row])

@@ -305,3 +305,11 @@ def test_a_visit_of_a_face_that_never_moved_waits_to_be_known_as_no_fixture(
     (first_at, first), *_ = out
     assert first.counted is counted and first.track_ids == (1,)
     assert first_at == pytest.approx(released_at, abs=0.5)
+
+
+def test_what_the_check_keeps_of_tracks_is_bounded_by_the_tracks_alive() -> None:
+    # the tracker reports the end of confirmed tracks only: a flicker's evidence was kept for good
+    check = FaceCheck(Script(lambda t: 5.0))
+    for frame in range(2000):  # a new one-frame flicker every frame, for two minutes
+        check.update(FRAME, one_track(track_id=frame), frame / 15)
+    assert len(check._tracks) == 1
