@@ -57,8 +57,9 @@ def describe(topic: str, body: dict) -> str:
         groups = " ".join(f"{name} {count}" for name, count in body.get("by_age_group", {}).items())
         directions = " ".join(f"{name} {count}" for name, count in body.get("by_direction", {}).items())
         visitors = f"visitors {body['visitors']}" + (f" ({directions})" if directions else "")
+        fixtures = f" (fixtures {body['fixtures_in_view']})" if body.get("fixtures_in_view") else ""
         return (
-            f"{clock} summary {camera} {visitors} | faces {body['faces_in_view']} "
+            f"{clock} summary {camera} {visitors} | faces {body['faces_in_view']}{fixtures} "
             f"fps {body['fps']:.1f} dropped {body['frames_dropped']} | {genders} | {groups}"
         )
     if kind == "status":

@@ -124,7 +124,8 @@ def test_describe_a_summary_line_with_the_line_s_in_and_out() -> None:
     line = describe("summary.door", body)
     assert "door visitors 7 (in 5 none 1 out 1) | faces 2 fps 15.0 dropped 0 | female 4 male 3 | 3-9 1 20-29 6" in line
     del body["by_direction"]  # a camera without a counting line
-    assert "summary door visitors 7 | faces 2" in describe("summary.door", body)
+    assert "summary door visitors 7 | faces 2 fps" in describe("summary.door", body)
+    assert "| faces 2 (fixtures 1) fps" in describe("summary.door", {**body, "fixtures_in_view": 1})
 
 
 def test_a_slow_subscriber_s_drops_are_counted_by_the_publisher_exactly_as_the_subscriber_sees_them() -> None:
