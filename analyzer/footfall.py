@@ -181,6 +181,8 @@ class _OpenVisit:
     lost_candidates: list[_OpenVisit] = field(default_factory=list)  # visits this one may continue (unverified)
     face_tracks: set[int] = field(default_factory=set)  # its tracks that passed the face check
     moved: bool = False  # a face of it moved from where it was first seen (walked, came nearer): never a fixture
+    rest_point: Point | None = None  # where it has stayed (within half a face width) since resting_since
+    resting_since: float = 0.0
     fixture_tracks: set[int] = field(default_factory=set)  # its tracks found as still as a photo (a poster)
 
     @property
@@ -203,9 +205,10 @@ class _OpenVisit:
 
         The edge band is at least 6% of the frame and grows with the face: a big
         face's centre is never closer to the edge than half its width. A face
-        that was not walking (a customer seated by the edge) has not left.
+        that sat there for ``SETTLED_S`` (a customer at the table by the edge)
+        has not left.
         """
-        if _speed(self.velocity) < MIN_WALKING_SPEED:
+        if self.last_seen - self.resting_since >= SETTLED_S:
             return False
         x, y = self.last_position
         px, py = self.predicted(timestamp)
@@ -225,6 +228,8 @@ class _OpenVisit:
 TURNED_AROUND_SIMILARITY = 0.9
 #: A held visit of a still face counts this long after ``hold_still_s``: the fixture check reads once a second.
 HOLD_MARGIN_S = 2.0
+#: A face that stayed within half its width this long sat or stood there (the tracker's ``SETTLED_S``).
+SETTLED_S = 5.0
 #: Slower than this (frame widths per second) a face is standing, and its motion predicts nothing.
 MIN_WALKING_SPEED = 0.03
 #: A visit's motion at its start is its mean velocity over this long.
@@ -618,6 +623,8 @@ class FootfallCounter:
             direction = visit.line_state.update(point)
             if direction:
                 visit.crossings.append((direction, timestamp))
+        if visit.rest_point is None or _distance(point, visit.rest_point) > 0.5 * visit.face_size:
+            visit.rest_point, visit.resting_since = point, timestamp
         visit.last_position = point
         visit.last_seen = max(visit.last_seen, timestamp)
 

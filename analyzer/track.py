@@ -144,15 +144,17 @@ class _Track:
     outermost: float = 0.0  # furthest its centre got along exit_direction
     started: float = 0.0  # when it was first seen
     likeness_at: float | None = None  # when its face likeness was last refreshed
+    rest_centre: np.ndarray | None = None  # where it has stayed (within half a face width) since resting_since
+    resting_since: float = 0.0
 
 
 #: Unseen this long (two frames at 15 fps), a track counts as hidden rather than just missed once.
 HIDDEN_AFTER_S = 0.15
 #: How far (face widths, from the prediction) a detection may be and still match by distance alone.
 FRAME_REACH = 0.6
-#: Slower than this (face widths per second) towards the edge, a face lost there sat or stood, and is hidden.
-#: The slowest walker of the simulated entrances crosses half a width a second at the nearest depth.
-WALKING_OUT_WIDTHS_PER_S = 0.3
+#: A face that stayed within half its width this long before it was lost at a frame edge sat there: it is hidden
+#: (looked away), not gone. Passers-by who turn back at the edge stop for a second or so.
+SETTLED_S = 5.0
 #: How fast a brisk walker's face moves across the image, in its own widths per second
 #: (about 1.4 m/s at 16 cm a face): FRAME_REACH per frame at 15 fps.
 FACE_WIDTHS_PER_S = 9.0
@@ -256,12 +258,6 @@ def _cut_by_edge(track: _Track, frame_size: tuple[int, int]) -> bool:
     return bool((left and vx < 0) or (right and vx > 0) or (top and vy < 0) or (bottom and vy > 0))
 
 
-def _walking_out(track: _Track, frame_size: tuple[int, int]) -> bool:
-    """Moving towards the nearest frame edge at a walk (``WALKING_OUT_WIDTHS_PER_S``), not swaying in a seat."""
-    size = max(float(track.box[2] - track.box[0]), 1.0)
-    return bool(track.filter.state[4:6] @ _nearest_edge(track, frame_size) > WALKING_OUT_WIDTHS_PER_S * size)
-
-
 def _looks_different(tracks: list[_Track], appearance: np.ndarray, now: float, min_similarity: float) -> np.ndarray:
     """(T, D) True where a lost track and a detection look different (colours, face): not the same person.
 
@@ -325,16 +321,24 @@ def _match(
     )
 
 
+def _note_rest(track: _Track, timestamp: float) -> None:
+    """Keep where the face has stayed, within half its width, and since when."""
+    centre = (track.box[:2] + track.box[2:]) / 2
+    size = max(float(track.box[2] - track.box[0]), 1.0)
+    if track.rest_centre is None or float(np.linalg.norm(centre - track.rest_centre)) > 0.5 * size:
+        track.rest_centre, track.resting_since = centre, timestamp
+
+
 def _left_frame(track: _Track, frame_size: tuple[int, int]) -> bool:
-    """Last seen at the frame's edge walking out of it (or cut by it), or near it and predicted out of it.
+    """Last seen at the frame's edge (a face cut by the edge is leaving), or near it and predicted out of it.
 
     A face last seen far from the edge is not "out" just because its
     prediction drifted there: it may have stopped while hidden. Nor is a face
-    that sat still at the edge: a cafe's customer at the table by the edge who
-    looks away for a moment has not left.
+    that had sat at the edge for ``SETTLED_S``: a cafe's customer at the table by
+    the edge who looks away for a moment has not left.
     """
     if _at_edge(track, frame_size):
-        return _cut_by_edge(track, frame_size) or _walking_out(track, frame_size)
+        return _cut_by_edge(track, frame_size) or track.last_seen - track.resting_since < SETTLED_S
     width, height = frame_size
     predicted = track.filter.box()
     centre_x, centre_y = (predicted[0] + predicted[2]) / 2, (predicted[1] + predicted[3]) / 2
@@ -453,6 +457,7 @@ class ByteTracker:
             track.hits += 1
             track.confirmed = track.confirmed or track.hits >= self.min_hits
             track.box = faces.boxes[detection]
+            _note_rest(track, timestamp)
             if appearance is not None:
                 seen = appearance[detection]
                 track.appearance = seen if track.appearance is None else running_mean(track.appearance, seen)

@@ -278,14 +278,18 @@ def test_a_face_near_a_hidden_track_gets_its_likeness() -> None:
 @pytest.mark.parametrize(
     ("speed", "exits"), [(0.0, False), (3.0, False), (150.0, True)], ids=["seated", "swaying", "walker"]
 )
-def test_a_face_lost_at_the_edge_left_only_if_it_was_walking_out(speed: float, exits: bool) -> None:
-    """A customer seated at the table by the right edge looks away: hidden, not gone; a walker there is gone."""
+def test_a_face_lost_at_the_edge_left_unless_it_had_sat_there(speed: float, exits: bool) -> None:
+    """A customer seated at the table by the right edge looks away: hidden, not gone; a walker there is gone.
+
+    Seated: six seconds within half a face width (``SETTLED_S``, 5). Someone who paused there a moment, as a
+    passer-by turning back does, is gone as before.
+    """
     tracker = ByteTracker(min_hits=1, max_lost_s=1.5)
     size = 160.0
-    for frame in range(45):  # three seconds in view, the face's right side 30 px from the edge
-        tracker.update(faces([walk((1090 - speed * 3, 200), (speed, 0), size, frame / 15)]), frame / 15, FRAME_SIZE)
+    for frame in range(90):  # six seconds in view, the face's right side 30 px from the edge
+        tracker.update(faces([walk((1090 - speed * 6, 200), (speed, 0), size, frame / 15)]), frame / 15, FRAME_SIZE)
     ended, exited = [], []
-    for frame in range(45, 75):
+    for frame in range(90, 120):
         update = tracker.update(faces([]), frame / 15, FRAME_SIZE)
         ended += update.ended
         exited += update.exited
