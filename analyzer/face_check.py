@@ -60,6 +60,9 @@ FIXTURE_MOVE, FIXTURE_RESIZE = 0.5, 0.4
 FIXTURE_SHAPE_CHANGE = 0.08
 #: Readings a fixture needs (with ``STILLNESS_EVERY_S``: about ten seconds of them) before the shape decides.
 FIXTURE_MIN_READINGS = 10
+#: A face still this long since it was first seen adds to its place's time, or is a fixture on a fixture's place:
+#: everyone who walks in is first seen at the door or the frame's edge, and passes on within a second or two.
+SETTLE_S = 3.0
 #: A face whose box overlaps a place (a fixture's, a still face's) this much is at that place.
 FIXTURE_PLACE_IOU = 0.5
 #: A place where no still face has been seen this long (a walker passed in front of the poster) starts over.
@@ -171,6 +174,7 @@ class _Stillness:
 
     centre: np.ndarray
     width: float
+    since: float
     moved: bool = False
 
 
@@ -300,11 +304,8 @@ class FaceCheck:
         evidence.last_passed = passed
         evidence.box = np.asarray(box, np.float32)
         if passed and evidence.stillness is None:  # where it is first seen as a face starts the stillness watch
-            evidence.fixture = self._on_fixture_place(box)
-            if evidence.fixture:
-                return False
             centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
-            evidence.stillness = _Stillness(centre, float(max(box[2] - box[0], 1.0)))
+            evidence.stillness = _Stillness(centre, float(max(box[2] - box[0], 1.0)), timestamp)
         if passed and evidence.stillness is not None and not evidence.stillness.moved:
             self._note_stillness(evidence, box, reading, timestamp)
         return passed
@@ -341,20 +342,29 @@ class FaceCheck:
         ):
             stillness.moved = True  # it walked, or came nearer: a person
             return
-        place = self._place_at(box, reading, timestamp)
+        if timestamp - stillness.since < SETTLE_S:
+            return  # a walker pausing at the door, or stepping in where everyone steps in, is not still yet
+        if self._on_fixture_place(box):
+            evidence.fixture = True  # the poster again, after a walker hid it; the screen's next face
+            return
+        place = self._place_at(box, reading, stillness.since, timestamp)
         if timestamp - place.since >= self.fixture_after_s and place.readings >= FIXTURE_MIN_READINGS:
             evidence.fixture = True
             self._fixture_places.append(np.asarray(box, np.float32))
             self._places.remove(place)
 
-    def _place_at(self, box: np.ndarray, reading: MeshReading, timestamp: float) -> _Place:
-        """The still faces' place at ``box``, its time carried on when the same face is there again."""
+    def _place_at(self, box: np.ndarray, reading: MeshReading, still_since: float, timestamp: float) -> _Place:
+        """The still faces' place at ``box``; a new one's time starts when the face there became still.
+
+        Landmark shapes barely tell two people apart (two faces differ by 0.056 in the median), so the place's
+        time carries on whoever sits there still: only a face that has stayed put for ``SETTLE_S`` adds to it.
+        """
         self._places = [place for place in self._places if timestamp - place.last_seen <= STILL_GAP_S]
         here = np.asarray(box, np.float32)
         boxes = np.array([place.box for place in self._places], np.float32).reshape(-1, 4)
         overlaps = box_iou(here[None], boxes)[0] if len(boxes) else np.zeros(0)
         if not len(overlaps) or overlaps.max() < FIXTURE_PLACE_IOU:
-            self._places = [*self._places, _Place(here, timestamp, timestamp, reading.shape)][-MAX_FIXTURE_PLACES:]
+            self._places = [*self._places, _Place(here, still_since, timestamp, reading.shape)][-MAX_FIXTURE_PLACES:]
             return self._places[-1]
         place = self._places[int(np.argmax(overlaps))]
         if shape_change([place.shape, reading.shape]).max() > FIXTURE_SHAPE_CHANGE:  # another face, or it turned

@@ -253,7 +253,8 @@ def test_a_poster_seen_again_after_someone_passed_in_front_is_still_a_fixture() 
     second = still(2, 22.0, 15.0)  # boxed again: a new track, at the same place
     assert not second[0] and second[-1] and second.index(True) / 15 < 10.0  # the clock went on from the first
     check.forget([2])
-    assert still(3, 39.0, 1.0)[-1]  # a fixture's place: the next face there is one at once (a screen's next still)
+    third = still(3, 39.0, 4.0)  # a fixture's place: the next face still there is one (a screen's next still)
+    assert not third[0] and third[-1] and third.index(True) / 15 <= 3.5
 
 
 def test_a_person_stepping_where_a_still_face_was_lost_long_ago_starts_afresh() -> None:
@@ -313,3 +314,17 @@ def test_what_the_check_keeps_of_tracks_is_bounded_by_the_tracks_alive() -> None
     for frame in range(2000):  # a new one-frame flicker every frame, for two minutes
         check.update(FRAME, one_track(track_id=frame), frame / 15)
     assert len(check._tracks) == 1
+
+
+def test_where_everyone_walks_in_never_becomes_a_fixture() -> None:
+    # each walker is first seen at the door's edge and moves on: the place saw a face there for a minute on end
+    check = FaceCheck(Script(lambda t: 12.0), fixture_after_s=30.0)
+    verdicts = []
+    for walker in range(30):  # one every 2 s, each in view 3 s, walking in from the same spot
+        for frame in range(45):
+            t = walker * 2.0 + frame / 15
+            check.read.t = t  # type: ignore[attr-defined]
+            x = 20 + 150 * frame / 15  # a width and a half a second
+            verdicts.append(bool(check.update(FRAME, one_track(x, track_id=walker), t).fixture[0]))
+        check.forget([walker])
+    assert not any(verdicts) and not check._fixture_places and not check._places
