@@ -186,6 +186,11 @@ class _OpenVisit:
     fixture_tracks: set[int] = field(default_factory=set)  # its tracks found as still as a photo (a poster)
 
     @property
+    def settled(self) -> bool:
+        """It sat or stood within half a face width for ``SETTLED_S`` before it was last seen."""
+        return self.rest_point is not None and self.last_seen - self.resting_since >= SETTLED_S
+
+    @property
     def person_seen(self) -> bool:
         """A face that is not a fixture: only then is it a visitor."""
         return bool(self.face_tracks - self.fixture_tracks)
@@ -208,7 +213,7 @@ class _OpenVisit:
         that sat there for ``SETTLED_S`` (a customer at the table by the edge)
         has not left.
         """
-        if self.last_seen - self.resting_since >= SETTLED_S:
+        if self.settled:
             return False
         x, y = self.last_position
         px, py = self.predicted(timestamp)
