@@ -104,15 +104,15 @@ class Pipeline:
         metrics.loops_stalled.set_function(lambda: len(heartbeats.stalls(stall_after_s)))  # read at each scrape
         # Models are loaded here, before any thread starts, so a missing model
         # file is one clear error at start-up rather than a dead camera; the
-        # likeness first, as a failing one must not leave MediaPipe graphs open.
+        # likeness and the face check first, as a failing one must not leave MediaPipe graphs open.
         self.likeness = FaceLikeness.for_tracker(config.tracker)
-        self.detectors = {camera.id: FaceDetector.from_config(camera.detector) for camera in config.cameras}
-        self.refiners = {
-            camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
-        }
         self.presence = {  # one interpreter per camera thread
             camera.id: FacePresence(asset_path("face_landmark.tflite")) if config.face_check.enabled else None
             for camera in config.cameras
+        }
+        self.detectors = {camera.id: FaceDetector.from_config(camera.detector) for camera in config.cameras}
+        self.refiners = {
+            camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
         }
         self.classifier = ClassifierStage(
             backend,
