@@ -375,10 +375,10 @@ def _watch(
     """Watch ``cameras`` at once."""
     # Detectors and face checks are made and closed while no other thread runs: their native logs are
     # silenced by pointing the process's descriptor 2 elsewhere for that moment.
-    detectors = [FaceDetector.from_config(camera.detector) for camera in cameras]
-    presences = [
+    presences = [  # first: a missing model must not leave MediaPipe graphs open
         FacePresence(asset_path("face_landmark.tflite")) if config.face_check.enabled else None for _ in cameras
     ]
+    detectors = [FaceDetector.from_config(camera.detector) for camera in cameras]
     log(f"watching {how_many(len(cameras), 'camera')}{' ' + what if what else ''} for {seconds:g} s ...")
     interrupted = threading.Event()
     try:
