@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -447,7 +448,7 @@ def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
     assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
 
 
-def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capfd: pytest.CaptureFixture[str]) -> None:
     from analyzer.commands.run import _install_signal_handlers
 
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -460,7 +461,36 @@ def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capsys: pytest.CaptureFixt
         stop, told = threading.Event(), threading.Event()
         _install_signal_handlers(stop, on_stop=told.set)  # systemd hears STOPPING=1 at once
         signal.raise_signal(signal.SIGHUP)
-        assert stop.is_set() and told.is_set() and "SIGHUP: finishing open visits" in capsys.readouterr().err
+        assert stop.is_set() and told.is_set() and "SIGHUP: finishing open visits" in capfd.readouterr().err
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def test_a_signal_that_lands_inside_a_status_print_still_stops_the_run(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A status line blocked on a full stderr pipe: the handler runs inside that print, in the same thread.
+    from analyzer.commands.run import _install_signal_handlers
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    stop = threading.Event()
+
+    class SignalMidWrite(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            if not stop.is_set():
+                signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator]
+            return len(data)
+
+    try:
+        _install_signal_handlers(stop, on_stop=lambda: None)
+        monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BufferedWriter(SignalMidWrite()), line_buffering=True))
+        print("[door] up 15.0 fps | 1 face in view", file=sys.stderr)
+        assert stop.is_set()
+        assert "SIGTERM: finishing open visits" in capfd.readouterr().err
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)

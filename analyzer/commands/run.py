@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import os
 import signal
@@ -229,16 +230,28 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     return 1 if len(report.problems) == len(config.cameras) else 0
 
 
+def _say(line: str) -> None:
+    """Write a line to stderr from a signal handler.
+
+    The handler runs in the main thread, possibly inside that thread's own
+    ``print`` (a status line blocked on a full pipe): printing again there
+    raises "reentrant call" and the stop would never be set. One unbuffered
+    write to the descriptor cannot re-enter Python's stream.
+    """
+    with contextlib.suppress(OSError):  # no stderr to tell: the stop is set all the same
+        os.write(2, (line + "\n").encode())
+
+
 def _install_signal_handlers(stop: threading.Event, on_stop: Callable[[], None]) -> None:
     """The first SIGINT/SIGTERM/SIGHUP ends the run cleanly (open visits counted, report written); a second at once."""
 
     def handle(signum: int, _frame: object) -> None:
         if stop.is_set():
-            print("second signal: exiting now", file=sys.stderr)
+            _say("second signal: exiting now")
             os._exit(130)
-        print(f"{signal.Signals(signum).name}: finishing open visits and writing the report ...", file=sys.stderr)
         stop.set()
         on_stop()
+        _say(f"{signal.Signals(signum).name}: finishing open visits and writing the report ...")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handle)
