@@ -216,7 +216,14 @@ def _start_run(clip: Path, report: Path, metrics_port: int, zmq_port: int) -> su
         [sys.executable, "-m", "analyzer", "run", "--config", str(config), "--report", str(report),
          "--metrics-port", str(metrics_port), "--zmq-bind", f"tcp://127.0.0.1:{zmq_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_hang_up_as_from_a_terminal,
     )  # fmt: skip
+
+
+def _hang_up_as_from_a_terminal() -> None:
+    """The run starts with SIGHUP's default, as from a terminal, even when the suite runs under nohup (which
+    hands down an ignored SIGHUP that the run, rightly, keeps ignoring)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def _faces_in_view(port: int) -> float:
