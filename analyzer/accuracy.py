@@ -37,7 +37,7 @@ from analyzer.pipeline import Pipeline, RunOptions
 from analyzer.real_score import ClipScore
 from analyzer.report import RunReport
 from analyzer.scene import heads_on_wall
-from analyzer.score import Match, combine, outcome
+from analyzer.score import HIDDEN_TOO_LONG_S, Match, combine, outcome
 from analyzer.simulate import SIMULATOR_VERSION, simulate
 
 
@@ -319,11 +319,14 @@ def scene_lines(scores: list[tuple[ClipSpec, dict]]) -> list[str]:
         "Two held-out clips apart from the set above, with the same settings: a faced wall (posters and a "
         "signage screen whose still face changes every 45 s; `simulate --wall-faces`) over the entrance's walkers, "
         "and a cafe. None of the wall's faces may count while the walkers still do; each seated customer counts "
-        "once, with their dwell.",
+        "once, with their dwell. Dwell error is the mean |visit dwell - time from the face's first to its last "
+        f"sight|, in seconds and as a share of that time; the last column leaves out visitors hidden for more than "
+        f"{HIDDEN_TOO_LONG_S:g} s at a stretch (a customer seated behind a nearer one), whom no face counter can "
+        "know to be the same person when they show again.",
         "",
         "| clip | what happens | true | counted | count error | misses | double counts | false counts "
-        "| of them faces on the wall | dwell error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| of them faces on the wall | dwell error | dwell error, faces never hidden long |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec, score in scores:
         lines.append(
@@ -331,7 +334,8 @@ def scene_lines(scores: list[tuple[ClipSpec, dict]]) -> list[str]:
             f"| {score['counted_visitors']} | {_percent(score['count_error'])} | {score['misses']} "
             f"| {score['double_counts']} | "
             f"{score['false_counts']} | {score['fixture_counts']} | {_seconds(score['dwell_error_s'])} "
-            f"({_percent(score['dwell_error_share'])} of the time in view) |"
+            f"({_percent(score['dwell_error_share'])} of the time in view) "
+            f"| {_percent(score['dwell_error_share_in_view'])} ({score['hidden_too_long']} hidden long left out) |"
         )
     return [*lines, ""]
 

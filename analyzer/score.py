@@ -11,6 +11,7 @@ the clip, so they can be found and watched.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from analyzer.errors import DataError
 #: visit's start and end are on average within this distance (frame fractions).
 MIN_OVERLAP = 0.3
 MAX_DISTANCE = 0.15
+#: A face hidden longer than this (the simulated config's ``reentry_window_s``) cannot be known to be the same
+#: person when it shows again: a seated customer behind a nearer one. Dwell is also scored without such visitors.
+HIDDEN_TOO_LONG_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class Outcome:
     misses: list[dict]  # countable visitors without a visit
     grouping: AgeGrouping
     fixtures: list[dict] = field(default_factory=list)  # the truth's faces that never visit (posters, a screen)
+    fps: float = 15.0  # the clip's, for the truth's per-frame boxes
 
     @property
     def fixture_counts(self) -> list[dict]:
@@ -141,6 +146,7 @@ class Outcome:
         bonus = sum(1 for m in matches if not m.visitor["countable"])
         counted = len(self.visits) - bonus
         classified, aged, crossing = self.classified, self.aged, self.crossing
+        in_view = [m for m in matches if _longest_hidden_s(m.visitor, self.fps) <= HIDDEN_TOO_LONG_S]
         true_groups = Counter(self.true_group(v) for v in countable)
         true_genders = Counter(v["gender"] for v in countable)
         counted_visits = (
@@ -171,6 +177,9 @@ class Outcome:
             else None,
             # the same as a share of the time in view (a seated customer's minutes, a walker's seconds)
             "dwell_error_share": float(np.mean([_dwell_share(m) for m in matches])) if matches else None,
+            # the same over the visitors whose face was never hidden longer than a re-entry window
+            "dwell_error_share_in_view": float(np.mean([_dwell_share(m) for m in in_view])) if in_view else None,
+            "hidden_too_long": len(matches) - len(in_view),
             "by_age_group": {
                 name: {"true": true_groups[name], "counted": sum(v["age_group"] == name for v in counted_visits)}
                 for name in grouping.names
@@ -258,7 +267,7 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
         )
     return Outcome(
         visits, countable, matches, doubles, extras, misses, BUILTIN_GROUPINGS[grouping_name],
-        truth.get("fixtures", []),
+        truth.get("fixtures", []), float(truth.get("fps") or 15.0),
     )  # fmt: skip
 
 
@@ -266,6 +275,16 @@ def _dwell_share(pair: Match) -> float:
     """How far a visit's dwell is from its visitor's time in view, as a share of that time."""
     seen = max(float(pair.visitor["seen_s"]), 1.0)
     return abs(float(pair.visit["dwell_s"]) - seen) / seen
+
+
+def _longest_hidden_s(visitor: dict, fps: float) -> float:
+    """The longest a simulated visitor's face was out of sight between its first and last sight.
+
+    0 without per-frame boxes, as in real clips' truth.
+    """
+    frames = [box[0] for box in visitor.get("boxes", [])]
+    gaps = [later - earlier - 1 for earlier, later in itertools.pairwise(frames)]
+    return max(gaps, default=0) / fps
 
 
 def _inside(point: Sequence[float], box: Sequence[float]) -> bool:

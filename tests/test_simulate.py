@@ -150,6 +150,23 @@ def test_score_on_a_hand_made_pair() -> None:
     assert result["by_gender"]["male"] == {"true": 1, "counted": 2}
 
 
+def test_dwell_is_also_scored_without_the_faces_hidden_longer_than_a_reentry_window() -> None:
+    def boxes(*spans: tuple[float, float]) -> list[list[float]]:  # frames the face showed, at 15 fps
+        return [[frame, 0, 0, 1, 1] for start, end in spans for frame in range(round(start * 15), round(end * 15))]
+
+    truth = {
+        "fps": 15,
+        "visitors": [
+            visitor(0, 0.0, 60.0, 0.5, 0.5, boxes=boxes((0.0, 30.0), (32.0, 60.0))),  # 2 s behind someone
+            visitor(1, 0.0, 60.0, 0.8, 0.8, boxes=boxes((0.0, 6.0), (50.0, 60.0))),  # 44 s behind a nearer customer
+        ],
+    }
+    visits = [visit(0.0, 54.0, 0.5, 0.5), visit(0.0, 6.0, 0.8, 0.8)]  # the second lost its last 10 s
+    result = score(truth, {"cameras": {"sim": {"visits": visits}}})
+    assert result["dwell_error_share"] == pytest.approx((6 / 60 + 54 / 60) / 2)
+    assert result["dwell_error_share_in_view"] == pytest.approx(6 / 60) and result["hidden_too_long"] == 1
+
+
 def test_a_report_of_another_clip_is_not_scored() -> None:
     truth = {"fps": 15, "seconds": 20.0, "clip": "door.mp4", "visitors": [visitor(0, 0.0, 4.0, 0.1, 0.9)]}
     visits = [visit(0.1, 3.9, 0.11, 0.89)]
