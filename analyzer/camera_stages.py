@@ -10,8 +10,9 @@ time. Detection or tracking failing means the frame was not searched at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,10 +22,13 @@ from analyzer.capture import Frame
 from analyzer.detect import FaceDetector
 from analyzer.face_check import FaceCheck
 from analyzer.faces import Faces
-from analyzer.footfall import FootfallCounter, VisitEnded
+from analyzer.footfall import FootfallCounter, VisitEnded, random_visit_id
 from analyzer.sample import Sample, Sampler
 from analyzer.track import ByteTracker, Tracks
 from analyzer.zones import Zone
+
+if TYPE_CHECKING:
+    from analyzer.config import CameraConfig, Config
 
 
 def masked(boxes: np.ndarray, width: int, height: int, masks: Sequence[Zone]) -> np.ndarray:
@@ -95,6 +99,38 @@ class CameraStages:
         self.sampler = sampler
         self.likeness = likeness
         self.every_face = every_face
+
+    @classmethod
+    def for_camera(
+        cls,
+        camera: CameraConfig,
+        config: Config,
+        detector: FaceDetector,
+        likeness: FaceLikeness | None,
+        face_check: FaceCheck | None,
+        sampler: Sampler | None = None,
+        every_face: bool = False,
+        new_visit_id: Callable[[], str] = random_visit_id,
+    ) -> CameraStages:
+        """The tracker, counter and masks ``camera`` and ``config`` ask for, around the given models.
+
+        ``run`` and ``check`` both build their stages here, so a setting cannot reach one and not the other.
+        """
+        counter = FootfallCounter.for_camera(
+            camera, config.footfall, config.tracker.min_similarity, new_visit_id,
+            hold_still_s=config.face_check.hold_still_s,
+        )  # fmt: skip
+        return cls(
+            camera.id,
+            detector,
+            ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s),
+            counter,
+            sampler,
+            likeness,
+            every_face=every_face,
+            face_check=face_check,
+            masks=camera.mask_zones(),
+        )
 
     def process(self, frame: Frame) -> FrameOutcome:
         """Search, track, sample and count one frame; raises only if detection or tracking failed."""

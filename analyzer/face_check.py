@@ -168,6 +168,11 @@ def shape_change(shapes: list[np.ndarray]) -> np.ndarray:
     return np.array([float(np.sqrt(((shape - reference) ** 2).sum(axis=1).mean())) for shape in aligned])
 
 
+def _centre_and_width(box: np.ndarray) -> tuple[np.ndarray, float]:
+    """A face box's centre and width (at least a pixel), in pixels."""
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64), float(max(box[2] - box[0], 1.0))
+
+
 @dataclass
 class _Stillness:
     """Where a track's face was first seen: it is still while it stays there (a poster), and moved once it leaves."""
@@ -304,8 +309,7 @@ class FaceCheck:
         evidence.last_passed = passed
         evidence.box = np.asarray(box, np.float32)
         if passed and evidence.stillness is None:  # where it is first seen as a face starts the stillness watch
-            centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
-            evidence.stillness = _Stillness(centre, float(max(box[2] - box[0], 1.0)), timestamp)
+            evidence.stillness = _Stillness(*_centre_and_width(box), timestamp)
         if passed and evidence.stillness is not None and not evidence.stillness.moved:
             self._note_stillness(evidence, box, reading, timestamp)
         return passed
@@ -334,8 +338,7 @@ class FaceCheck:
         stillness = evidence.stillness
         assert stillness is not None
         evidence.read_at = timestamp
-        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
-        width = float(max(box[2] - box[0], 1.0))
+        centre, width = _centre_and_width(box)
         if (
             np.linalg.norm(centre - stillness.centre) > FIXTURE_MOVE * stillness.width
             or abs(width / stillness.width - 1) > FIXTURE_RESIZE

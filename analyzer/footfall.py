@@ -37,7 +37,7 @@ import numpy as np
 from analyzer.appearance import similarity
 from analyzer.attributes import TrackAttributes
 from analyzer.config import CameraConfig, FootfallConfig
-from analyzer.track import Tracks
+from analyzer.track import SETTLED_S, Tracks, resting
 from analyzer.zones import CountingLine, LineState, Point, Zone
 
 #: A visit's ``direction`` on a camera with a counting line: the way it first crossed, or never crossed.
@@ -233,8 +233,6 @@ class _OpenVisit:
 TURNED_AROUND_SIMILARITY = 0.9
 #: A held visit of a still face counts this long after ``hold_still_s``: the fixture check reads once a second.
 HOLD_MARGIN_S = 2.0
-#: A face that stayed within half its width this long sat or stood there (the tracker's ``SETTLED_S``).
-SETTLED_S = 5.0
 #: Slower than this (frame widths per second) a face is standing, and its motion predicts nothing.
 MIN_WALKING_SPEED = 0.03
 #: A visit's motion at its start is its mean velocity over this long.
@@ -628,8 +626,9 @@ class FootfallCounter:
             direction = visit.line_state.update(point)
             if direction:
                 visit.crossings.append((direction, timestamp))
-        if visit.rest_point is None or _distance(point, visit.rest_point) > 0.5 * visit.face_size:
-            visit.rest_point, visit.resting_since = point, timestamp
+        visit.rest_point, visit.resting_since = resting(
+            visit.rest_point, visit.resting_since, point, visit.face_size, timestamp
+        )
         visit.last_position = point
         visit.last_seen = max(visit.last_seen, timestamp)
 

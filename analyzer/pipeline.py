@@ -28,14 +28,13 @@ from analyzer.console import ErrorTally, how_many, log_line
 from analyzer.detect import FaceDetector, KeypointRefiner
 from analyzer.exporter import Metrics
 from analyzer.face_check import FaceCheck, FacePresence
-from analyzer.footfall import DIRECTIONS, FootfallCounter, Visit, random_visit_id
+from analyzer.footfall import DIRECTIONS, Visit, random_visit_id
 from analyzer.liveness import Heartbeats
 from analyzer.preview import PreviewSink, Window, annotate, show_in_window
 from analyzer.publisher import ZmqPublisher
 from analyzer.report import RunReport
 from analyzer.report_files import DailyReportFiles
 from analyzer.sample import Sample, Sampler
-from analyzer.track import ByteTracker
 
 FPS_WINDOW_S = 2.0
 #: Samples waiting for the classifier, per sample of its largest batch; beyond, new ones are dropped and counted.
@@ -153,23 +152,12 @@ class Pipeline:
             max_classified_per_track=self.config.sampler.calls_per_track,
             is_face=None if face_check is None else face_check.passes,
         )
-        counter = FootfallCounter.for_camera(
-            camera, self.config.footfall, self.config.tracker.min_similarity, self.options.new_visit_id,
-            hold_still_s=self.config.face_check.hold_still_s,
+        stages = CameraStages.for_camera(
+            camera, self.config, self.detectors[camera.id], self.likeness, face_check, sampler,
+            every_face=self.options.naive, new_visit_id=self.options.new_visit_id,
         )  # fmt: skip
         if camera.recorded_at is not None:  # a recording: its visits happened then, not now
-            counter.clock_origin = camera.recorded_at.timestamp()
-        stages = CameraStages(
-            camera.id,
-            self.detectors[camera.id],
-            ByteTracker.from_config(self.config.tracker, max_lost_s=self.config.footfall.linger_s),
-            counter,
-            sampler,
-            self.likeness,
-            every_face=self.options.naive,
-            face_check=face_check,
-            masks=camera.mask_zones(),
-        )
+            stages.counter.clock_origin = camera.recorded_at.timestamp()
         stats = self.report.stats[camera.id]
         window_start, window_frames = time.monotonic(), 0
         last_capture = time.monotonic()

@@ -150,7 +150,7 @@ def plan_walkers(
             points = _walk(rng, start, 1.08, -0.08, depth)
         elif kind == "queue":
             speed, wait = float(rng.uniform(0.1, 0.28)), float(rng.uniform(5.0, 15.0))
-            slot, arrival = _queue_place(queue_taken, start, speed, wait)
+            slot, arrival = _free_place(queue_taken, start, speed, wait, _queue_spot)
             x, d = _queue_spot(slot)
             leave = arrival + wait
             points = [(arrival - (x + 0.08) / speed, -0.08, d), (arrival, x, d), (leave, x + 0.01, d)]
@@ -190,11 +190,6 @@ def _queue_spot(slot: int) -> tuple[float, float]:
 def _table_spot(table: int) -> tuple[float, float]:
     """(x, depth) of a cafe table's seat."""
     return CAFE_TABLES[table]
-
-
-def _queue_place(taken: list[list[tuple[float, float]]], start: float, speed: float, wait: float) -> tuple[int, float]:
-    """The queue place and arrival time of someone setting off at ``start`` (:func:`_free_place`)."""
-    return _free_place(taken, start, speed, wait, _queue_spot)
 
 
 def _free_place(

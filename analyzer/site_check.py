@@ -31,8 +31,7 @@ from analyzer.config import CameraConfig, Config
 from analyzer.console import how_many
 from analyzer.detect import FaceDetector
 from analyzer.face_check import FaceCheck, FacePresence
-from analyzer.footfall import FootfallCounter, VisitEnded
-from analyzer.track import ByteTracker
+from analyzer.footfall import VisitEnded
 from analyzer.zones import CountingLine, Point
 
 COUNTING_FACE_PX = 40  # docs/ACCURACY.md measures counting on faces at least this wide for a second
@@ -238,17 +237,8 @@ def check_camera(
         reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
         read_timeout_s=camera.read_timeout_s,
     )  # fmt: skip
-    stages = CameraStages(
-        camera.id,
-        detector,
-        ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s),
-        FootfallCounter.for_camera(
-            camera, config.footfall, config.tracker.min_similarity, hold_still_s=config.face_check.hold_still_s
-        ),
-        likeness=likeness,
-        face_check=None if presence is None else FaceCheck.from_config(presence, config.face_check),
-        masks=camera.mask_zones(),
-    )
+    face_check = None if presence is None else FaceCheck.from_config(presence, config.face_check)
+    stages = CameraStages.for_camera(camera, config, detector, likeness, face_check)
     visits: list[VisitEnded] = []
     skipped: list[str] = []  # why frames could not be searched
     widths: list[np.ndarray] = []

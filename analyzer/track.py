@@ -10,6 +10,7 @@ camera, and resetting one never disturbs another.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -147,6 +148,9 @@ class _Track:
     rest_centre: np.ndarray | None = None  # where it has stayed (within half a face width) since resting_since
     resting_since: float = 0.0
 
+
+#: A face's centre: pixels in the tracker, frame fractions in the footfall counter.
+RestPoint = TypeVar("RestPoint", np.ndarray, tuple[float, float])
 
 #: Unseen this long (two frames at 15 fps), a track counts as hidden rather than just missed once.
 HIDDEN_AFTER_S = 0.15
@@ -321,12 +325,24 @@ def _match(
     )
 
 
+def resting(
+    rest: RestPoint | None, since: float, centre: RestPoint, width: float, timestamp: float
+) -> tuple[RestPoint, float]:
+    """Where a face seen at ``centre`` has stayed, within half its ``width``, and since when.
+
+    One rule for the tracker (pixels) and the footfall counter (frame fractions): a face resting
+    ``SETTLED_S`` sat or stood there.
+    """
+    if rest is None or float(np.hypot(centre[0] - rest[0], centre[1] - rest[1])) > 0.5 * width:
+        return centre, timestamp
+    return rest, since
+
+
 def _note_rest(track: _Track, timestamp: float) -> None:
-    """Keep where the face has stayed, within half its width, and since when."""
+    """Keep where the face has stayed, and since when (:func:`resting`)."""
     centre = (track.box[:2] + track.box[2:]) / 2
     size = max(float(track.box[2] - track.box[0]), 1.0)
-    if track.rest_centre is None or float(np.linalg.norm(centre - track.rest_centre)) > 0.5 * size:
-        track.rest_centre, track.resting_since = centre, timestamp
+    track.rest_centre, track.resting_since = resting(track.rest_centre, track.resting_since, centre, size, timestamp)
 
 
 def _left_frame(track: _Track, frame_size: tuple[int, int]) -> bool:
