@@ -396,7 +396,7 @@ def test_a_hung_classifier_does_not_hold_the_report_after_a_stop(
 def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing(
     walkers_clip: tuple[Path, int], shipped_model: Path
 ) -> None:
-    """Every face of every frame offered (--naive) to a classifier that never answers, for 24 s."""
+    """Every face of every frame offered (--naive) to a classifier that never answers, for 18 s."""
     document = {
         "cameras": [{"id": "door", "source": str(walkers_clip[0]), "realtime": True, "loop": True}],
         "classifier": {"model": str(shipped_model), "max_batch": 2, "typical_batch": 2},  # at most 32 samples wait
@@ -406,7 +406,7 @@ def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing
     memory: list[float] = []
     with hanging_backends() as (hanging, _), LiveRun(document, shipped_model, backend=hanging, naive=True) as run:
         pipeline = run.pipeline
-        for _ in range(12):
+        for _ in range(9):
             time.sleep(2)
             waiting = pipeline.classify_queue
             sizes.append((waiting.samples, len(waiting), pipeline.output_queue.qsize()))
@@ -428,10 +428,11 @@ def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing
 
 
 @pytest.mark.slow
-def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
-    live_frames: list[bytes], shipped_model: Path
-) -> None:
-    """A live camera for a minute, cut off every 15 s: RSS and open descriptors must not creep."""
+def test_soak_with_reconnects_keeps_memory_and_descriptors_flat(live_frames: list[bytes], shipped_model: Path) -> None:
+    """A live camera for half a minute, cut off every 8 s: RSS and open descriptors must not creep.
+
+    ``analyzer bench --soak`` runs the same for as long as asked (docs/PERFORMANCE.md).
+    """
     server = MjpegServer(live_frames).start()
     camera = {"id": "door", "source": server.url, **LIVE}
     samples: list[tuple[float, int]] = []
@@ -439,7 +440,7 @@ def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
         with LiveRun({"cameras": [camera]}, shipped_model) as run:
             wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 20, "the stream to come up")
             for _ in range(4):
-                time.sleep(13)
+                time.sleep(7)
                 samples.append((rss_mb(), open_descriptors()))
                 server.stop()
                 wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 0, 5, "the cut to be seen")
@@ -449,9 +450,9 @@ def test_soak_60s_with_reconnects_keeps_memory_and_descriptors_flat(
     finally:
         server.stop()
     (warm_rss, warm_fds), (end_rss, end_fds) = samples[1], samples[-1]
-    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} MB over a minute: {samples}"
+    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} MB over 16 s: {samples}"
     assert end_fds <= warm_fds + 2, f"open descriptors grew {warm_fds} -> {end_fds}: {samples}"
-    assert report.to_dict()["cameras"]["door"]["frames"] > 300
+    assert report.to_dict()["cameras"]["door"]["frames"] > 150
     assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
 
 
