@@ -269,15 +269,23 @@ class ClassifierStage:
 
 
 def tensorrt_probe() -> tuple[bool, str]:
-    """Whether the TensorRT backend can run here: TensorRT 10/11 imports and a CUDA GPU answers. Says why not."""
+    """Whether the TensorRT backend can run here: TensorRT 10/11 imports, a CUDA GPU answers and a runtime starts.
+
+    Says why not. Only creating a runtime finds a driver too old for the
+    TensorRT wheel (NVIDIA/TensorRT#2913); without it ``auto`` would pick
+    TensorRT and fail instead of falling back to ONNX Runtime.
+    """
     import importlib
     import importlib.util
 
     from analyzer.cuda_memory import gpu_probe
-    from analyzer.tensorrt_engine import SUPPORTED_MAJOR_VERSIONS, major_version
+    from analyzer.tensorrt_engine import SUPPORTED_MAJOR_VERSIONS, major_version, tensorrt_logger
 
     if importlib.util.find_spec("tensorrt") is None:
-        return False, "TensorRT is not installed (pip install 'footfall-analyzer[gpu]' on a GPU box, see docs/GPU.md)"
+        return False, (
+            "TensorRT is not installed (pip install 'footfall-analyzer[gpu-cu12]' or '[gpu-cu13]' on a GPU box, "
+            "see docs/GPU.md)"
+        )
     try:
         trt = importlib.import_module("tensorrt")
     except Exception as error:  # a broken install raises ImportError, OSError or RuntimeError
@@ -293,7 +301,19 @@ def tensorrt_probe() -> tuple[bool, str]:
     gpu, why = gpu_probe()
     if gpu is None:
         return False, f"TensorRT {version} imports but there is no usable GPU ({why})"
-    return True, f"TensorRT {version} imports and {gpu.name} is present"
+    try:  # a driver too old for the wheel shows only here: "TypeError: ... returned nullptr"
+        runtime = trt.Runtime(tensorrt_logger(trt))
+    except Exception as error:
+        runtime, detail = None, (str(error).strip().splitlines() or [type(error).__name__])[0]
+    else:
+        detail = "no runtime"
+    if runtime is None:
+        return False, (
+            f"TensorRT {version} imports but cannot start on {gpu.name} ({detail}); the NVIDIA driver may be "
+            "older than this TensorRT needs (docs/GPU.md)"
+        )
+    del runtime
+    return True, f"TensorRT {version} starts on {gpu.name}"
 
 
 def choose_backend(choice: str, probe: Callable[[], tuple[bool, str]] = tensorrt_probe) -> tuple[str, str]:

@@ -140,8 +140,10 @@ class CudaPythonProvider:
         return address
 
     def stream(self) -> int:
-        """``cudaStreamCreate``."""
-        stream = self._check("cudaStreamCreate", self._cudart.cudaStreamCreate())
+        """``cudaStreamCreateWithFlags(cudaStreamNonBlocking)``: never serialised behind the legacy default stream."""
+        stream = self._check(
+            "cudaStreamCreateWithFlags", self._cudart.cudaStreamCreateWithFlags(self._cudart.cudaStreamNonBlocking)
+        )
         self._streams.append(stream)
         return int(stream)
 
@@ -166,14 +168,27 @@ class CudaPythonProvider:
         self._check("cudaStreamSynchronize", self._cudart.cudaStreamSynchronize(stream))
 
     def release(self) -> None:
-        """Free in reverse order of need: streams, device, host."""
-        for stream in self._streams:
-            self._check("cudaStreamDestroy", self._cudart.cudaStreamDestroy(stream))
-        for address in self._device:
-            self._check("cudaFree", self._cudart.cudaFree(address))
-        for address in self._host:
-            self._check("cudaFreeHost", self._cudart.cudaFreeHost(address))
+        """Free in reverse order of need: streams, device, host; every one, whatever fails.
+
+        A free that fails does not stop the others; the failures are raised
+        together once all were tried.
+        """
+        calls = [("cudaStreamDestroy", self._cudart.cudaStreamDestroy, stream) for stream in self._streams]
+        calls += [("cudaFree", self._cudart.cudaFree, address) for address in self._device]
+        calls += [("cudaFreeHost", self._cudart.cudaFreeHost, address) for address in self._host]
         self._streams, self._device, self._host = [], [], []
+        failures = []
+        for call, free, handle in calls:
+            try:
+                self._check(call, free(handle))
+            except CudaError as error:
+                failures.append(str(error))
+        if failures:
+            raise CudaError(f"{how_many(len(failures), 'CUDA free')} failed: {'; '.join(failures)}")
+
+
+#: ``CU_STREAM_NON_BLOCKING``, the flag pycuda's ``Stream(flags)`` passes to ``cuStreamCreate``.
+PYCUDA_STREAM_NON_BLOCKING = 1
 
 
 class PyCudaProvider:
@@ -232,8 +247,8 @@ class PyCudaProvider:
         return int(allocation)
 
     def stream(self) -> int:
-        """``Stream()``."""
-        stream = self._in_context("cuStreamCreate", self._driver.Stream)
+        """``Stream(flags=CU_STREAM_NON_BLOCKING)``."""
+        stream = self._in_context("cuStreamCreate", self._driver.Stream, PYCUDA_STREAM_NON_BLOCKING)
         self._keep.append(stream)
         return int(stream.handle)
 
@@ -281,7 +296,8 @@ def open_provider() -> CudaProvider:
     if which == "pycuda":
         return PyCudaProvider()
     raise CudaUnavailableError(
-        "no CUDA Python binding: pip install 'footfall-analyzer[gpu]' (brings cuda-python), or install pycuda"
+        "no CUDA Python binding: pip install 'footfall-analyzer[gpu-cu12]' or '[gpu-cu13]' (brings cuda-python), "
+        "or install pycuda"
     )
 
 

@@ -1,12 +1,11 @@
 """TensorRT FP16 engine: build from our ONNX, cache on disk, run on a CUDA stream.
 
-Written against the documented Python API of TensorRT 10 and 11. The two
-differ where it matters to us: TensorRT 10 parses the FP32 ONNX and sets the
-``FP16`` builder flag; TensorRT 11 removed that flag (weak typing is gone), so
-it builds a strongly typed network from ``<model>.fp16.onnx``, whose weights
-and compute are already float16. Version-specific code lives only in the
-functions suffixed ``_trt10`` / ``_trt11``; ``tests/test_tensorrt.py`` checks
-every TensorRT name used here against the real bindings of each version.
+Written against the documented Python API of TensorRT 10 and 11, with one
+path for both: a strongly typed network parsed from ``<model>.fp16.onnx``,
+whose weights and compute are already float16. (TensorRT 11 removed weak
+typing; TensorRT 10.12 deprecated the ``FP16`` builder flag for it, and
+strong typing exists since 9.) ``tests/test_tensorrt.py`` checks every
+TensorRT name used here against the real bindings of each version.
 
 A cached engine is used only when its sidecar JSON says it was built from the
 same ONNX bytes, for the same GPU, TensorRT version and profile; anything
@@ -15,6 +14,7 @@ else is rebuilt, never loaded.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -29,7 +29,8 @@ import numpy as np
 
 from analyzer.assets import file_sha256
 from analyzer.classify import FaceAttributes
-from analyzer.cuda_memory import CudaProvider, GpuInfo, open_provider
+from analyzer.console import how_many
+from analyzer.cuda_memory import CudaError, CudaProvider, GpuInfo, open_provider
 from analyzer.errors import ConfigError, ModelError
 from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, check_model_file
 from analyzer.whole_files import whole_file, write_json
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
 
 SUPPORTED_MAJOR_VERSIONS = (10, 11)
 SIDECAR_SCHEMA = "footfall-trt-engine/1"
+#: How long ``close`` waits for calls in flight before it leaves their memory to the process's exit.
+CLOSE_WAIT_S = 5.0
+
+
+@functools.cache
+def tensorrt_logger(trt: ModuleType) -> Any:
+    """The process's one TensorRT logger: the builder, every runtime and the probe share it, as TensorRT asks."""
+    return trt.Logger(trt.Logger.WARNING)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class EngineRecipe:
     gpu_name: str
     compute_capability: tuple[int, int]
     tensorrt_version: str
-    precision_mode: str  # "fp16-flag" (TensorRT 10) | "strongly-typed" (TensorRT 11)
+    precision_mode: str  # "strongly-typed": the FP16 ONNX's own types
     profile: ProfileShapes
     workspace_mb: int
 
@@ -113,15 +122,13 @@ def fp16_sibling(model: Path) -> Path:
 
 
 def build_source(model: Path, tensorrt_version: str) -> tuple[Path, str]:
-    """Which ONNX TensorRT parses and how FP16 is obtained, for this TensorRT version."""
+    """Which ONNX TensorRT parses and how FP16 is obtained: the FP16 ONNX, strongly typed, on 10 and 11 alike."""
     major = major_version(tensorrt_version)
     if major not in SUPPORTED_MAJOR_VERSIONS:
         raise ModelError(
             f"TensorRT {tensorrt_version} is not supported (10.x and 11.x are); "
             "install one of those or use --backend onnxruntime"
         )
-    if major == 10:
-        return model, "fp16-flag"
     sibling = fp16_sibling(model)
     if not sibling.is_file():
         raise ModelError(
@@ -181,22 +188,28 @@ def _write_whole(path: Path, payload: bytes) -> None:
 # --- building --------------------------------------------------------------
 
 
-def _network_flags_trt10(trt: ModuleType) -> int:
-    """Explicit batch is the only mode in TensorRT 10; weak typing lets the FP16 flag pick kernels."""
-    return 0
-
-
-def _network_flags_trt11(trt: ModuleType) -> int:
-    """TensorRT 11 networks are strongly typed: float16 comes from the FP16 ONNX itself."""
+def _network_flags(trt: ModuleType) -> int:
+    """Strongly typed: float16 comes from the FP16 ONNX itself, no precision flag to set."""
     return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
-def _set_precision_trt10(trt: ModuleType, config: Any) -> None:
-    config.set_flag(trt.BuilderFlag.FP16)
+def _use_timing_cache(config: Any, timing_path: Path, log: Callable[[str], None]) -> None:
+    """Start from the timing cache of earlier builds; an unreadable or refused one is replaced by an empty one.
 
-
-def _set_precision_trt11(trt: ModuleType, config: Any) -> None:
-    """Nothing to set: the network's tensor types are the precision."""
+    The cache only saves time: a corrupt file (a disk fault, another
+    TensorRT's format) must not fail the build. It is rewritten afterwards.
+    """
+    cache = None
+    if timing_path.is_file():
+        try:
+            cache = config.create_timing_cache(timing_path.read_bytes())
+        except Exception:  # TensorRT raises its own RuntimeError or TypeError on bad bytes
+            cache = None
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return
+        log(f"{timing_path}: TensorRT cannot use this timing cache; building without it (it is rewritten after)")
+    if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+        raise ModelError("TensorRT refused an empty timing cache; see its log lines above")
 
 
 def _progress_monitor(trt: ModuleType, log: Callable[[str], None]) -> Any:
@@ -224,24 +237,20 @@ def _progress_monitor(trt: ModuleType, log: Callable[[str], None]) -> Any:
 
 def build_engine(trt: ModuleType, recipe: EngineRecipe, engine_dir: Path, log: Callable[[str], None] = print) -> Path:
     """Build, save plan + sidecar, update the timing cache; returns the plan path."""
-    precision = {10: _set_precision_trt10, 11: _set_precision_trt11}[recipe.major_version]
-    network_flags = {10: _network_flags_trt10, 11: _network_flags_trt11}[recipe.major_version]
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = tensorrt_logger(trt)
     builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt))
+    network = builder.create_network(_network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(recipe.source):
         errors = [str(parser.get_error(index)) for index in range(parser.num_errors)]
         raise ModelError(f"{recipe.source}: TensorRT cannot parse this ONNX ({errors[0] if errors else 'no detail'})")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, recipe.workspace_mb << 20)
-    precision(trt, config)
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, recipe.profile.min, recipe.profile.opt, recipe.profile.max)
     config.add_optimization_profile(profile)
     timing_path = engine_dir / f"{gpu_slug(recipe.gpu_name)}-trt{recipe.tensorrt_version}.timing.cache"
-    timing_cache = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
-    config.set_timing_cache(timing_cache, ignore_mismatch=False)
+    _use_timing_cache(config, timing_path, log)
     monitor = _progress_monitor(trt, log)
     config.progress_monitor = monitor
     log(
@@ -291,17 +300,20 @@ class TensorRTBackend:
         self._trt = trt
         self.metadata = metadata
         self.path = plan
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
+        self._runtime = trt.Runtime(tensorrt_logger(trt))
         engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
         if engine is None:
             raise ModelError(f"{plan}: TensorRT cannot load this engine; delete it and run again to rebuild it")
         self._engine = engine
         self._dtypes = self._io_types(engine)
+        self._check_output_widths(engine)
         self.max_batch = int(engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
         self._local = threading.local()
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._closed = False
 
     def _io_types(self, engine: Any) -> dict[str, type[np.generic]]:
         """Numpy type of each of our three tensors; anything else means a wrong engine."""
@@ -320,6 +332,17 @@ class TensorRTBackend:
                 raise ModelError(f"{self.path}: tensor '{name}' is {kind}, expected FLOAT or HALF")
             types[name] = numpy_types[kind]
         return types
+
+    def _check_output_widths(self, engine: Any) -> None:
+        """The engine's outputs are as wide as the model file's metadata says (an engine of another model is not)."""
+        expected = {AGE_OUTPUT: len(self.metadata.age_bin_edges), GENDER_OUTPUT: len(self.metadata.gender_labels)}
+        for name, width in expected.items():
+            shape = tuple(engine.get_tensor_shape(name))
+            if not shape or int(shape[-1]) != width:
+                raise ModelError(
+                    f"{self.path}: output '{name}' has shape {shape}, but model {self.metadata.version} gives "
+                    f"{width} values per face: the engine was built from another model; delete it to rebuild it"
+                )
 
     def _worker(self) -> _Worker:
         worker = getattr(self._local, "worker", None)
@@ -362,7 +385,19 @@ class TensorRTBackend:
         )
 
     def infer(self, inputs: np.ndarray) -> FaceAttributes:
-        """Run float32 NCHW chips, in slices of at most the engine's max batch."""
+        """Run float32 NCHW chips, in slices of at most the engine's max batch; a closed backend refuses."""
+        with self._lock:
+            if self._closed:
+                raise ModelError(f"{self.path}: the TensorRT backend is closed; create a new one to classify again")
+            self._in_flight += 1
+        try:
+            return self._infer(inputs)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _infer(self, inputs: np.ndarray) -> FaceAttributes:
         worker = self._worker()
         parts = [self._run(worker, inputs[start : start + self.max_batch])
                  for start in range(0, len(inputs), self.max_batch)]  # fmt: skip
@@ -374,11 +409,32 @@ class TensorRTBackend:
         )
 
     def close(self) -> None:
-        """Free device and pinned memory of every worker."""
+        """Stop new calls, wait for those in flight, drop the execution contexts, then free their memory.
+
+        Contexts point at the buffers, so they go first. A call still running
+        after ``CLOSE_WAIT_S`` (a hung GPU) keeps its memory: freeing it under
+        a running kernel would corrupt it, and the process's exit frees it.
+        """
         with self._lock:
-            for worker in self._workers:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=CLOSE_WAIT_S):
+                raise ModelError(
+                    f"{self.path}: {how_many(self._in_flight, 'TensorRT call')} still running after "
+                    f"{CLOSE_WAIT_S:g} s; its GPU memory is left to the process's exit"
+                )
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.context = None
+        failures = []
+        for worker in workers:
+            try:
                 worker.cuda.release()
-            self._workers.clear()
+            except CudaError as error:
+                failures.append(str(error))
+        if failures:
+            raise ModelError(f"{self.path}: freeing the TensorRT buffers failed: {'; '.join(failures)}")
 
 
 def engine_for(

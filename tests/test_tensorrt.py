@@ -9,25 +9,38 @@ touches checked against the real bindings of TensorRT 10.13 and 11.4.
 from __future__ import annotations
 
 import ast
+import gc
+import importlib.machinery
 import json
 import re
 import subprocess
 import sys
+import threading
+import time
+import weakref
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
+import numpy as np
 import pytest
 
 from analyzer.classify import choose_backend, create_backend, tensorrt_probe
 from analyzer.config import ClassifierConfig, parse_config
 from analyzer.cuda_memory import GpuInfo, available_provider, gpu_probe
 from analyzer.errors import ConfigError, ModelError
+from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, open_session
 from analyzer.tensorrt_engine import (
     EngineRecipe,
     ProfileShapes,
+    TensorRTBackend,
+    _use_timing_cache,
+    build_engine,
     build_source,
     gpu_slug,
     make_recipe,
+    tensorrt_logger,
     why_rebuild,
 )
 
@@ -73,17 +86,18 @@ def test_plan_name_is_keyed_by_model_hash_gpu_and_version(model_pair: Path) -> N
     assert gpu_slug("Orin (nvgpu)") == "orin-nvgpu"
 
 
-def test_each_version_builds_from_the_right_onnx(model_pair: Path) -> None:
-    assert build_source(model_pair, "10.13.0.35") == (model_pair, "fp16-flag")
+@pytest.mark.parametrize("version", ["10.13.0.35", "11.4.0.106"])
+def test_both_versions_build_strongly_typed_from_the_fp16_onnx(model_pair: Path, version: str) -> None:
     fp16 = model_pair.with_name("agegender.fp16.onnx")
-    assert build_source(model_pair, "11.4.0.106") == (fp16, "strongly-typed")
-    # TensorRT 11 hashes the FP16 file it parses, so a new FP16 export means a new engine.
-    before = _recipe(model_pair, version="11.4.0.106").plan_name()
+    assert build_source(model_pair, version) == (fp16, "strongly-typed")
+    # The FP16 file is what is hashed, so a new FP16 export means a new engine.
+    before = _recipe(model_pair, version=version).plan_name()
     fp16.write_bytes(b"re-exported fp16 bytes")
-    assert _recipe(model_pair, version="11.4.0.106").plan_name() != before
+    assert _recipe(model_pair, version=version).plan_name() != before
     fp16.unlink()
-    with pytest.raises(ModelError, match=r"agegender\.fp16\.onnx: TensorRT 11\.4\.0\.106 builds FP16 engines only"):
-        build_source(model_pair, "11.4.0.106")
+    only_fp16 = rf"agegender\.fp16\.onnx: TensorRT {re.escape(version)} builds FP16 engines only"
+    with pytest.raises(ModelError, match=only_fp16):
+        build_source(model_pair, version)
     with pytest.raises(ModelError, match=r"TensorRT 8\.6\.1 is not supported"):
         build_source(model_pair, "8.6.1")
 
@@ -132,7 +146,7 @@ def test_profile_shapes_come_from_the_config() -> None:
 
 
 def _available() -> tuple[bool, str]:
-    return True, "TensorRT 10.13.0.35 imports and NVIDIA GeForce RTX 3060 is present"
+    return True, "TensorRT 10.13.0.35 starts on NVIDIA GeForce RTX 3060"
 
 
 def _unavailable() -> tuple[bool, str]:
@@ -191,7 +205,7 @@ def test_cuda_errors_are_checked_not_ignored() -> None:
     provider = CudaPythonProvider()
     with pytest.raises(CudaError, match=r"CUDA cudaMalloc failed: cudaError\w+ \(.+\)"):
         provider.device_alloc(1024)
-    with pytest.raises(CudaError, match=r"CUDA cudaStreamCreate failed"):
+    with pytest.raises(CudaError, match=r"CUDA cudaStreamCreateWithFlags failed"):
         provider.stream()
     gpu, reason = gpu_probe()
     assert gpu is None and "cudaGetDeviceCount failed" in reason
@@ -291,7 +305,8 @@ def test_every_tensorrt_name_we_use_exists_in_its_version(tensorrt_apis: dict) -
     used = _used_names(tree)
     # The scan must see the calls that matter, or it proves nothing.
     assert {"execute_async_v3", "set_tensor_address", "set_input_shape", "build_serialized_network"} <= used["common"]
-    assert {"BuilderFlag", "FP16"} <= used["trt10"] and "STRONGLY_TYPED" in used["trt11"]
+    assert "STRONGLY_TYPED" in used["common"] and "FP16" not in used["common"]  # one path, no deprecated flag
+    assert {"create_timing_cache", "set_timing_cache", "get_tensor_shape"} <= used["common"]
     missing = {
         version: sorted(
             name
@@ -307,3 +322,284 @@ def test_the_name_check_can_fail(tensorrt_apis: dict) -> None:
     """TensorRT 11 removed the FP16 builder flag: the check must see that, or it checks nothing."""
     assert _present("FP16", tensorrt_apis[10]) and not _present("FP16", tensorrt_apis[11])
     assert not _present("execute_async_v9", tensorrt_apis[10])
+
+
+# --- the TensorRT and CUDA boundary, faked: what our code does around it ---
+
+
+def _fake_tensorrt(runtime: Callable[[object], object], version: str = "10.13.0.35") -> ModuleType:
+    """A ``tensorrt`` module as far as the probe and the backend touch it; ``runtime(logger)`` makes a runtime."""
+    trt = ModuleType("tensorrt")
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
+    trt.__version__ = version
+    loggers: list[object] = []
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, severity: int) -> None:
+            loggers.append(self)
+
+    trt.Logger = Logger  # type: ignore[attr-defined]
+    trt.loggers = loggers  # type: ignore[attr-defined]
+    trt.Runtime = runtime  # type: ignore[attr-defined]
+    trt.TensorIOMode = SimpleNamespace(INPUT="input", OUTPUT="output")  # type: ignore[attr-defined]
+    trt.DataType = SimpleNamespace(FLOAT="float", HALF="half")  # type: ignore[attr-defined]
+    return trt
+
+
+def _nullptr(logger: object) -> object:
+    raise TypeError("pybind11::init(): factory function returned nullptr")
+
+
+@pytest.fixture()
+def with_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("analyzer.cuda_memory.gpu_probe", lambda: (RTX, "1 GPU via cuda-python"))
+
+
+def test_a_driver_too_old_for_tensorrt_falls_back_to_onnxruntime(
+    monkeypatch: pytest.MonkeyPatch, with_gpu: None
+) -> None:
+    """TensorRT imports and the GPU answers, but a runtime cannot start (NVIDIA/TensorRT#2913): auto takes CPU."""
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(_nullptr))
+    available, reason = tensorrt_probe()
+    assert not available and "cannot start on NVIDIA GeForce RTX 3060" in reason and "returned nullptr" in reason
+    assert choose_backend("auto", tensorrt_probe) == ("onnxruntime", reason)
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(lambda logger: object()))
+    assert tensorrt_probe() == (True, "TensorRT 10.13.0.35 starts on NVIDIA GeForce RTX 3060")
+
+
+class _FakeContext:
+    def __init__(self, release: threading.Event | None) -> None:
+        self.release = release
+        self.started = threading.Event()
+
+    def set_tensor_address(self, name: str, address: int) -> bool:
+        return True
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        return True
+
+    def execute_async_v3(self, stream: int) -> bool:
+        self.started.set()
+        if self.release is not None:
+            assert self.release.wait(10)
+        return True
+
+
+class _FakeEngine:
+    def __init__(self, age_width: int, release: threading.Event | None = None) -> None:
+        self.shapes = {INPUT_NAME: (-1, 3, 64, 64), AGE_OUTPUT: (-1, age_width), GENDER_OUTPUT: (-1, 2)}
+        self.num_io_tensors = 3
+        self.release = release
+        self.contexts: list[weakref.ref] = []
+
+    def get_tensor_name(self, index: int) -> str:
+        return list(self.shapes)[index]
+
+    def get_tensor_mode(self, name: str) -> str:
+        return "input" if name == INPUT_NAME else "output"
+
+    def get_tensor_dtype(self, name: str) -> str:
+        return "float"
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+    def get_tensor_profile_shape(self, name: str, profile: int) -> tuple[tuple[int, ...], ...]:
+        return (1, 3, 64, 64), (8, 3, 64, 64), (16, 3, 64, 64)
+
+    def create_execution_context(self) -> _FakeContext:
+        context = _FakeContext(self.release)
+        self.contexts.append(weakref.ref(context))
+        return context
+
+
+class _FakeCuda:
+    """Host buffers as numpy arrays, device addresses as numbers; ``release`` notes whether contexts were alive."""
+
+    def __init__(self, engine: _FakeEngine, released: list[int]) -> None:
+        self.engine, self.released = engine, released
+
+    def pinned(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        return np.zeros(shape, dtype)
+
+    def device_alloc(self, nbytes: int) -> int:
+        return nbytes
+
+    def stream(self) -> int:
+        return 1
+
+    def to_device(self, address: int, host: np.ndarray, stream: int) -> None:
+        pass
+
+    def to_host(self, host: np.ndarray, address: int, stream: int) -> None:
+        pass
+
+    def synchronize(self, stream: int) -> None:
+        pass
+
+    def release(self) -> None:
+        self.released.append(sum(ref() is not None for ref in self.engine.contexts))
+
+
+def _fake_backend(
+    monkeypatch: pytest.MonkeyPatch, shipped_model: Path, age_width: int | None = None, hold: bool = False
+) -> tuple[TensorRTBackend, _FakeEngine, list[int], threading.Event]:
+    props = open_session(shipped_model, 1).get_modelmeta().custom_metadata_map
+    metadata = ModelMetadata.from_props(props, shipped_model)
+    release = threading.Event()
+    engine = _FakeEngine(age_width or len(metadata.age_bin_edges), release if hold else None)
+    runtime = SimpleNamespace(deserialize_cuda_engine=lambda plan: engine)
+    trt = _fake_tensorrt(lambda logger: runtime)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    released: list[int] = []
+    monkeypatch.setattr("analyzer.tensorrt_engine.open_provider", lambda: _FakeCuda(engine, released))
+    plan = shipped_model.parent / "no-such.plan"
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"plan" if self == plan else Path.read_bytes(self))
+    return TensorRTBackend(plan, metadata), engine, released, release
+
+
+def test_close_waits_for_calls_in_flight_drops_contexts_then_frees_and_refuses_later_calls(
+    monkeypatch: pytest.MonkeyPatch, shipped_model: Path
+) -> None:
+    backend, engine, released, release = _fake_backend(monkeypatch, shipped_model, hold=True)
+    chips = np.zeros((2, 3, 64, 64), np.float32)
+    calls = [threading.Thread(target=backend.infer, args=(chips,)) for _ in range(2)]  # a context per thread
+    for call in calls:
+        call.start()
+    assert _wait(lambda: len(engine.contexts) == 2)
+    closing = threading.Thread(target=backend.close)
+    closing.start()
+    time.sleep(0.3)
+    assert released == [] and closing.is_alive()  # the kernels in flight still use the buffers
+    release.set()
+    for thread in (*calls, closing):
+        thread.join(10)
+    gc.collect()
+    assert released == [0, 0]  # each worker's memory freed once, after every context was gone
+    with pytest.raises(ModelError, match=r"the TensorRT backend is closed"):
+        backend.infer(chips)
+    backend.close()  # a second close is nothing
+    assert released == [0, 0]
+    assert len(sys.modules["tensorrt"].loggers) == 1  # type: ignore[attr-defined]
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_an_engine_of_another_model_is_refused_at_load(monkeypatch: pytest.MonkeyPatch, shipped_model: Path) -> None:
+    with pytest.raises(ModelError, match=r"output 'age_probs' has shape \(-1, 7\), but model .* gives \d+ values"):
+        _fake_backend(monkeypatch, shipped_model, age_width=7)
+
+
+class _FakeBuilderConfig:
+    def __init__(self, accepts: bool = True) -> None:
+        self.accepts = accepts
+        self.used: list[bytes] = []
+
+    def create_timing_cache(self, serialized: bytes) -> bytes:
+        if serialized.startswith(b"corrupt"):
+            raise RuntimeError("Failed to deserialize the timing cache")
+        return serialized
+
+    def set_timing_cache(self, cache: bytes, ignore_mismatch: bool) -> bool:
+        if cache and not self.accepts:
+            return False
+        self.used.append(cache)
+        return True
+
+
+@pytest.mark.parametrize(("saved", "accepts", "used", "said"), [
+    (b"timings", True, [b"timings"], False),
+    (b"corrupt bytes", True, [b""], True),  # unreadable: build without it
+    (b"timings of another GPU", False, [b""], True),  # refused: build without it
+    (None, True, [b""], False),  # first build
+])  # fmt: skip
+def test_a_bad_timing_cache_costs_time_not_the_build(
+    tmp_path: Path, saved: bytes | None, accepts: bool, used: list[bytes], said: bool
+) -> None:
+    path = tmp_path / "rtx-trt10.timing.cache"
+    if saved is not None:
+        path.write_bytes(saved)
+    config, lines = _FakeBuilderConfig(accepts), []
+    _use_timing_cache(config, path, lines.append)
+    assert config.used == used
+    assert bool(lines) is said and all("cannot use this timing cache" in line for line in lines)
+
+
+def test_every_cuda_buffer_is_freed_even_when_one_free_fails() -> None:
+    from analyzer.cuda_memory import CudaError, CudaPythonProvider
+
+    freed: list[tuple[str, int]] = []
+    success, failure = SimpleNamespace(name="success"), SimpleNamespace(name="failure")
+
+    def free(call: str, failing: int) -> Callable[[int], tuple[object]]:
+        return lambda handle: (freed.append((call, handle)) or (failure if handle == failing else success),)
+
+    cudart = SimpleNamespace(
+        cudaError_t=SimpleNamespace(cudaSuccess=success),
+        cudaGetErrorName=lambda status: (success, b"cudaErrorInvalidValue"),
+        cudaGetErrorString=lambda status: (success, b"invalid argument"),
+        cudaStreamNonBlocking=1,
+        cudaStreamCreateWithFlags=lambda flags: (success, 70 + flags),
+        cudaStreamDestroy=free("stream", -1),
+        cudaFree=free("device", 11),
+        cudaFreeHost=free("host", -1),
+        cudaMalloc=lambda nbytes: (success, 10 + len(freed) + nbytes),
+    )
+    provider = CudaPythonProvider(cudart)  # type: ignore[arg-type]
+    assert provider.stream() == 71  # created non-blocking
+    provider._device = [11, 12]
+    provider._host = [21]
+    with pytest.raises(CudaError, match=r"1 CUDA free failed: CUDA cudaFree failed: cudaErrorInvalidValue"):
+        provider.release()
+    assert freed == [("stream", 71), ("device", 11), ("device", 12), ("host", 21)]
+
+
+@pytest.mark.parametrize("version", ["10.13.0.35", "11.4.0.106"])
+def test_a_build_and_a_runtime_share_one_logger_and_build_strongly_typed(
+    monkeypatch: pytest.MonkeyPatch, model_pair: Path, tmp_path: Path, version: str
+) -> None:
+    trt = _fake_tensorrt(lambda logger: SimpleNamespace(logger=logger), version)
+    networks: list[int] = []
+    config = _FakeBuilderConfig()
+    config.set_memory_pool_limit = lambda pool, size: None  # type: ignore[attr-defined]
+    config.add_optimization_profile = lambda profile: None  # type: ignore[attr-defined]
+    config.set_flag = lambda flag: pytest.fail(f"a builder flag was set: {flag}")  # type: ignore[attr-defined]
+    config.get_timing_cache = lambda: SimpleNamespace(serialize=lambda: b"timings")  # type: ignore[attr-defined]
+
+    class Builder:
+        def __init__(self, logger: object) -> None:
+            trt.builder_logger = logger  # type: ignore[attr-defined]
+
+        def create_network(self, flags: int) -> object:
+            networks.append(flags)
+            return object()
+
+        def create_builder_config(self) -> _FakeBuilderConfig:
+            return config
+
+        def create_optimization_profile(self) -> object:
+            return SimpleNamespace(set_shape=lambda name, low, opt, high: None)
+
+        def build_serialized_network(self, network: object, settings: object) -> bytes:
+            return b"serialized plan"
+
+    class IProgressMonitor:
+        def __init__(self) -> None:
+            pass
+
+    trt.Builder = Builder  # type: ignore[attr-defined]
+    trt.OnnxParser = lambda network, logger: SimpleNamespace(parse_from_file=lambda path: True)  # type: ignore[attr-defined]
+    trt.IProgressMonitor = IProgressMonitor  # type: ignore[attr-defined]
+    trt.MemoryPoolType = SimpleNamespace(WORKSPACE=0)  # type: ignore[attr-defined]
+    trt.NetworkDefinitionCreationFlag = SimpleNamespace(STRONGLY_TYPED=1)  # type: ignore[attr-defined]
+    plan = build_engine(trt, _recipe(model_pair, version=version), tmp_path / "engines", log=lambda line: None)
+    runtime = trt.Runtime(tensorrt_logger(trt))
+    assert plan.read_bytes() == b"serialized plan" and networks == [1 << 1]
+    assert trt.loggers == [trt.builder_logger] == [runtime.logger]  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """TensorRT on a real GPU: build, cache, parity with ONNX Runtime, every batch size, throughput.
 
-These run only where TensorRT 10/11 imports and a CUDA GPU answers; elsewhere
+These run only where TensorRT 10/11 imports and starts on a CUDA GPU; elsewhere
 each is skipped with the probe's reason. Nothing here is faked.
 """
 
