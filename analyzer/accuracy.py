@@ -38,7 +38,7 @@ from analyzer.real_score import ClipScore
 from analyzer.report import RunReport
 from analyzer.scene import heads_on_wall
 from analyzer.score import HIDDEN_TOO_LONG_S, Match, combine, outcome
-from analyzer.simulate import SIMULATOR_VERSION, simulate
+from analyzer.simulate import simulate, simulator_version
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,7 @@ def _cached_truth(clip: Path, truth_path: Path) -> dict | None:
         truth = json.loads(truth_path.read_text())
     except (OSError, ValueError):
         return None
-    return truth if truth.get("simulator_version") == SIMULATOR_VERSION else None
+    return truth if truth.get("simulator_version") == simulator_version(str(truth.get("scenario"))) else None
 
 
 def run_accuracy(

@@ -41,6 +41,8 @@ SCENARIOS = ("entrance", "pass-by", "queue", "crowd", "cafe")
 TRUTH_SCHEMA = "footfall-truth/1"
 #: Raised whenever the same seed would draw a different clip, so cached clips are redrawn.
 SIMULATOR_VERSION = 3
+#: Raised when only one scenario's plan changes, so only that scenario's cached clips are redrawn.
+SCENARIO_REVISIONS = {"cafe": 1}
 #: The door threshold: start at the bottom, end at the top; its right-hand side (the shop) is "in".
 SIM_LINE = CountingLine(start=(0.5, 1.0), end=(0.5, 0.0))
 #: A display area inside the shop where people linger.
@@ -53,8 +55,10 @@ COUNTABLE_FACE_PX = 40
 #: Places in the queue scenario's line, from the counter back towards the door.
 QUEUE_SLOTS = 5
 COUNTABLE_SECONDS = 1.0
-#: Tables of the cafe scenario: (x, depth) where a customer sits, in the shop on the right.
-CAFE_TABLES = ((0.58, 0.3), (0.7, 0.55), (0.82, 0.35), (0.9, 0.7), (0.66, 0.85))
+#: Tables of the cafe scenario: (x, depth) where a customer sits, in the shop on the right. A back row
+#: and a front row between its seats: a camera placed to measure dwell sees every seat, and no seated face is
+#: more than an eighth behind another seated customer (walkers still pass in front).
+CAFE_TABLES = ((0.57, 0.35), (0.74, 0.3), (0.92, 0.35), (0.65, 0.7), (0.84, 0.65))
 #: How long a signage screen shows each face: digital signage cycles its stills every half a minute or more.
 SCREEN_SLIDE_S = 45.0
 #: The wall's faces: (x1, y1, x2, y2) fractions of the frame, over the street-side shelves and beside the door.
@@ -98,6 +102,12 @@ class Walker:
     def facing_camera(self, t: float) -> bool:
         """False while the visitor looks away (face not drawn)."""
         return not any(t0 <= t < t1 for t0, t1 in self.turned_away)
+
+
+def simulator_version(scenario: str) -> int | str:
+    """What a clip of ``scenario`` records as drawn by: ``SIMULATOR_VERSION``, with the scenario's revision if any."""
+    revision = SCENARIO_REVISIONS.get(scenario)
+    return SIMULATOR_VERSION if revision is None else f"{SIMULATOR_VERSION}.{scenario}{revision}"
 
 
 def face_px_at(depth: float, height: int) -> float:
@@ -265,15 +275,28 @@ class _Observed:
     path: list[list[float]] = field(default_factory=list)
 
 
-def _occluded(box: tuple[float, float, float, float], blockers: list[tuple[float, float, float, float]]) -> bool:
-    """More than a quarter of ``box`` hidden behind one nearer figure (the detector loses such faces)."""
+Box = tuple[float, float, float, float]
+
+
+def covered_share(box: Box, blockers: list[Box]) -> float:
+    """The largest share of ``box`` one of ``blockers`` (a nearer figure's face or body) covers."""
     x1, y1, x2, y2 = box
     area = max((x2 - x1) * (y2 - y1), 1.0)
-    for bx1, by1, bx2, by2 in blockers:
-        overlap = max(0.0, min(x2, bx2) - max(x1, bx1)) * max(0.0, min(y2, by2) - max(y1, by1))
-        if overlap / area > 0.25:
-            return True
-    return False
+    overlaps = [
+        max(0.0, min(x2, bx2) - max(x1, bx1)) * max(0.0, min(y2, by2) - max(y1, by1)) for bx1, by1, bx2, by2 in blockers
+    ]
+    return max(overlaps, default=0.0) / area
+
+
+def figure_boxes(face_box: Box, face_px: float) -> list[Box]:
+    """What a drawn figure hides of anyone behind it: its face, and its body below the face."""
+    centre = (face_box[0] + face_box[2]) / 2
+    return [face_box, (centre - 1.3 * face_px, face_box[3], centre + 1.3 * face_px, face_box[3] + 4 * face_px)]
+
+
+def _occluded(box: Box, blockers: list[Box]) -> bool:
+    """More than a quarter of ``box`` hidden behind one nearer figure (the detector loses such faces)."""
+    return covered_share(box, blockers) > 0.25
 
 
 #: Faces the detector finds spanning less of their photo's width than this, in the median, make
@@ -377,11 +400,7 @@ def simulate(
             box = draw_person(canvas, patch, x * width, face_top_at(depth, height), face_px, walker.clothes, t * 7)
             drawn.append((walker, box, facing, face_px))
         for position, (walker, box, facing, face_px) in enumerate(drawn):
-            nearer = []
-            for _, other, _, other_px in drawn[position + 1 :]:
-                nearer.append(other)
-                centre = (other[0] + other[2]) / 2
-                nearer.append((centre - 1.3 * other_px, other[3], centre + 1.3 * other_px, other[3] + 4 * other_px))
+            nearer = [part for _, other, _, other_px in drawn[position + 1 :] for part in figure_boxes(other, other_px)]
             inside = box[0] >= -0.1 * face_px and box[2] <= width + 0.1 * face_px and box[1] >= 0 and box[3] <= height
             record = observed[walker.visitor_id]
             centre_x, centre_y = (box[0] + box[2]) / 2 / width, (box[1] + box[3]) / 2 / height
@@ -451,7 +470,7 @@ def _truth_document(
         )
     return {
         "schema": TRUTH_SCHEMA,
-        "simulator_version": SIMULATOR_VERSION,
+        "simulator_version": simulator_version(scenario),
         "clip": str(clip),
         "faces": str(faces_dir),
         "fps": fps,

@@ -9,6 +9,7 @@ from analyzer.accuracy import (
     TARGETS,
     ClipSpec,
     LoggedRun,
+    _cached_truth,
     _gender_by_age,
     _logged_run,
     _markdown,
@@ -22,7 +23,7 @@ from analyzer.config import REPO_ROOT, Config, SamplerConfig, load_config
 from analyzer.evaluation import select_split
 from analyzer.labels import read_labels
 from analyzer.score import Match, combine, match
-from analyzer.simulate import simulate
+from analyzer.simulate import SIMULATOR_VERSION, simulate, simulator_version
 from tests.test_simulate import visit, visitor
 
 
@@ -209,3 +210,16 @@ def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path,
     assert [listed.count(kind) for kind in ("miss", "double count", "false count")] == [
         clip["misses"], clip["double_counts"], clip["false_counts"]
     ]  # fmt: skip
+
+
+def test_a_cached_clip_is_redrawn_only_when_its_own_scenario_changed(tmp_path: Path) -> None:
+    clip, truth = tmp_path / "clip.mp4", tmp_path / "clip.json"
+    clip.write_bytes(b"a clip")
+    for scenario, recorded, kept in [
+        ("entrance", SIMULATOR_VERSION, True),
+        ("entrance", SIMULATOR_VERSION - 1, False),
+        ("cafe", simulator_version("cafe"), True),
+        ("cafe", SIMULATOR_VERSION, False),  # drawn before the cafe's tables moved
+    ]:
+        truth.write_text(json.dumps({"scenario": scenario, "simulator_version": recorded}))
+        assert (_cached_truth(clip, truth) is not None) is kept, (scenario, recorded)

@@ -13,7 +13,18 @@ from analyzer.cli import main
 from analyzer.errors import DataError
 from analyzer.labels import read_labels
 from analyzer.score import outcome, score
-from analyzer.simulate import CAFE_TABLES, SCREEN_BOX, SCREEN_SLIDE_S, WallFaces, plan_walkers, simulate
+from analyzer.simulate import (
+    CAFE_TABLES,
+    SCREEN_BOX,
+    SCREEN_SLIDE_S,
+    WallFaces,
+    covered_share,
+    face_px_at,
+    face_top_at,
+    figure_boxes,
+    plan_walkers,
+    simulate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -335,6 +346,18 @@ def test_cafe_customers_sit_one_to_a_table_for_minutes_swaying_and_looking_away(
     for spans in seated.values():
         spans.sort()
         assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
+
+
+def test_no_cafe_seat_is_hidden_behind_another_seated_customer() -> None:
+    """A camera placed to measure dwell sees every seat: at most an eighth of a seated face behind another."""
+    width, height = 1280, 720
+    seats = []
+    for x, depth in CAFE_TABLES:
+        face_px, top = face_px_at(depth, height), face_top_at(depth, height)
+        seats.append((depth, (x * width - face_px / 2, top, x * width + face_px / 2, top + face_px), face_px))
+    for depth, face, _ in seats:
+        nearer = [part for other_depth, other, px in seats if other_depth > depth for part in figure_boxes(other, px)]
+        assert covered_share(face, nearer) <= 0.125, (depth, face)
 
 
 def test_wall_faces_hang_still_where_the_truth_says_and_the_screen_changes_its_face(utkface: Path) -> None:
