@@ -319,10 +319,12 @@ def scene_lines(scores: list[tuple[ClipSpec, dict]]) -> list[str]:
         "Two held-out clips apart from the set above, with the same settings: a faced wall (posters and a "
         "signage screen whose still face changes every 45 s; `simulate --wall-faces`) over the entrance's walkers, "
         "and a cafe. None of the wall's faces may count while the walkers still do; each seated customer counts "
-        "once, with their dwell. Dwell error is the mean |visit dwell - time from the face's first to its last "
+        "once, with their dwell. The cafe's tables are laid as a camera placed to measure dwell sees them: no "
+        "seated face more than an eighth behind another seated customer; walkers still pass in front. Dwell error "
+        "is the mean |visit dwell - time from the face's first to its last "
         f"sight|, in seconds and as a share of that time; the last column leaves out visitors hidden for more than "
-        f"{HIDDEN_TOO_LONG_S:g} s at a stretch (a customer seated behind a nearer one), whom no face counter can "
-        "know to be the same person when they show again.",
+        f"{HIDDEN_TOO_LONG_S:g} s at a stretch (behind someone who stood in front of them), whom no face counter "
+        "can know to be the same person when they show again.",
         "",
         "| clip | what happens | true | counted | count error | misses | double counts | false counts "
         "| of them faces on the wall | dwell error | dwell error, faces never hidden long |",
