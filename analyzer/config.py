@@ -531,6 +531,8 @@ def recording_time(value: object, path: str) -> datetime:
     """
     if isinstance(value, str):
         text = value.strip()
+        if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat reads only +00:00
+            text = text[:-1] + "+00:00"
         with contextlib.suppress(ValueError):  # a date alone (10 characters) is read as one, to be refused below
             value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     if isinstance(value, date) and not isinstance(value, datetime):

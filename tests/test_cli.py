@@ -35,12 +35,12 @@ def test_ctrl_c_while_the_console_script_loads_the_command_line_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import builtins
-    import tomllib
+    from importlib.metadata import entry_points
 
     from analyzer.__main__ import main as console_script
 
-    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["analyzer"] == "analyzer.__main__:main"
+    (script,) = entry_points(group="console_scripts", name="analyzer")
+    assert script.value == "analyzer.__main__:main"
     real_import = builtins.__import__
 
     def importing(name: str, *args: object, **kwargs: object) -> object:

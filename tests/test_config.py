@@ -156,9 +156,11 @@ def test_a_recordings_start_time_is_read_as_written(tmp_path: Path) -> None:
         "cameras:\n"
         "  - {id: mon, source: mon/door.mp4, recorded_at: 2026-11-30T09:00:00+01:00}\n"  # YAML reads this itself
         "  - {id: tue, source: tue/door.mp4, recorded_at: '2026-12-01 09:00'}\n"  # no zone: this box's time
+        "  - {id: utc, source: utc/door.mp4, recorded_at: '2026-11-30T08:00:00Z'}\n"  # Z, on Python 3.10 too
     )
-    monday, tuesday = (camera.recorded_at for camera in load_config(path).cameras)
+    monday, tuesday, utc = (camera.recorded_at for camera in load_config(path).cameras)
     assert monday is not None and monday.timestamp() == 1796025600.0  # 08:00 UTC
+    assert utc is not None and utc.timestamp() == monday.timestamp()
     assert tuesday is not None and tuesday.timestamp() == datetime(2026, 12, 1, 9, 0).timestamp()
 
 
