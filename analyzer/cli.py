@@ -20,6 +20,7 @@ from analyzer.commands import (
     check,
     evaluate,
     export,
+    gpu_check,
     listen,
     models,
     run,
@@ -33,7 +34,21 @@ from analyzer.errors import AnalyzerError, ctrl_c_in_import
 Handler = Callable[[argparse.Namespace], int]
 
 #: In the order ``analyzer --help`` lists them.
-COMMANDS = (run, check, models, train, export, evaluate, build_engine, bench, simulate, score, accuracy, listen)
+COMMANDS = (
+    run,
+    check,
+    models,
+    train,
+    export,
+    evaluate,
+    build_engine,
+    gpu_check,
+    bench,
+    simulate,
+    score,
+    accuracy,
+    listen,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
@@ -76,9 +77,22 @@ class CudaProvider(Protocol):
         """Wait for all work queued on the stream."""
         ...
 
+    def versions(self) -> tuple[str, str]:
+        """The CUDA driver's version and the runtime's, as ``"12.6"``."""
+        ...
+
+    def gpu_milliseconds(self, stream: int, work: Callable[[], None]) -> float:
+        """GPU time of what ``work`` enqueues on ``stream``, between two CUDA events."""
+        ...
+
     def release(self) -> None:
         """Free everything this provider allocated."""
         ...
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's 12060 → ``"12.6"``."""
+    return f"{number // 1000}.{number % 1000 // 10}"
 
 
 def _cudart_module() -> ModuleType:
@@ -166,6 +180,26 @@ class CudaPythonProvider:
     def synchronize(self, stream: int) -> None:
         """``cudaStreamSynchronize``."""
         self._check("cudaStreamSynchronize", self._cudart.cudaStreamSynchronize(stream))
+
+    def versions(self) -> tuple[str, str]:
+        """``cudaDriverGetVersion`` and ``cudaRuntimeGetVersion``."""
+        driver = int(self._check("cudaDriverGetVersion", self._cudart.cudaDriverGetVersion()))
+        runtime = int(self._check("cudaRuntimeGetVersion", self._cudart.cudaRuntimeGetVersion()))
+        return _cuda_version(driver), _cuda_version(runtime)
+
+    def gpu_milliseconds(self, stream: int, work: Callable[[], None]) -> float:
+        """``cudaEventRecord`` before and after ``work``, then ``cudaEventElapsedTime``."""
+        start = self._check("cudaEventCreate", self._cudart.cudaEventCreate())
+        end = self._check("cudaEventCreate", self._cudart.cudaEventCreate())
+        try:
+            self._check("cudaEventRecord", self._cudart.cudaEventRecord(start, stream))
+            work()
+            self._check("cudaEventRecord", self._cudart.cudaEventRecord(end, stream))
+            self._check("cudaEventSynchronize", self._cudart.cudaEventSynchronize(end))
+            return float(self._check("cudaEventElapsedTime", self._cudart.cudaEventElapsedTime(start, end)))
+        finally:
+            self._cudart.cudaEventDestroy(start)
+            self._cudart.cudaEventDestroy(end)
 
     def release(self) -> None:
         """Free in reverse order of need: streams, device, host; every one, whatever fails.
@@ -266,6 +300,24 @@ class PyCudaProvider:
     def synchronize(self, stream: int) -> None:
         """``Stream.synchronize``."""
         self._in_context("cuStreamSynchronize", self._stream(stream).synchronize)
+
+    def versions(self) -> tuple[str, str]:
+        """``get_driver_version`` and pycuda's CUDA ``get_version``."""
+        driver = int(self._call("cuDriverGetVersion", self._driver.get_driver_version))
+        runtime = ".".join(str(part) for part in self._driver.get_version()[:2])
+        return _cuda_version(driver), runtime
+
+    def gpu_milliseconds(self, stream: int, work: Callable[[], None]) -> float:
+        """Two ``Event``s recorded around ``work``, then ``Event.time_since``."""
+        start, end = (
+            self._in_context("cuEventCreate", self._driver.Event),
+            self._in_context("cuEventCreate", self._driver.Event),
+        )
+        self._in_context("cuEventRecord", start.record, self._stream(stream))
+        work()
+        self._in_context("cuEventRecord", end.record, self._stream(stream))
+        self._in_context("cuEventSynchronize", end.synchronize)
+        return float(end.time_since(start))
 
     def release(self) -> None:
         """Drop our references (pycuda frees on collection) and the primary context."""

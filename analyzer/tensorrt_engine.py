@@ -246,6 +246,7 @@ def build_engine(trt: ModuleType, recipe: EngineRecipe, engine_dir: Path, log: C
         raise ModelError(f"{recipe.source}: TensorRT cannot parse this ONNX ({errors[0] if errors else 'no detail'})")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, recipe.workspace_mb << 20)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # the engine inspector then names each precision
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, recipe.profile.min, recipe.profile.opt, recipe.profile.max)
     config.add_optimization_profile(profile)
@@ -407,6 +408,39 @@ class TensorRTBackend:
         return FaceAttributes(
             np.concatenate([part.age_probs for part in parts]), np.concatenate([part.gender_probs for part in parts])
         )
+
+    def poison_outputs(self) -> None:
+        """NaN in the calling thread's output buffers: an answer TensorRT did not write then shows (``gpu-check``)."""
+        worker = self._worker()
+        for name in (AGE_OUTPUT, GENDER_OUTPUT):
+            worker.host[name][:] = np.nan
+
+    def gpu_milliseconds(self, inputs: np.ndarray) -> float:
+        """GPU time of one execution of ``inputs`` (at most ``max_batch``), between CUDA events, without copies."""
+        worker = self._worker()
+        worker.host[INPUT_NAME][: len(inputs)] = inputs
+        if not worker.context.set_input_shape(INPUT_NAME, tuple(inputs.shape)):
+            raise ModelError(f"{self.path}: input shape {inputs.shape} is outside the engine's profile")
+        worker.cuda.to_device(worker.device[INPUT_NAME], worker.host[INPUT_NAME][: len(inputs)], worker.stream)
+
+        def execute() -> None:
+            if not worker.context.execute_async_v3(worker.stream):
+                raise ModelError(f"{self.path}: TensorRT execution failed; see its log lines above")
+
+        return worker.cuda.gpu_milliseconds(worker.stream, execute)
+
+    def layer_precisions(self) -> dict[str, int]:
+        """How many layer outputs the engine inspector reports as half, float or other precision."""
+        trt = self._trt
+        inspector = self._engine.create_engine_inspector()
+        information = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+        counts = {"half": 0, "float": 0, "other": 0}
+        for layer in information.get("Layers", []):
+            for output in layer.get("Outputs", []) if isinstance(layer, dict) else []:
+                kind = str(output.get("Format/Datatype", ""))
+                precision = "half" if ("Half" in kind or "FP16" in kind) else "float" if "Float" in kind else "other"
+                counts[precision] += 1
+        return counts
 
     def close(self) -> None:
         """Stop new calls, wait for those in flight, drop the execution contexts, then free their memory.

@@ -215,7 +215,18 @@ def test_cuda_errors_are_checked_not_ignored() -> None:
 
 BINDINGS = {10: "tensorrt-cu11-bindings==10.13.0.35", 11: "tensorrt-cu13-bindings==11.4.0.106"}
 # Variables holding TensorRT objects (roots) and attributes of ours that hold them (markers).
-TRT_ROOTS = {"trt", "builder", "network", "config", "parser", "profile", "engine", "context", "timing_cache"}
+TRT_ROOTS = {
+    "trt",
+    "builder",
+    "network",
+    "config",
+    "parser",
+    "profile",
+    "engine",
+    "context",
+    "timing_cache",
+    "inspector",
+}
 TRT_MARKERS = {"_trt", "_engine", "_runtime", "_logger", "context"}
 
 
@@ -307,6 +318,7 @@ def test_every_tensorrt_name_we_use_exists_in_its_version(tensorrt_apis: dict) -
     assert {"execute_async_v3", "set_tensor_address", "set_input_shape", "build_serialized_network"} <= used["common"]
     assert "STRONGLY_TYPED" in used["common"] and "FP16" not in used["common"]  # one path, no deprecated flag
     assert {"create_timing_cache", "set_timing_cache", "get_tensor_shape"} <= used["common"]
+    assert {"ProfilingVerbosity", "DETAILED", "create_engine_inspector", "get_engine_information"} <= used["common"]
     missing = {
         version: sorted(
             name
@@ -599,6 +611,7 @@ def test_a_build_and_a_runtime_share_one_logger_and_build_strongly_typed(
     trt.IProgressMonitor = IProgressMonitor  # type: ignore[attr-defined]
     trt.MemoryPoolType = SimpleNamespace(WORKSPACE=0)  # type: ignore[attr-defined]
     trt.NetworkDefinitionCreationFlag = SimpleNamespace(STRONGLY_TYPED=1)  # type: ignore[attr-defined]
+    trt.ProfilingVerbosity = SimpleNamespace(DETAILED=2)  # type: ignore[attr-defined]
     plan = build_engine(trt, _recipe(model_pair, version=version), tmp_path / "engines", log=lambda line: None)
     runtime = trt.Runtime(tensorrt_logger(trt))
     assert plan.read_bytes() == b"serialized plan" and networks == [1 << 1]

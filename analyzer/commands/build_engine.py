@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(
         subparsers,
         "build-engine",
-        "Build (or reuse) the TensorRT FP16 engine for a network on this GPU; needs the 'gpu' extra.",
+        "Build (or reuse) the TensorRT FP16 engine for this GPU; needs a 'gpu-cu12' or 'gpu-cu13' install.",
         [
             "analyzer build-engine --model engines/agegender.onnx",
             "analyzer build-engine --model engines/agegender.onnx --max-batch 64 --workspace-mb 2048 --force",

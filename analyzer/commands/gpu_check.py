@@ -1,0 +1,85 @@
+"""``analyzer gpu-check``: one command that proves the TensorRT path on a GPU box (see :mod:`analyzer.gpu_check`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analyzer.commands.arguments import command_parser
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``analyzer gpu-check``."""
+    from analyzer.config import ClassifierConfig
+
+    parser = command_parser(
+        subparsers,
+        "gpu-check",
+        "Prove the TensorRT FP16 path on this GPU box once: build, parity with ONNX Runtime at every batch size, "
+        "threads, GPU latency, FP16 layers, a clean close; one JSON. Exit 3 when there is no usable GPU.",
+        [
+            "analyzer gpu-check --faces ../shared/data/utkface --json gpu-check.json",
+            "analyzer gpu-check --faces ../shared/data/utkface --max-batch 64 --typical-batch 8",
+        ],
+    )
+    defaults = ClassifierConfig()
+    parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
+    parser.add_argument(
+        "--faces", type=Path, default=Path("../shared/data/utkface"), metavar="DIR",
+        help="labelled faces (labels.csv); their validation split is compared (default ../shared/data/utkface)",
+    )  # fmt: skip
+    parser.add_argument("--limit", type=int, default=512, metavar="N", help="at most N faces (default 512)")
+    parser.add_argument("--max-batch", type=int, default=64, metavar="N", help="profile max batch (default 64)")
+    parser.add_argument("--typical-batch", type=int, default=8, metavar="N", help="profile optimum (default 8)")
+    parser.add_argument("--workspace-mb", type=int, default=defaults.workspace_mb, metavar="MB", help="builder memory")
+    parser.add_argument("--json", type=Path, default=Path("gpu-check.json"), metavar="PATH", help="where to write")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check, print one line per check, write the JSON; exit 0 (passed), 1 (a check failed) or 3 (no GPU)."""
+    from analyzer.classify import OnnxRuntimeBackend
+    from analyzer.config import ClassifierConfig
+    from analyzer.gpu_check import gpu_check, no_gpu, probe_box
+    from analyzer.whole_files import write_json
+
+    model = ClassifierConfig(model=str(args.model)).model_path()
+    with tempfile.TemporaryDirectory(prefix="gpu-check-engines-") as engines:
+        box, reason = probe_box(model, args.max_batch, args.typical_batch, args.workspace_mb, Path(engines))
+        if box is None:
+            code, document = no_gpu(reason)
+        else:
+            reference = OnnxRuntimeBackend(model)
+            chips = _validation_chips(args.faces, args.limit, reference.metadata.input_size)
+            code, document = gpu_check(box, reference, chips)
+    write_json(args.json, document)
+    if box is None:
+        print(f"no usable GPU here: {reason}; nothing was checked ({args.json})", file=sys.stderr)
+        return code
+    print(", ".join(f"{key} {value}" for key, value in document["box"].items()))
+    for check in document["checks"]:
+        figures = {key: value for key, value in check.items() if key not in ("name", "passed")}
+        print(f"{'pass' if check['passed'] else 'FAIL'}  {check['name']}: {figures}")
+    print(f"{'all checks passed' if code == 0 else 'a check failed'}; written to {args.json}")
+    return code
+
+
+def _validation_chips(faces: Path, limit: int, size: int) -> np.ndarray:
+    """Aligned chips of the validation faces in ``faces`` (the network never trained on them)."""
+    from analyzer.errors import DataError
+    from analyzer.evaluation import select_split
+    from analyzer.face_photos import align_photos
+    from analyzer.labels import read_labels
+
+    if not (faces / "labels.csv").is_file():
+        raise DataError(
+            f"{faces}: no labels.csv; pass --faces with a labelled face folder (e.g. ../shared/data/utkface)"
+        )
+    chosen = select_split(read_labels(faces), "validation")[:limit]
+    return align_photos([face.path for face in chosen], size, "crop").chips
