@@ -31,7 +31,7 @@ from analyzer.classify import FaceAttributes, OnnxRuntimeBackend, tensorrt_probe
 from analyzer.errors import ModelError
 from analyzer.evaluation import agreement
 from analyzer.model_meta import ModelMetadata
-from analyzer.preprocess import chips_to_input
+from analyzer.preprocess import align_face, chips_to_input
 
 SCHEMA = "footfall-gpu-check/1"
 NO_GPU_EXIT = 3
@@ -150,6 +150,37 @@ def gpu_check(box: GpuBox, reference: OnnxRuntimeBackend, chips: np.ndarray) -> 
     document["checks"] = checks
     document["passed"] = all(check["passed"] for check in checks)
     return (0 if document["passed"] else 1), document
+
+
+def public_domain_chips(size: int, count: int = 64, seed: int = 0) -> np.ndarray:
+    """``count`` chips of scikit-image's public-domain astronaut: a face set every install has.
+
+    Each is aligned from keypoints moved a little (as a detector misplaces
+    them), lit differently, and every other one mirrored, so the chips differ
+    as a camera's crops of one face do. For boxes without a labelled folder.
+    """
+    from skimage import data
+
+    from analyzer.detect import PhotoFaceFinder
+
+    photo = data.astronaut()
+    finder = PhotoFaceFinder()
+    try:
+        found = finder.find(photo)
+    finally:
+        finder.close()
+    if not len(found):
+        raise ModelError("the face detector found no face in the astronaut photo; check the detector models")
+    keypoints = found.keypoints[0]
+    eye_distance = float(np.linalg.norm(keypoints[0] - keypoints[1]))
+    rng = np.random.default_rng(seed)
+    chips = np.empty((count, size, size, 3), np.uint8)
+    for index in range(count):
+        moved = keypoints + rng.normal(0.0, 0.04 * eye_distance, keypoints.shape)
+        chip = align_face(photo, moved.astype(np.float32), size).astype(np.float32)
+        chip = chip * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
+        chips[index] = np.clip(chip[:, ::-1] if index % 2 else chip, 0, 255).astype(np.uint8)
+    return chips
 
 
 def _rows(inputs: np.ndarray, count: int) -> np.ndarray:

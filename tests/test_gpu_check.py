@@ -18,7 +18,8 @@ import pytest
 
 from analyzer.classify import FaceAttributes, OnnxRuntimeBackend, tensorrt_probe
 from analyzer.errors import ModelError
-from analyzer.gpu_check import NO_GPU_EXIT, GpuBox, gpu_check
+from analyzer.gpu_check import NO_GPU_EXIT, GpuBox, gpu_check, public_domain_chips
+from analyzer.preprocess import chips_to_input
 
 
 class StandInGpu:
@@ -100,3 +101,14 @@ def test_gpu_tests_fail_instead_of_skipping_when_a_gpu_is_required(required: str
     )  # fmt: skip
     assert result.stdout.strip().splitlines()[-1].startswith(outcome), result.stdout
     assert (result.returncode != 0) is (required == "1") and "no TensorRT GPU here" in result.stdout, result.stdout
+
+
+def test_the_public_domain_face_set_is_one_womans_face_cropped_as_a_camera_would(shipped_model: Path) -> None:
+    """The set GPU boxes without ../shared check with: 64 different crops that the network reads as a woman."""
+    reference = OnnxRuntimeBackend(shipped_model)
+    chips = public_domain_chips(reference.metadata.input_size)
+    assert chips.shape == (64, reference.metadata.input_size, reference.metadata.input_size, 3)
+    assert len({chip.tobytes() for chip in chips}) == 64
+    genders = reference.infer(chips_to_input(chips, reference.metadata.normalization)).gender_probs
+    female = reference.metadata.gender_labels.index("female")
+    assert np.mean(genders.argmax(axis=1) == female) >= 0.9

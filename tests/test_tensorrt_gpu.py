@@ -1,5 +1,6 @@
 """TensorRT on a real GPU: build, cache, parity with ONNX Runtime, every batch size, throughput.
 
+They need no ../shared: without it the faces are the astronaut's own set.
 These run only where TensorRT 10/11 imports and starts on a CUDA GPU; elsewhere
 each is skipped with the probe's reason. Nothing here is faked.
 """
@@ -18,7 +19,9 @@ from analyzer.classify import OnnxRuntimeBackend, classify_chips, largest_differ
 from analyzer.config import ClassifierConfig
 from analyzer.evaluation import agreement, select_split
 from analyzer.face_photos import align_photos
+from analyzer.gpu_check import public_domain_chips
 from analyzer.labels import read_labels
+from tests.conftest import UTKFACE
 
 AVAILABLE, REASON = tensorrt_probe()
 #: On a GPU box, FOOTFALL_REQUIRE_GPU=1 makes a TensorRT that cannot run a failure, not a skip.
@@ -68,12 +71,19 @@ def test_every_batch_size_in_the_profile_matches_onnxruntime(settings: Classifie
         backend.close()
 
 
-def test_tensorrt_agrees_with_onnxruntime_on_validation_faces(built: tuple, utkface: Path) -> None:
+def _faces(size: int) -> np.ndarray:
+    """The validation faces beside the repo, or (on a GPU box without ../shared) the astronaut's own set."""
+    if not (UTKFACE / "labels.csv").is_file():
+        return public_domain_chips(size)
+    faces = select_split(read_labels(UTKFACE), "validation")
+    return align_photos([face.path for face in faces], size, "crop").chips
+
+
+def test_tensorrt_agrees_with_onnxruntime_on_validation_faces(built: tuple) -> None:
     from analyzer.tensorrt_engine import TensorRTBackend
 
     plan, reference = built
-    faces = select_split(read_labels(utkface), "validation")
-    chips = align_photos([face.path for face in faces], reference.metadata.input_size, "crop").chips
+    chips = _faces(reference.metadata.input_size)
     backend = TensorRTBackend(plan, reference.metadata)
     try:
         ours, theirs = classify_chips(backend, chips, 64), classify_chips(reference, chips, 64)

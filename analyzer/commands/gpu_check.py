@@ -24,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Prove the TensorRT FP16 path on this GPU box once: build, parity with ONNX Runtime at every batch size, "
         "threads, GPU latency, FP16 layers, a clean close; one JSON. Exit 3 when there is no usable GPU.",
         [
+            "analyzer gpu-check",
             "analyzer gpu-check --faces ../shared/data/utkface --json gpu-check.json",
             "analyzer gpu-check --faces ../shared/data/utkface --max-batch 64 --typical-batch 8",
         ],
@@ -31,8 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = ClassifierConfig()
     parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
     parser.add_argument(
-        "--faces", type=Path, default=Path("../shared/data/utkface"), metavar="DIR",
-        help="labelled faces (labels.csv); their validation split is compared (default ../shared/data/utkface)",
+        "--faces", type=Path, metavar="DIR",
+        help="labelled faces (labels.csv) whose validation split is compared; without it, 64 crops of "
+        "scikit-image's public-domain astronaut photo",
     )  # fmt: skip
     parser.add_argument("--limit", type=int, default=512, metavar="N", help="at most N faces (default 512)")
     parser.add_argument("--max-batch", type=int, default=64, metavar="N", help="profile max batch (default 64)")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     """Check, print one line per check, write the JSON; exit 0 (passed), 1 (a check failed) or 3 (no GPU)."""
     from analyzer.classify import OnnxRuntimeBackend
     from analyzer.config import ClassifierConfig
-    from analyzer.gpu_check import gpu_check, no_gpu, probe_box
+    from analyzer.gpu_check import gpu_check, no_gpu, probe_box, public_domain_chips
     from analyzer.whole_files import write_json
 
     model = ClassifierConfig(model=str(args.model)).model_path()
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             code, document = no_gpu(reason)
         else:
             reference = OnnxRuntimeBackend(model)
-            chips = _validation_chips(args.faces, args.limit, reference.metadata.input_size)
+            size = reference.metadata.input_size
+            chips = _validation_chips(args.faces, args.limit, size) if args.faces else public_domain_chips(size)
             code, document = gpu_check(box, reference, chips)
     write_json(args.json, document)
     if box is None:
