@@ -616,3 +616,18 @@ def test_a_build_and_a_runtime_share_one_logger_and_build_strongly_typed(
     runtime = trt.Runtime(tensorrt_logger(trt))
     assert plan.read_bytes() == b"serialized plan" and networks == [1 << 1]
     assert trt.loggers == [trt.builder_logger] == [runtime.logger]  # type: ignore[attr-defined]
+
+
+def test_each_gpu_extra_takes_tensorrt_and_cuda_python_for_one_cuda_major() -> None:
+    """One extra per CUDA major: TensorRT built for it and cuda-python of that major, nothing that resolves across."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the extras are the same on 3.10
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    gpu_extras = {name: extras[name] for name in extras if name.startswith("gpu")}
+    assert set(gpu_extras) == {"gpu-cu12", "gpu-cu13"}
+    for name, requirements in gpu_extras.items():
+        major = int(name.removeprefix("gpu-cu"))
+        tensorrt = [r for r in requirements if r.startswith("tensorrt")]
+        cuda = [r for r in requirements if r.startswith("cuda-python")]
+        assert len(tensorrt) == 1 and tensorrt[0].startswith(f"tensorrt-cu{major}>="), requirements
+        assert ",<12" in tensorrt[0]  # TensorRT 10 or 11, the versions the code is checked against
+        assert len(cuda) == 1 and f"<{major + 1}" in cuda[0] and f">={major}" in cuda[0], requirements
