@@ -78,3 +78,18 @@ def frame_size(smallest: tuple[int, int], largest: tuple[int, int]) -> Callable[
         return width, height
 
     return parse
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, max_batch: int, typical_batch: int) -> None:
+    """``--model`` and its TensorRT engine's profile: ``--max-batch``, ``--typical-batch``, ``--workspace-mb``."""
+    from analyzer.config import ClassifierConfig
+
+    defaults = ClassifierConfig()
+    parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
+    parser.add_argument(
+        "--max-batch", type=int, default=max_batch, metavar="N", help=f"profile max batch ({max_batch})"
+    )
+    parser.add_argument(
+        "--typical-batch", type=int, default=typical_batch, metavar="N", help=f"profile optimum batch ({typical_batch})"
+    )
+    parser.add_argument("--workspace-mb", type=int, default=defaults.workspace_mb, metavar="MB", help="builder memory")

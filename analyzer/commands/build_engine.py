@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analyzer.commands.arguments import command_parser
+from analyzer.commands.arguments import add_engine_arguments, command_parser
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,12 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ],
     )
     defaults = ClassifierConfig()
-    parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
-    parser.add_argument("--max-batch", type=int, default=defaults.max_batch, metavar="N", help="profile max batch")
-    parser.add_argument(
-        "--typical-batch", type=int, default=defaults.typical_batch, metavar="N", help="profile optimum batch"
-    )
-    parser.add_argument("--workspace-mb", type=int, default=defaults.workspace_mb, metavar="MB", help="builder memory")
+    add_engine_arguments(parser, defaults.max_batch, defaults.typical_batch)
     parser.add_argument("--engine-dir", type=Path, default=Path(defaults.engine_dir), metavar="DIR", help="plan cache")
     parser.add_argument("--force", action="store_true", help="rebuild even when a matching engine is cached")
     parser.set_defaults(handler=run)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analyzer.commands.arguments import command_parser
+from analyzer.commands.arguments import add_engine_arguments, command_parser
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """``analyzer gpu-check``."""
-    from analyzer.config import ClassifierConfig
-
     parser = command_parser(
         subparsers,
         "gpu-check",
@@ -29,17 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "analyzer gpu-check --faces ../shared/data/utkface --max-batch 64 --typical-batch 8",
         ],
     )
-    defaults = ClassifierConfig()
-    parser.add_argument("--model", type=Path, default=Path(defaults.model), metavar="ONNX", help="FP32 ONNX")
+    add_engine_arguments(parser, max_batch=64, typical_batch=8)
     parser.add_argument(
         "--faces", type=Path, metavar="DIR",
         help="labelled faces (labels.csv) whose validation split is compared; without it, 64 crops of "
         "scikit-image's public-domain astronaut photo",
     )  # fmt: skip
     parser.add_argument("--limit", type=int, default=512, metavar="N", help="at most N faces (default 512)")
-    parser.add_argument("--max-batch", type=int, default=64, metavar="N", help="profile max batch (default 64)")
-    parser.add_argument("--typical-batch", type=int, default=8, metavar="N", help="profile optimum (default 8)")
-    parser.add_argument("--workspace-mb", type=int, default=defaults.workspace_mb, metavar="MB", help="builder memory")
     parser.add_argument("--json", type=Path, default=Path("gpu-check.json"), metavar="PATH", help="where to write")
     parser.set_defaults(handler=run)
 
