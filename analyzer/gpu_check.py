@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from analyzer.age_groups import BUILTIN_GROUPINGS
-from analyzer.classify import FaceAttributes, OnnxRuntimeBackend, tensorrt_probe
+from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
 from analyzer.errors import ModelError
 from analyzer.evaluation import agreement
 from analyzer.model_meta import ModelMetadata
@@ -85,8 +85,10 @@ class GpuBox:
     open: Callable[[Path], GpuBackend]
 
 
-def this_box(model: Path, max_batch: int, typical_batch: int, workspace_mb: int, engine_dir: Path) -> GpuBox:
-    """TensorRT and CUDA as they are installed here."""
+def this_box(
+    model: Path, metadata: ModelMetadata, max_batch: int, typical_batch: int, workspace_mb: int, engine_dir: Path
+) -> GpuBox:
+    """TensorRT and CUDA as they are installed here (check ``tensorrt_probe`` first)."""
     from analyzer.config import ClassifierConfig
     from analyzer.cuda_memory import open_provider
     from analyzer.tensorrt_engine import TensorRTBackend, engine_for
@@ -96,7 +98,6 @@ def this_box(model: Path, max_batch: int, typical_batch: int, workspace_mb: int,
         workspace_mb=workspace_mb, engine_dir=str(engine_dir),
     )  # fmt: skip
     settings.check("gpu-check")
-    metadata = OnnxRuntimeBackend(model).metadata
 
     def describe() -> dict[str, object]:
         import tensorrt as trt
@@ -138,9 +139,9 @@ def gpu_check(box: GpuBox, reference: OnnxRuntimeBackend, chips: np.ndarray) -> 
     plan = box.build()
     checks.append({"name": "build", "passed": True, "first_build_s": round(built_s, 1),
                    "rebuild_from_timing_cache_s": round(time.perf_counter() - started, 1)})  # fmt: skip
+    inputs = chips_to_input(chips, reference.metadata.normalization)
     backend = box.open(plan)
     try:
-        inputs = chips_to_input(chips, reference.metadata.normalization)
         checks.append(_parity(backend, reference, inputs))
         checks.append(_threads(backend, inputs))
         checks.append(_latency(backend, reference, inputs))
@@ -181,6 +182,21 @@ def public_domain_chips(size: int, count: int = 64, seed: int = 0) -> np.ndarray
         chip = chip * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
         chips[index] = np.clip(chip[:, ::-1] if index % 2 else chip, 0, 255).astype(np.uint8)
     return chips
+
+
+def validation_chips(faces: Path, size: int, limit: int | None = None) -> np.ndarray:
+    """Aligned chips of the validation faces in a labelled folder (the network never trained on them)."""
+    from analyzer.errors import DataError
+    from analyzer.evaluation import select_split
+    from analyzer.face_photos import align_photos
+    from analyzer.labels import read_labels
+
+    if not (faces / "labels.csv").is_file():
+        raise DataError(
+            f"{faces}: no labels.csv; pass --faces with a labelled face folder (e.g. ../shared/data/utkface)"
+        )
+    chosen = select_split(read_labels(faces), "validation")[:limit]
+    return align_photos([face.path for face in chosen], size, "crop").chips
 
 
 def _rows(inputs: np.ndarray, count: int) -> np.ndarray:
@@ -291,13 +307,3 @@ def _closed(backend: GpuBackend, inputs: np.ndarray) -> dict[str, Any]:
     except Exception as error:  # anything else is the fault this check is for
         return {"name": "infer_after_close", "passed": False, "error": f"{type(error).__name__}: {error}"}
     return {"name": "infer_after_close", "passed": False, "error": "answered after close"}
-
-
-def probe_box(
-    model: Path, max_batch: int, typical_batch: int, workspace_mb: int, engine_dir: Path
-) -> tuple[GpuBox | None, str]:
-    """This box's GPU, or None and why there is none."""
-    available, reason = tensorrt_probe()
-    if not available:
-        return None, reason
-    return this_box(model, max_batch, typical_batch, workspace_mb, engine_dir), reason

@@ -14,12 +14,13 @@ else is rebuilt, never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -368,15 +369,22 @@ class TensorRTBackend:
             self._workers.append(worker)
         return worker
 
-    def _run(self, worker: _Worker, inputs: np.ndarray) -> FaceAttributes:
-        count = len(inputs)
-        chips = worker.host[INPUT_NAME]
-        chips[:count] = inputs
+    def _stage(self, worker: _Worker, inputs: np.ndarray) -> None:
+        """Copy ``inputs`` (at most ``max_batch``) to the device and set the execution's input shape."""
+        chips = worker.host[INPUT_NAME][: len(inputs)]
+        chips[:] = inputs
         if not worker.context.set_input_shape(INPUT_NAME, tuple(inputs.shape)):
             raise ModelError(f"{self.path}: input shape {inputs.shape} is outside the engine's profile")
-        worker.cuda.to_device(worker.device[INPUT_NAME], chips[:count], worker.stream)
+        worker.cuda.to_device(worker.device[INPUT_NAME], chips, worker.stream)
+
+    def _execute(self, worker: _Worker) -> None:
         if not worker.context.execute_async_v3(worker.stream):
             raise ModelError(f"{self.path}: TensorRT execution failed; see its log lines above")
+
+    def _run(self, worker: _Worker, inputs: np.ndarray) -> FaceAttributes:
+        count = len(inputs)
+        self._stage(worker, inputs)
+        self._execute(worker)
         for name in (AGE_OUTPUT, GENDER_OUTPUT):
             worker.cuda.to_host(worker.host[name][:count], worker.device[name], worker.stream)
         worker.cuda.synchronize(worker.stream)
@@ -385,23 +393,25 @@ class TensorRTBackend:
             worker.host[GENDER_OUTPUT][:count].astype(np.float32),
         )
 
-    def infer(self, inputs: np.ndarray) -> FaceAttributes:
-        """Run float32 NCHW chips, in slices of at most the engine's max batch; a closed backend refuses."""
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[_Worker]:
+        """The calling thread's worker for one call; refused once closed, and counted so ``close`` waits for it."""
         with self._lock:
             if self._closed:
                 raise ModelError(f"{self.path}: the TensorRT backend is closed; create a new one to classify again")
             self._in_flight += 1
         try:
-            return self._infer(inputs)
+            yield self._worker()
         finally:
             with self._lock:
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def _infer(self, inputs: np.ndarray) -> FaceAttributes:
-        worker = self._worker()
-        parts = [self._run(worker, inputs[start : start + self.max_batch])
-                 for start in range(0, len(inputs), self.max_batch)]  # fmt: skip
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        """Run float32 NCHW chips, in slices of at most the engine's max batch; a closed backend refuses."""
+        with self._call() as worker:
+            parts = [self._run(worker, inputs[start : start + self.max_batch])
+                     for start in range(0, len(inputs), self.max_batch)]  # fmt: skip
         if not parts:
             bins = len(self.metadata.age_bin_edges)
             return FaceAttributes(np.zeros((0, bins), np.float32), np.zeros((0, 2), np.float32))
@@ -411,23 +421,15 @@ class TensorRTBackend:
 
     def poison_outputs(self) -> None:
         """NaN in the calling thread's output buffers: an answer TensorRT did not write then shows (``gpu-check``)."""
-        worker = self._worker()
-        for name in (AGE_OUTPUT, GENDER_OUTPUT):
-            worker.host[name][:] = np.nan
+        with self._call() as worker:
+            for name in (AGE_OUTPUT, GENDER_OUTPUT):
+                worker.host[name][:] = np.nan
 
     def gpu_milliseconds(self, inputs: np.ndarray) -> float:
         """GPU time of one execution of ``inputs`` (at most ``max_batch``), between CUDA events, without copies."""
-        worker = self._worker()
-        worker.host[INPUT_NAME][: len(inputs)] = inputs
-        if not worker.context.set_input_shape(INPUT_NAME, tuple(inputs.shape)):
-            raise ModelError(f"{self.path}: input shape {inputs.shape} is outside the engine's profile")
-        worker.cuda.to_device(worker.device[INPUT_NAME], worker.host[INPUT_NAME][: len(inputs)], worker.stream)
-
-        def execute() -> None:
-            if not worker.context.execute_async_v3(worker.stream):
-                raise ModelError(f"{self.path}: TensorRT execution failed; see its log lines above")
-
-        return worker.cuda.gpu_milliseconds(worker.stream, execute)
+        with self._call() as worker:
+            self._stage(worker, inputs)
+            return worker.cuda.gpu_milliseconds(worker.stream, lambda: self._execute(worker))
 
     def layer_precisions(self) -> dict[str, int]:
         """How many layer outputs the engine inspector reports as half, float or other precision."""

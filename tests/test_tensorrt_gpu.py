@@ -17,10 +17,8 @@ import pytest
 from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
 from analyzer.classify import OnnxRuntimeBackend, classify_chips, largest_difference, tensorrt_probe
 from analyzer.config import ClassifierConfig
-from analyzer.evaluation import agreement, select_split
-from analyzer.face_photos import align_photos
-from analyzer.gpu_check import public_domain_chips
-from analyzer.labels import read_labels
+from analyzer.evaluation import agreement
+from analyzer.gpu_check import public_domain_chips, validation_chips
 from tests.conftest import UTKFACE
 
 AVAILABLE, REASON = tensorrt_probe()
@@ -73,10 +71,7 @@ def test_every_batch_size_in_the_profile_matches_onnxruntime(settings: Classifie
 
 def _faces(size: int) -> np.ndarray:
     """The validation faces beside the repo, or (on a GPU box without ../shared) the astronaut's own set."""
-    if not (UTKFACE / "labels.csv").is_file():
-        return public_domain_chips(size)
-    faces = select_split(read_labels(UTKFACE), "validation")
-    return align_photos([face.path for face in faces], size, "crop").chips
+    return validation_chips(UTKFACE, size) if (UTKFACE / "labels.csv").is_file() else public_domain_chips(size)
 
 
 def test_tensorrt_agrees_with_onnxruntime_on_validation_faces(built: tuple) -> None:

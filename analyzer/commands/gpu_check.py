@@ -6,12 +6,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from analyzer.commands.arguments import add_engine_arguments, command_parser
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,43 +36,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check, print one line per check, write the JSON; exit 0 (passed), 1 (a check failed) or 3 (no GPU)."""
-    from analyzer.classify import OnnxRuntimeBackend
+    from analyzer.classify import OnnxRuntimeBackend, tensorrt_probe
     from analyzer.config import ClassifierConfig
-    from analyzer.gpu_check import gpu_check, no_gpu, probe_box, public_domain_chips
+    from analyzer.gpu_check import gpu_check, no_gpu, public_domain_chips, this_box, validation_chips
     from analyzer.whole_files import write_json
 
     model = ClassifierConfig(model=str(args.model)).model_path()
-    with tempfile.TemporaryDirectory(prefix="gpu-check-engines-") as engines:
-        box, reason = probe_box(model, args.max_batch, args.typical_batch, args.workspace_mb, Path(engines))
-        if box is None:
-            code, document = no_gpu(reason)
-        else:
-            reference = OnnxRuntimeBackend(model)
-            size = reference.metadata.input_size
-            chips = _validation_chips(args.faces, args.limit, size) if args.faces else public_domain_chips(size)
-            code, document = gpu_check(box, reference, chips)
-    write_json(args.json, document)
-    if box is None:
+    available, reason = tensorrt_probe()
+    if not available:
+        code, document = no_gpu(reason)
+        write_json(args.json, document)
         print(f"no usable GPU here: {reason}; nothing was checked ({args.json})", file=sys.stderr)
         return code
+    reference = OnnxRuntimeBackend(model)
+    size = reference.metadata.input_size
+    chips = validation_chips(args.faces, size, args.limit) if args.faces else public_domain_chips(size)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-engines-") as engines:
+        box = this_box(model, reference.metadata, args.max_batch, args.typical_batch, args.workspace_mb, Path(engines))
+        code, document = gpu_check(box, reference, chips)
+    write_json(args.json, document)
     print(", ".join(f"{key} {value}" for key, value in document["box"].items()))
     for check in document["checks"]:
         figures = {key: value for key, value in check.items() if key not in ("name", "passed")}
         print(f"{'pass' if check['passed'] else 'FAIL'}  {check['name']}: {figures}")
     print(f"{'all checks passed' if code == 0 else 'a check failed'}; written to {args.json}")
     return code
-
-
-def _validation_chips(faces: Path, limit: int, size: int) -> np.ndarray:
-    """Aligned chips of the validation faces in ``faces`` (the network never trained on them)."""
-    from analyzer.errors import DataError
-    from analyzer.evaluation import select_split
-    from analyzer.face_photos import align_photos
-    from analyzer.labels import read_labels
-
-    if not (faces / "labels.csv").is_file():
-        raise DataError(
-            f"{faces}: no labels.csv; pass --faces with a labelled face folder (e.g. ../shared/data/utkface)"
-        )
-    chosen = select_split(read_labels(faces), "validation")[:limit]
-    return align_photos([face.path for face in chosen], size, "crop").chips
