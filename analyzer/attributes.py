@@ -6,6 +6,12 @@ Confidence is the combined probability of the winning answer. An answer less
 sure than ``min_gender_p`` or ``min_age_group_p`` is published as
 ``unknown``, its probabilities kept: a guess is not a fact (the thresholds and
 the curve they come from: docs/ACCURACY.md, "Unknown").
+
+A sure answer can still be a guess: the network reads a masked face's eyes,
+brows and hair, stays sure, and is wrong more often. The face check's presence
+logit says how much of a face a crop shows; a visit whose classified crops
+show less than ``min_face_presence`` (their median) gets both attributes
+``unknown``, whatever the probabilities say.
 """
 
 from __future__ import annotations
@@ -13,15 +19,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
 from analyzer.age_groups import AgeGrouping
 from analyzer.model_meta import ModelMetadata
 
-#: One classified sample as kept for analysis: (fine age bin probabilities, gender probabilities, quality).
-LoggedSample = tuple[np.ndarray, np.ndarray, float]
+
+class LoggedSample(NamedTuple):
+    """One classified sample as a track's vote keeps it (and analysis logs it)."""
+
+    age_probs: np.ndarray  # over the model's fine age bins
+    gender_probs: np.ndarray
+    quality: float  # its vote weight
+    presence: float | None  # the face check's logit on its crop (None: no face check)
+
 
 UNKNOWN = "unknown"
 
@@ -56,6 +69,8 @@ class TrackAttributes:
     samples: int
     classified: int = 0  # classifier calls its tracks cost (at least ``samples``); analysis only
     sample_log: tuple[tuple[LoggedSample, ...], ...] = ()  # each track's samples in order; analysis only
+    face_presence: float | None = None  # median face-presence logit of the classified crops (None: no face check)
+    face_covered: bool = False  # too little of a face shown: gender and age group unknown, however sure the vote
 
     @classmethod
     def unknown(cls) -> TrackAttributes:
@@ -71,22 +86,28 @@ class TrackVotes:
     kept: list[LoggedSample] = field(default_factory=list)
     log: list[LoggedSample] = field(default_factory=list)
     classified: int = 0
+    presences: list[float] = field(default_factory=list)  # every classified crop's face-presence logit
 
-    def add(self, age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
+    def add(
+        self, age_probs: np.ndarray, gender_probs: np.ndarray, quality: float, presence: float | None = None
+    ) -> None:
         """Count one classified sample; beyond ``keep`` the worst one stops voting."""
         self.classified += 1
-        keep_best(self.kept, (age_probs, gender_probs, quality), self.keep, quality=lambda sample: sample[2])
+        if presence is not None:
+            self.presences.append(presence)
+        sample = LoggedSample(age_probs, gender_probs, quality, presence)
+        keep_best(self.kept, sample, self.keep, quality=lambda kept: kept.quality)
 
     @property
     def qualities(self) -> list[float]:
         """The kept samples' qualities, in the order they were classified."""
-        return [sample[2] for sample in self.kept]
+        return [sample.quality for sample in self.kept]
 
     def weighted_sums(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Quality-weighted sums of the kept samples' age and gender probabilities, and of their weights."""
         qualities = np.array(self.qualities)
-        age = qualities @ np.stack([sample[0] for sample in self.kept])
-        gender = qualities @ np.stack([sample[1] for sample in self.kept])
+        age = qualities @ np.stack([sample.age_probs for sample in self.kept])
+        gender = qualities @ np.stack([sample.gender_probs for sample in self.kept])
         return age, gender, float(qualities.sum())
 
 
@@ -107,6 +128,9 @@ class AttributeVoter:
             more often right.
         min_age_group_p: the same for the age group (of the configured
             grouping: a grouping of fewer, wider groups is surer of each).
+        min_face_presence: a visit whose classified crops' median face-presence
+            logit is lower has both attributes ``unknown`` (a mask, a scarf, a
+            hand over the face); 0 never decides so.
         keep_sample_log: keep each sample's probabilities on the result (for
             measuring accuracy against the number of samples; never published).
     """
@@ -123,9 +147,11 @@ class AttributeVoter:
         keep_sample_log: bool = False,
         min_gender_p: float = 0.0,
         min_age_group_p: float = 0.0,
+        min_face_presence: float = 0.0,
     ) -> None:
         self.min_gender_p = min_gender_p
         self.min_age_group_p = min_age_group_p
+        self.min_face_presence = min_face_presence
         self.samples_per_track = samples_per_track
         self.keep_sample_log = keep_sample_log
         self.grouping = grouping
@@ -146,6 +172,7 @@ class AttributeVoter:
         keep_sample_log: bool = False,
         min_gender_p: float = 0.0,
         min_age_group_p: float = 0.0,
+        min_face_presence: float = 0.0,
     ) -> AttributeVoter:
         """A voter for the outputs of the model ``metadata`` describes."""
         return cls(
@@ -158,16 +185,24 @@ class AttributeVoter:
             keep_sample_log=keep_sample_log,
             min_gender_p=min_gender_p,
             min_age_group_p=min_age_group_p,
+            min_face_presence=min_face_presence,
         )
 
-    def add(self, key: tuple[str, int], age_probs: np.ndarray, gender_probs: np.ndarray, quality: float) -> None:
-        """Count one sample of the track ``(camera, track_id)``."""
+    def add(
+        self,
+        key: tuple[str, int],
+        age_probs: np.ndarray,
+        gender_probs: np.ndarray,
+        quality: float,
+        presence: float | None = None,
+    ) -> None:
+        """Count one sample of the track ``(camera, track_id)``; ``presence``: the face check's logit on its crop."""
         votes = self._votes.get(key)
         if votes is None:
             votes = self._votes[key] = TrackVotes(self.samples_per_track)
-        votes.add(np.asarray(age_probs, np.float64), np.asarray(gender_probs, np.float64), quality)
+        votes.add(np.asarray(age_probs, np.float64), np.asarray(gender_probs, np.float64), quality, presence)
         if self.keep_sample_log:
-            votes.log.append((np.asarray(age_probs), np.asarray(gender_probs), quality))
+            votes.log.append(LoggedSample(np.asarray(age_probs), np.asarray(gender_probs), quality, presence))
 
     def is_confident(self, key: tuple[str, int]) -> bool:
         """Whether the track already has a sure answer (more samples would be wasted)."""
@@ -185,16 +220,23 @@ class AttributeVoter:
             return ""
         age, gender, weight = votes.weighted_sums()
         group_p, gender_p = (age / weight) @ self.group_matrix, gender / weight
+        if self._covered(votes.presences):
+            return f"{UNKNOWN} (face covered)"
         gender_label = self._verdict(self.gender_labels, gender_p, self.min_gender_p)
         return f"{gender_label} {self._verdict(self.grouping.names, group_p, self.min_age_group_p)}"
+
+    def _covered(self, presences: list[float]) -> bool:
+        """Whether crops with these face-presence logits showed too little of a face to tell anything."""
+        return bool(presences) and float(np.median(presences)) < self.min_face_presence
 
     def finish(self, keys: list[tuple[str, int]]) -> TrackAttributes:
         """Final attributes of a visit made of these tracks (each track's kept samples vote); forgets them."""
         age_sum, gender_sum, weight, samples, classified = np.zeros(len(self.bin_values)), np.zeros(2), 0.0, 0, 0
-        track_logs = []
+        track_logs, presences = [], []
         for key in keys:
             part = self._votes.pop(key, None)
             if part is not None and part.kept:
+                presences += part.presences
                 age, gender, part_weight = part.weighted_sums()
                 age_sum, gender_sum = age_sum + age, gender_sum + gender
                 weight += part_weight
@@ -206,15 +248,18 @@ class AttributeVoter:
         age_probs = age_sum / weight
         group_p = age_probs @ self.group_matrix
         gender_p = gender_sum / weight
+        covered = self._covered(presences)
         return TrackAttributes(
-            age_group=self._verdict(self.grouping.names, group_p, self.min_age_group_p),
-            gender=self._verdict(self.gender_labels, gender_p, self.min_gender_p),
+            age_group=UNKNOWN if covered else self._verdict(self.grouping.names, group_p, self.min_age_group_p),
+            gender=UNKNOWN if covered else self._verdict(self.gender_labels, gender_p, self.min_gender_p),
             age_group_p={name: round(float(p), 4) for name, p in zip(self.grouping.names, group_p, strict=True)},
             gender_p={name: round(float(p), 4) for name, p in zip(self.gender_labels, gender_p, strict=True)},
             age_years=round(float(age_probs @ self.bin_values), 1),
             samples=samples,
             classified=classified,
             sample_log=tuple(track_logs) if self.keep_sample_log else (),
+            face_presence=round(float(np.median(presences)), 2) if presences else None,
+            face_covered=covered,
         )
 
     @staticmethod
@@ -239,12 +284,12 @@ class AttributeVoter:
         replaying.samples_per_track, replaying._votes = samples_per_track, {}
         keys = [("replay", index) for index in range(len(track_logs))]
         for key, log in zip(keys, track_logs, strict=True):
-            for age_probs, gender_probs, quality in log:
+            for sample in log:
                 votes = replaying._votes.get(key) or TrackVotes(samples_per_track)
                 if votes.classified >= calls or replaying.is_confident(key):
                     break
-                if improves_votes(quality, votes.qualities, samples_per_track):
-                    replaying.add(key, age_probs, gender_probs, quality)
+                if improves_votes(sample.quality, votes.qualities, samples_per_track):
+                    replaying.add(key, *sample)
         return replaying.finish(keys)
 
     def discard(self, keys: list[tuple[str, int]]) -> None:

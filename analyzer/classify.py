@@ -245,7 +245,9 @@ class ClassifierStage:
         finished = time.monotonic()
         for index, sample in enumerate(wanted):
             key = (sample.camera, sample.track_id)
-            self.voter.add(key, result.age_probs[index], result.gender_probs[index], sample.quality)
+            self.voter.add(
+                key, result.age_probs[index], result.gender_probs[index], sample.quality, sample.face_presence
+            )
             self.metrics.stage_seconds.labels(stage="end_to_end").observe(finished - sample.captured_at)
             if self.labels is not None:
                 self.labels[key] = self.voter.peek_label(key)

@@ -183,6 +183,10 @@ class AttributesConfig:
     # an age group whose combined probability is lower is unknown; chosen for fairface9's nine groups: a grouping
     # of fewer, wider groups is surer of each and may take a higher one
     min_age_group_p: float = bounded(0.3, 0, 1)
+    # a visit whose classified crops show less of a face than this (the face check's presence logit, their
+    # median) has unknown gender and age group: a mask, a scarf or a hand over the face; the network stays sure
+    # on what is left, and is wrong more often (docs/ACCURACY.md, "Covered faces"); 0 never decides so
+    min_face_presence: float = bounded(8.0, 0, 50)
 
     def check(self, path: str) -> None:
         """Validate ranges."""

@@ -15,7 +15,7 @@ A track counts as a face once ``needed`` checks passed; until then it is
 checked every ``interval_s`` (a track that keeps failing, less and less
 often), and a face is never checked again except for the crops it votes
 with: a sample is classified only if its own crop passes
-(:meth:`FaceCheck.passes`). docs/ACCURACY.md has the scores measured on the
+(:meth:`FaceCheck.presence`). docs/ACCURACY.md has the scores measured on the
 real clips and the simulated ones.
 """
 
@@ -205,7 +205,7 @@ class _Evidence:
     failed_in_a_row: int = 0
     checked_at: float = -1e9
     last_timestamp: float = -1e9  # the frame of the last check, and its result: a sample of it reuses it
-    last_passed: bool = False
+    last_logit: float = -1e9
     stillness: _Stillness | None = None
     read_at: float = -1e9  # the last reading of the stillness watch
     fixture: bool = False
@@ -278,16 +278,20 @@ class FaceCheck:
             still[row] = evidence.fixture or (evidence.stillness is not None and not evidence.stillness.moved)
         return dataclasses.replace(tracks, face=face, fixture=fixture, still=still)
 
-    def passes(
+    def presence(
         self, frame_rgb: np.ndarray, track_id: int, box: np.ndarray, keypoints: np.ndarray, timestamp: float
-    ) -> bool:
-        """Whether this crop of ``track_id`` is a face (a sample votes only then); this frame's check is reused."""
+    ) -> float | None:
+        """This crop's face-presence logit if it is a face (a sample votes only then), else None.
+
+        The logit goes with the sample: a face that passes yet shows little of itself (a mask, a scarf, a
+        hand) gets unknown attributes (:class:`analyzer.attributes.AttributeVoter`). This frame's check is reused.
+        """
         evidence = self._tracks.setdefault(track_id, _Evidence())
         if evidence.fixture:
-            return False
-        if evidence.last_timestamp == timestamp:
-            return evidence.last_passed
-        return self._check(evidence, frame_rgb, box, keypoints, timestamp)
+            return None
+        if evidence.last_timestamp != timestamp:
+            self._check(evidence, frame_rgb, box, keypoints, timestamp)
+        return evidence.last_logit if evidence.last_logit > self.min_logit else None
 
     def forget(self, track_ids: list[int]) -> None:
         """Drop ended tracks (keeps memory bounded); a still face's place keeps its time."""
@@ -298,7 +302,7 @@ class FaceCheck:
 
     def _check(
         self, evidence: _Evidence, frame_rgb: np.ndarray, box: np.ndarray, keypoints: np.ndarray, timestamp: float
-    ) -> bool:
+    ) -> None:
         reading = self.read(frame_rgb, box, keypoints)
         passed = reading.logit > self.min_logit
         self.checks += 1
@@ -306,13 +310,12 @@ class FaceCheck:
         evidence.passes += passed
         evidence.failed_in_a_row = 0 if passed else evidence.failed_in_a_row + 1
         evidence.checked_at = evidence.last_timestamp = timestamp
-        evidence.last_passed = passed
+        evidence.last_logit = reading.logit
         evidence.box = np.asarray(box, np.float32)
         if passed and evidence.stillness is None:  # where it is first seen as a face starts the stillness watch
             evidence.stillness = _Stillness(*_centre_and_width(box), timestamp)
         if passed and evidence.stillness is not None and not evidence.stillness.moved:
             self._note_stillness(evidence, box, reading, timestamp)
-        return passed
 
     def _on_fixture_place(self, box: np.ndarray) -> bool:
         """Whether ``box`` sits on a place where a fixture was found."""

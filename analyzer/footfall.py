@@ -150,6 +150,8 @@ class Visit:
             "gender_p": self.attributes.gender_p,
             "age_years": self.attributes.age_years,
             "samples": self.attributes.samples,
+            "face_presence": self.attributes.face_presence,
+            "face_covered": self.attributes.face_covered,
             "first_position": [round(v, 4) for v in self.first_position],
             "last_position": [round(v, 4) for v in self.last_position],
         }

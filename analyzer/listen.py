@@ -68,7 +68,10 @@ def describe(topic: str, body: dict) -> str:
 
 
 def _verdict(body: dict, key: str) -> str:
-    """``female (p 0.93)``; an unsure one says what it leaned to: ``unknown (female? p 0.53)``."""
+    """``female (p 0.93)``; an unsure one says what it leaned to: ``unknown (female? p 0.53)``.
+
+    A covered face says so (``unknown (face covered; female? p 0.91)``): there the vote's sureness means nothing.
+    """
     probabilities: dict = body.get(f"{key}_p") or {}
     answer = body.get(key, "unknown")
     if answer != "unknown":
@@ -76,7 +79,8 @@ def _verdict(body: dict, key: str) -> str:
     if not probabilities:
         return "unknown"
     leaning = max(probabilities, key=probabilities.get)
-    return f"unknown ({leaning}? p {probabilities[leaning]:.2f})"
+    covered = "face covered; " if body.get("face_covered") else ""
+    return f"unknown ({covered}{leaning}? p {probabilities[leaning]:.2f})"
 
 
 def listen(

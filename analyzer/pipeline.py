@@ -123,6 +123,7 @@ class Pipeline:
                 keep_sample_log=self.options.keep_sample_log,
                 min_gender_p=config.attributes.min_gender_p,
                 min_age_group_p=config.attributes.min_age_group_p,
+                min_face_presence=config.attributes.min_face_presence,
             ),
             metrics,
             naive=self.options.naive,
@@ -150,7 +151,7 @@ class Pipeline:
             self.config.sampler.interval_s,
             refine=None if refiner is None else refiner.refine,
             max_classified_per_track=self.config.sampler.calls_per_track,
-            is_face=None if face_check is None else face_check.passes,
+            is_face=None if face_check is None else face_check.presence,
         )
         stages = CameraStages.for_camera(
             camera, self.config, self.detectors[camera.id], self.likeness, face_check, sampler,

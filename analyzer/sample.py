@@ -25,8 +25,8 @@ from analyzer.faces import cut_by_frame
 from analyzer.preprocess import align_face
 from analyzer.track import Tracks
 
-#: Whether a crop is a face: (frame RGB, track id, box, keypoints, stream seconds) -> bool.
-FaceTest = Callable[[np.ndarray, int, np.ndarray, np.ndarray, float], bool]
+#: A crop's face-presence logit if it is a face, else None: (frame RGB, track id, box, keypoints, stream seconds).
+FaceTest = Callable[[np.ndarray, int, np.ndarray, np.ndarray, float], float | None]
 MIN_SAMPLE_WEIGHT = 1e-3  # a sample's vote weight is its quality, floored so every classified crop counts
 
 
@@ -41,6 +41,8 @@ class Sample:
         quality: 0..1, weight of this sample's vote.
         timestamp: stream seconds of the frame.
         captured_at: ``time.monotonic()`` of the frame's capture.
+        face_presence: the face check's logit on this crop (how much of a face it shows), or None
+            without a face check.
     """
 
     camera: str
@@ -49,6 +51,7 @@ class Sample:
     quality: float
     timestamp: float
     captured_at: float
+    face_presence: float | None = None
 
 
 def face_quality(
@@ -99,8 +102,9 @@ class Sampler:
         refine: gives precise keypoints for a face box of the frame (see
             :class:`analyzer.detect.KeypointRefiner`), or None; the tracked
             detection's keypoints are used when it is not given or finds nothing.
-        is_face: whether a crop shows a face (:meth:`analyzer.face_check.FaceCheck.passes`);
-            a crop that does not (the back of the head of someone turning away) is not classified.
+        is_face: a crop's face-presence logit if it shows a face, else None
+            (:meth:`analyzer.face_check.FaceCheck.presence`); a crop that does not (the back of the head
+            of someone turning away) is not classified.
 
     Example:
         >>> sampler = Sampler(chip_size=80)
@@ -151,13 +155,14 @@ class Sampler:
             weight = max(quality, MIN_SAMPLE_WEIGHT)
             if not every_face and not self._wanted(state, faces.sizes[row], quality, weight, timestamp):
                 continue
-            if self.is_face is not None and not self.is_face(
-                frame_rgb, track_id, faces.boxes[row], faces.keypoints[row], timestamp
-            ):
-                continue
+            presence = None
+            if self.is_face is not None:
+                presence = self.is_face(frame_rgb, track_id, faces.boxes[row], faces.keypoints[row], timestamp)
+                if presence is None:
+                    continue
             keypoints = self.refine(frame_rgb, faces.boxes[row]) if self.refine is not None else None
             chip = align_face(frame_rgb, faces.keypoints[row] if keypoints is None else keypoints, self.chip_size)
-            samples.append(Sample(camera, track_id, chip, weight, timestamp, captured_at))
+            samples.append(Sample(camera, track_id, chip, weight, timestamp, captured_at, presence))
             state.classified += 1
             keep_best(state.kept_qualities, weight, self.samples_per_track)
         return samples

@@ -140,6 +140,39 @@ def draw_person(
     return (x1, y1, x1 + face.face_box[2] * head_w, y1 + face.face_box[3] * head_h)
 
 
+#: A surgical mask's outline around a BlazeFace box: (x, y) as fractions of the box's width from its left
+#: edge and, for y, of the eyes-to-nose-tip height from the eyes (its top) or of the box's width below its bottom.
+_MASK_TOP = 0.45  # just under the eyes, on the nose bridge
+_MASK_SIDES = ((0.02, 0.98), (0.06, 0.94))  # at the top, at the jaw
+_MASK_BELOW_CHIN = (0.05, 0.15)  # at the jaw's corners, at the middle
+MASK_BLUE = (170, 200, 225)
+
+
+def draw_surgical_mask(image: np.ndarray, box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with a light blue pleated mask from just under the eyes to under the chin.
+
+    ``box`` and ``keypoints`` are BlazeFace's (eyes first, then the nose tip). No labelled photo has a
+    masked face; this is how the covered-face rule is measured and tested (docs/ACCURACY.md).
+    """
+    x1, _, x2, y2 = (float(value) for value in box)
+    width = x2 - x1
+    eyes_y = float(keypoints[0][1] + keypoints[1][1]) / 2
+    top = eyes_y + _MASK_TOP * (float(keypoints[2][1]) - eyes_y)
+    (top_left, top_right), (jaw_left, jaw_right) = _MASK_SIDES
+    outline = np.array([
+        [x1 + top_left * width, top], [x1 + top_right * width, top],
+        [x1 + jaw_right * width, y2 + _MASK_BELOW_CHIN[0] * width], [x1 + width / 2, y2 + _MASK_BELOW_CHIN[1] * width],
+        [x1 + jaw_left * width, y2 + _MASK_BELOW_CHIN[0] * width],
+    ], np.int32)  # fmt: skip
+    masked = image.copy()
+    cv2.fillPoly(masked, [outline], MASK_BLUE, lineType=cv2.LINE_AA)
+    pleat = tuple(channel - 20 for channel in MASK_BLUE)
+    for share in (0.3, 0.5, 0.7):
+        height = int(top + share * (y2 - top))
+        cv2.line(masked, (int(x1 + 0.12 * width), height), (int(x2 - 0.12 * width), height), pleat, 1, cv2.LINE_AA)
+    return masked
+
+
 def heads_on_wall(chips: np.ndarray, seed: int = 0) -> np.ndarray:
     """Aligned face chips (N, S, S, 3) cut out as the simulator draws heads, each on a random patch of the entrance.
 

@@ -296,6 +296,7 @@ NUMERIC_KEYS = [
     *_ranged("face_check.min_score", 0.01, 0.99, 0, 1),
     *_ranged("attributes.min_gender_p", 0.5, 1, 0.49, 1.01),
     *_ranged("attributes.min_age_group_p", 0, 1, -0.01, 1.01),
+    *_ranged("attributes.min_face_presence", 0, 50, -0.5, 50.5),
     *_ranged("face_check.needed", 1, 20, 0, 21),
     *_ranged("face_check.fixture_after_s", 0, 3600, -0.01, 3600.01),
     *_ranged("sampler.samples_per_track", 1, 100, 0, 101),

@@ -131,10 +131,10 @@ def test_a_sample_votes_only_when_its_own_crop_is_a_face_and_reuses_the_frame_s_
     play(check, turning, 0.5)
     calls = turning.calls
     box, points = one_track().boxes[0], np.zeros((6, 2), np.float32)
-    assert check.passes(FRAME, 1, box, points, 3 / 15)  # the check of that frame (its second), not a new one
+    assert check.presence(FRAME, 1, box, points, 3 / 15) == 9.0  # that frame's check (its second), not a new one
     assert turning.calls == calls
     turning.t = 1.5
-    assert not check.passes(FRAME, 1, box, points, 1.5)  # its back: this crop does not vote
+    assert check.presence(FRAME, 1, box, points, 1.5) is None  # its back: this crop does not vote
 
 
 def test_a_face_as_still_as_a_photo_becomes_a_fixture_after_fixture_after_s() -> None:
@@ -328,3 +328,55 @@ def test_where_everyone_walks_in_never_becomes_a_fixture() -> None:
             verdicts.append(bool(check.update(FRAME, one_track(x, track_id=walker), t).fixture[0]))
         check.forget([walker])
     assert not any(verdicts) and not check._fixture_places and not check._places
+
+
+# --- covered faces ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def walking_astronaut(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> dict[str, Path]:
+    """The astronaut walking across a grey 1280x720 frame for 5 s at 15 fps, plain and with a surgical mask."""
+    from analyzer.scene import FacePatch, draw_person, draw_surgical_mask
+
+    detector = FaceDetector("full_range", 0.5)
+    found = detector.detect(astronaut, 0)
+    detector.close()
+    left, top, right, bottom = (int(value) for value in found.boxes[0])
+    clips = {}
+    for name, photo in (
+        ("plain", astronaut),
+        ("masked", draw_surgical_mask(astronaut, found.boxes[0], found.keypoints[0])),
+    ):
+        patch = FacePatch.from_photo(photo, (left, top, right - left, bottom - top))
+        clips[name] = tmp_path_factory.mktemp("walk") / f"{name}.mp4"
+        writer = cv2.VideoWriter(str(clips[name]), cv2.VideoWriter_fourcc(*"mp4v"), 15, (1280, 720))
+        for frame_index in range(75):
+            frame = np.full((720, 1280, 3), 120, np.uint8)
+            draw_person(frame, patch, 100 + frame_index * 14.4, 150, 110, (60, 80, 140), frame_index * 0.5)
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+    return clips
+
+
+@pytest.mark.parametrize("min_face_presence", [8.0, 0.0])
+def test_a_masked_face_counts_with_unknown_gender_and_age_and_the_same_face_unmasked_does_not(
+    walking_astronaut: dict[str, Path], shipped_model: Path, min_face_presence: float
+) -> None:
+    from tests.harness import LiveRun, wait_for
+
+    cameras = [{"id": name, "source": str(path), "realtime": False} for name, path in walking_astronaut.items()]
+    with LiveRun({"cameras": cameras, "attributes": {"min_face_presence": min_face_presence}}, shipped_model) as run:
+        ended = [
+            lambda name=name: any(body["state"] == "ended" for body in run.statuses(name)) for name in walking_astronaut
+        ]
+        wait_for(lambda: all(camera_ended() for camera_ended in ended), 60, "both clips to end")
+        report = run.stop()
+        (plain,), (masked,) = run.visits("plain"), run.visits("masked")
+    assert plain["gender"] == "female" and not plain["face_covered"] and plain["face_presence"] > 20
+    assert masked["face_presence"] < 8  # she passes the face check, yet shows little of a face...
+    if min_face_presence:  # ... so her sure answer is a guess, published as one
+        assert (masked["gender"], masked["age_group"], masked["face_covered"]) == ("unknown", "unknown", True)
+        assert masked["gender_p"] and masked["age_group_p"]  # the probabilities stay in the message
+        assert report.tallies["masked"].by_gender == {"unknown": 1}
+    else:  # the rule off: the network's answer on eyes and hair is published as a fact
+        assert masked["gender"] != "unknown" and not masked["face_covered"]

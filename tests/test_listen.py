@@ -115,6 +115,11 @@ def test_describe_a_visit_line() -> None:
     assert "0123456789ab unknown (female? p 0.53) 30-39 (p 0.70)" in describe("visit.door", unsure)
     never_classified = {**body, "gender": "unknown", "age_group": "unknown", "gender_p": {}, "age_group_p": {}}
     assert "0123456789ab unknown unknown dwell" in describe("visit.door", never_classified)
+    covered = {**body, "gender": "unknown", "age_group": "unknown", "gender_p": {"female": 0.09, "male": 0.91},
+               "face_covered": True}  # fmt: skip
+    assert "unknown (face covered; male? p 0.91) unknown (face covered; 30-39? p 0.70)" in describe(
+        "visit.door", covered
+    )
 
 
 def test_describe_a_summary_line_with_the_line_s_in_and_out() -> None:
