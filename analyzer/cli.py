@@ -28,8 +28,8 @@ from analyzer.commands import (
     simulate,
     train,
 )
-from analyzer.console import ReaderMayLeave, apart_from_native_stderr
 from analyzer.errors import AnalyzerError, ctrl_c_in_import
+from analyzer.service.console import ReaderMayLeave, apart_from_native_stderr
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        from analyzer.capture import quiet_video_library_logs
+        from analyzer.pipeline.capture import quiet_video_library_logs
 
         quiet_video_library_logs()  # before anything opens a video: FFmpeg reads its log level once
         handler: Handler = args.handler

@@ -29,13 +29,13 @@ from typing import Any, TypeVar
 
 import yaml
 
-from analyzer import REPO_ROOT
-from analyzer.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
-from analyzer.camera_url import credentials_need_encoding, names_no_server, without_password
+from analyzer.core.age_groups import BUILTIN_GROUPINGS, AgeGrouping, parse_grouping
+from analyzer.core.camera_url import credentials_need_encoding, names_no_server, without_password
+from analyzer.core.shipped import shipped_path
+from analyzer.core.sources import source_kind
+from analyzer.core.text_files import NotUtf8Error, read_utf8
+from analyzer.core.zones import CountingLine, Zone
 from analyzer.errors import ConfigError
-from analyzer.sources import source_kind
-from analyzer.text_files import NotUtf8Error, read_utf8
-from analyzer.zones import CountingLine, Zone
 
 ANCHORS = ("center", "top", "bottom")
 # footfall.linger_s + reentry_window_s: how long a hidden visitor's likeness stays in memory after their face
@@ -223,11 +223,11 @@ class SamplerConfig:
 
 
 def _repo_relative(value: str) -> Path:
-    """A path as given when it exists or is absolute, else under the repository root."""
+    """A path as given when it exists or is absolute, else as shipped (the checkout's or the wheel's)."""
     given = Path(value).expanduser()
     if given.is_absolute() or given.exists():
         return given
-    return REPO_ROOT / given
+    return shipped_path(given)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer.demo import render_demo
+from analyzer.tools.demo import render_demo
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FOOTFALL_DATA", REPO.parent / "shared" / "data"))

@@ -15,14 +15,15 @@ import numpy as np
 import zmq
 from prometheus_client import CollectorRegistry
 
-from analyzer import messages
-from analyzer.classify import ClassifierBackend, FaceAttributes, OnnxRuntimeBackend
+from analyzer.backends.base import ClassifierBackend, FaceAttributes
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
 from analyzer.config import Config, parse_config
-from analyzer.exporter import Metrics
-from analyzer.liveness import Heartbeats
-from analyzer.pipeline import Pipeline, RunOptions
-from analyzer.publisher import ZmqPublisher
-from analyzer.report import RunReport
+from analyzer.outputs import messages
+from analyzer.outputs.metrics import Metrics
+from analyzer.outputs.publisher import ZmqPublisher
+from analyzer.outputs.report import RunReport
+from analyzer.pipeline.runner import Pipeline, RunOptions
+from analyzer.service.liveness import Heartbeats
 
 
 def own_lines(stderr: str) -> list[str]:
@@ -184,7 +185,7 @@ class LiveRun:
 CLAIM_AND_WAIT = """
 import sys
 from pathlib import Path
-from analyzer.output_claims import OutputClaim
+from analyzer.service.output_locks import OutputClaim
 OutputClaim("--report", Path(sys.argv[1]))
 print("claimed", flush=True)
 sys.stdin.read()

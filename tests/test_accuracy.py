@@ -4,7 +4,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analyzer.accuracy import (
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.config import Config, SamplerConfig, load_config
+from analyzer.datasets.labels import read_labels
+from analyzer.tools.accuracy import (
     CLIP_SET,
     TARGETS,
     ClipSpec,
@@ -18,12 +21,10 @@ from analyzer.accuracy import (
     source_photo_accuracy,
     wilson_interval,
 )
-from analyzer.classify import OnnxRuntimeBackend
-from analyzer.config import REPO_ROOT, Config, SamplerConfig, load_config
-from analyzer.evaluation import select_split
-from analyzer.labels import read_labels
-from analyzer.score import Match, combine, match
-from analyzer.simulate import SIMULATOR_VERSION, simulate, simulator_version
+from analyzer.tools.evaluation import select_split
+from analyzer.tools.score import Match, combine, match
+from analyzer.tools.simulate import SIMULATOR_VERSION, simulate, simulator_version
+from tests.conftest import REPO
 from tests.test_simulate import visit, visitor
 
 
@@ -136,7 +137,7 @@ def _replay_config() -> Config:
     The camera's own detector settings, which the pipeline reads (the top-level ``detector`` is only merged
     into each camera's when the file is loaded).
     """
-    config = load_config(REPO_ROOT / "configs" / "simulated.yaml")
+    config = load_config(REPO / "configs" / "simulated.yaml")
     config.cameras[0].detector.tiles = 2
     return config
 
@@ -187,7 +188,7 @@ def test_a_target_missed_by_less_than_the_rounding_is_still_missed() -> None:
 
 def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path, tmp_path: Path) -> None:
     clips = (ClipSpec("entrance", 7, 4, 8.0, held_out=True),)
-    settings = yaml.safe_load((REPO_ROOT / "configs" / "simulated.yaml").read_text())
+    settings = yaml.safe_load((REPO / "configs" / "simulated.yaml").read_text())
     settings["detector"]["tiles"] = 2  # as _replay_config: the short clip needs no third grid, which costs half
     config = tmp_path / "simulated.yaml"
     config.write_text(yaml.safe_dump(settings))

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES, builtin_grouping, parse_grouping
+from analyzer.core.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES, builtin_grouping, parse_grouping
 from analyzer.errors import ConfigError
 
 

@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer.appearance import COLOUR_SIZE, FEATURE_SIZE, FaceLikeness, appearance_features, similarity
+from analyzer.core.faces import Faces
+from analyzer.core.preprocess import template_keypoints
+from analyzer.datasets.labels import read_labels
 from analyzer.errors import ModelError
-from analyzer.evaluation import select_split
-from analyzer.faces import Faces
-from analyzer.labels import read_labels
-from analyzer.preprocess import template_keypoints
-from analyzer.track import ByteTracker
+from analyzer.pipeline.appearance import COLOUR_SIZE, FEATURE_SIZE, FaceLikeness, appearance_features, similarity
+from analyzer.pipeline.track import ByteTracker
+from analyzer.tools.evaluation import select_split
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_LIKENESS = REPO / "engines" / "agegender.likeness.onnx"
@@ -133,7 +133,7 @@ def test_the_classifier_file_is_not_taken_for_a_likeness_model(shipped_model: Pa
 
 
 def test_the_likeness_file_is_not_taken_for_the_classifier() -> None:
-    from analyzer.classify import OnnxRuntimeBackend
+    from analyzer.backends.onnxruntime import OnnxRuntimeBackend
 
     with pytest.raises(ModelError, match=r"a face likeness model \(for tracker.likeness_model\), not the age") as error:
         OnnxRuntimeBackend(SHIPPED_LIKENESS)
@@ -156,7 +156,7 @@ def test_a_corrupt_likeness_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_malformed_likeness_metadata_is_one_clear_error(tmp_path: Path, metadata: str) -> None:
     import onnx
 
-    from analyzer.model_meta import LIKENESS_PROPS
+    from analyzer.core.model_meta import LIKENESS_PROPS
 
     model = onnx.load(str(SHIPPED_LIKENESS))
     for prop in model.metadata_props:
@@ -170,7 +170,7 @@ def test_malformed_likeness_metadata_is_one_clear_error(tmp_path: Path, metadata
 
 
 def test_an_unknown_likeness_leaves_a_tracks_mean_likeness_alone() -> None:
-    from analyzer.appearance import running_mean
+    from analyzer.pipeline.appearance import running_mean
 
     mean = np.zeros(FEATURE_SIZE, np.float32)
     mean[:COLOUR_SIZE], mean[COLOUR_SIZE] = 1 / 6, 1.0

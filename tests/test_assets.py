@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import assets
 from analyzer.errors import AssetError
+from analyzer.service import model_assets as assets
 
 
 def fake_wheel(folder: Path, asset: assets.WheelAsset, content: bytes) -> Path:

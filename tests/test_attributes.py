@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from analyzer.age_groups import FINE_AGE_EDGES, parse_grouping
-from analyzer.attributes import AttributeVoter, LoggedSample
+from analyzer.core.age_groups import FINE_AGE_EDGES, parse_grouping
+from analyzer.core.visits import LoggedSample
+from analyzer.pipeline.attributes import AttributeVoter
 
 
 def voter(confident_at: float = 0.9) -> AttributeVoter:

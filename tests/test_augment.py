@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from analyzer.degrade import jpeg
-from analyzer.preprocess import align_face, template_keypoints
+from analyzer.core.preprocess import align_face, template_keypoints
+from analyzer.datasets.degrade import jpeg
 from analyzer.train.augment import AUGMENTATIONS, CameraAugment
 
 #: Every random effect off; each test turns on the one it looks at.

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from analyzer.batch import Batcher, ClassifierQueue
+from analyzer.pipeline.batch import Batcher, ClassifierQueue
 
 
 def test_batch_cut_by_size_keeps_order_and_markers() -> None:

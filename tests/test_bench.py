@@ -52,7 +52,7 @@ def test_bench_rejects_a_bad_size() -> None:
 
 
 def test_stage_recorder_keeps_a_bounded_fair_sample_and_forwards_everything() -> None:
-    from analyzer.bench import StageRecorder
+    from analyzer.tools.bench import StageRecorder
 
     class Histogram:
         def __init__(self) -> None:
@@ -75,8 +75,8 @@ def test_stage_recorder_keeps_a_bounded_fair_sample_and_forwards_everything() ->
 
 def test_bench_streams_use_the_cameras_own_detector_settings(tmp_path: Path) -> None:
     """A camera's detector overrides reach every bench stream; without cameras, the top-level settings do."""
-    from analyzer.bench import stream_config
     from analyzer.config import Config, load_config
+    from analyzer.tools.bench import stream_config
 
     path = tmp_path / "site.yaml"
     path.write_text("detector: {tiles: 1}\ncameras:\n  - id: door\n    source: demo\n    detector: {tiles: 3}\n")

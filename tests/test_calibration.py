@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.calibration import expected_calibration_error, reliability, unknown_curve, winning
+from analyzer.tools.calibration import expected_calibration_error, reliability, unknown_curve, winning
 
 
 def test_a_calibrated_set_has_no_calibration_error_and_an_overconfident_one_has() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.camera_stages import CameraStages
-from analyzer.capture import Frame
-from analyzer.faces import Faces
-from analyzer.footfall import FootfallCounter, VisitEnded
-from analyzer.sample import Sampler
-from analyzer.track import ByteTracker, Tracks
+from analyzer.core.faces import Faces
+from analyzer.core.tracks import Tracks
+from analyzer.pipeline.camera_stages import CameraStages
+from analyzer.pipeline.capture import Frame
+from analyzer.pipeline.footfall import FootfallCounter, VisitEnded
+from analyzer.pipeline.sample import Sampler
+from analyzer.pipeline.track import ByteTracker
 
 FPS = 15
 WIDTH, HEIGHT = 640, 360

@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer.camera_url import why_it_does_not_open, without_password
-from analyzer.capture import (
+from analyzer.core.camera_url import why_it_does_not_open, without_password
+from analyzer.core.sources import file_path, source_kind, webcam_index
+from analyzer.pipeline.capture import (
     CaptureWorker,
     EndOfStream,
     FileClock,
@@ -30,7 +31,6 @@ from analyzer.capture import (
     StreamStatus,
     describe_file_problem,
 )
-from analyzer.sources import file_path, source_kind, webcam_index
 from tests.harness import free_port, wait_for
 from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 

@@ -369,7 +369,7 @@ def test_a_report_that_cannot_be_written_keeps_the_last_good_one_and_the_table(
 
 
 def test_a_report_behind_a_link_lands_where_the_link_points(tmp_path: Path) -> None:
-    from analyzer.whole_files import write_json
+    from analyzer.service.atomic_files import write_json
 
     shared = tmp_path / "www" / "today.json"
     shared.parent.mkdir()

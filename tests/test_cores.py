@@ -10,8 +10,8 @@ import pytest
 PROBE = """
 import os, sys
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-from analyzer.classify import OnnxRuntimeBackend
-from analyzer.cores import usable_cores
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.service.cores import usable_cores
 backend = OnnxRuntimeBackend(sys.argv[1])
 print(usable_cores(), backend._session.get_session_options().intra_op_num_threads)
 """

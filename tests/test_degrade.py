@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer.age_groups import builtin_grouping
-from analyzer.classify import OnnxRuntimeBackend
-from analyzer.degrade import CHIP_PER_FACE_BOX, chip_px_for_face, jpeg, seen_small
-from analyzer.detect import PhotoFaceFinder
-from analyzer.evaluation import NetworkPredictor, evaluate_folder, select_split
-from analyzer.face_photos import read_rgb
-from analyzer.labels import read_labels
-from analyzer.preprocess import alignment_matrix
-from analyzer.scene import heads_on_wall
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.core.age_groups import builtin_grouping
+from analyzer.core.preprocess import alignment_matrix
+from analyzer.datasets.degrade import CHIP_PER_FACE_BOX, chip_px_for_face, jpeg, seen_small
+from analyzer.datasets.face_photos import read_rgb
+from analyzer.datasets.labels import read_labels
+from analyzer.pipeline.detect import PhotoFaceFinder
+from analyzer.tools.evaluation import NetworkPredictor, evaluate_folder, select_split
+from analyzer.tools.scene import heads_on_wall
 
 
 def _chip() -> np.ndarray:

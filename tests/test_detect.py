@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer.demo import ASTRONAUT_FACE
-from analyzer.detect import FaceDetector, PhotoFaceFinder, Region, pyramid_regions, tile_regions
-from analyzer.faces import Faces, non_max_suppression
+from analyzer.core.faces import Faces, non_max_suppression
+from analyzer.pipeline.detect import FaceDetector, PhotoFaceFinder, Region, pyramid_regions, tile_regions
+from analyzer.tools.demo import ASTRONAUT_FACE
 
 
 def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
@@ -26,7 +26,7 @@ def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
 
 
 def test_a_face_cut_by_the_left_edge_comes_back_clamped_to_it(astronaut: np.ndarray) -> None:
-    # what analyzer.faces.cut_by_frame relies on: the box starts at 0 at its full width, the ear lies beyond
+    # what analyzer.core.faces.cut_by_frame relies on: the box starts at 0 at its full width, the ear lies beyond
     detector = FaceDetector("full_range", min_score=0.5)
     shifted = np.zeros_like(astronaut)
     shifted[:, :-190] = astronaut[:, 190:]  # the face (x 173..276) now reaches 17 px past the left edge
@@ -128,9 +128,9 @@ def test_refined_keypoints_of_small_faces_are_closer_to_the_truth(utkface: Path)
     """Faces pasted at 48 px into a frame: short-range on the face's crop finds eyes, nose, mouth better."""
     import cv2
 
-    from analyzer.detect import KeypointRefiner
-    from analyzer.face_photos import read_rgb
-    from analyzer.labels import read_labels
+    from analyzer.datasets.face_photos import read_rgb
+    from analyzer.datasets.labels import read_labels
+    from analyzer.pipeline.detect import KeypointRefiner
 
     finder, refiner = PhotoFaceFinder(), KeypointRefiner()
     detector = FaceDetector("full_range", min_score=0.5, tiles=2)
@@ -161,7 +161,7 @@ def test_refined_keypoints_of_small_faces_are_closer_to_the_truth(utkface: Path)
 
 
 def test_refiner_ignores_a_neighbour_and_gives_none_where_there_is_no_face() -> None:
-    from analyzer.detect import KeypointRefiner
+    from analyzer.pipeline.detect import KeypointRefiner
 
     refiner = KeypointRefiner()
     blank = np.full((400, 400, 3), 128, np.uint8)
@@ -173,8 +173,8 @@ def test_silencing_mediapipe_s_chatter_does_not_silence_another_thread_s_log_lin
     # closing the detectors pointed the whole process's stderr at /dev/null while other threads might log
     script = (
         "import os, sys\n"
-        "from analyzer.console import apart_from_native_stderr\n"
-        "from analyzer.console import quiet_native_stderr\n"
+        "from analyzer.service.console import apart_from_native_stderr\n"
+        "from analyzer.service.console import quiet_native_stderr\n"
         "sys.stderr = apart_from_native_stderr(sys.stderr)\n"  # as the console script does
         "with quiet_native_stderr():\n"
         "    print('[door] stream down: a log line from a camera thread', file=sys.stderr)\n"

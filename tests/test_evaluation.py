@@ -4,9 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer.age_groups import FINE_AGE_EDGES, parse_grouping
-from analyzer.evaluation import agreement, attribute_report
-from analyzer.labels import read_labels
+from analyzer.core.age_groups import FINE_AGE_EDGES, parse_grouping
+from analyzer.datasets.labels import read_labels
+from analyzer.datasets.scores import attribute_report
+from analyzer.tools.evaluation import agreement
 
 REPO = Path(__file__).resolve().parents[1]
 

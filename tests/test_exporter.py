@@ -1,8 +1,8 @@
 from prometheus_client import CollectorRegistry
 
-from analyzer.age_groups import builtin_grouping
-from analyzer.exporter import Metrics
-from analyzer.footfall import DIRECTIONS
+from analyzer.core.age_groups import builtin_grouping
+from analyzer.core.visits import DIRECTIONS
+from analyzer.outputs.metrics import Metrics
 
 
 def _visitor_series(registry: CollectorRegistry, camera: str) -> dict[tuple[str, str, str], float]:

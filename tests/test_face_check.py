@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer.assets import asset_path
-from analyzer.detect import FaceDetector
-from analyzer.face_check import FaceCheck, FacePresence, MeshReading, shape_change
-from analyzer.footfall import FootfallCounter
-from analyzer.track import Tracks
+from analyzer.core.tracks import Tracks
+from analyzer.pipeline.detect import FaceDetector
+from analyzer.pipeline.face_check import FaceCheck, FacePresence, MeshReading, shape_change
+from analyzer.pipeline.footfall import FootfallCounter
+from analyzer.service.model_assets import asset_path
 from tests.conftest import SHARED_DATA
 
 REAL_CLIPS = SHARED_DATA / "real-clips"
@@ -213,7 +213,7 @@ def test_a_still_poster_is_a_fixture_not_a_visitor_and_check_proposes_a_mask_ove
     poster_clip: Path, shipped_model: Path, tmp_path: Path
 ) -> None:
     # before: one visitor who stayed the whole clip, "male 70+"
-    from analyzer.site_check import check_cameras
+    from analyzer.tools.site_check import check_cameras
     from tests.harness import LiveRun, wait_for
 
     camera = {"id": "wall", "source": str(poster_clip), "realtime": False}
@@ -336,7 +336,7 @@ def test_where_everyone_walks_in_never_becomes_a_fixture() -> None:
 @pytest.fixture(scope="module")
 def walking_astronaut(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> dict[str, Path]:
     """The astronaut walking across a grey 1280x720 frame for 5 s at 15 fps, plain and with a surgical mask."""
-    from analyzer.scene import FacePatch, draw_person, draw_surgical_mask
+    from analyzer.tools.scene import FacePatch, draw_person, draw_surgical_mask
 
     detector = FaceDetector("full_range", 0.5)
     found = detector.detect(astronaut, 0)

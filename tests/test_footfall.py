@@ -5,11 +5,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from analyzer.appearance import FEATURE_SIZE, similarity
-from analyzer.attributes import TrackAttributes
-from analyzer.footfall import FootfallCounter, random_visit_id
-from analyzer.track import Tracks
-from analyzer.zones import CountingLine, LineState, Zone
+from analyzer.core.tracks import Tracks
+from analyzer.core.visits import TrackAttributes, random_visit_id
+from analyzer.core.zones import CountingLine, LineState, Zone
+from analyzer.pipeline.appearance import FEATURE_SIZE, similarity
+from analyzer.pipeline.footfall import FootfallCounter
 
 SIZE = (1000, 1000)
 

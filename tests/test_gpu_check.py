@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer.classify import FaceAttributes, OnnxRuntimeBackend, tensorrt_probe
+from analyzer.backends.base import FaceAttributes
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.backends.selection import tensorrt_probe
+from analyzer.core.preprocess import chips_to_input
 from analyzer.errors import ModelError
-from analyzer.gpu_check import NO_GPU_EXIT, GpuBox, gpu_check, public_domain_chips
-from analyzer.preprocess import chips_to_input
+from analyzer.tools.gpu_check import NO_GPU_EXIT, GpuBox, gpu_check, public_domain_chips
 
 
 class StandInGpu:

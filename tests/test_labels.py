@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.datasets.labels import read_labels, split_by_md5
 from analyzer.errors import DataError
-from analyzer.labels import read_labels, split_by_md5
 
 HEADER = "path,age,gender,race,md5\n"
 
@@ -101,7 +101,7 @@ def test_split_keeps_duplicates_together(utkface: Path) -> None:
 
 
 def test_every_broken_image_of_a_folder_is_named_in_one_error(tmp_path: Path, utkface: Path) -> None:
-    from analyzer.face_photos import align_photos
+    from analyzer.datasets.face_photos import align_photos
 
     good = read_labels(utkface)[0].path
     (tmp_path / "empty.jpg").write_bytes(b"")

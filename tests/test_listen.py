@@ -13,12 +13,12 @@ import jsonschema
 import pytest
 import zmq
 
-from analyzer import messages
-from analyzer.listen import GapCounter, describe, listen
-from analyzer.publisher import ZmqPublisher
+from analyzer.outputs import messages
+from analyzer.outputs.publisher import ZmqPublisher
+from analyzer.tools.listen import GapCounter, describe, listen
 from tests.harness import free_port
 
-SCHEMA = json.loads(resources.files("analyzer").joinpath("schemas/footfall-1.json").read_text())
+SCHEMA = json.loads(resources.files("analyzer.outputs").joinpath("schemas/footfall-1.json").read_text())
 
 
 def validate(topic: str, body: dict) -> None:

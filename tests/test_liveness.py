@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer.age_groups import builtin_grouping
-from analyzer.detect import FaceDetector
-from analyzer.exporter import serve
-from analyzer.faces import Faces
-from analyzer.liveness import Heartbeats, Watchdog
-from analyzer.report import RunReport
-from analyzer.systemd_notify import SystemdNotifier
+from analyzer.core.age_groups import builtin_grouping
+from analyzer.core.faces import Faces
+from analyzer.outputs.metrics import serve
+from analyzer.outputs.report import RunReport
+from analyzer.pipeline.detect import FaceDetector
+from analyzer.service.liveness import Heartbeats, Watchdog
+from analyzer.service.systemd import SystemdNotifier
 from tests.harness import LiveRun, ManualClock, free_port, hanging_backends, wait_for
 
 FAIRFACE9 = builtin_grouping("fairface9")

@@ -11,15 +11,16 @@ import numpy as np
 import onnx
 import pytest
 
-from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
-from analyzer.classify import OnnxRuntimeBackend, classify_chips
+from analyzer.backends.base import classify_chips
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
 from analyzer.cli import main
 from analyzer.commands.train import QUICK_EPOCHS
+from analyzer.core.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.core.model_meta import INPUT_NAME, METADATA_SCHEMA
+from analyzer.datasets.face_photos import align_photos
+from analyzer.datasets.labels import read_labels
 from analyzer.errors import DataError, ModelError
-from analyzer.evaluation import agreement, select_split
-from analyzer.face_photos import align_photos
-from analyzer.labels import read_labels
-from analyzer.model_meta import INPUT_NAME, METADATA_SCHEMA
+from analyzer.tools.evaluation import agreement, select_split
 
 torch = pytest.importorskip("torch", reason="the 'train' extra is not installed")
 
@@ -49,7 +50,7 @@ def test_quick_training_lowers_the_loss(quick_run: Path) -> None:
 def test_a_folder_smaller_than_one_batch_trains_and_a_budget_too_short_is_one_line(
     tmp_path: Path, utkface: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from analyzer.labels import split_by_md5
+    from analyzer.datasets.labels import split_by_md5
 
     training, validation = split_by_md5(read_labels(utkface))
     rows = [f"{face.path},{face.age},{face.gender},{face.md5}\n" for face in training[:100] + validation[:8]]
@@ -236,8 +237,8 @@ def test_an_ensemble_export_averages_its_runs(
 
 
 def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_model: Path) -> None:
-    from analyzer.appearance import LIKENESS_SIZE, FaceLikeness
-    from analyzer.preprocess import template_keypoints
+    from analyzer.core.preprocess import template_keypoints
+    from analyzer.pipeline.appearance import LIKENESS_SIZE, FaceLikeness
     from analyzer.train.loop import load_checkpoint
 
     likeness_path = quick_model.with_name("quick.likeness.onnx")
@@ -248,7 +249,7 @@ def test_export_writes_the_trackers_face_likeness_model(quick_run: Path, quick_m
     vectors = np.concatenate(
         [likeness.describe(face, template_keypoints(64, 64)[None]) for face in faces]
     )  # each "frame" is an aligned chip already, so the cut is the identity
-    from analyzer.preprocess import chips_to_input
+    from analyzer.core.preprocess import chips_to_input
 
     with torch.no_grad():
         trunk = net.pooled(torch.from_numpy(chips_to_input(faces, config.normalization))).numpy()
@@ -341,7 +342,7 @@ def test_an_export_gives_back_each_of_its_runs(quick_run: Path, other_run: Path,
 
 
 def test_unfolded_batchnorm_trains_from_where_the_export_is(pair_export: Path, utkface: Path) -> None:
-    from analyzer.preprocess import chips_to_input
+    from analyzer.core.preprocess import chips_to_input
     from analyzer.train.from_export import networks_from_export, unfold_batchnorm
 
     net = networks_from_export(pair_export, (32, 64, 128, 256), (1, 2, 2, 1))[0][1]
@@ -597,7 +598,7 @@ def test_a_teacher_run_the_file_lacks_is_one_line(
 
 
 def test_backdrop_pairs_batch_the_photo_chips_then_the_painted_ones() -> None:
-    from analyzer.preprocess import Normalization, chips_to_input
+    from analyzer.core.preprocess import Normalization, chips_to_input
     from analyzer.train.augment import AUGMENTATIONS
     from analyzer.train.dataset import BackdropPairs, BatchCollator, FaceSet
 

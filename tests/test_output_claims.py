@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import ConfigError
-from analyzer.output_claims import OutputClaim, claimed
+from analyzer.service.output_locks import OutputClaim, claimed
 from tests.harness import claimed_elsewhere, run_cli
 
 

@@ -14,12 +14,12 @@ import zmq
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from analyzer.classify import OnnxRuntimeBackend
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
 from analyzer.config import parse_config
 from analyzer.errors import ConfigError
-from analyzer.exporter import Metrics, serve
-from analyzer.pipeline import Pipeline, RunOptions
-from analyzer.publisher import ZmqPublisher
+from analyzer.outputs.metrics import Metrics, serve
+from analyzer.outputs.publisher import ZmqPublisher
+from analyzer.pipeline.runner import Pipeline, RunOptions
 from tests.harness import LiveRun, collect, free_port, own_lines, run_cli, wait_for
 
 

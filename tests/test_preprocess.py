@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer.preprocess import (
+from analyzer.core.preprocess import (
     ALIGNMENT_TEMPLATE,
     Normalization,
     align_face,

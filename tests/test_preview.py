@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from analyzer.classify import OnnxRuntimeBackend
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
 from analyzer.config import parse_config
-from analyzer.exporter import Metrics
-from analyzer.pipeline import Pipeline, RunOptions
-from analyzer.preview import LINE_COLOUR, ZONE_COLOUR, PreviewSink, annotate
-from analyzer.track import Tracks
-from analyzer.zones import CountingLine, Zone
+from analyzer.core.tracks import Tracks
+from analyzer.core.zones import CountingLine, Zone
+from analyzer.outputs.metrics import Metrics
+from analyzer.outputs.preview import LINE_COLOUR, ZONE_COLOUR, PreviewSink, annotate
+from analyzer.pipeline.runner import Pipeline, RunOptions
 
 WIDTH, HEIGHT = 640, 360
 

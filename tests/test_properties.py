@@ -9,9 +9,9 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer import messages
 from analyzer.config import CameraConfig, Config, parse_config
 from analyzer.errors import ConfigError
+from analyzer.outputs import messages
 
 SCALARS = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
 VALUES = st.recursive(

@@ -24,8 +24,9 @@ import yaml
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
-from analyzer.bench import open_descriptors, rss_mb
-from analyzer.classify import FaceAttributes, OnnxRuntimeBackend
+from analyzer.backends.base import FaceAttributes
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.tools.bench import open_descriptors, rss_mb
 from tests.harness import LiveRun, collect, free_port, hanging_backends, run_cli, wait_for
 from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 

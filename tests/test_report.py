@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from analyzer.age_groups import builtin_grouping
-from analyzer.attributes import TrackAttributes
-from analyzer.footfall import Visit
-from analyzer.report import RunReport
+from analyzer.core.age_groups import builtin_grouping
+from analyzer.core.visits import TrackAttributes, Visit
+from analyzer.outputs.report import RunReport
 
 FAIRFACE9 = builtin_grouping("fairface9")
 

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.age_groups import builtin_grouping
-from analyzer.attributes import TrackAttributes
 from analyzer.cli import main
+from analyzer.core.age_groups import builtin_grouping
+from analyzer.core.visits import TrackAttributes, Visit, random_visit_id
 from analyzer.errors import ConfigError
-from analyzer.footfall import Visit, random_visit_id
-from analyzer.output_claims import OutputClaim
-from analyzer.report import RunReport
-from analyzer.report_files import DailyReportFiles
+from analyzer.outputs.daily_reports import DailyReportFiles
+from analyzer.outputs.report import RunReport
+from analyzer.service.output_locks import OutputClaim
 from tests.harness import ManualClock, claimed_elsewhere, run_cli, wait_for
 
 FAIRFACE9 = builtin_grouping("fairface9")

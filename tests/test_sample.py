@@ -2,8 +2,8 @@ import itertools
 
 import numpy as np
 
-from analyzer.sample import Sampler, face_quality
-from analyzer.track import Tracks
+from analyzer.core.tracks import Tracks
+from analyzer.pipeline.sample import Sampler, face_quality
 
 
 def frontal_keypoints(x: float, y: float, size: float, turn: float = 0.0) -> np.ndarray:
@@ -69,7 +69,7 @@ def test_faces_cut_by_the_frame_edge_are_not_sampled() -> None:
 
 
 def test_sampler_aligns_with_refined_keypoints_and_falls_back_without_them() -> None:
-    from analyzer.preprocess import align_face
+    from analyzer.core.preprocess import align_face
 
     frame = np.random.default_rng(0).integers(0, 255, (400, 400, 3)).astype(np.uint8)
     refined = frontal_keypoints(110, 95, 90)

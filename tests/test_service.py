@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from analyzer.cli import build_parser
-from analyzer.config import REPO_ROOT
 from analyzer.errors import ConfigError
+from tests.conftest import REPO
 
-UNIT = REPO_ROOT / "configs" / "systemd" / "footfall-analyzer.service"
+UNIT = REPO / "configs" / "systemd" / "footfall-analyzer.service"
 
 
 def _settings(text: str) -> dict[str, list[str]]:

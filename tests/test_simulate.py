@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from analyzer.cli import main
+from analyzer.datasets.labels import read_labels
 from analyzer.errors import DataError
-from analyzer.labels import read_labels
-from analyzer.score import outcome, score
-from analyzer.simulate import (
+from analyzer.tools.score import outcome, score
+from analyzer.tools.simulate import (
     CAFE_TABLES,
     SCREEN_BOX,
     SCREEN_SLIDE_S,
@@ -291,8 +291,8 @@ def photo_folder(utkface: Path, folder: Path, faceless: int = 0) -> Path:
 
 def test_photos_with_surroundings_are_drawn_by_their_face(utkface: Path, tmp_path: Path) -> None:
     """A folder of real-world photos (face in a wider scene) gets figures sized by the face, truth boxes on it."""
-    from analyzer.detect import FaceDetector
-    from analyzer.faces import box_iou
+    from analyzer.core.faces import box_iou
+    from analyzer.pipeline.detect import FaceDetector
 
     folder = photo_folder(utkface, tmp_path / "photos")
     truth = simulate(folder, tmp_path / "clip.mp4", tmp_path / "truth.json", visitors=5, seconds=10.0, seed=3)

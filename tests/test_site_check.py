@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from analyzer.config import CameraConfig, Config, LineConfig, ZoneConfig
-from analyzer.demo import demo_walkers
-from analyzer.detect import FaceDetector
-from analyzer.faces import Faces
-from analyzer.footfall import VisitEnded
-from analyzer.site_check import (
+from analyzer.core.faces import Faces
+from analyzer.pipeline.detect import FaceDetector
+from analyzer.pipeline.footfall import VisitEnded
+from analyzer.tools.demo import demo_walkers
+from analyzer.tools.site_check import (
     COUNTING_FACE_PX,
     KEPT_UP,
     advice_for,

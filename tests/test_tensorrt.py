@@ -26,12 +26,9 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 import pytest
 
-from analyzer.classify import choose_backend, create_backend, tensorrt_probe
-from analyzer.config import ClassifierConfig, parse_config
-from analyzer.cuda_memory import GpuInfo, available_provider, gpu_probe
-from analyzer.errors import ConfigError, ModelError
-from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, open_session
-from analyzer.tensorrt_engine import (
+from analyzer.backends.cuda_memory import GpuInfo, available_provider, gpu_probe
+from analyzer.backends.selection import choose_backend, create_backend, tensorrt_probe
+from analyzer.backends.tensorrt import (
     EngineRecipe,
     ProfileShapes,
     TensorRTBackend,
@@ -43,9 +40,12 @@ from analyzer.tensorrt_engine import (
     tensorrt_logger,
     why_rebuild,
 )
+from analyzer.config import ClassifierConfig, parse_config
+from analyzer.core.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, ModelMetadata, open_session
+from analyzer.errors import ConfigError, ModelError
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINE_MODULE = REPO / "analyzer" / "tensorrt_engine.py"
+ENGINE_MODULE = REPO / "analyzer" / "backends" / "tensorrt.py"
 RTX = GpuInfo("NVIDIA GeForce RTX 3060", (8, 6), 12288)
 ORIN = GpuInfo("Orin (nvgpu)", (8, 7), 7620)
 
@@ -200,7 +200,7 @@ def test_run_with_tensorrt_requested_fails_with_one_clear_line(tmp_path: Path) -
 @pytest.mark.skipif(gpu_probe()[0] is not None, reason="a GPU is present on this machine")
 def test_cuda_errors_are_checked_not_ignored() -> None:
     """The real cuda-python bindings on a box without a GPU driver: every call's status is checked."""
-    from analyzer.cuda_memory import CudaError, CudaPythonProvider
+    from analyzer.backends.cuda_memory import CudaError, CudaPythonProvider
 
     provider = CudaPythonProvider()
     with pytest.raises(CudaError, match=r"CUDA cudaMalloc failed: cudaError\w+ \(.+\)"):
@@ -301,7 +301,7 @@ def _used_names(tree: ast.Module) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def tensorrt_apis(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[set[str], str, str]]:
-    from analyzer.assets import cache_dir
+    from analyzer.service.model_assets import cache_dir
 
     cache = cache_dir() / "tensorrt-bindings"
     cache.mkdir(parents=True, exist_ok=True)
@@ -366,7 +366,7 @@ def _nullptr(logger: object) -> object:
 
 @pytest.fixture()
 def with_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("analyzer.cuda_memory.gpu_probe", lambda: (RTX, "1 GPU via cuda-python"))
+    monkeypatch.setattr("analyzer.backends.cuda_memory.gpu_probe", lambda: (RTX, "1 GPU via cuda-python"))
 
 
 def test_a_driver_too_old_for_tensorrt_falls_back_to_onnxruntime(
@@ -466,7 +466,7 @@ def _fake_backend(
     trt = _fake_tensorrt(lambda logger: runtime)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     released: list[int] = []
-    monkeypatch.setattr("analyzer.tensorrt_engine.open_provider", lambda: _FakeCuda(engine, released))
+    monkeypatch.setattr("analyzer.backends.tensorrt.open_provider", lambda: _FakeCuda(engine, released))
     plan = shipped_model.parent / "no-such.plan"
     monkeypatch.setattr(Path, "read_bytes", lambda self: b"plan" if self == plan else Path.read_bytes(self))
     return TensorRTBackend(plan, metadata), engine, released, release
@@ -545,7 +545,7 @@ def test_a_bad_timing_cache_costs_time_not_the_build(
 
 
 def test_every_cuda_buffer_is_freed_even_when_one_free_fails() -> None:
-    from analyzer.cuda_memory import CudaError, CudaPythonProvider
+    from analyzer.backends.cuda_memory import CudaError, CudaPythonProvider
 
     freed: list[tuple[str, int]] = []
     success, failure = SimpleNamespace(name="success"), SimpleNamespace(name="failure")

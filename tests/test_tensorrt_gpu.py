@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
-from analyzer.classify import OnnxRuntimeBackend, classify_chips, largest_difference, tensorrt_probe
+from analyzer.backends.base import classify_chips, largest_difference
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.backends.selection import tensorrt_probe
 from analyzer.config import ClassifierConfig
-from analyzer.evaluation import agreement
-from analyzer.gpu_check import public_domain_chips, validation_chips
+from analyzer.core.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.tools.evaluation import agreement
+from analyzer.tools.gpu_check import public_domain_chips, validation_chips
 from tests.conftest import UTKFACE
 
 AVAILABLE, REASON = tensorrt_probe()
@@ -42,14 +44,14 @@ def settings(shipped_model: Path, tmp_path_factory: pytest.TempPathFactory) -> C
 
 @pytest.fixture(scope="module")
 def built(settings: ClassifierConfig) -> tuple[Path, OnnxRuntimeBackend]:
-    from analyzer.tensorrt_engine import engine_for
+    from analyzer.backends.tensorrt import engine_for
 
     reference = OnnxRuntimeBackend(settings.model_path())
     return engine_for(settings, reference.metadata), reference
 
 
 def test_engine_is_built_once_then_reused(settings: ClassifierConfig, built: tuple) -> None:
-    from analyzer.tensorrt_engine import engine_for
+    from analyzer.backends.tensorrt import engine_for
 
     plan, reference = built
     stamp = plan.stat().st_mtime_ns
@@ -59,7 +61,7 @@ def test_engine_is_built_once_then_reused(settings: ClassifierConfig, built: tup
 
 
 def test_every_batch_size_in_the_profile_matches_onnxruntime(settings: ClassifierConfig, built: tuple) -> None:
-    from analyzer.tensorrt_engine import TensorRTBackend
+    from analyzer.backends.tensorrt import TensorRTBackend
 
     plan, reference = built
     backend = TensorRTBackend(plan, reference.metadata)
@@ -75,7 +77,7 @@ def _faces(size: int) -> np.ndarray:
 
 
 def test_tensorrt_agrees_with_onnxruntime_on_validation_faces(built: tuple) -> None:
-    from analyzer.tensorrt_engine import TensorRTBackend
+    from analyzer.backends.tensorrt import TensorRTBackend
 
     plan, reference = built
     chips = _faces(reference.metadata.input_size)
@@ -93,7 +95,7 @@ def test_tensorrt_agrees_with_onnxruntime_on_validation_faces(built: tuple) -> N
 
 def test_throughput_at_max_batch_is_measured(built: tuple, record_property: pytest.RecordProperty) -> None:
     """Records faces/s for the bench table; asserts only that max-batch output is right while timing it."""
-    from analyzer.tensorrt_engine import TensorRTBackend
+    from analyzer.backends.tensorrt import TensorRTBackend
 
     plan, reference = built
     backend = TensorRTBackend(plan, reference.metadata)

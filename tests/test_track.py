@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from analyzer.faces import Faces
-from analyzer.track import ByteTracker
+from analyzer.core.faces import Faces
+from analyzer.pipeline.track import ByteTracker
 
 
 def faces(boxes: list[list[float]], scores: list[float] | None = None) -> Faces:
@@ -227,7 +227,7 @@ def test_a_new_fast_face_is_confirmed_across_a_skipped_frame(detect_every: int, 
 
 
 def _looks(count: int, known: bool = True) -> np.ndarray:
-    from analyzer.appearance import COLOUR_SIZE, FEATURE_SIZE
+    from analyzer.pipeline.appearance import COLOUR_SIZE, FEATURE_SIZE
 
     features = np.full((count, FEATURE_SIZE), 1 / 6, np.float32)
     features[:, COLOUR_SIZE:] = 0.0
@@ -237,7 +237,7 @@ def _looks(count: int, known: bool = True) -> np.ndarray:
 
 
 def test_only_faces_the_tracker_can_use_it_for_get_a_face_likeness() -> None:
-    from analyzer.track import LIKENESS_NEW_TRACK_S, LIKENESS_REFRESH_S
+    from analyzer.pipeline.track import LIKENESS_NEW_TRACK_S, LIKENESS_REFRESH_S
 
     tracker = ByteTracker(min_hits=2, max_lost_s=1.5)
     fps = 15

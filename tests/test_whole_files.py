@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.whole_files import whole_file
+from analyzer.service.atomic_files import whole_file
 
 
 def test_a_file_is_replaced_only_when_its_writer_finishes(tmp_path: Path) -> None:

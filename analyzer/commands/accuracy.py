@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from analyzer import REPO_ROOT
 from analyzer.commands.arguments import command_parser, output_file, output_folder
+from analyzer.core.shipped import shipped_path
 from analyzer.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=output_file, default=Path("docs/ACCURACY.md"), metavar="MD", help="table to write"
     )
     parser.add_argument("--work", type=output_folder, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
-    parser.add_argument("-c", "--config", type=Path, default=REPO_ROOT / "configs" / "simulated.yaml", metavar="YAML")
+    parser.add_argument("-c", "--config", type=Path, default=shipped_path("configs/simulated.yaml"), metavar="YAML")
     parser.add_argument(
         "--real-clips", type=Path, metavar="DIR",
         help="also run and judge the real clips in DIR against its truth.json (the Real footage table)",
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the accuracy set."""
-    from analyzer.accuracy import run_accuracy
+    from analyzer.tools.accuracy import run_accuracy
 
     if args.real_clips is not None and not (args.real_clips / "truth.json").is_file():
         raise ConfigError(f"--real-clips {args.real_clips}: no truth.json in it; give the folder of the real clips")

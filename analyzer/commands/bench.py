@@ -13,9 +13,9 @@ from analyzer.commands.arguments import (
     output_folder,
 )
 from analyzer.commands.cameras import DEFAULT_CONFIG, ensure_detector_models
-from analyzer.console import log_line
 from analyzer.errors import ConfigError
-from analyzer.whole_files import write_json, write_output
+from analyzer.service.atomic_files import write_json, write_output
+from analyzer.service.console import log_line
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,9 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the bench and print (and write) its figures."""
-    from analyzer.bench import BenchSettings, performance_markdown, run_bench
-    from analyzer.classify import create_backend
+    from analyzer.backends.selection import create_backend
     from analyzer.config import load_config
+    from analyzer.tools.bench import BenchSettings, performance_markdown, run_bench
 
     if args.streams < 1 or args.seconds < 2 or not 1 <= args.fps <= 120 or args.soak < 0:
         raise ConfigError(

@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the engine, then check it against ONNX Runtime on random chips."""
-    from analyzer.classify import OnnxRuntimeBackend, tensorrt_probe
+    from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+    from analyzer.backends.selection import tensorrt_probe
     from analyzer.config import ClassifierConfig
     from analyzer.errors import ModelError
 
@@ -42,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     available, reason = tensorrt_probe()
     if not available:
         raise ModelError(f"cannot build a TensorRT engine here: {reason}")
-    from analyzer.classify import largest_difference
-    from analyzer.tensorrt_engine import TensorRTBackend, engine_for
+    from analyzer.backends.base import largest_difference
+    from analyzer.backends.tensorrt import TensorRTBackend, engine_for
 
     reference = OnnxRuntimeBackend(settings.model_path())
     plan = engine_for(settings, reference.metadata, force=args.force)

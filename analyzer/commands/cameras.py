@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analyzer import REPO_ROOT
-from analyzer.console import how_many, log_line
+from analyzer.core.shipped import shipped_path
 from analyzer.errors import ConfigError
+from analyzer.service.console import how_many, log_line
 
 if TYPE_CHECKING:
     from analyzer.config import Config
 
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+DEFAULT_CONFIG = shipped_path("configs/default.yaml")
 
 
 def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +75,7 @@ def cameras_config(args: argparse.Namespace) -> Config:
 
 def _camera_id(source: str, index: int, taken: set[str]) -> str:
     """A ``--source``'s camera id: its file's name, made unique (``door``, ``door-2``); ``cam<index>`` for others."""
-    from analyzer.sources import file_path, source_kind
+    from analyzer.core.sources import file_path, source_kind
 
     stem = file_path(source).stem if source_kind(source) == "file" else f"cam{index}"
     named = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or f"cam{index}"
@@ -93,7 +93,7 @@ def checked_config(config: Config) -> Config:
     check_config(config)
     for camera in config.cameras:
         if camera.source == "demo":
-            from analyzer.demo import demo_clip
+            from analyzer.tools.demo import demo_clip
 
             camera.source = str(demo_clip())
     return config
@@ -101,7 +101,7 @@ def checked_config(config: Config) -> Config:
 
 def ensure_detector_models() -> None:
     """Fetch the MediaPipe detectors once if the cache lacks them (a fresh box, a cleared cache)."""
-    from analyzer import assets
+    from analyzer.service import model_assets as assets
 
     missing = [name for name in assets.DETECTOR_ASSETS if not (assets.cache_dir() / "models" / name).is_file()]
     if missing:

@@ -6,9 +6,9 @@ import argparse
 
 from analyzer.commands.arguments import command_parser, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
-from analyzer.console import log_line
 from analyzer.errors import ConfigError
-from analyzer.whole_files import write_json
+from analyzer.service.atomic_files import write_json
+from analyzer.service.console import log_line
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 1 when a camera gives no frame; advice alone does not fail."""
-    from analyzer.appearance import FaceLikeness
-    from analyzer.site_check import check_cameras, check_table
+    from analyzer.pipeline.appearance import FaceLikeness
+    from analyzer.tools.site_check import check_cameras, check_table
 
     if not 0.5 <= args.seconds <= 600:
         raise ConfigError(f"--seconds {args.seconds:g}: watch each camera between 0.5 and 600 seconds")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from analyzer.commands.arguments import command_parser, output_file, whole_number
-from analyzer.console import how_many
-from analyzer.whole_files import write_json
+from analyzer.service.atomic_files import write_json
+from analyzer.service.console import how_many
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -130,21 +130,22 @@ def _print_evaluation(report: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print a summary (full report in --json)."""
-    from analyzer.age_groups import builtin_grouping
-    from analyzer.evaluation import NetworkPredictor, evaluate_folder
+    from analyzer.core.age_groups import builtin_grouping
+    from analyzer.tools.evaluation import NetworkPredictor, evaluate_folder
 
     groupings = [builtin_grouping(name.strip()) for name in args.groupings.split(",") if name.strip()]
     if "fairface9" not in [grouping.name for grouping in groupings]:
         groupings.insert(0, builtin_grouping("fairface9"))
     comparisons: dict[str, NetworkPredictor] = {}
     if args.baseline:
-        from analyzer.baseline import AgeAndGenderBaseline
+        from analyzer.tools.baseline import AgeAndGenderBaseline
 
         predictor = AgeAndGenderBaseline()
     else:
-        from analyzer.classify import OnnxRuntimeBackend, create_backend
+        from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+        from analyzer.backends.selection import create_backend
+        from analyzer.backends.tensorrt import fp16_sibling
         from analyzer.config import ClassifierConfig
-        from analyzer.tensorrt_engine import fp16_sibling
 
         settings = ClassifierConfig(model=str(args.model), backend=args.backend)
         quiet = args.backend == "onnxruntime"  # the default needs no announcement

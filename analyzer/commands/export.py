@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analyzer.commands.arguments import command_parser, output_file
 from analyzer.commands.train import missing_train_extra
-from analyzer.console import how_many
+from analyzer.service.console import how_many
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""``analyzer gpu-check``: one command that proves the TensorRT path on a GPU box (see :mod:`analyzer.gpu_check`)."""
+"""``analyzer gpu-check``: proves the TensorRT path on a GPU box (:mod:`analyzer.tools.gpu_check`)."""
 
 from __future__ import annotations
 
@@ -36,10 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check, print one line per check, write the JSON; exit 0 (passed), 1 (a check failed) or 3 (no GPU)."""
-    from analyzer.classify import OnnxRuntimeBackend, tensorrt_probe
+    from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+    from analyzer.backends.selection import tensorrt_probe
     from analyzer.config import ClassifierConfig
-    from analyzer.gpu_check import gpu_check, no_gpu, public_domain_chips, this_box, validation_chips
-    from analyzer.whole_files import write_json
+    from analyzer.service.atomic_files import write_json
+    from analyzer.tools.gpu_check import gpu_check, no_gpu, public_domain_chips, this_box, validation_chips
 
     model = ClassifierConfig(model=str(args.model)).model_path()
     available, reason = tensorrt_probe()

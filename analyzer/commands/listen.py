@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from analyzer.commands.arguments import command_parser
-from analyzer.console import how_many, reader_left
 from analyzer.errors import ConfigError
+from analyzer.service.console import how_many, reader_left
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Listen until stopped."""
-    from analyzer.listen import listen
+    from analyzer.tools.listen import listen
 
     if args.count < 0 or args.seconds < 0:
         raise ConfigError("listen: --count and --seconds must be 0 (no limit) or more")

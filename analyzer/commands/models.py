@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fetch assets into the cache."""
-    from analyzer import assets
+    from analyzer.service import model_assets as assets
 
     names = list(assets.DETECTOR_ASSETS)
     if not args.detector_only:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from analyzer.commands.arguments import command_parser, mp4_file, output_file
 from analyzer.commands.cameras import add_camera_arguments, cameras_config, checked_config, ensure_detector_models
-from analyzer.console import how_many, log_line
 from analyzer.errors import ConfigError
-from analyzer.output_claims import claimed
-from analyzer.whole_files import write_json
+from analyzer.service.atomic_files import write_json
+from analyzer.service.console import how_many, log_line
+from analyzer.service.output_locks import claimed
 
 if TYPE_CHECKING:
     from analyzer.config import Config
@@ -105,7 +105,7 @@ def _outputs(args: argparse.Namespace, config: Config) -> list[tuple[str, Path]]
     """The files this run writes, with the option that names each."""
     outputs = [("--report", args.report)] if args.report else []
     if args.preview:  # with several cameras, one video each beside the name given
-        from analyzer.preview import preview_paths
+        from analyzer.outputs.preview import preview_paths
 
         videos = preview_paths(args.preview, [camera.id for camera in config.cameras])
         outputs += [("--preview", video) for video in videos.values()]
@@ -114,7 +114,7 @@ def _outputs(args: argparse.Namespace, config: Config) -> list[tuple[str, Path]]
 
 def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: list[tuple[str, Path]]) -> None:
     """A slip of tab completion (``--report door.mp4``) must not overwrite the recording or the config it counts by."""
-    from analyzer.sources import file_path, source_kind
+    from analyzer.core.sources import file_path, source_kind
 
     inputs = {file_path(camera.source).resolve(): "the video being counted" for camera in config.cameras
               if source_kind(camera.source) == "file"}  # fmt: skip
@@ -145,13 +145,13 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     """Run the cameras until they end or a signal; print the table and write the report."""
     from prometheus_client import CollectorRegistry
 
-    from analyzer.classify import create_backend
-    from analyzer.exporter import Metrics, serve
-    from analyzer.liveness import Heartbeats, Watchdog
-    from analyzer.pipeline import Pipeline, RunOptions
-    from analyzer.publisher import ZmqPublisher
-    from analyzer.report_files import DailyReportFiles, is_daily
-    from analyzer.systemd_notify import SystemdNotifier
+    from analyzer.backends.selection import create_backend
+    from analyzer.outputs.daily_reports import DailyReportFiles, is_daily
+    from analyzer.outputs.metrics import Metrics, serve
+    from analyzer.outputs.publisher import ZmqPublisher
+    from analyzer.pipeline.runner import Pipeline, RunOptions
+    from analyzer.service.liveness import Heartbeats, Watchdog
+    from analyzer.service.systemd import SystemdNotifier
 
     ensure_detector_models()
     if args.preview or args.show:

@@ -57,8 +57,8 @@ def _read_json(path: Path, what: str, key: str | None, written_by: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Score and print."""
-    from analyzer.real_score import REAL_TRUTH_SCHEMA
-    from analyzer.score import mistake_line, outcome
+    from analyzer.tools.real_score import REAL_TRUTH_SCHEMA
+    from analyzer.tools.score import mistake_line, outcome
 
     truth = _read_json(args.truth, "truth file", None, "analyzer simulate --truth")
     if truth.get("schema") != REAL_TRUTH_SCHEMA:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _score_real(args: argparse.Namespace, truth: dict, report: dict) -> int:
     """Each real clip of the report against its by-eye truth; exit 1 when one fails."""
-    from analyzer.real_score import score_line, score_report
+    from analyzer.tools.real_score import score_line, score_report
 
     scores = score_report(args.truth, truth, report)
     if args.json:

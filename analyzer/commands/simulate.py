@@ -54,8 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render a clip and its truth."""
-    from analyzer.console import progress_bar
-    from analyzer.simulate import simulate
+    from analyzer.service.console import progress_bar
+    from analyzer.tools.simulate import simulate
 
     if not 1 <= args.fps <= 120:
         raise ConfigError(f"--fps {args.fps}: give 1 to 120 frames a second, as cameras record")

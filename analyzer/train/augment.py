@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from analyzer.degrade import jpeg, seen_small
-from analyzer.preprocess import align_face, template_keypoints
-from analyzer.scene import superellipse_radius
+from analyzer.core.preprocess import align_face, template_keypoints
+from analyzer.datasets.degrade import jpeg, seen_small
+from analyzer.datasets.head_outline import superellipse_radius
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class CameraAugment:
         return (keypoints - centre) @ rotation.T + centre + shift + noise
 
     def _low_resolution(self, chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A small face, compressed at its own size as a camera stream does (``analyzer.degrade``)."""
+        """A small face, compressed at its own size as a camera stream does (``analyzer.datasets.degrade``)."""
         low = int(rng.integers(self.low_resolution_px[0], self.low_resolution_px[1] + 1))
         upscale = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
         quality = None

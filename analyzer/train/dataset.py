@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from analyzer.assets import cache_folder
-from analyzer.console import progress_bar
-from analyzer.face_photos import align_photos
-from analyzer.labels import LabelledFace
-from analyzer.preprocess import Normalization, chips_to_input
+from analyzer.core.preprocess import Normalization, chips_to_input
+from analyzer.datasets.face_photos import align_photos
+from analyzer.datasets.labels import LabelledFace
+from analyzer.service.atomic_files import whole_file
+from analyzer.service.console import progress_bar
+from analyzer.service.model_assets import cache_folder
 from analyzer.train.augment import CameraAugment
-from analyzer.whole_files import whole_file
 
 
 @dataclass(frozen=True)

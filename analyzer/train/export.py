@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from analyzer import __version__
-from analyzer.age_groups import FINE_AGE_EDGES
-from analyzer.appearance import LIKENESS_INPUT, LIKENESS_OUTPUT, LIKENESS_SIZE
+from analyzer.core.age_groups import FINE_AGE_EDGES
+from analyzer.core.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, LIKENESS_PROPS, ModelMetadata
+from analyzer.core.preprocess import ALIGNMENT_TEMPLATE
+from analyzer.datasets.labels import GENDERS
 from analyzer.errors import DataError
-from analyzer.labels import GENDERS
-from analyzer.model_meta import AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME, LIKENESS_PROPS, ModelMetadata
-from analyzer.preprocess import ALIGNMENT_TEMPLATE
+from analyzer.pipeline.appearance import LIKENESS_INPUT, LIKENESS_OUTPUT, LIKENESS_SIZE
 from analyzer.train.loop import TrainConfig, load_checkpoint
 from analyzer.train.model import LikenessModel, ProbabilityEnsemble, ProbabilityModel, exportable_model, model_size
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from analyzer.age_groups import FINE_AGE_EDGES
-from analyzer.classify import OnnxRuntimeBackend
+from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+from analyzer.core.age_groups import FINE_AGE_EDGES
 from analyzer.errors import DataError, ModelError
 from analyzer.train.model import AgeGenderNet, HeadOutline, exportable_model
 

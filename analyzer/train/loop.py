@@ -22,18 +22,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from analyzer.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
-from analyzer.console import how_many, progress_bar
-from analyzer.cores import usable_cores
+from analyzer.core.age_groups import BUILTIN_GROUPINGS, FINE_AGE_EDGES
+from analyzer.core.preprocess import Normalization, chips_to_input
+from analyzer.datasets.labels import read_labels, split_by_md5
+from analyzer.datasets.scores import attribute_report
 from analyzer.errors import ConfigError, DataError
-from analyzer.evaluation import attribute_report
-from analyzer.labels import read_labels, split_by_md5
-from analyzer.preprocess import Normalization, chips_to_input
+from analyzer.service.atomic_files import whole_file
+from analyzer.service.console import how_many, progress_bar
+from analyzer.service.cores import usable_cores
 from analyzer.train.augment import AUGMENTATIONS
 from analyzer.train.dataset import AugmentedChips, BackdropPairs, BatchCollator, FaceSet, TeacherViews, load_face_set
 from analyzer.train.from_export import is_export, networks_from_export, unfold_batchnorm
 from analyzer.train.model import AgeGenderNet, HeadOutline, ProbabilityModel, exportable_model
-from analyzer.whole_files import whole_file
 
 CHECKPOINT = "model.pt"
 HISTORY = "history.json"

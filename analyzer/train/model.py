@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from analyzer.scene import head_alpha
+from analyzer.datasets.head_outline import head_alpha
 
 
 def _conv_bn_relu(inputs: int, outputs: int, stride: int = 1) -> nn.Sequential:

@@ -1,0 +1,1 @@
+"""Classifier backends behind one contract (:mod:`analyzer.backends.base`): ONNX Runtime, TensorRT."""

@@ -1,0 +1,182 @@
+"""One camera's work on a frame: detect, track, check faces, sample and count. ``run`` and ``check`` share it.
+
+A stage that raises costs that frame, never a visit: the tracker reports a
+track's end once, on one frame, and whatever else fails on that frame the
+counter still hears of it (:meth:`FootfallCounter.end_tracks`), so the
+visit is published at its normal time and its likeness leaves memory on
+time. Detection or tracking failing means the frame was not searched at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from analyzer.core.faces import Faces
+from analyzer.core.tracks import Tracks
+from analyzer.core.visits import random_visit_id
+from analyzer.core.zones import Zone
+from analyzer.pipeline.appearance import FaceLikeness
+from analyzer.pipeline.capture import Frame
+from analyzer.pipeline.detect import FaceDetector
+from analyzer.pipeline.face_check import FaceCheck
+from analyzer.pipeline.footfall import FootfallCounter, VisitEnded
+from analyzer.pipeline.sample import Sample, Sampler
+from analyzer.pipeline.track import ByteTracker
+
+if TYPE_CHECKING:
+    from analyzer.config import CameraConfig, Config
+
+
+def masked(boxes: np.ndarray, width: int, height: int, masks: Sequence[Zone]) -> np.ndarray:
+    """(N,) bool: whether each box's centre lies inside one of ``masks`` (frame fractions)."""
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height], axis=1)
+    return np.array([any(mask.contains((float(x), float(y))) for mask in masks) for x, y in centres], bool)
+
+
+@dataclass
+class FrameOutcome:
+    """What one searched frame produced.
+
+    Attributes:
+        faces: what the detector found.
+        tracks: the tracks alive after this frame.
+        samples: face chips to classify.
+        ended: visits that are over.
+        seconds: time spent per stage (``detect``, ``track``, ``sample``).
+        error: the first stage that raised after tracking (sampling or counting), if any; the
+            frame still counted what it could.
+    """
+
+    faces: Faces
+    tracks: Tracks
+    samples: list[Sample] = field(default_factory=list)
+    ended: list[VisitEnded] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: Exception | None = None
+
+
+class CameraStages:
+    """The per-frame stages of one camera, in order, each given its settings by the caller.
+
+    Args:
+        camera: camera id (on every sample).
+        detector: finds faces.
+        tracker: follows them.
+        counter: turns tracks into visits.
+        sampler: picks face chips to classify; None for ``analyzer check``, which classifies nothing.
+        likeness: the face likeness model for the tracker's appearance cue, or None (colours only).
+        every_face: classify every face of every frame (the bench's naive baseline).
+        face_check: which tracks are faces (only those count and vote); None counts every track.
+        masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
+
+    Example:
+        >>> stages = CameraStages("door", detector, tracker, counter)  # doctest: +SKIP
+        >>> outcome = stages.process(frame)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        detector: FaceDetector,
+        tracker: ByteTracker,
+        counter: FootfallCounter,
+        sampler: Sampler | None = None,
+        likeness: FaceLikeness | None = None,
+        every_face: bool = False,
+        face_check: FaceCheck | None = None,
+        masks: Sequence[Zone] = (),
+    ) -> None:
+        self.face_check = face_check
+        self.masks = list(masks)
+        self.camera = camera
+        self.detector = detector
+        self.tracker = tracker
+        self.counter = counter
+        self.sampler = sampler
+        self.likeness = likeness
+        self.every_face = every_face
+
+    @classmethod
+    def for_camera(
+        cls,
+        camera: CameraConfig,
+        config: Config,
+        detector: FaceDetector,
+        likeness: FaceLikeness | None,
+        face_check: FaceCheck | None,
+        sampler: Sampler | None = None,
+        every_face: bool = False,
+        new_visit_id: Callable[[], str] = random_visit_id,
+    ) -> CameraStages:
+        """The tracker, counter and masks ``camera`` and ``config`` ask for, around the given models.
+
+        ``run`` and ``check`` both build their stages here, so a setting cannot reach one and not the other.
+        """
+        counter = FootfallCounter.for_camera(
+            camera, config.footfall, config.tracker.min_similarity, new_visit_id,
+            hold_still_s=config.face_check.hold_still_s,
+        )  # fmt: skip
+        return cls(
+            camera.id,
+            detector,
+            ByteTracker.from_config(config.tracker, max_lost_s=config.footfall.linger_s),
+            counter,
+            sampler,
+            likeness,
+            every_face=every_face,
+            face_check=face_check,
+            masks=camera.mask_zones(),
+        )
+
+    def process(self, frame: Frame) -> FrameOutcome:
+        """Search, track, sample and count one frame; raises only if detection or tracking failed."""
+        if not self.counter.clock_origin:
+            self.counter.clock_origin = time.time() - frame.timestamp
+        started = time.perf_counter()
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        faces = self.detector.detect(rgb, int(frame.timestamp * 1000))
+        if self.masks and len(faces):
+            faces = faces[~masked(faces.boxes, rgb.shape[1], rgb.shape[0], self.masks)]
+        detected = time.perf_counter()
+        update = self.tracker.update_with_appearance(faces, rgb, frame.timestamp, self.likeness)
+        tracks = update.tracks
+        tracked = time.perf_counter()
+        seconds = {"detect": detected - started, "track": tracked - detected}
+        outcome = FrameOutcome(faces, tracks, seconds=seconds)
+        if self.face_check is not None:
+            try:
+                tracks = outcome.tracks = self.face_check.update(rgb, tracks, frame.timestamp)
+            except Exception as error:  # nothing new is confirmed a face on this frame; the rest goes on
+                outcome.error = error
+            finally:
+                self.face_check.forget(update.ended)
+            outcome.seconds["face_check"] = time.perf_counter() - tracked
+        if self.sampler is not None:
+            sampling = time.perf_counter()
+            try:
+                outcome.samples = self.sampler.select(
+                    self.camera, rgb, tracks, frame.timestamp, frame.captured_at, self.every_face
+                )
+            except Exception as error:  # this frame's chips are lost; the counting below still runs
+                outcome.error = error
+            finally:
+                self.sampler.forget(update.ended)
+            outcome.seconds["sample"] = time.perf_counter() - sampling
+        size = (frame.image.shape[1], frame.image.shape[0])
+        try:
+            self.counter.observe(tracks, frame.timestamp, size)
+        except Exception as error:
+            outcome.error = outcome.error or error
+        outcome.ended = self.counter.end_tracks(update.ended, frame.timestamp, frame.captured_at, update.exited)
+        return outcome
+
+    def close(self, captured_at: float) -> list[VisitEnded]:
+        """The stream ended: every open visit ends now."""
+        self.tracker.reset()
+        return self.counter.close(captured_at)

@@ -1,0 +1,324 @@
+"""Face detection with MediaPipe Tasks (BlazeFace), whole frame, ROI or tiles.
+
+Full-range BlazeFace on a whole 1080p frame misses faces under ~80 px; 2×2
+overlapping tiles find faces down to ~60 px at four times the cost, and a
+3×3 grid on top of that finds most faces down to 30 px at 720p, so tiles are
+a per-camera choice. ``tiles: n`` searches the whole ROI and every grid from
+2×2 up to n×n: each grid finds the faces that are small for the one above
+it, and the coarser passes find the faces that a finer grid cuts. A face cut
+by a tile border shows up in that tile as a truncated box, so tile boxes
+that touch an inner tile border are dropped. Tiles see small faces twice
+where they overlap: merged by NMS.
+
+The keypoints that full-range BlazeFace gives for a face in a whole frame
+are too coarse to align a chip from (on simulated entrances they cost 3-4
+points of fairface9 accuracy at 90-140 px and far more on small faces), so
+the few faces that are classified get their keypoints refined: the face's
+neighbourhood is cut out, scaled to a fixed size and run through
+short-range BlazeFace, the way training and evaluation located faces.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analyzer.core.faces import NUM_KEYPOINTS, Faces, non_max_suppression
+from analyzer.errors import ConfigError
+from analyzer.service.console import quiet_native_stderr
+from analyzer.service.model_assets import asset_path
+
+if TYPE_CHECKING:
+    from analyzer.config import DetectorConfig
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+MODEL_FILES = {
+    "short_range": "face_detection_short_range.tflite",
+    "full_range": "face_detection_full_range_sparse.tflite",
+}
+
+
+def model_file(model: str, cache: Path | None = None) -> Path:
+    """Path of the fetched BlazeFace file for ``short_range`` or ``full_range``."""
+    if model not in MODEL_FILES:
+        raise ConfigError(f"detector.model: '{model}' is not one of {', '.join(MODEL_FILES)}")
+    return asset_path(MODEL_FILES[model], cache)
+
+
+def _mediapipe_faces(result: object, width: int, height: int) -> Faces:
+    detections = result.detections  # type: ignore[attr-defined]
+    if not detections:
+        return Faces.empty()
+    boxes = np.array(
+        [
+            [
+                d.bounding_box.origin_x,
+                d.bounding_box.origin_y,
+                d.bounding_box.origin_x + d.bounding_box.width,
+                d.bounding_box.origin_y + d.bounding_box.height,
+            ]
+            for d in detections
+        ],
+        dtype=np.float32,
+    )
+    scores = np.array([d.categories[0].score for d in detections], dtype=np.float32)
+    keypoints = np.zeros((len(detections), NUM_KEYPOINTS, 2), dtype=np.float32)
+    for row, detection in enumerate(detections):
+        for column, point in enumerate(detection.keypoints[:NUM_KEYPOINTS]):
+            keypoints[row, column] = (point.x * width, point.y * height)
+    return Faces(boxes, scores, keypoints)
+
+
+def _close_quietly(detectors: list[object]) -> None:
+    with quiet_native_stderr():
+        for detector in detectors:
+            detector.close()  # type: ignore[attr-defined]
+
+
+def _create(model_path: Path, video: bool, min_score: float) -> object:
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.FaceDetectorOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)),
+        running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+        min_detection_confidence=min_score,
+    )
+    with quiet_native_stderr():
+        detector = vision.FaceDetector.create_from_options(options)
+        # The first inference logs a native warning too; take it here, silenced.
+        blank = _to_mp_image(np.zeros((64, 64, 3), np.uint8))
+        if video:
+            detector.detect_for_video(blank, 0)
+        else:
+            detector.detect(blank)
+    return detector
+
+
+def _to_mp_image(rgb: np.ndarray) -> object:
+    """A MediaPipe image over a 64-byte aligned copy (LiteRT copies unaligned input anyway, and warns)."""
+    import mediapipe as mp
+
+    buffer = np.empty(rgb.nbytes + 64, np.uint8)
+    offset = -buffer.ctypes.data % 64
+    aligned = buffer[offset : offset + rgb.nbytes].reshape(rgb.shape)
+    aligned[...] = rgb
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=aligned)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle ``x1, y1, x2, y2`` as fractions 0..1 of the frame."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The rectangle in whole pixels of a ``width``×``height`` frame."""
+        return (
+            round(self.x1 * width),
+            round(self.y1 * height),
+            max(round(self.x2 * width), round(self.x1 * width) + 1),
+            max(round(self.y2 * height), round(self.y1 * height) + 1),
+        )
+
+
+def pyramid_regions(tiles: int, overlap: float, roi: Region | None = None) -> list[Region]:
+    """The whole ``roi``, then every grid from 2×2 up to ``tiles``×``tiles`` (coarse to fine)."""
+    return [region for grid in range(1, tiles + 1) for region in tile_regions(grid, overlap, roi)]
+
+
+def tile_regions(tiles: int, overlap: float, roi: Region | None = None) -> list[Region]:
+    """Split ``roi`` (default whole frame) into ``tiles``×``tiles`` overlapping regions."""
+    base = roi or Region(0.0, 0.0, 1.0, 1.0)
+    if tiles == 1:
+        return [base]
+    width = (base.x2 - base.x1) / (tiles - (tiles - 1) * overlap)
+    height = (base.y2 - base.y1) / (tiles - (tiles - 1) * overlap)
+    regions = []
+    for row in range(tiles):
+        for column in range(tiles):
+            x1 = base.x1 + column * width * (1 - overlap)
+            y1 = base.y1 + row * height * (1 - overlap)
+            regions.append(Region(x1, y1, min(x1 + width, base.x2), min(y1 + height, base.y2)))
+    return regions
+
+
+def _touches_inner_border(
+    boxes: np.ndarray, tile: tuple[int, int, int, int], whole: tuple[int, int, int, int], margin: float = 3.0
+) -> np.ndarray:
+    """(N,) True for boxes cut by a tile border that is not also the ROI border."""
+    cut = np.zeros(len(boxes), dtype=bool)
+    for axis, (low, high), (whole_low, whole_high) in (
+        (0, (tile[0], tile[2]), (whole[0], whole[2])),
+        (1, (tile[1], tile[3]), (whole[1], whole[3])),
+    ):
+        if low > whole_low:
+            cut |= boxes[:, axis] <= low + margin
+        if high < whole_high:
+            cut |= boxes[:, axis + 2] >= high - margin
+    return cut
+
+
+class FaceDetector:
+    """MediaPipe BlazeFace in VIDEO mode for one camera.
+
+    Args:
+        model: ``full_range`` (entrance cameras, faces from ~60 px) or
+            ``short_range`` (kiosks, faces within ~2 m).
+        min_score: raising it drops faint faces (fewer false faces, more
+            misses); lowering it finds more small faces and more noise.
+        roi: only this part of the frame is searched.
+        tiles: 1 (whole ROI), 2 (plus 2×2 overlapping tiles; ~5× the cost) or
+            3 (plus 3×3 more; ~15× the cost, faces down to ~30 px at 720p).
+        tile_overlap: fraction of a tile shared with its neighbour.
+        nms_iou: boxes overlapping more than this are one face.
+
+    Example:
+        >>> detector = FaceDetector("full_range")  # doctest: +SKIP
+        >>> faces = detector.detect(rgb_frame, timestamp_ms=0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str = "full_range",
+        min_score: float = 0.5,
+        roi: Region | None = None,
+        tiles: int = 1,
+        tile_overlap: float = 0.2,
+        nms_iou: float = 0.3,
+        cache: Path | None = None,
+    ) -> None:
+        path = model_file(model, cache)
+        whole = roi or Region(0.0, 0.0, 1.0, 1.0)
+        self._regions = pyramid_regions(tiles, tile_overlap, whole)
+        self._whole = whole
+        self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions]
+        self._nms_iou = nms_iou
+        self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0
+
+    @classmethod
+    def from_config(cls, settings: DetectorConfig) -> FaceDetector:
+        """The detector a camera's ``detector`` settings ask for (``analyzer run`` and ``analyzer check`` alike)."""
+        roi = Region(*settings.roi) if settings.roi else None
+        return cls(settings.model, settings.min_score, roi=roi, tiles=settings.tiles)
+
+    def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
+        """Faces in an RGB frame (H, W, 3) uint8, in frame pixels."""
+        # MediaPipe VIDEO mode needs strictly increasing timestamps.
+        timestamp_ms = max(int(timestamp_ms), self._last_timestamp_ms + 1)
+        self._last_timestamp_ms = timestamp_ms
+        height, width = frame.shape[:2]
+        found = []
+        for region, detector in zip(self._regions, self._detectors, strict=True):
+            x1, y1, x2, y2 = region.pixels(width, height)
+            crop = frame[y1:y2, x1:x2]
+            result = detector.detect_for_video(_to_mp_image(crop), timestamp_ms)  # type: ignore[attr-defined]
+            faces = _mediapipe_faces(result, x2 - x1, y2 - y1).shifted(x1, y1)
+            if region is not self._whole and len(faces):
+                faces = faces[~_touches_inner_border(faces.boxes, (x1, y1, x2, y2), self._whole.pixels(width, height))]
+            found.append(faces)
+        faces = Faces.concatenate(found)
+        if len(self._regions) > 1 and len(faces) > 1:
+            faces = non_max_suppression(faces, self._nms_iou)
+        return faces
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs (quietly: call it when no other thread writes to stderr)."""
+        _close_quietly(self._detectors)
+        self._detectors = []
+
+
+class PhotoFaceFinder:
+    """Finds the main face in a still photo (labelled data, ``--align detect``).
+
+    The photo is padded first: BlazeFace misses faces that fill the whole image,
+    as tight crops do. Short-range is tried first (big faces), then full-range.
+    """
+
+    def __init__(self, min_score: float = 0.3, pad_fraction: float = 0.3, cache: Path | None = None) -> None:
+        self._detectors = [
+            _create(model_file(model, cache), video=False, min_score=min_score)
+            for model in ("short_range", "full_range")
+        ]
+        self._pad_fraction = pad_fraction
+
+    def find(self, image: np.ndarray) -> Faces:
+        """The highest-scoring face of an RGB image, as 0 or 1 rows, in image pixels."""
+        import cv2
+
+        height, width = image.shape[:2]
+        pad = round(max(height, width) * self._pad_fraction)
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        for detector in self._detectors:
+            result = detector.detect(_to_mp_image(padded))  # type: ignore[attr-defined]
+            faces = _mediapipe_faces(result, padded.shape[1], padded.shape[0])
+            if len(faces):
+                best = int(np.argmax(faces.scores))
+                return faces[[best]].shifted(-pad, -pad)
+        return Faces.empty()
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs (quietly: call it when no other thread writes to stderr)."""
+        _close_quietly(self._detectors)
+        self._detectors = []
+
+
+class KeypointRefiner:
+    """Precise keypoints for one face: short-range BlazeFace on its neighbourhood at a fixed scale.
+
+    Args:
+        crop_px: the neighbourhood (the face box plus ``margin`` on every
+            side) is scaled to this size before detection; small faces
+            are scaled up, which is where the whole-frame keypoints are worst.
+        margin: context around the face box, as a fraction of its size.
+        min_score: the short-range model's detection threshold.
+        cache: model cache folder (default: ``analyzer models fetch``'s).
+
+    Example:
+        >>> refiner = KeypointRefiner()  # doctest: +SKIP
+        >>> keypoints = refiner.refine(rgb_frame, np.array([600, 200, 680, 280]))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, crop_px: int = 160, margin: float = 0.6, min_score: float = 0.3, cache: Path | None = None
+    ) -> None:
+        self._detector = _create(model_file("short_range", cache), video=False, min_score=min_score)
+        self.crop_px = crop_px
+        self.margin = margin
+
+    def refine(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """(6, 2) keypoints in frame pixels of the face in ``box`` (x1, y1, x2, y2), or None if not found."""
+        import cv2
+
+        x1, y1, x2, y2 = (float(v) for v in box)
+        side = max(x2 - x1, y2 - y1, 1.0) * (1 + 2 * self.margin)
+        centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
+        scale = self.crop_px / side
+        # Crop, scale and pad (repeating the border) in one warp: the face sits in the middle at a fixed size.
+        matrix = np.array(
+            [[scale, 0, self.crop_px / 2 - scale * centre_x], [0, scale, self.crop_px / 2 - scale * centre_y]]
+        )
+        crop = cv2.warpAffine(
+            frame, matrix, (self.crop_px, self.crop_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        result = self._detector.detect(_to_mp_image(crop))  # type: ignore[attr-defined]
+        faces = _mediapipe_faces(result, self.crop_px, self.crop_px)
+        if not len(faces):
+            return None
+        centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
+        nearest = int(np.argmin(np.linalg.norm(centres - self.crop_px / 2, axis=1)))
+        if np.linalg.norm(centres[nearest] - self.crop_px / 2) > 0.25 * self.crop_px:
+            return None  # what it found is a neighbour, not this face
+        return (faces.keypoints[nearest] - matrix[:, 2]) / scale
+
+    def close(self) -> None:
+        """Release the MediaPipe graph (quietly: call it when no other thread writes to stderr)."""
+        _close_quietly([self._detector])

