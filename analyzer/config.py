@@ -76,8 +76,9 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def bounded(default: Any, low: float, high: float, unit: str = "", *, low_open: bool = False,
-            high_open: bool = False) -> Any:  # fmt: skip
+def bounded(
+    default: Any, low: float, high: float, unit: str = "", *, low_open: bool = False, high_open: bool = False
+) -> Any:
     """A numeric config field with the range it allows; the loader refuses anything outside, NaN and inf too."""
     return field(default=default, metadata={"bounds": Bounds(low, high, unit, low_open, high_open)})
 

@@ -301,8 +301,11 @@ class RtspCamera(RtspDoor):
         self.fps = fps
         self.join_at = join_at  # every client starts at this frame of the loop instead of where the clock is
         self.frames = _encoded_frames(frames, fps, keyframe_every, codec)
-        sets = {name: base64.b64encode(nal).decode() for nal in self.frames[0].nal_units
-                if (name := PARAMETER_SETS[codec].get(_nal_type(codec, nal)))}  # fmt: skip
+        sets = {
+            name: base64.b64encode(nal).decode()
+            for nal in self.frames[0].nal_units
+            if (name := PARAMETER_SETS[codec].get(_nal_type(codec, nal)))
+        }
         if codec == "h264":
             fmtp = f"packetization-mode=1;sprop-parameter-sets={sets['sps']},{sets['pps']}"
         else:
@@ -406,8 +409,10 @@ def _encoded_frames(frames: list[bytes], fps: float, keyframe_every: int, codec:
         image.pict_type = av.video.frame.PictureType.I if index == 0 else av.video.frame.PictureType.NONE
         units += [bytes(packet) for packet in encoder.encode(image)]
     units += [bytes(packet) for packet in encoder.encode(None)]
-    return [_AccessUnit(codec, [nal.rstrip(b"\x00") for nal in unit.split(b"\x00\x00\x01") if nal.strip(b"\x00")])
-            for unit in units]  # fmt: skip
+    return [
+        _AccessUnit(codec, [nal.rstrip(b"\x00") for nal in unit.split(b"\x00\x00\x01") if nal.strip(b"\x00")])
+        for unit in units
+    ]
 
 
 _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 461: "Unsupported Transport"}

@@ -31,10 +31,18 @@ from tests.test_simulate import visit, visitor
 def clip_score(true: int, misses: int, doubles: int) -> dict:
     """What ``score`` reports for a clip, reduced to what ``combine`` pools."""
     return {
-        "true_visitors": true, "counted_visitors": true - misses + doubles, "misses": misses,
-        "double_counts": doubles, "false_counts": 0, "gender_accuracy": 1.0, "age_group_accuracy": 0.5,
-        "classified": true - misses, "direction_accuracy": None, "crossings": 0, "dwell_error_s": 0.5,
-    }  # fmt: skip
+        "true_visitors": true,
+        "counted_visitors": true - misses + doubles,
+        "misses": misses,
+        "double_counts": doubles,
+        "false_counts": 0,
+        "gender_accuracy": 1.0,
+        "age_group_accuracy": 0.5,
+        "classified": true - misses,
+        "direction_accuracy": None,
+        "crossings": 0,
+        "dwell_error_s": 0.5,
+    }
 
 
 def test_the_clip_set_has_a_tuning_and_a_held_out_half_of_over_200_visitors_each() -> None:
@@ -83,8 +91,11 @@ def test_gender_is_split_at_ten_years() -> None:
             visitor(2, 20.0, 24.0, 0.1, 0.9, age=70),
         ]
     }
-    visits = [visit(0.0, 4.0, 0.1, 0.9, gender="male"), visit(10.0, 14.0, 0.1, 0.9, gender="male"),
-              visit(20.0, 24.0, 0.1, 0.9, gender="unknown")]  # fmt: skip
+    visits = [
+        visit(0.0, 4.0, 0.1, 0.9, gender="male"),
+        visit(10.0, 14.0, 0.1, 0.9, gender="male"),
+        visit(20.0, 24.0, 0.1, 0.9, gender="unknown"),
+    ]
     matches, _, _ = match(visits, truth["visitors"])
     by_age = _gender_by_age(matches)
     assert by_age == {"children": (1, 0), "older": (1, 1)}  # the unclassified visit is left out
@@ -174,8 +185,9 @@ def test_the_replayed_verdicts_are_what_a_run_with_that_sampler_publishes(
 
 
 def test_a_target_missed_by_less_than_the_rounding_is_still_missed() -> None:
-    gender, misses, count_error = (next(t for t in TARGETS if t.key == key) for key in
-                                   ("gender_accuracy", "miss_rate", "count_error"))  # fmt: skip
+    gender, misses, count_error = (
+        next(t for t in TARGETS if t.key == key) for key in ("gender_accuracy", "miss_rate", "count_error")
+    )
     rates = {"gender_accuracy": 712 / 766, "classified": 766, "miss_rate": 20 / 729, "true_visitors": 729}
     assert f"{100 * rates['gender_accuracy']:.1f}%" == "93.0%"  # what the table's rate column shows
     assert gender.verdict(rates) == "no: 712 of 766, 713 needed"
@@ -193,9 +205,15 @@ def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path,
     config = tmp_path / "simulated.yaml"
     config.write_text(yaml.safe_dump(settings))
     result = run_accuracy(
-        utkface, tmp_path / "work", tmp_path / "ACCURACY.md", config, clips, log=lambda _: None, scene_clips=(),
+        utkface,
+        tmp_path / "work",
+        tmp_path / "ACCURACY.md",
+        config,
+        clips,
+        log=lambda _: None,
+        scene_clips=(),
         calibration_faces=200,
-    )  # fmt: skip
+    )
     text = (tmp_path / "ACCURACY.md").read_text()
     assert "held_out" in result and "tuning" not in result
     header = next(line for line in text.splitlines() if line.startswith("| measure |"))
@@ -212,8 +230,10 @@ def test_a_clip_set_of_held_out_clips_only_is_measured_end_to_end(utkface: Path,
     listed = [m["kind"] for m in json.loads((tmp_path / "work" / "entrance-s7.mistakes.json").read_text())]
     clip = summary["clips"]["entrance-s7"]
     assert [listed.count(kind) for kind in ("miss", "double count", "false count")] == [
-        clip["misses"], clip["double_counts"], clip["false_counts"]
-    ]  # fmt: skip
+        clip["misses"],
+        clip["double_counts"],
+        clip["false_counts"],
+    ]
 
 
 def test_a_cached_clip_is_redrawn_only_when_its_own_scenario_changed(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ from analyzer.pipeline.attributes import AttributeVoter
 
 
 def voter(confident_at: float = 0.9) -> AttributeVoter:
-    grouping = parse_grouping("three", [{"name": "young", "ages": "0-30"}, {"name": "middle", "ages": "31-50"},
-                                        {"name": "old", "ages": "51+"}])  # fmt: skip
+    grouping = parse_grouping(
+        "three",
+        [{"name": "young", "ages": "0-30"}, {"name": "middle", "ages": "31-50"}, {"name": "old", "ages": "51+"}],
+    )
     return AttributeVoter(grouping, FINE_AGE_EDGES, np.asarray(FINE_AGE_EDGES), ("female", "male"), confident_at)
 
 
@@ -87,9 +89,14 @@ def test_the_sample_log_is_kept_per_track_only_when_asked() -> None:
 
 
 def test_only_a_tracks_best_k_samples_vote() -> None:
-    votes = AttributeVoter(parse_grouping("three", [{"name": "young", "ages": "0-30"}, {"name": "old", "ages": "31+"}]),
-                           FINE_AGE_EDGES, np.asarray(FINE_AGE_EDGES), ("female", "male"), 0.95,
-                           samples_per_track=2)  # fmt: skip
+    votes = AttributeVoter(
+        parse_grouping("three", [{"name": "young", "ages": "0-30"}, {"name": "old", "ages": "31+"}]),
+        FINE_AGE_EDGES,
+        np.asarray(FINE_AGE_EDGES),
+        ("female", "male"),
+        0.95,
+        samples_per_track=2,
+    )
     key = ("door", 1)
     votes.add(key, age_at(25), np.array([0.1, 0.9]), quality=0.3)  # far and small: says male
     votes.add(key, age_at(25), np.array([0.6, 0.4]), quality=0.5)

@@ -9,10 +9,22 @@ from analyzer.train.augment import AUGMENTATIONS, CameraAugment
 
 #: Every random effect off; each test turns on the one it looks at.
 NOTHING = dict(
-    max_rotation_deg=0.0, max_scale=0.0, max_shift=0.0, keypoint_noise=0.0, flip=0.0, background=0.0,
-    low_resolution=0.0, low_resolution_jpeg=0.0, blur=0.0, motion_blur=0.0, jpeg=0.0, occlusion=0.0, colour=0.0,
-    grayscale=0.0, noise=0.0,
-)  # fmt: skip
+    max_rotation_deg=0.0,
+    max_scale=0.0,
+    max_shift=0.0,
+    keypoint_noise=0.0,
+    flip=0.0,
+    background=0.0,
+    low_resolution=0.0,
+    low_resolution_jpeg=0.0,
+    blur=0.0,
+    motion_blur=0.0,
+    jpeg=0.0,
+    occlusion=0.0,
+    colour=0.0,
+    grayscale=0.0,
+    noise=0.0,
+)
 
 
 def _textured_chip(side: int = 80) -> np.ndarray:
@@ -109,9 +121,15 @@ def test_two_backdrops_share_the_face_and_every_camera_effect_but_the_scene() ->
     # draws of the effects differ by tens of levels.
     source = _textured_chip()
     settings = NOTHING | dict(
-        max_rotation_deg=12.0, max_scale=0.1, max_shift=0.05, keypoint_noise=0.015, flip=0.5, colour=1.0, noise=1.0,
+        max_rotation_deg=12.0,
+        max_scale=0.1,
+        max_shift=0.05,
+        keypoint_noise=0.015,
+        flip=0.5,
+        colour=1.0,
+        noise=1.0,
         occlusion=0.5,
-    )  # fmt: skip
+    )
     augment = CameraAugment(**settings)
     for seed in range(6):
         photo, painted = augment.on_two_backdrops(source, 64, np.random.default_rng(seed))
@@ -131,8 +149,9 @@ def test_the_clean_view_is_the_recipes_alignment_without_effects_and_the_camera_
     # the target, not the training chips.
     source = _textured_chip()
     recipe = AUGMENTATIONS["entrance"]
-    jitter_only = CameraAugment(**NOTHING | dict(max_rotation_deg=12.0, max_scale=0.1, max_shift=0.05,
-                                                 keypoint_noise=0.015))  # fmt: skip
+    jitter_only = CameraAugment(
+        **NOTHING | dict(max_rotation_deg=12.0, max_scale=0.1, max_shift=0.05, keypoint_noise=0.015)
+    )
     degraded = 0
     for seed in range(8):
         clean, camera = recipe.with_clean_view(source, 64, np.random.default_rng(seed))

@@ -37,8 +37,12 @@ def test_the_classifier_queue_refuses_samples_beyond_its_bound_but_never_a_marke
     assert (waiting.samples, len(waiting)) == (3, 5)
     assert waiting.get(timeout=0) == 0 and waiting.put(7)  # room for one more sample once one left
     assert Batcher(waiting, lambda item: isinstance(item, int), max_batch=8, max_wait_s=0).next_batch(0.1) == [
-        1, 2, "visit ended", "camera done", 7,
-    ]  # fmt: skip
+        1,
+        2,
+        "visit ended",
+        "camera done",
+        7,
+    ]
     with pytest.raises(queue.Empty):
         waiting.get(timeout=0.05)
     waiting.put(1)

@@ -9,18 +9,46 @@ from tests.harness import run_cli
 
 STAGES = ("decode", "detect", "track", "sample", "classify", "end_to_end")
 RUN_FIELDS = {
-    "streams", "wall_s", "frames_processed", "frames_dropped", "dropped_fraction", "fps_per_stream", "stages_ms",
-    "faces_seen", "classified_faces", "classifier_batches", "visitors", "by_gender", "by_age_group",
-    "cpu_percent_of_one_core", "rss_mb_start", "rss_mb_end", "held_in_real_time",
-}  # fmt: skip
+    "streams",
+    "wall_s",
+    "frames_processed",
+    "frames_dropped",
+    "dropped_fraction",
+    "fps_per_stream",
+    "stages_ms",
+    "faces_seen",
+    "classified_faces",
+    "classifier_batches",
+    "visitors",
+    "by_gender",
+    "by_age_group",
+    "cpu_percent_of_one_core",
+    "rss_mb_start",
+    "rss_mb_end",
+    "held_in_real_time",
+}
 
 
 def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     out, table = tmp_path / "bench.json", tmp_path / "PERFORMANCE.md"
     result = run_cli(
-        "bench", "--streams", "2", "--seconds", "4", "--size", "640x360", "--naive", "--soak", "0.2",
-        "--work", str(tmp_path / "work"), "--json", str(out), "--markdown", str(table),
-    )  # fmt: skip
+        "bench",
+        "--streams",
+        "2",
+        "--seconds",
+        "4",
+        "--size",
+        "640x360",
+        "--naive",
+        "--soak",
+        "0.2",
+        "--work",
+        str(tmp_path / "work"),
+        "--json",
+        str(out),
+        "--markdown",
+        str(table),
+    )
     assert result.returncode == 0, result.stderr
     bench = json.loads(out.read_text())
     assert bench["schema"] == "footfall-bench/1"

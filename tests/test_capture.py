@@ -318,8 +318,9 @@ def test_why_a_live_address_does_not_answer(tmp_path: Path) -> None:
 def _first_two_statuses(source: str, within: float, **worker_options: float) -> list[StreamStatus]:
     """A live camera's statuses until it has reported twice (retries 0.2 s apart, doubling)."""
     slot, statuses, stop = LatestFrameSlot(), [], threading.Event()
-    worker = CaptureWorker("door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2,
-                           **worker_options)  # fmt: skip
+    worker = CaptureWorker(
+        "door", source, slot, statuses.append, lambda *_: None, stop, reconnect_backoff_s=0.2, **worker_options
+    )
     worker.start()
     try:
         wait_for(lambda: len(statuses) >= 2, within, "two statuses")

@@ -261,12 +261,15 @@ def test_evaluate_on_missing_folder_is_one_line(tmp_path, shipped_model, capsys:
     assert err.count("\n") == 1 and "labels.csv: not found" in err
 
 
-@pytest.mark.parametrize(("flag", "value", "message"), [
-    ("--face-px", "28,big", "is not a list of whole pixel widths"),
-    ("--face-px", "4", "face widths must be 8..512 px"),
-    ("--jpeg-quality", "0", "is not a JPEG quality 1..100"),
-    ("--limit", "-5", "-5: give a number of faces, or 0 for all"),  # evaluated all but 5, silently
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--face-px", "28,big", "is not a list of whole pixel widths"),
+        ("--face-px", "4", "face widths must be 8..512 px"),
+        ("--jpeg-quality", "0", "is not a JPEG quality 1..100"),
+        ("--limit", "-5", "-5: give a number of faces, or 0 for all"),  # evaluated all but 5, silently
+    ],
+)
 def test_evaluate_small_face_flags_are_checked_before_any_work(
     flag: str, value: str, message: str, shipped_model, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -315,8 +318,11 @@ def test_several_sources_are_several_cameras_each_counted_as_the_configs_one(tmp
     args = ["run", "-c", str(mine)] + [option for source in sources for option in ("--source", source)]
     cameras = cameras_config(build_parser().parse_args(args)).cameras  # the last --source used to win, silently
     assert [(camera.id, camera.source) for camera in cameras] == [
-        ("door", sources[0]), ("door-2", sources[1]), ("cam2", sources[2]), ("door-3", sources[3])
-    ]  # fmt: skip
+        ("door", sources[0]),
+        ("door-2", sources[1]),
+        ("cam2", sources[2]),
+        ("door-3", sources[3]),
+    ]
     assert all(camera.detector.tiles == 2 and camera.line and camera.line.start == [0.3, 1.0] for camera in cameras)
     cameras[0].detector.tiles = 3
     assert cameras[1].detector.tiles == 2  # each camera its own settings, as if written out in the config
@@ -328,8 +334,9 @@ def test_recording_times_go_one_per_source_in_order() -> None:
     args = ["run", "--source", "mon/door.mp4", "tue/door.mp4", "--recorded-at", "2026-11-30T09:00", "2026-12-01T09:30"]
     cameras = cameras_config(build_parser().parse_args(args)).cameras
     assert [(camera.id, camera.recorded_at and camera.recorded_at.isoformat()) for camera in cameras] == [
-        ("door", "2026-11-30T09:00:00"), ("door-2", "2026-12-01T09:30:00")
-    ]  # fmt: skip
+        ("door", "2026-11-30T09:00:00"),
+        ("door-2", "2026-12-01T09:30:00"),
+    ]
     with pytest.raises(ConfigError, match=r"--recorded-at: 1 time for 2 --source files; give one per"):
         cameras_config(build_parser().parse_args(args[:-1]))
 

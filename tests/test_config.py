@@ -132,9 +132,13 @@ def test_bad_config_names_the_key(document: object, message: str) -> None:
 
 
 def test_an_at_sign_in_a_camera_url_s_path_is_not_taken_for_a_password() -> None:
-    for source in ["rtsp://10.0.0.12:554/live?notify=desk@shop.example", "http://cam.local/snap@2x.mjpg",
-                   "rtsp://admin:p%23ss@10.0.0.12/stream1", "rtsp://admin:p@ss@10.0.0.12/stream1",
-                   "rtsp://cam/live?auth=op:pw@site"]:  # fmt: skip
+    for source in [
+        "rtsp://10.0.0.12:554/live?notify=desk@shop.example",
+        "http://cam.local/snap@2x.mjpg",
+        "rtsp://admin:p%23ss@10.0.0.12/stream1",
+        "rtsp://admin:p@ss@10.0.0.12/stream1",
+        "rtsp://cam/live?auth=op:pw@site",
+    ]:
         assert parse_config({"cameras": [{"id": "a", "source": source}]}).cameras[0].source == source
 
 

@@ -61,9 +61,15 @@ def test_the_chip_spans_the_measured_share_of_the_detectors_face_box(utkface: Pa
 def test_evaluate_scores_small_compressed_faces_below_clean_ones(shipped_model: Path, utkface: Path) -> None:
     predictor = NetworkPredictor(OnnxRuntimeBackend(shipped_model))
     report = evaluate_folder(
-        predictor, utkface, [builtin_grouping("fairface9")], split="validation", limit=120, face_px=(12, 96),
-        jpeg_quality=70, on_scene=True,
-    )  # fmt: skip
+        predictor,
+        utkface,
+        [builtin_grouping("fairface9")],
+        split="validation",
+        limit=120,
+        face_px=(12, 96),
+        jpeg_quality=70,
+        on_scene=True,
+    )
     by_size = report["small_faces"]["by_face_px"]
     assert report["small_faces"]["jpeg_quality"] == 70
     assert by_size["12"]["n"] == by_size["96"]["n"] == report["n"]

@@ -22,10 +22,14 @@ def tracks(
     centres = centres or [(500.0, 500.0)] * count
     boxes = np.array([[x - size / 2, y - size / 2, x + size / 2, y + size / 2] for x, y in centres], np.float32)
     return Tracks(
-        np.array(ids, np.int64), boxes.reshape(-1, 4), np.ones(count, np.float32),
-        np.zeros((count, 6, 2), np.float32), np.ones(count, bool), np.ones(count, bool),
+        np.array(ids, np.int64),
+        boxes.reshape(-1, 4),
+        np.ones(count, np.float32),
+        np.zeros((count, 6, 2), np.float32),
+        np.ones(count, bool),
+        np.ones(count, bool),
         np.full((count, FEATURE_SIZE), 0.25, np.float32) if colours else None,
-    )  # fmt: skip
+    )
 
 
 def counter(**settings: object) -> FootfallCounter:

@@ -85,8 +85,11 @@ def test_on_a_box_without_a_gpu_it_says_so_and_exits_with_its_own_code(tmp_path:
     out = tmp_path / "gpu-check.json"
     result = subprocess.run(
         [sys.executable, "-m", "analyzer", "gpu-check", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == NO_GPU_EXIT, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("no usable GPU here: TensorRT is not installed")
     document = json.loads(out.read_text())
@@ -99,8 +102,11 @@ def test_gpu_tests_fail_instead_of_skipping_when_a_gpu_is_required(required: str
     gpu_tests = Path(__file__).with_name("test_tensorrt_gpu.py")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(gpu_tests)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "FOOTFALL_REQUIRE_GPU": required},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "FOOTFALL_REQUIRE_GPU": required},
+    )
     assert result.stdout.strip().splitlines()[-1].startswith(outcome), result.stdout
     assert (result.returncode != 0) is (required == "1") and "no TensorRT GPU here" in result.stdout, result.stdout
 

@@ -109,8 +109,16 @@ def test_every_package_imports_only_its_own_and_those_below_it() -> None:
 )
 def test_an_import_against_the_layers_is_caught(tmp_path: Path, importer: str, source: str) -> None:
     root = tmp_path / "analyzer"
-    for path in ("__init__.py", importer, "tools/simulate.py", "tools/accuracy.py", "tools/__init__.py",
-                 "pipeline/track.py", "outputs/metrics.py", "service/console.py"):  # fmt: skip
+    for path in (
+        "__init__.py",
+        importer,
+        "tools/simulate.py",
+        "tools/accuracy.py",
+        "tools/__init__.py",
+        "pipeline/track.py",
+        "outputs/metrics.py",
+        "service/console.py",
+    ):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).touch()
     (root / importer).write_text(source + "\n")

@@ -86,10 +86,26 @@ def test_listen_receives_what_run_publishes_and_all_of_it_fits_the_schema(
     time.sleep(1.0)
     report = tmp_path / "r.json"
     run = subprocess.run(
-        [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--fast", "--report", str(report),
-         "--metrics-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "run",
+            "--source",
+            str(clip),
+            "--fast",
+            "--report",
+            str(report),
+            "--metrics-port",
+            "0",
+            "--zmq-bind",
+            f"tcp://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     time.sleep(1.0)
     listener.terminate()
@@ -106,26 +122,46 @@ def test_listen_receives_what_run_publishes_and_all_of_it_fits_the_schema(
 
 
 def test_describe_a_visit_line() -> None:
-    body = {"ts": 0, "visit_id": "0123456789ab", "gender": "female", "age_group": "30-39",
-            "gender_p": {"female": 0.93, "male": 0.07}, "age_group_p": {"30-39": 0.7}, "dwell_s": 4.25,
-            "samples": 3, "direction": "in"}  # fmt: skip
+    body = {
+        "ts": 0,
+        "visit_id": "0123456789ab",
+        "gender": "female",
+        "age_group": "30-39",
+        "gender_p": {"female": 0.93, "male": 0.07},
+        "age_group_p": {"30-39": 0.7},
+        "dwell_s": 4.25,
+        "samples": 3,
+        "direction": "in",
+    }
     line = describe("visit.door", body)
     assert "visit   door 0123456789ab female (p 0.93) 30-39 (p 0.70) dwell 4.2 s in samples 3" in line
     unsure = {**body, "gender": "unknown", "gender_p": {"female": 0.53, "male": 0.47}}
     assert "0123456789ab unknown (female? p 0.53) 30-39 (p 0.70)" in describe("visit.door", unsure)
     never_classified = {**body, "gender": "unknown", "age_group": "unknown", "gender_p": {}, "age_group_p": {}}
     assert "0123456789ab unknown unknown dwell" in describe("visit.door", never_classified)
-    covered = {**body, "gender": "unknown", "age_group": "unknown", "gender_p": {"female": 0.09, "male": 0.91},
-               "face_covered": True}  # fmt: skip
+    covered = {
+        **body,
+        "gender": "unknown",
+        "age_group": "unknown",
+        "gender_p": {"female": 0.09, "male": 0.91},
+        "face_covered": True,
+    }
     assert "unknown (face covered; male? p 0.91) unknown (face covered; 30-39? p 0.70)" in describe(
         "visit.door", covered
     )
 
 
 def test_describe_a_summary_line_with_the_line_s_in_and_out() -> None:
-    body = {"ts": 0, "visitors": 7, "by_direction": {"in": 5, "none": 1, "out": 1}, "faces_in_view": 2,
-            "fps": 15.0, "frames_dropped": 0, "by_gender": {"female": 4, "male": 3},
-            "by_age_group": {"3-9": 1, "20-29": 6}}  # fmt: skip
+    body = {
+        "ts": 0,
+        "visitors": 7,
+        "by_direction": {"in": 5, "none": 1, "out": 1},
+        "faces_in_view": 2,
+        "fps": 15.0,
+        "frames_dropped": 0,
+        "by_gender": {"female": 4, "male": 3},
+        "by_age_group": {"3-9": 1, "20-29": 6},
+    }
     line = describe("summary.door", body)
     assert "door visitors 7 (in 5 none 1 out 1) | faces 2 fps 15.0 dropped 0 | female 4 male 3 | 3-9 1 20-29 6" in line
     del body["by_direction"]  # a camera without a counting line
@@ -192,8 +228,10 @@ def test_listen_ends_when_its_reader_goes_away() -> None:
     publisher = ZmqPublisher("tcp://127.0.0.1:*", context=context)
     listener = subprocess.Popen(  # `analyzer listen | head -1`
         [sys.executable, "-m", "analyzer", "listen", "--connect", publisher.endpoint],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     status = {"state": "up", "detail": "connected", "reconnects": 0}
     try:
         assert listener.stdout is not None

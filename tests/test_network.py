@@ -392,9 +392,14 @@ def test_fine_tuning_starts_from_an_exported_run(
     ],
 )
 def test_a_wrong_export_to_start_from_is_one_line(
-    pair_export: Path, utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    init: str, extra: list[str], message: str,
-) -> None:  # fmt: skip
+    pair_export: Path,
+    utkface: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    init: str,
+    extra: list[str],
+    message: str,
+) -> None:
     args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05"]
     capsys.readouterr()
     assert main([*args, "--input-size", "64", "--init", str(pair_export.with_name(init)), *extra]) == 1
@@ -587,9 +592,13 @@ def test_one_run_of_the_teacher_file_teaches_when_asked(
     ],
 )
 def test_a_teacher_run_the_file_lacks_is_one_line(
-    pair_export: Path, utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+    pair_export: Path,
+    utkface: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
     message: str,
-) -> None:  # fmt: skip
+) -> None:
     args = ["train", "--data", str(utkface), "--out", str(tmp_path / "r"), "--minutes", "0.05", "--input-size", "64"]
     assert main([*args, "--distill-from", str(pair_export), *extra]) == 1
     err = capsys.readouterr().err
@@ -604,9 +613,11 @@ def test_backdrop_pairs_batch_the_photo_chips_then_the_painted_ones() -> None:
 
     rng = np.random.default_rng(9)
     faces = FaceSet(
-        chips=rng.integers(0, 256, (3, 80, 80, 3), dtype=np.uint8), ages=np.array([4, 30, 71]),
-        genders=np.array([0, 1, 1]), races=[None] * 3,
-    )  # fmt: skip
+        chips=rng.integers(0, 256, (3, 80, 80, 3), dtype=np.uint8),
+        ages=np.array([4, 30, 71]),
+        genders=np.array([0, 1, 1]),
+        races=[None] * 3,
+    )
     pairs = BackdropPairs(faces, 64, AUGMENTATIONS["entrance"], seed=5)
     items = [pairs[index] for index in range(3)]
     inputs, ages, genders = BatchCollator(Normalization())(items)

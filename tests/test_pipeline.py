@@ -72,14 +72,18 @@ def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, in
     # the series a dashboard sums, scraped over HTTP and parsed as Prometheus does: no Prometheus binary needed
     scraped_visitors = Counter(
         {
-            (sample.labels["camera"], sample.labels["age_group"], sample.labels["gender"], sample.labels["direction"]):
-            sample.value
+            (
+                sample.labels["camera"],
+                sample.labels["age_group"],
+                sample.labels["gender"],
+                sample.labels["direction"],
+            ): sample.value
             for family in text_string_to_metric_families(scraped)
             if family.name == "footfall_visitors"
             for sample in family.samples
             if sample.name == "footfall_visitors_total"
         }
-    )  # fmt: skip
+    )
     reported_visitors = Counter(
         (camera, visit["age_group"], visit["gender"], visit.get("direction", ""))
         for camera, entry in document["cameras"].items()
@@ -112,9 +116,21 @@ def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tm
     report_path = tmp_path / "r.json"
     preview = tmp_path / "preview.mp4"
     result = run_cli(
-        "run", "--source", str(clip), "--report", str(report_path), "--fast", "--metrics-port", "0", "--zmq-bind", "",
-        "--preview", str(preview), "--recorded-at", "2026-11-30T09:00:00+01:00",
-    )  # fmt: skip
+        "run",
+        "--source",
+        str(clip),
+        "--report",
+        str(report_path),
+        "--fast",
+        "--metrics-port",
+        "0",
+        "--zmq-bind",
+        "",
+        "--preview",
+        str(preview),
+        "--recorded-at",
+        "2026-11-30T09:00:00+01:00",
+    )
     assert result.returncode == 0, result.stderr
     assert "WARNING: debug preview is ON" in result.stderr
     # Only our own lines: LiteRT's start-up and shutdown chatter (INFO: ... DestroyAccelerator) is silenced.

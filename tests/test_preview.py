@@ -24,8 +24,14 @@ WIDTH, HEIGHT = 640, 360
 
 
 def no_tracks() -> Tracks:
-    return Tracks(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                  np.zeros((0, 6, 2), np.float32), np.zeros(0, bool), np.zeros(0, bool))  # fmt: skip
+    return Tracks(
+        np.zeros(0, np.int64),
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros((0, 6, 2), np.float32),
+        np.zeros(0, bool),
+        np.zeros(0, bool),
+    )
 
 
 def painted(canvas: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:

@@ -41,10 +41,15 @@ def scraped_run(walkers_clip: tuple[Path, int], tmp_path_factory: pytest.TempPat
         f"      - targets: ['127.0.0.1:{metrics_port}']\n        labels: {{site: test-store}}\n"
     )
     server = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-        stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"),
-    )  # fmt: skip
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "prometheus.log").open("w"),
+    )
     try:
         for _ in range(300):
             try:
@@ -60,10 +65,27 @@ def scraped_run(walkers_clip: tuple[Path, int], tmp_path_factory: pytest.TempPat
             f"  - {{id: street, source: '{clip}'}}\n"
         )
         run = subprocess.run(
-            [sys.executable, "-m", "analyzer", "run", "-c", str(site), "--report", str(report),
-             "--metrics-port", str(metrics_port), "--zmq-bind", "", "--hold-metrics", "4"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "analyzer",
+                "run",
+                "-c",
+                str(site),
+                "--report",
+                str(report),
+                "--metrics-port",
+                str(metrics_port),
+                "--zmq-bind",
+                "",
+                "--hold-metrics",
+                "4",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert run.returncode == 0, run.stderr
         yield prometheus_port, json.loads(report.read_text())
     finally:
@@ -111,9 +133,12 @@ def test_promtool_accepts_the_shipped_config_and_rules() -> None:
 def test_each_alert_fires_when_it_should_and_not_before() -> None:
     # promtool's rule unit tests: series as the analyzer exports them, alerts expected minute by minute
     result = subprocess.run(
-        ["promtool", "test", "rules", "alerts_test.yml"], cwd=REPO / "tests" / "prometheus",
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        ["promtool", "test", "rules", "alerts_test.yml"],
+        cwd=REPO / "tests" / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
 
 

@@ -15,9 +15,10 @@ from analyzer.outputs import messages
 
 SCALARS = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
 VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
-)  # fmt: skip
+)
 SECTION_KEYS = [field.name for field in dataclasses.fields(Config)]
 RESERVED = ("schema", "seq", "ts", "camera")
 CAMERA_KEYS = [field.name for field in dataclasses.fields(CameraConfig)]

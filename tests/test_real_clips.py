@@ -22,9 +22,18 @@ TRUTH = REAL_CLIPS / "truth.json"
 def _run_and_score(tmp_path: Path, clip: str, *run_options: str) -> dict:
     report = tmp_path / f"{Path(clip).stem}.json"
     result = run_cli(
-        "run", "--source", str(REAL_CLIPS / clip), "--fast", "--metrics-port", "0", "--zmq-bind", "",
-        "--report", str(report), *run_options,
-    )  # fmt: skip
+        "run",
+        "--source",
+        str(REAL_CLIPS / clip),
+        "--fast",
+        "--metrics-port",
+        "0",
+        "--zmq-bind",
+        "",
+        "--report",
+        str(report),
+        *run_options,
+    )
     assert result.returncode == 0, result.stderr
     scored = run_cli("score", "--truth", str(TRUTH), "--report", str(report), "--json")
     (score,) = json.loads(scored.stdout)["clips"]

@@ -180,10 +180,24 @@ def test_a_camera_refusing_its_password_is_one_clean_line_per_retry_without_the_
     door = RtspDoor().start()
     report, source = tmp_path / "r.json", door.url("admin", "Wr0ngPass")
     process = subprocess.Popen(
-        [sys.executable, "-m", "analyzer", "run", "--source", source, "--report", str(report),
-         "--metrics-port", str(free_port()), "--zmq-bind", f"tcp://127.0.0.1:{free_port()}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "run",
+            "--source",
+            source,
+            "--report",
+            str(report),
+            "--metrics-port",
+            str(free_port()),
+            "--zmq-bind",
+            f"tcp://127.0.0.1:{free_port()}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: sum(agent.startswith("Lavf") for agent, _, _ in door.answers) >= 4, 60, "two open attempts")
         process.send_signal(signal.SIGINT)
@@ -214,11 +228,25 @@ def _start_run(clip: Path, report: Path, metrics_port: int, zmq_port: int) -> su
     camera = {"id": "walkers", "source": str(clip), "realtime": True, "loop": True}
     config.write_text(yaml.safe_dump({"cameras": [camera]}))
     return subprocess.Popen(
-        [sys.executable, "-m", "analyzer", "run", "--config", str(config), "--report", str(report),
-         "--metrics-port", str(metrics_port), "--zmq-bind", f"tcp://127.0.0.1:{zmq_port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "run",
+            "--config",
+            str(config),
+            "--report",
+            str(report),
+            "--metrics-port",
+            str(metrics_port),
+            "--zmq-bind",
+            f"tcp://127.0.0.1:{zmq_port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=_hang_up_as_from_a_terminal,
-    )  # fmt: skip
+    )
 
 
 def _hang_up_as_from_a_terminal() -> None:
@@ -308,8 +336,10 @@ def test_a_busy_port_is_a_config_error_before_any_camera_starts(which: str, walk
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         busy = squatter.getsockname()[1]
-        ports = {"metrics": ["--metrics-port", str(busy), "--zmq-bind", ""],
-                 "zmq": ["--metrics-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{busy}"]}[which]  # fmt: skip
+        ports = {
+            "metrics": ["--metrics-port", str(busy), "--zmq-bind", ""],
+            "zmq": ["--metrics-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{busy}"],
+        }[which]
         result = run_cli("run", "--source", str(walkers_clip[0]), "--fast", *ports)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2
@@ -511,10 +541,25 @@ def test_a_run_whose_log_reader_goes_away_counts_on_and_writes_its_report(
     clip, true_visitors = walkers_clip
     report = tmp_path / "r.json"
     process = subprocess.Popen(  # `analyzer run ... 2>&1 | head -1`
-        [sys.executable, "-m", "analyzer", "run", "--source", str(clip), "--fast", "--report", str(report),
-         "--metrics-port", "0", "--zmq-bind", ""],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "run",
+            "--source",
+            str(clip),
+            "--fast",
+            "--report",
+            str(report),
+            "--metrics-port",
+            "0",
+            "--zmq-bind",
+            "",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         process.stdout.readline()

@@ -35,8 +35,11 @@ def test_table_counts_each_camera_by_gender_age_group_and_direction() -> None:
 
 def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_line() -> None:
     report = RunReport(["door", "till", "back"], FAIRFACE9, lined={"door", "back"})
-    for visit in [_visit("door", "female", "20-29", "in"), _visit("door", "male", "30-39", "none"),
-                  _visit("till", "female", "30-39", None)]:  # fmt: skip
+    for visit in [
+        _visit("door", "female", "20-29", "in"),
+        _visit("door", "male", "30-39", "none"),
+        _visit("till", "female", "30-39", None),
+    ]:
         report.add(visit)
     report.stats["door"].state = "up"
     assert report.status_line("door").endswith("| 0 faces in view | 2 visitors (in 1, out 0) | 0 frames dropped")
@@ -50,8 +53,11 @@ def test_the_status_line_says_how_many_came_in_and_went_out_on_a_camera_with_a_l
 
 def test_a_summary_on_a_camera_with_a_line_has_in_out_and_none_from_the_start() -> None:
     report = RunReport(["door", "till", "back"], FAIRFACE9, lined={"door", "back"})
-    for visit in [_visit("door", "female", "20-29", "in"), _visit("door", "male", "30-39", "none"),
-                  _visit("till", "female", "30-39", None)]:  # fmt: skip
+    for visit in [
+        _visit("door", "female", "20-29", "in"),
+        _visit("door", "male", "30-39", "none"),
+        _visit("till", "female", "30-39", None),
+    ]:
         report.add(visit)
     assert report.summary("door")["by_direction"] == {"in": 1, "out": 0, "none": 1}
     assert report.summary("back")["by_direction"] == {"in": 0, "out": 0, "none": 0}  # nobody counted yet
@@ -81,8 +87,9 @@ def test_age_groups_go_youngest_first_in_the_table_the_report_and_the_summaries(
         assert report.table().splitlines()[0].split()[5:] == youngest_first
         totals = report.to_dict()["totals"]
         assert list(totals["by_age_group"]) == youngest_first
-        assert list(totals["by_age_group_gender"]) == [f"{name}|{gender}" for name in youngest_first
-                                                       for gender in ("female", "male")]  # fmt: skip
+        assert list(totals["by_age_group_gender"]) == [
+            f"{name}|{gender}" for name in youngest_first for gender in ("female", "male")
+        ]
         assert list(report.tallies["door"].to_dict(grouping.names)["by_age_group"]) == youngest_first
 
 

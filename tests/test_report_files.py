@@ -101,8 +101,10 @@ def test_a_day_s_file_another_run_writes_by_its_own_name_waits_and_is_claimed_on
         assert files.write(report) == [] and not day_file.exists()  # counting goes on; the visit waits
     finally:
         holder.communicate("")
-    assert log == [f"--report {day_file} is being written by another analyzer (pid {holder.pid}); "
-                   "give each run its own file; trying again in 60 s"]  # fmt: skip
+    assert log == [
+        f"--report {day_file} is being written by another analyzer (pid {holder.pid}); "
+        "give each run its own file; trying again in 60 s"
+    ]
     assert files.write(report) == [day_file] and _day(day_file)["totals"]["visitors"] == 1
     with pytest.raises(ConfigError, match="is being written by another analyzer"):  # now this run's
         OutputClaim("--report", day_file)
@@ -133,8 +135,20 @@ def test_a_run_across_midnight_writes_each_visit_into_the_day_it_ended(
 def test_a_killed_run_leaves_the_day_written_up_to_its_last_rewrite(tmp_path: Path) -> None:
     """kill -9 (or the power going) between rewrites: the day's file is whole and holds what was counted."""
     template = tmp_path / "report-{date}.json"
-    command = [sys.executable, "-m", "analyzer", "run", "--metrics-port", "0", "--zmq-bind", "",
-               "--report", str(template), "--report-every", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "analyzer",
+        "run",
+        "--metrics-port",
+        "0",
+        "--zmq-bind",
+        "",
+        "--report",
+        str(template),
+        "--report-every",
+        "1",
+    ]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: any(tmp_path.glob("report-*.json")), 120, "the first visit's day file")

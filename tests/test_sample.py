@@ -15,9 +15,13 @@ def frontal_keypoints(x: float, y: float, size: float, turn: float = 0.0) -> np.
 def one_track(track_id: int, size: float, score: float = 0.9, turn: float = 0.0, left: float = 100) -> Tracks:
     box = np.array([[left, 100, left + size, 100 + size]], np.float32)
     return Tracks(
-        np.array([track_id]), box, np.array([score], np.float32),
-        frontal_keypoints(left, 100, size, turn)[None], np.array([True]), np.array([True]),
-    )  # fmt: skip
+        np.array([track_id]),
+        box,
+        np.array([score], np.float32),
+        frontal_keypoints(left, 100, size, turn)[None],
+        np.array([True]),
+        np.array([True]),
+    )
 
 
 def test_quality_prefers_big_frontal_confident_faces() -> None:

@@ -126,13 +126,31 @@ def test_truth_boxes_are_where_the_faces_were_drawn(small_clip: tuple[Path, dict
 
 def visitor(id_: int, start: float, end: float, x0: float, x1: float, **extra: object) -> dict:
     path = [[t, x0 + (x1 - x0) * (t - start) / (end - start), 0.4, 80] for t in np.linspace(start, end, 11)]
-    return {"id": id_, "start_s": start, "end_s": end, "seen_s": end - start, "countable": True, "age": 34,
-            "gender": "female", "direction": None, "path": path, **extra}  # fmt: skip
+    return {
+        "id": id_,
+        "start_s": start,
+        "end_s": end,
+        "seen_s": end - start,
+        "countable": True,
+        "age": 34,
+        "gender": "female",
+        "direction": None,
+        "path": path,
+        **extra,
+    }
 
 
 def visit(start: float, end: float, x0: float, x1: float, **extra: object) -> dict:
-    return {"stream_start": start, "stream_end": end, "dwell_s": end - start, "first_position": [x0, 0.4],
-            "last_position": [x1, 0.4], "gender": "female", "age_group": "30-39", **extra}  # fmt: skip
+    return {
+        "stream_start": start,
+        "stream_end": end,
+        "dwell_s": end - start,
+        "first_position": [x0, 0.4],
+        "last_position": [x1, 0.4],
+        "gender": "female",
+        "age_group": "30-39",
+        **extra,
+    }
 
 
 def test_score_on_a_hand_made_pair() -> None:
@@ -191,8 +209,11 @@ def test_a_report_of_another_clip_is_not_scored() -> None:
 def test_a_report_in_the_run_s_own_age_grouping_is_refused_with_what_to_do() -> None:
     truth = {"visitors": [visitor(0, 0.0, 4.0, 0.1, 0.9)]}
     report = {"age_grouping": "over-and-under-40", "cameras": {"sim": {"visits": [visit(0.1, 3.9, 0.11, 0.89)]}}}
-    with pytest.raises(DataError, match=r"^the report counts age groups of 'over-and-under-40', .*; run the clip "
-                                        r"with a shipped one \(fairface9, retail6, three, ten\)"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"^the report counts age groups of 'over-and-under-40', .*; run the clip "
+        r"with a shipped one \(fairface9, retail6, three, ten\)",
+    ):
         score(truth, report)  # was: "unknown age grouping ...; define one in the config's age_groupings section"
     assert score(truth, {**report, "age_grouping": "retail6"})["misses"] == 0
 

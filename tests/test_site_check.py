@@ -89,9 +89,19 @@ def _visit(
     first: tuple[float, float], last: tuple[float, float], direction: str, seconds: float = 3.0, **dwell: float
 ) -> VisitEnded:
     return VisitEnded(
-        "door", (1,), "v", 0.0, seconds, seconds >= 1.0, 0.0, 0.0, direction=direction,
-        zone_dwell_s=dwell, first_position=first, last_position=last,
-    )  # fmt: skip
+        "door",
+        (1,),
+        "v",
+        0.0,
+        seconds,
+        seconds >= 1.0,
+        0.0,
+        0.0,
+        direction=direction,
+        zone_dwell_s=dwell,
+        first_position=first,
+        last_position=last,
+    )
 
 
 DOOR = CameraConfig(
@@ -107,13 +117,19 @@ DOOR = CameraConfig(
         ([_visit((0.1, 0.5), (0.9, 0.5), "in", till=1.0), _visit((0.9, 0.5), (0.1, 0.5), "out", till=0.5)], []),
         # most crossed, one did not: a line that also leaves out people passing the window is right
         ([_visit((0.1, 0.5), (0.9, 0.5), "in", till=1.0)] * 2 + [_visit((0.1, 0.5), (0.3, 0.5), "none")], []),
-        ([_visit((0.1, 0.5), (0.4, 0.6), "none"), _visit((0.2, 0.4), (0.3, 0.5), "none", till=0.0)],
-         ["2 of 2 people seen did not cross", "stayed on its 'out' side", "were seen at x 0.10-0.40, y 0.40-0.60",
-          "none of 2 people seen spent time in zone 'till'"]),
+        (
+            [_visit((0.1, 0.5), (0.4, 0.6), "none"), _visit((0.2, 0.4), (0.3, 0.5), "none", till=0.0)],
+            [
+                "2 of 2 people seen did not cross",
+                "stayed on its 'out' side",
+                "were seen at x 0.10-0.40, y 0.40-0.60",
+                "none of 2 people seen spent time in zone 'till'",
+            ],
+        ),
         ([_visit((0.1, 0.1), (0.9, 0.1), "none", till=2.0)], ["1 of 1 people", "passed beyond its ends"]),
         ([_visit((0.1, 0.5), (0.9, 0.5), "in", seconds=0.5)], ["no one stayed in view for 1 s"]),
     ],
-)  # fmt: skip
+)
 def test_placement_advice_says_when_people_miss_the_line_or_a_zone(
     visits: list[VisitEnded], expected: list[str]
 ) -> None:
@@ -157,15 +173,23 @@ def test_check_command_watches_every_camera_at_once(walkers_clip: tuple[Path, in
     door = RtspDoor().start()
     right_half = [[0.6, 0.0], [1.0, 0.0], [1.0, 1.0], [0.6, 1.0]]
     cameras = [
-        {"id": "door", "source": str(clip), "line": {"start": [0.5, 1.0], "end": [0.5, 0.0]},
-         "zones": [{"name": "shelf", "polygon": right_half}]},
+        {
+            "id": "door",
+            "source": str(clip),
+            "line": {"start": [0.5, 1.0], "end": [0.5, 0.0]},
+            "zones": [{"name": "shelf", "polygon": right_half}],
+        },
         {"id": "half", "source": str(_scaled_copy(clip, 0.5, tmp_path / "half.mp4"))},
         {"id": "reversed", "source": str(clip), "line": {"start": [0.5, 0.0], "end": [0.5, 1.0]}},
-        {"id": "ceiling", "source": str(clip), "line": {"start": [0.0, 0.1], "end": [1.0, 0.1]},
-         "zones": [{"name": "lamp", "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 0.05]]}]},
+        {
+            "id": "ceiling",
+            "source": str(clip),
+            "line": {"start": [0.0, 0.1], "end": [1.0, 0.1]},
+            "zones": [{"name": "lamp", "polygon": [[0.0, 0.0], [1.0, 0.0], [1.0, 0.05]]}],
+        },
         {"id": "gone", "source": str(tmp_path / "gone.mp4")},
         {"id": "street", "source": door.url("admin", "Wr0ngPass"), "reconnect_backoff_s": 0.5},
-    ]  # fmt: skip
+    ]
     config = tmp_path / "site.yaml"
     config.write_text(yaml.safe_dump({"cameras": cameras}))
     try:  # the clip is 12 s: every walker crosses the door camera's line, left to right
@@ -225,8 +249,10 @@ def test_check_command_watches_every_camera_at_once(walkers_clip: tuple[Path, in
 def test_ctrl_c_stops_the_check_at_once(walkers_clip: tuple[Path, int]) -> None:
     check = subprocess.Popen(
         [sys.executable, "-m", "analyzer", "check", "--source", str(walkers_clip[0]), "--seconds", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert check.stderr is not None
     assert check.stderr.readline().startswith("watching 1 camera for")  # the camera threads are running
     time.sleep(1.0)

@@ -321,12 +321,10 @@ def test_every_tensorrt_name_we_use_exists_in_its_version(tensorrt_apis: dict) -
     assert {"ProfilingVerbosity", "DETAILED", "create_engine_inspector", "get_engine_information"} <= used["common"]
     missing = {
         version: sorted(
-            name
-            for name in used["common"] | used[f"trt{version}"]
-            if not _present(name, tensorrt_apis[version])
+            name for name in used["common"] | used[f"trt{version}"] if not _present(name, tensorrt_apis[version])
         )
         for version in (10, 11)
-    }  # fmt: skip
+    }
     assert missing == {10: [], 11: []}
 
 
@@ -526,12 +524,15 @@ class _FakeBuilderConfig:
         return True
 
 
-@pytest.mark.parametrize(("saved", "accepts", "used", "said"), [
-    (b"timings", True, [b"timings"], False),
-    (b"corrupt bytes", True, [b""], True),  # unreadable: build without it
-    (b"timings of another GPU", False, [b""], True),  # refused: build without it
-    (None, True, [b""], False),  # first build
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("saved", "accepts", "used", "said"),
+    [
+        (b"timings", True, [b"timings"], False),
+        (b"corrupt bytes", True, [b""], True),  # unreadable: build without it
+        (b"timings of another GPU", False, [b""], True),  # refused: build without it
+        (None, True, [b""], False),  # first build
+    ],
+)
 def test_a_bad_timing_cache_costs_time_not_the_build(
     tmp_path: Path, saved: bytes | None, accepts: bool, used: list[bytes], said: bool
 ) -> None:

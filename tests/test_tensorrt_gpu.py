@@ -38,8 +38,9 @@ def _a_gpu() -> None:
 @pytest.fixture(scope="module")
 def settings(shipped_model: Path, tmp_path_factory: pytest.TempPathFactory) -> ClassifierConfig:
     engines = tmp_path_factory.mktemp("engines")
-    return ClassifierConfig(model=str(shipped_model), backend="tensorrt", max_batch=64, typical_batch=8,
-                            engine_dir=str(engines))  # fmt: skip
+    return ClassifierConfig(
+        model=str(shipped_model), backend="tensorrt", max_batch=64, typical_batch=8, engine_dir=str(engines)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +87,14 @@ def test_tensorrt_agrees_with_onnxruntime_on_validation_faces(built: tuple) -> N
         ours, theirs = classify_chips(backend, chips, 64), classify_chips(reference, chips, 64)
     finally:
         backend.close()
-    result = agreement(theirs.age_probs, theirs.gender_probs, ours.age_probs, ours.gender_probs, FINE_AGE_EDGES,
-                       BUILTIN_GROUPINGS["fairface9"])  # fmt: skip
+    result = agreement(
+        theirs.age_probs,
+        theirs.gender_probs,
+        ours.age_probs,
+        ours.gender_probs,
+        FINE_AGE_EDGES,
+        BUILTIN_GROUPINGS["fairface9"],
+    )
     assert result["gender"] >= 0.995 and result["fairface9"] >= 0.99, result
     ages = reference.metadata.age_bin_values
     assert np.abs(ours.age_probs @ ages - theirs.age_probs @ ages).max() <= 1.0  # expected age, in years
@@ -99,8 +106,9 @@ def test_throughput_at_max_batch_is_measured(built: tuple, record_property: pyte
 
     plan, reference = built
     backend = TensorRTBackend(plan, reference.metadata)
-    chips = np.random.default_rng(1).integers(0, 256, (64, reference.metadata.input_size,
-                                                       reference.metadata.input_size, 3), dtype=np.uint8)  # fmt: skip
+    chips = np.random.default_rng(1).integers(
+        0, 256, (64, reference.metadata.input_size, reference.metadata.input_size, 3), dtype=np.uint8
+    )
     try:
         expected = classify_chips(reference, chips, 64)
         classify_chips(backend, chips, 64)

@@ -140,9 +140,14 @@ def build_source(model: Path, tensorrt_version: str) -> tuple[Path, str]:
 
 
 def make_recipe(
-    model: Path, gpu: GpuInfo, tensorrt_version: str, input_size: int, max_batch: int, typical_batch: int,
+    model: Path,
+    gpu: GpuInfo,
+    tensorrt_version: str,
+    input_size: int,
+    max_batch: int,
+    typical_batch: int,
     workspace_mb: int,
-) -> EngineRecipe:  # fmt: skip
+) -> EngineRecipe:
     """The recipe for this model on this GPU and TensorRT."""
     check_model_file(model)
     source, precision_mode = build_source(model, tensorrt_version)
@@ -356,8 +361,11 @@ class TensorRTBackend:
         cuda = open_provider()
         size = self.metadata.input_size
         bins = len(self.metadata.age_bin_edges)
-        shapes = {INPUT_NAME: (self.max_batch, 3, size, size), AGE_OUTPUT: (self.max_batch, bins),
-                  GENDER_OUTPUT: (self.max_batch, 2)}  # fmt: skip
+        shapes = {
+            INPUT_NAME: (self.max_batch, 3, size, size),
+            AGE_OUTPUT: (self.max_batch, bins),
+            GENDER_OUTPUT: (self.max_batch, 2),
+        }
         host = {name: cuda.pinned(shape, self._dtypes[name]) for name, shape in shapes.items()}
         device = {name: cuda.device_alloc(array.nbytes) for name, array in host.items()}
         for name, address in device.items():
@@ -410,8 +418,10 @@ class TensorRTBackend:
     def infer(self, inputs: np.ndarray) -> FaceAttributes:
         """Run float32 NCHW chips, in slices of at most the engine's max batch; a closed backend refuses."""
         with self._call() as worker:
-            parts = [self._run(worker, inputs[start : start + self.max_batch])
-                     for start in range(0, len(inputs), self.max_batch)]  # fmt: skip
+            parts = [
+                self._run(worker, inputs[start : start + self.max_batch])
+                for start in range(0, len(inputs), self.max_batch)
+            ]
         if not parts:
             bins = len(self.metadata.age_bin_edges)
             return FaceAttributes(np.zeros((0, bins), np.float32), np.zeros((0, 2), np.float32))
@@ -481,9 +491,14 @@ def engine_for(
 
     engine_dir = settings.engine_dir_path()
     recipe = make_recipe(
-        settings.model_path(), open_provider().gpu(0), trt.__version__, metadata.input_size, settings.max_batch,
-        settings.typical_batch, settings.workspace_mb,
-    )  # fmt: skip
+        settings.model_path(),
+        open_provider().gpu(0),
+        trt.__version__,
+        metadata.input_size,
+        settings.max_batch,
+        settings.typical_batch,
+        settings.workspace_mb,
+    )
     reason = "--force" if force else why_rebuild(recipe, engine_dir)
     if reason is None:
         log(f"TensorRT engine: {engine_dir / recipe.plan_name()} (cached)")

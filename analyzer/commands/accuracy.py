@@ -29,9 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--work", type=output_folder, default=Path("runs/accuracy"), metavar="DIR", help="clip cache")
     parser.add_argument("-c", "--config", type=Path, default=shipped_path("configs/simulated.yaml"), metavar="YAML")
     parser.add_argument(
-        "--real-clips", type=Path, metavar="DIR",
+        "--real-clips",
+        type=Path,
+        metavar="DIR",
         help="also run and judge the real clips in DIR against its truth.json (the Real footage table)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=run)
 
 

@@ -47,9 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--soak", type=float, default=0.0, metavar="MINUTES", help="then soak the largest real-time N this long"
     )
     parser.add_argument(
-        "--stalled-classifier", action="store_true",
+        "--stalled-classifier",
+        action="store_true",
         help="soak with a classifier whose every call hangs: queues stay bounded, memory flat, visits still counted",
-    )  # fmt: skip
+    )
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
     parser.add_argument("--work", type=output_folder, default=Path("runs/bench"), metavar="DIR", help="clip cache")
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write every figure here")

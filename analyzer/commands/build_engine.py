@@ -36,9 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from analyzer.errors import ModelError
 
     settings = ClassifierConfig(
-        model=str(args.model), backend="tensorrt", max_batch=args.max_batch, typical_batch=args.typical_batch,
-        workspace_mb=args.workspace_mb, engine_dir=str(args.engine_dir),
-    )  # fmt: skip
+        model=str(args.model),
+        backend="tensorrt",
+        max_batch=args.max_batch,
+        typical_batch=args.typical_batch,
+        workspace_mb=args.workspace_mb,
+        engine_dir=str(args.engine_dir),
+    )
     settings.check("build-engine")
     available, reason = tensorrt_probe()
     if not available:

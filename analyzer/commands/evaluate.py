@@ -157,9 +157,17 @@ def run(args: argparse.Namespace) -> int:
         elif not args.no_fp16 and fp16_path.is_file() and fp16_path != args.model:
             comparisons["fp16_agreement"] = NetworkPredictor(OnnxRuntimeBackend(fp16_path))
     report = evaluate_folder(
-        predictor, args.data, groupings, args.align, args.split, comparisons, args.limit, args.face_px,
-        args.jpeg_quality, args.on_scene,
-    )  # fmt: skip
+        predictor,
+        args.data,
+        groupings,
+        args.align,
+        args.split,
+        comparisons,
+        args.limit,
+        args.face_px,
+        args.jpeg_quality,
+        args.on_scene,
+    )
     _print_evaluation(report)
     if args.json:
         write_json(args.json, report)

@@ -24,9 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ],
     )
     parser.add_argument(
-        "--run", type=Path, required=True, action="append", metavar="DIR",
+        "--run",
+        type=Path,
+        required=True,
+        action="append",
+        metavar="DIR",
         help="run folder from analyzer train; repeat to export an ensemble",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", type=output_file, required=True, metavar="PREFIX", help="output path without .onnx")
     parser.add_argument("--version", default=None, help="version string stored in the model (default: name + hash)")
     parser.set_defaults(handler=run)

@@ -25,10 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_engine_arguments(parser, max_batch=64, typical_batch=8)
     parser.add_argument(
-        "--faces", type=Path, metavar="DIR",
+        "--faces",
+        type=Path,
+        metavar="DIR",
         help="labelled faces (labels.csv) whose validation split is compared; without it, 64 crops of "
         "scikit-image's public-domain astronaut photo",
-    )  # fmt: skip
+    )
     parser.add_argument("--limit", type=int, default=512, metavar="N", help="at most N faces (default 512)")
     parser.add_argument("--json", type=Path, default=Path("gpu-check.json"), metavar="PATH", help="where to write")
     parser.set_defaults(handler=run)

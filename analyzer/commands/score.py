@@ -23,18 +23,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ],
     )
     parser.add_argument(
-        "--truth", type=Path, required=True, metavar="JSON",
+        "--truth",
+        type=Path,
+        required=True,
+        metavar="JSON",
         help="from analyzer simulate, or a real clips' truth.json (footfall-real-truth/1: the report's cameras "
         "named after its clips, as --source CLIP names them)",
-    )  # fmt: skip
+    )
     parser.add_argument("--report", type=Path, required=True, metavar="JSON", help="from analyzer run --report")
     parser.add_argument("--camera", help="camera id in the report (needed if it has several)")
     parser.add_argument("--json", action="store_true", help="print the score, with its mistakes, as JSON")
     parser.add_argument(
-        "--mistakes", action="store_true",
+        "--mistakes",
+        action="store_true",
         help="also list every miss, double count, false count and wrong attribute or direction, with when it "
         "happened in the clip",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=run)
 
 
@@ -75,16 +79,20 @@ def run(args: argparse.Namespace) -> int:
     def percent(value: object) -> str:
         return "n/a" if value is None else f"{100 * float(value):.1f}%"  # type: ignore[arg-type]
 
-    print(f"visitors: true {result['true_visitors']}, counted {result['counted_visitors']} "
-          f"(error {percent(result['count_error'])})")  # fmt: skip
+    print(
+        f"visitors: true {result['true_visitors']}, counted {result['counted_visitors']} "
+        f"(error {percent(result['count_error'])})"
+    )
     on_wall = f" ({result['fixture_counts']} of them faces on the wall)" if result["fixture_counts"] else ""
     print(
         f"misses {result['misses']}, double counts {result['double_counts']}, false counts {result['false_counts']}"
         f"{on_wall}"
     )
-    print(f"gender accuracy {percent(result['gender_accuracy'])}, {result['age_grouping']} accuracy "
-          f"{percent(result['age_group_accuracy'])}, direction {percent(result['direction_accuracy'])} "
-          f"of {result['crossings']} crossings")  # fmt: skip
+    print(
+        f"gender accuracy {percent(result['gender_accuracy'])}, {result['age_grouping']} accuracy "
+        f"{percent(result['age_group_accuracy'])}, direction {percent(result['direction_accuracy'])} "
+        f"of {result['crossings']} crossings"
+    )
     if args.mistakes:
         for mistake in scored.mistakes():
             print(mistake_line(mistake))

@@ -32,23 +32,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--visitors", type=int, default=20, metavar="N", help="people in the clip (default 20)")
     parser.add_argument("--seconds", type=float, default=60.0, metavar="S", help="clip length (default 60)")
     parser.add_argument(
-        "--size", type=frame_size((160, 120), (4096, 2160)), default=(1280, 720), metavar="WxH",
+        "--size",
+        type=frame_size((160, 120), (4096, 2160)),
+        default=(1280, 720),
+        metavar="WxH",
         help="frame size (default 1280x720)",
-    )  # fmt: skip
+    )
     parser.add_argument("--fps", type=int, default=15, help="frames per second (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same clip (default 0)")
     parser.add_argument(
-        "--scenario", choices=["entrance", "pass-by", "queue", "crowd", "cafe"], default="entrance",
+        "--scenario",
+        choices=["entrance", "pass-by", "queue", "crowd", "cafe"],
+        default="entrance",
         help="who does what (default entrance; cafe: most sit at a table for one to four minutes)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--wall-faces", action="store_true",
+        "--wall-faces",
+        action="store_true",
         help="hang two posters and a signage screen with faces on the wall: faces that never visit",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--split", choices=["all", "train", "validation"], default="all",
+        "--split",
+        choices=["all", "train", "validation"],
+        default="all",
         help="take faces from one side of the md5 split (validation: faces the network never trained on)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=run)
 
 
@@ -68,9 +76,19 @@ def run(args: argparse.Namespace) -> int:
         )
     with progress_bar(total=int(args.seconds * args.fps), desc="rendering", unit="frame") as bar:
         truth = simulate(
-            args.faces, args.out, args.truth, args.visitors, args.seconds, args.size, args.fps, args.seed,
-            args.scenario, progress=bar.update, split=args.split, wall_faces=args.wall_faces,
-        )  # fmt: skip
+            args.faces,
+            args.out,
+            args.truth,
+            args.visitors,
+            args.seconds,
+            args.size,
+            args.fps,
+            args.seed,
+            args.scenario,
+            progress=bar.update,
+            split=args.split,
+            wall_faces=args.wall_faces,
+        )
     countable = sum(visitor["countable"] for visitor in truth["visitors"])
     print(f"wrote {args.out} and {args.truth}: {len(truth['visitors'])} visitors, {countable} countable")
     return 0

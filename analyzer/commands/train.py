@@ -35,71 +35,105 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=int, default=80, metavar="PX", help="chip side 64..112 (default 80)")
     parser.add_argument("--minutes", type=float, default=50.0, metavar="M", help="wall-clock budget (default 50)")
     parser.add_argument(
-        "--epochs", type=int, default=0, metavar="N",
+        "--epochs",
+        type=int,
+        default=0,
+        metavar="N",
         help="train this many whole epochs instead of --minutes: the same run on a fast or a busy box",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--align", choices=["auto", "crop", "detect"], default="auto", help="how faces are located (default auto)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--balance", type=float, default=0.5, metavar="P",
+        "--balance",
+        type=float,
+        default=0.5,
+        metavar="P",
         help="oversample rare age groups by 1/frequency**P (0 = as is, 1 = equally; default 0.5)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--init", type=Path, metavar="RUN",
+        "--init",
+        type=Path,
+        metavar="RUN",
         help="start from this run folder's or exported .onnx file's weights (fine-tune; same --input-size) "
         "instead of random ones",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--init-member", type=int, default=0, metavar="N",
+        "--init-member",
+        type=int,
+        default=0,
+        metavar="N",
         help="which run of an exported ensemble --init starts from (default 0, the first)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--learning-rate", type=float, default=0.1, metavar="LR",
+        "--learning-rate",
+        type=float,
+        default=0.1,
+        metavar="LR",
         help="peak learning rate of the warm-up and cosine decay (default 0.1; ~0.02 to fine-tune)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--gender-weight", type=float, default=1.0, metavar="W",
+        "--gender-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
         help="weight of the gender loss against the age loss (default 1)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--augment", choices=list(AUGMENTATIONS), default="camera",
+        "--augment",
+        choices=list(AUGMENTATIONS),
+        default="camera",
         help="augmentation recipe: camera (default) or entrance (busier painted backgrounds, small faces "
         "compressed at their own size)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--head-outline", type=float, default=0.0, metavar="POWER",
+        "--head-outline",
+        type=float,
+        default=0.0,
+        metavar="POWER",
         help="mask the chip outside a head outline, a superellipse of this power (2 = inscribed ellipse), "
         "in training and in the exported graph (default 0: none, or what the --init network has)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--backdrop-consistency", type=float, default=0.0, metavar="WEIGHT",
+        "--backdrop-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
         help="see each face on its photo's backdrop and on a painted scene, with the same camera effects, and "
         "add this weight times the divergence of the two predictions to the loss (AugMix uses 12; default 0: off)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--distill-from", type=Path, metavar="ONNX",
+        "--distill-from",
+        type=Path,
+        metavar="ONNX",
         help="a frozen teacher: an exported .onnx (e.g. engines/agegender.onnx) that sees each face clean, "
         "while the network learns its answers on the same face as the camera sees it",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--distill-weight", type=float, default=1.0, metavar="W",
+        "--distill-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
         help="weight of the divergence from the teacher's answers (default 1: as much as the labels)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--distill-member", type=int, metavar="N",
+        "--distill-member",
+        type=int,
+        metavar="N",
         help="only run N of the --distill-from ensemble teaches (e.g. the run --init-member starts from, so "
         "each run of a new ensemble keeps its own errors; default: the whole ensemble)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue the unfinished run in --out from its last epoch, with the settings it was started with",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help=f"tiny subset, 64 px, {QUICK_EPOCHS} epochs or --epochs (~25 s): a smoke test",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=run)
 
 
@@ -146,13 +180,21 @@ def run(args: argparse.Namespace) -> int:
     distill_member = -1 if args.distill_member is None else args.distill_member  # -1: the whole ensemble teaches
     if args.quick:
         config = TrainConfig(
-            data=str(args.data), input_size=64, epochs=args.epochs or QUICK_EPOCHS, subset=600, align=args.align,
+            data=str(args.data),
+            input_size=64,
+            epochs=args.epochs or QUICK_EPOCHS,
+            subset=600,
+            align=args.align,
             seed=args.seed,
-            init=str(args.init or ""), init_member=args.init_member, augment=args.augment,
-            head_outline=args.head_outline, backdrop_consistency=args.backdrop_consistency,
-            distill_from=str(args.distill_from or ""), distill_weight=args.distill_weight,
+            init=str(args.init or ""),
+            init_member=args.init_member,
+            augment=args.augment,
+            head_outline=args.head_outline,
+            backdrop_consistency=args.backdrop_consistency,
+            distill_from=str(args.distill_from or ""),
+            distill_weight=args.distill_weight,
             distill_member=distill_member,
-        )  # fmt: skip
+        )
     else:
         config = TrainConfig(
             data=str(args.data),

@@ -43,11 +43,17 @@ class Tracks:
     def __getitem__(self, index: np.ndarray | slice) -> Tracks:
         """Rows selected by a mask, index array or slice."""
         return Tracks(
-            self.ids[index], self.boxes[index], self.scores[index], self.keypoints[index],
-            self.matched[index], self.confirmed[index], None if self.appearance is None else self.appearance[index],
-            None if self.face is None else self.face[index], None if self.fixture is None else self.fixture[index],
+            self.ids[index],
+            self.boxes[index],
+            self.scores[index],
+            self.keypoints[index],
+            self.matched[index],
+            self.confirmed[index],
+            None if self.appearance is None else self.appearance[index],
+            None if self.face is None else self.face[index],
+            None if self.fixture is None else self.fixture[index],
             None if self.still is None else self.still[index],
-        )  # fmt: skip
+        )
 
     @property
     def people(self) -> np.ndarray:

@@ -18,8 +18,14 @@ from analyzer.errors import DataError
 
 GENDERS: tuple[str, ...] = ("female", "male")
 #: How spreadsheets spell them; any case.
-GENDER_SPELLINGS: dict[str, str] = {"female": "female", "f": "female", "woman": "female",
-                                    "male": "male", "m": "male", "man": "male"}  # fmt: skip
+GENDER_SPELLINGS: dict[str, str] = {
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+}
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "age", "gender")
 MAX_AGE = 120
 

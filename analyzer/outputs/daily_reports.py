@@ -128,8 +128,10 @@ class DailyReportFiles:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             if document.get("schema") != REPORT_SCHEMA or document.get("age_grouping") != self.grouping.name:
-                raise ValueError(f"a report of {document.get('age_grouping')!r} age groups, this run counts in "
-                                 f"{self.grouping.name!r}")  # fmt: skip
+                raise ValueError(
+                    f"a report of {document.get('age_grouping')!r} age groups, this run counts in "
+                    f"{self.grouping.name!r}"
+                )
             return {str(camera): list(body["visits"]) for camera, body in document["cameras"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             aside = path.with_name(f"{path.name}.{int(time.time())}.old")
@@ -142,14 +144,19 @@ class DailyReportFiles:
 
     def _write_day(self, path: Path, day: date, visits: dict[str, list[Visit]]) -> None:
         earlier = self._earlier[day]
-        documents = {camera: [*earlier.get(camera, []), *map(visit_document, visits.get(camera, []))]
-                     for camera in sorted({*earlier, *visits})}  # fmt: skip
+        documents = {
+            camera: [*earlier.get(camera, []), *map(visit_document, visits.get(camera, []))]
+            for camera in sorted({*earlier, *visits})
+        }
         write_json(path, report_document(self.grouping, documents, date=day.isoformat()))
 
     def _release(self, report: RunReport, days: dict[date, dict[str, list[Visit]]]) -> None:
         """Drop the visits of written days that ended ``release_after_s`` before the newest visit."""
-        over = {day for day in days if self._written.get(day) is not None
-                and self._newest_end - _end_of(day) >= self.release_after_s}  # fmt: skip
+        over = {
+            day
+            for day in days
+            if self._written.get(day) is not None and self._newest_end - _end_of(day) >= self.release_after_s
+        }
         if not over:
             return
         for camera, visits in report.visits.items():

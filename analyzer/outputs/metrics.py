@@ -103,9 +103,12 @@ class Metrics:
             "analyzer_stream_reconnects", "Reconnect attempts of a live stream", ["camera"], registry=registry
         )
         self.stage_seconds = Histogram(
-            "analyzer_stage_seconds", "Time per frame (per batch for classify) spent in each stage", ["stage"],
-            buckets=STAGE_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "analyzer_stage_seconds",
+            "Time per frame (per batch for classify) spent in each stage",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
         self.inference_batch = Histogram(
             "analyzer_inference_batch_size", "Faces per classifier call", buckets=BATCH_BUCKETS, registry=registry
         )

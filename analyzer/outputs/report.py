@@ -113,8 +113,13 @@ def report_document(
         everyone += tally
         totals = tally.to_dict(grouping.names)
         cameras[camera] = {"visits": documents, "totals": totals, **(per_camera or {}).get(camera, {})}
-    return {"schema": REPORT_SCHEMA, "age_grouping": grouping.name, **header, "cameras": cameras,
-            "totals": everyone.to_dict(grouping.names)}  # fmt: skip
+    return {
+        "schema": REPORT_SCHEMA,
+        "age_grouping": grouping.name,
+        **header,
+        "cameras": cameras,
+        "totals": everyone.to_dict(grouping.names),
+    }
 
 
 @dataclass

@@ -53,8 +53,12 @@ def _colours(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         size = max(x2 - x1, 1.0)
         face = (int(max(x1, 0)), int(max(y1, 0)), int(min(x2, width)), int(min(y2, height)))
         # The middle of the torso only: its edges show whatever is behind the person.
-        body = (int(max(x1 + 0.15 * size, 0)), int(min(y2 + 0.4 * size, height)),
-                int(min(x2 - 0.15 * size, width)), int(min(y2 + 1.4 * size, height)))  # fmt: skip
+        body = (
+            int(max(x1 + 0.15 * size, 0)),
+            int(min(y2 + 0.4 * size, height)),
+            int(min(x2 - 0.15 * size, width)),
+            int(min(y2 + 1.4 * size, height)),
+        )
         parts = []
         for left, top, right, bottom in (face, body):
             region = frame_rgb[top:bottom:2, left:right:2]

@@ -10,7 +10,7 @@ time. Detection or tracking failing means the frame was not searched at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from analyzer.core.tracks import Tracks
 from analyzer.core.visits import random_visit_id
 from analyzer.core.zones import Zone
 from analyzer.pipeline.appearance import FaceLikeness
-from analyzer.pipeline.capture import Frame
+from analyzer.pipeline.capture import EndOfStream, Frame, LatestFrameSlot
 from analyzer.pipeline.detect import FaceDetector
 from analyzer.pipeline.face_check import FaceCheck
 from analyzer.pipeline.footfall import FootfallCounter, VisitEnded
@@ -58,6 +58,22 @@ class FrameOutcome:
     samples: list[Sample] = field(default_factory=list)
     ended: list[VisitEnded] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """One frame of a camera's stream, after :meth:`CameraStages.frames` gave it to the stages.
+
+    Attributes:
+        frame: the frame.
+        outcome: what the stages made of it; None when it was not searched (not an ``every_n_frames``-th
+            frame: the tracker predicts across it) or when detection or tracking raised.
+        error: what detection or tracking raised on it, if they did.
+    """
+
+    frame: Frame
+    outcome: FrameOutcome | None = None
     error: Exception | None = None
 
 
@@ -119,9 +135,12 @@ class CameraStages:
         ``run`` and ``check`` both build their stages here, so a setting cannot reach one and not the other.
         """
         counter = FootfallCounter.for_camera(
-            camera, config.footfall, config.tracker.min_similarity, new_visit_id,
+            camera,
+            config.footfall,
+            config.tracker.min_similarity,
+            new_visit_id,
             hold_still_s=config.face_check.hold_still_s,
-        )  # fmt: skip
+        )
         return cls(
             camera.id,
             detector,
@@ -175,6 +194,31 @@ class CameraStages:
             outcome.error = outcome.error or error
         outcome.ended = self.counter.end_tracks(update.ended, frame.timestamp, frame.captured_at, update.exited)
         return outcome
+
+    def frames(
+        self, slot: LatestFrameSlot, every_n_frames: int, wait_s: float, until: Callable[[], bool] = lambda: False
+    ) -> Iterator[FrameDone | None]:
+        """The camera's loop, shared by ``run`` and ``check``: each frame of ``slot`` through the stages.
+
+        Yields None when no frame came within ``wait_s`` (the caller's chance to beat), and ends with the
+        stream or once ``until()`` says so before the next frame. A frame on which detection or tracking
+        raised is yielded with its error: it costs that frame, and the camera goes on.
+        """
+        while not until():
+            item = slot.get(timeout=wait_s)
+            if item is None:
+                yield None
+            elif isinstance(item, EndOfStream):
+                return
+            elif item.index % every_n_frames:
+                yield FrameDone(item)
+            else:
+                try:
+                    outcome = self.process(item)
+                except Exception as error:  # detection or tracking failed: this frame was not searched
+                    yield FrameDone(item, error=error)
+                else:
+                    yield FrameDone(item, outcome)
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""

@@ -33,8 +33,10 @@ MAX_PACED_GAP_S = 2.0  # played in real time, a longer gap between a file's fram
 ISO_MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".3gp")  # MP4 and QuickTime: boxes, an index in "moov"
 # An H.264/H.265 stream can be decoded from a keyframe on; a camera that spaces them further apart than the
 # watchdog allows (a long or "smart"/dynamic GOP) opens and then shows nothing.
-NO_PICTURE = ("it opened but sent no picture it could decode; if the camera spaces keyframes (I-frames) further "
-              "apart than read_timeout_s, shorten its I-frame interval or raise read_timeout_s")  # fmt: skip
+NO_PICTURE = (
+    "it opened but sent no picture it could decode; if the camera spaces keyframes (I-frames) further "
+    "apart than read_timeout_s, shorten its I-frame interval or raise read_timeout_s"
+)
 NO_WEBCAM_PICTURE = "it opened but sent no picture; is another program using the camera?"
 STILL_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
@@ -417,8 +419,11 @@ class CaptureWorker(threading.Thread):
             opening = time.monotonic()
             capture = self._open()
             if capture is None:
-                why = (f"no answer within {self.read_timeout_s:g} s" if self._timed_out(time.monotonic() - opening)
-                       else self._why_it_does_not_open())  # fmt: skip
+                why = (
+                    f"no answer within {self.read_timeout_s:g} s"
+                    if self._timed_out(time.monotonic() - opening)
+                    else self._why_it_does_not_open()
+                )
                 backoff = self._down(f"{what}: {why}", backoff)
                 continue
             read_seconds = 0.0
@@ -450,6 +455,9 @@ class CaptureWorker(threading.Thread):
             if not pictures:  # as a failed open: the wait grows
                 backoff = self._down(f"{what}: {NO_WEBCAM_PICTURE if self.webcam is not None else NO_PICTURE}", backoff)
                 continue
-            why = (f"no frame for {self.read_timeout_s:g} s (watchdog)" if self._timed_out(read_seconds)
-                   else "the stream ended or broke")  # fmt: skip
+            why = (
+                f"no frame for {self.read_timeout_s:g} s (watchdog)"
+                if self._timed_out(read_seconds)
+                else "the stream ended or broke"
+            )
             self._down(f"{what}: {why}", backoff, was_up=True)

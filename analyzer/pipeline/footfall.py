@@ -167,10 +167,8 @@ class _OpenVisit:
         return (self.last_position[0] + self.velocity[0] * gap, self.last_position[1] + self.velocity[1] * gap)
 
 
-#: Likeness a face walking back needs to be the lost face turned around. Chosen on colours alone
-#: (same person: median 0.99, 80% above 0.9; two people: median 0.56, 3% above 0.9, on the simulated
-#: entrances); with the face likeness averaged in, 0.8 or 0.85 gave 13 misses and 7 double counts on
-#: the 11 accuracy clips against 11 and 8, so it stayed.
+#: Likeness a face walking back needs to be the lost face turned around (on the simulated entrances, the
+#: same person: median 0.99, 80% above 0.9; two people: median 0.56, 3% above 0.9).
 TURNED_AROUND_SIMILARITY = 0.9
 #: A held visit of a still face counts this long after ``hold_still_s``: the fixture check reads once a second.
 HOLD_MARGIN_S = 2.0
@@ -437,8 +435,11 @@ class FootfallCounter:
         self._still_visits.difference_update(visit.visit_id for visit in ended)
         kept = []
         for visit, release_at in self._held:
-            near = [width for point, width in self._fixtures_seen
-                    if _distance(point, visit.last_position) < max(width, visit.face_size, 0.02)]  # fmt: skip
+            near = [
+                width
+                for point, width in self._fixtures_seen
+                if _distance(point, visit.last_position) < max(width, visit.face_size, 0.02)
+            ]
             if near:
                 out.append(dataclasses.replace(visit, counted=False, fixture=True))
             elif timestamp >= release_at:

@@ -28,7 +28,7 @@ from analyzer.pipeline.appearance import FaceLikeness
 from analyzer.pipeline.attributes import AttributeVoter
 from analyzer.pipeline.batch import Batcher, ClassifierQueue
 from analyzer.pipeline.camera_stages import CameraStages, FrameOutcome
-from analyzer.pipeline.capture import CaptureWorker, EndOfStream, Frame, LatestFrameSlot, StreamStatus
+from analyzer.pipeline.capture import CaptureWorker, Frame, LatestFrameSlot, StreamStatus
 from analyzer.pipeline.detect import FaceDetector, KeypointRefiner
 from analyzer.pipeline.face_check import FaceCheck, FacePresence
 from analyzer.pipeline.sample import Sample, Sampler
@@ -155,9 +155,15 @@ class Pipeline:
             is_face=None if face_check is None else face_check.presence,
         )
         stages = CameraStages.for_camera(
-            camera, self.config, self.detectors[camera.id], self.likeness, face_check, sampler,
-            every_face=self.options.naive, new_visit_id=self.options.new_visit_id,
-        )  # fmt: skip
+            camera,
+            self.config,
+            self.detectors[camera.id],
+            self.likeness,
+            face_check,
+            sampler,
+            every_face=self.options.naive,
+            new_visit_id=self.options.new_visit_id,
+        )
         if camera.recorded_at is not None:  # a recording: its visits happened then, not now
             stages.counter.clock_origin = camera.recorded_at.timestamp()
         stats = self.report.stats[camera.id]
@@ -165,21 +171,16 @@ class Pipeline:
         last_capture = time.monotonic()
         loop = f"camera {camera.id}"
         try:
-            while True:
+            self.options.heartbeats.beat(loop)
+            for done in stages.frames(slot, camera.detector.every_n_frames, wait_s=0.5):
                 self.options.heartbeats.beat(loop)
-                item = slot.get(timeout=0.5)
-                if item is None:
+                if done is None:
                     continue
-                if isinstance(item, EndOfStream):
-                    break
-                if not item.index % camera.detector.every_n_frames:  # others: the tracker predicts across the gap
-                    try:
-                        outcome = stages.process(item)
-                    except Exception as error:  # detection or tracking failed: this frame was not searched
-                        self._frame_failed(camera.id, item, error)
-                    else:
-                        self._frame_done(camera, item, stages, outcome, preview)
-                last_capture = item.captured_at
+                if done.error is not None:
+                    self._frame_failed(camera.id, done.frame, done.error)
+                elif done.outcome is not None:
+                    self._frame_done(camera, done.frame, stages, done.outcome, preview)
+                last_capture = done.frame.captured_at
                 stats.frames += 1
                 window_frames += 1
                 now = time.monotonic()
@@ -202,9 +203,13 @@ class Pipeline:
             self.options.log(f"[{camera}] frame {frame.index} skipped: {type(error).__name__}: {error}")
 
     def _frame_done(
-        self, camera: CameraConfig, frame: Frame, stages: CameraStages, outcome: FrameOutcome,
+        self,
+        camera: CameraConfig,
+        frame: Frame,
+        stages: CameraStages,
+        outcome: FrameOutcome,
         preview: PreviewSink | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Queue what a searched frame produced; record its timings, faces in view and preview."""
         for sample in outcome.samples:
             if not self.classify_queue.put(sample):  # the classifier is behind: this chip does not vote
@@ -223,9 +228,15 @@ class Pipeline:
         if preview is not None:
             counted = self.report.headline(camera.id)
             canvas = annotate(
-                frame.image, camera.id, outcome.tracks, self.labels, counted, counter.line, counter.zones,
+                frame.image,
+                camera.id,
+                outcome.tracks,
+                self.labels,
+                counted,
+                counter.line,
+                counter.zones,
                 stages.masks,
-            )  # fmt: skip
+            )
             preview.write(camera.id, canvas, frame.timestamp)
 
     def _classifier_loop(self) -> None:
@@ -339,10 +350,19 @@ class Pipeline:
             )
             slot = LatestFrameSlot()
             capture = CaptureWorker(
-                camera.id, camera.source, slot, self._on_status, self._on_frame, stop, camera.realtime,
-                loop=camera.loop, reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
-                read_timeout_s=camera.read_timeout_s, on_unreadable=self._on_unreadable,
-            )  # fmt: skip
+                camera.id,
+                camera.source,
+                slot,
+                self._on_status,
+                self._on_frame,
+                stop,
+                camera.realtime,
+                loop=camera.loop,
+                reconnect_backoff_s=camera.reconnect_backoff_s,
+                max_backoff_s=camera.max_backoff_s,
+                read_timeout_s=camera.read_timeout_s,
+                on_unreadable=self._on_unreadable,
+            )
             processing = threading.Thread(
                 target=self._camera_loop, args=(camera, slot, preview), name=f"camera-{camera.id}", daemon=True
             )

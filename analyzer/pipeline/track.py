@@ -253,9 +253,11 @@ def _match(
     size_ratio = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1, None), axis=1))[None, :] / sizes[:, None]
     similar_size = (size_ratio > 0.6) & (size_ratio < 1.6)
     reach = np.array(
-        [max(FRAME_REACH, FACE_WIDTHS_PER_S * (now - track.last_seen)) if track.hits == 1 else FRAME_REACH
-         for track in tracks]
-    )[:, None]  # fmt: skip
+        [
+            max(FRAME_REACH, FACE_WIDTHS_PER_S * (now - track.last_seen)) if track.hits == 1 else FRAME_REACH
+            for track in tracks
+        ]
+    )[:, None]
     backwards = _walks_backwards(tracks, centres_d, now, frame_size)
     allowed = ((iou >= min_iou) | ((distance < reach) & similar_size)) & ~backwards
     if appearance is not None:
@@ -390,9 +392,30 @@ class ByteTracker:
         for track in self._tracks:
             track.filter.predict(dt)
         high = np.flatnonzero(faces.scores >= self.high_score)
+        detection_of, unmatched_high = self._associate(faces, high, timestamp, frame_size, appearance)
+        for track_index, detection in detection_of.items():
+            self._refresh(self._tracks[track_index], faces.boxes[detection], timestamp, appearance, detection)
+        if frame_size is not None:
+            for index, track in enumerate(self._tracks):
+                _note_walking_out(track, frame_size, index in detection_of)
+        survivors, survivor_detection, ended, exited = self._survivors(detection_of, timestamp, frame_size)
+        for detection in unmatched_high:
+            survivor_detection[len(survivors)] = int(high[detection])
+            survivors.append(self._start(faces.boxes[high[detection]], timestamp, appearance, int(high[detection])))
+        self._tracks = survivors
+        return TrackUpdate(self._snapshot(faces, survivor_detection), ended, exited)
+
+    def _associate(
+        self,
+        faces: Faces,
+        high: np.ndarray,
+        timestamp: float,
+        frame_size: tuple[int, int] | None,
+        appearance: np.ndarray | None,
+    ) -> tuple[dict[int, int], list[int]]:
+        """Track index -> detection index, in two rounds; and the confident detections no track took."""
         low = np.flatnonzero(faces.scores < self.high_score)
         detection_of: dict[int, int] = {}
-
         looks = None if appearance is None else appearance[high]
         pairs, unmatched, unmatched_high = _match(
             self._tracks, faces.boxes[high], self.match_iou, timestamp, looks, self.min_similarity, frame_size
@@ -412,24 +435,28 @@ class ByteTracker:
         )
         for candidate, detection in low_pairs:
             detection_of[candidates[candidate]] = int(low[detection])
+        return detection_of, unmatched_high
 
-        for track_index, detection in detection_of.items():
-            track = self._tracks[track_index]
-            track.filter.update(faces.boxes[detection])
-            track.last_seen = timestamp
-            track.hits += 1
-            track.confirmed = track.confirmed or track.hits >= self.min_hits
-            track.box = faces.boxes[detection]
-            _note_rest(track, timestamp)
-            if appearance is not None:
-                seen = appearance[detection]
-                track.appearance = seen if track.appearance is None else running_mean(track.appearance, seen)
-                if has_likeness(seen):
-                    track.likeness_at = timestamp
+    def _refresh(
+        self, track: _Track, box: np.ndarray, timestamp: float, appearance: np.ndarray | None, detection: int
+    ) -> None:
+        """A track seen again in ``box``."""
+        track.filter.update(box)
+        track.last_seen = timestamp
+        track.hits += 1
+        track.confirmed = track.confirmed or track.hits >= self.min_hits
+        track.box = box
+        _note_rest(track, timestamp)
+        if appearance is not None:
+            seen = appearance[detection]
+            track.appearance = seen if track.appearance is None else running_mean(track.appearance, seen)
+            if has_likeness(seen):
+                track.likeness_at = timestamp
 
-        if frame_size is not None:
-            for index, track in enumerate(self._tracks):
-                _note_walking_out(track, frame_size, index in detection_of)
+    def _survivors(
+        self, detection_of: dict[int, int], timestamp: float, frame_size: tuple[int, int] | None
+    ) -> tuple[list[_Track], dict[int, int], list[int], list[int]]:
+        """The tracks that go on (and their detections), the confirmed ones that ended, and which of those left."""
         ended: list[int] = []
         exited: list[int] = []
         survivors: list[_Track] = []
@@ -446,21 +473,19 @@ class ByteTracker:
             if index in detection_of:
                 survivor_detection[len(survivors)] = detection_of[index]
             survivors.append(track)
-        for detection in unmatched_high:
-            index = int(high[detection])
-            box = faces.boxes[index]
-            track = _Track(
-                self._next_id, _KalmanBox(box), timestamp, box=box, confirmed=self.min_hits <= 1, started=timestamp
-            )
-            track.path_low = track.path_high = (box[:2] + box[2:]) / 2
-            track.appearance = None if appearance is None else appearance[index]
-            if appearance is not None and has_likeness(appearance[index]):
-                track.likeness_at = timestamp
-            self._next_id += 1
-            survivor_detection[len(survivors)] = index
-            survivors.append(track)
-        self._tracks = survivors
-        return TrackUpdate(self._snapshot(faces, survivor_detection), ended, exited)
+        return survivors, survivor_detection, ended, exited
+
+    def _start(self, box: np.ndarray, timestamp: float, appearance: np.ndarray | None, detection: int) -> _Track:
+        """A new track on a confident detection no track took."""
+        track = _Track(
+            self._next_id, _KalmanBox(box), timestamp, box=box, confirmed=self.min_hits <= 1, started=timestamp
+        )
+        track.path_low = track.path_high = (box[:2] + box[2:]) / 2
+        track.appearance = None if appearance is None else appearance[detection]
+        if appearance is not None and has_likeness(appearance[detection]):
+            track.likeness_at = timestamp
+        self._next_id += 1
+        return track
 
     def update_with_appearance(
         self, faces: Faces, frame_rgb: np.ndarray, timestamp: float, likeness: FaceLikeness | None

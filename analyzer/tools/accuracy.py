@@ -158,10 +158,13 @@ def _run_clip(config: Config, clip: Path, keep_sample_log: bool = False) -> tupl
     pipeline = Pipeline(config, backend, Metrics(CollectorRegistry()), None, options)
     report = pipeline.run(threading.Event())
     voter = AttributeVoter.for_model(
-        pipeline.grouping, backend.metadata, confident_at=config.sampler.confident_at,
-        min_gender_p=config.attributes.min_gender_p, min_age_group_p=config.attributes.min_age_group_p,
+        pipeline.grouping,
+        backend.metadata,
+        confident_at=config.sampler.confident_at,
+        min_gender_p=config.attributes.min_gender_p,
+        min_age_group_p=config.attributes.min_age_group_p,
         min_face_presence=config.attributes.min_face_presence,
-    )  # fmt: skip
+    )
     return report, voter
 
 
@@ -295,9 +298,16 @@ def _clip(spec: ClipSpec, work: Path, faces: Path, log: Callable[[str], None]) -
     if truth is None:
         log(f"simulating {spec.name} ({spec.visitors} visitors, {spec.seconds:.0f} s)")
         truth = simulate(
-            faces, clip, truth_path, spec.visitors, spec.seconds, seed=spec.seed, scenario=spec.scenario,
-            split="validation", wall_faces=spec.wall_faces,
-        )  # fmt: skip
+            faces,
+            clip,
+            truth_path,
+            spec.visitors,
+            spec.seconds,
+            seed=spec.seed,
+            scenario=spec.scenario,
+            split="validation",
+            wall_faces=spec.wall_faces,
+        )
     return clip, truth
 
 
@@ -437,16 +447,29 @@ def run_accuracy(
     gender_rates = {band: (right / n if n else None, n) for band, (n, right) in gender_by_age.items()}
     out.write_text(
         _markdown(
-            rows, total, halves, curve, faces, time.monotonic() - started, gender_rates, source_photos, drawn_photos,
+            rows,
+            total,
+            halves,
+            curve,
+            faces,
+            time.monotonic() - started,
+            gender_rates,
+            source_photos,
+            drawn_photos,
             sections,
         )
-    )  # fmt: skip
+    )
     summary = {
-        "clips": {s.name: c for s, c in rows}, "total": total, **halves, "by_samples": curve,
+        "clips": {s.name: c for s, c in rows},
+        "total": total,
+        **halves,
+        "by_samples": curve,
         "by_samples_counts": by_samples,
-        "gender_by_age": gender_rates, "source_photos": source_photos, "source_photos_drawn": drawn_photos,
+        "gender_by_age": gender_rates,
+        "source_photos": source_photos,
+        "source_photos_drawn": drawn_photos,
         "real_footage": [score.to_dict() for score in real_scores],
-    }  # fmt: skip
+    }
     (work / "accuracy.json").write_text(json.dumps(summary, indent=2))
     return {"total": total, **halves, "by_samples": curve}
 
@@ -727,8 +750,10 @@ class Answers:
     def reliability_lines(self, edges: tuple[float, ...]) -> list[str]:
         """The reliability table as markdown rows, and its ECE."""
         bins = reliability(self.probability, self.correct, edges)
-        rows = [f"| {item.low:.2f}-{item.high:.2f} | {item.count} | {item.mean_probability:.3f} | {item.accuracy:.3f} |"
-                for item in bins]  # fmt: skip
+        rows = [
+            f"| {item.low:.2f}-{item.high:.2f} | {item.count} | {item.mean_probability:.3f} | {item.accuracy:.3f} |"
+            for item in bins
+        ]
         return [*rows, f"| ECE | {len(self.probability)} | | {expected_calibration_error(bins):.3f} |"]
 
     def curve(self, thresholds: tuple[float, ...]) -> list[CurvePoint]:
@@ -812,9 +837,11 @@ def covered_faces(faces: Path, backend: OnnxRuntimeBackend, limit: int = 0) -> C
     finder.close()
     plain, masked = (classify_chips(backend, np.stack(chips[name])).gender_probs for name in ("plain", "masked"))
     return CoveredFaces(
-        np.array(presences["plain"]), np.array(presences["masked"]),
-        _gender_answers(plain, found), _gender_answers(masked, found),
-    )  # fmt: skip
+        np.array(presences["plain"]),
+        np.array(presences["masked"]),
+        _gender_answers(plain, found),
+        _gender_answers(masked, found),
+    )
 
 
 def _curve_table(name: str, points_by_source: dict[str, list[CurvePoint]], chosen: float) -> list[str]:

@@ -95,8 +95,11 @@ def percentiles_ms(samples: list[float]) -> dict[str, float | None]:
     if not samples:
         return {"p50": None, "p99": None, "count": 0}
     values = np.asarray(samples) * 1000
-    return {"p50": round(float(np.percentile(values, 50)), 2), "p99": round(float(np.percentile(values, 99)), 2),
-            "count": len(samples)}  # fmt: skip
+    return {
+        "p50": round(float(np.percentile(values, 50)), 2),
+        "p99": round(float(np.percentile(values, 99)), 2),
+        "count": len(samples),
+    }
 
 
 def rss_mb() -> float:
@@ -132,9 +135,15 @@ def machine() -> dict[str, object]:
     import mediapipe
     import onnxruntime
 
-    return {"cpu": model, "cores": usable_cores(), "memory_gib": round(memory_gib, 1),
-            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "mediapipe": mediapipe.__version__, "os": platform.platform()}  # fmt: skip
+    return {
+        "cpu": model,
+        "cores": usable_cores(),
+        "memory_gib": round(memory_gib, 1),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "mediapipe": mediapipe.__version__,
+        "os": platform.platform(),
+    }
 
 
 def _camera_template(base: Config) -> CameraConfig:
@@ -170,9 +179,12 @@ class HungBackend:
 
 
 def run_streams(
-    config: Config, backend: ClassifierBackend, naive: bool = False, duration_s: float | None = None,
+    config: Config,
+    backend: ClassifierBackend,
+    naive: bool = False,
+    duration_s: float | None = None,
     on_tick: Callable[[float, Pipeline], None] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """One pipeline run; returns its figures."""
     metrics = Metrics(CollectorRegistry())
     recorder = StageRecorder(metrics.stage_seconds)
@@ -306,11 +318,16 @@ def soak(
     samples: list[dict[str, float]] = []
 
     def sample(elapsed: float, pipeline: Pipeline) -> None:
-        samples.append({
-            "t_s": round(elapsed), "rss_mb": round(rss_mb(), 1), "fds": open_descriptors(),
-            "queued_samples": pipeline.classify_queue.samples, "queued_items": len(pipeline.classify_queue),
-            "queued_outputs": pipeline.output_queue.qsize(),
-        })  # fmt: skip
+        samples.append(
+            {
+                "t_s": round(elapsed),
+                "rss_mb": round(rss_mb(), 1),
+                "fds": open_descriptors(),
+                "queued_samples": pipeline.classify_queue.samples,
+                "queued_items": len(pipeline.classify_queue),
+                "queued_outputs": pipeline.output_queue.qsize(),
+            }
+        )
         log(
             f"  soak {elapsed / 60:5.1f} min: RSS {samples[-1]['rss_mb']} MB, {samples[-1]['fds']} descriptors, "
             f"{samples[-1]['queued_items']} waiting for the classifier"
@@ -348,9 +365,18 @@ def bench_clip(work: Path, settings: BenchSettings, faces_dir: Path | None) -> P
     if faces_dir:
         from analyzer.tools.simulate import simulate
 
-        simulate(faces_dir, clip, clip.with_suffix(".truth.json"), visitors=max(4, int(settings.seconds / 3)),
-                 seconds=settings.seconds, size=settings.size, fps=settings.fps, seed=1, scenario="entrance",
-                 split="validation")  # fmt: skip
+        simulate(
+            faces_dir,
+            clip,
+            clip.with_suffix(".truth.json"),
+            visitors=max(4, int(settings.seconds / 3)),
+            seconds=settings.seconds,
+            size=settings.size,
+            fps=settings.fps,
+            seed=1,
+            scenario="entrance",
+            split="validation",
+        )
     else:
         from analyzer.tools.demo import render_demo
 
@@ -359,21 +385,31 @@ def bench_clip(work: Path, settings: BenchSettings, faces_dir: Path | None) -> P
 
 
 def run_bench(
-    base: Config, backend: ClassifierBackend, settings: BenchSettings, work: Path, faces_dir: Path | None,
+    base: Config,
+    backend: ClassifierBackend,
+    settings: BenchSettings,
+    work: Path,
+    faces_dir: Path | None,
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The whole bench; returns the JSON document."""
     clip = bench_clip(work, settings, faces_dir)
     log(f"bench clip: {clip} ({settings.size[0]}x{settings.size[1]} at {settings.fps} fps, {settings.seconds:g} s)")
     result: dict[str, Any] = {
         "schema": "footfall-bench/1",
         "machine": machine(),
-        "settings": {"streams": settings.streams, "seconds": settings.seconds, "size": list(settings.size),
-                     "fps": settings.fps, "backend": backend.name, "clip": str(clip),
-                     "detector": vars(_camera_template(base).detector).copy(),
-                     "samples_per_track": base.sampler.samples_per_track},
+        "settings": {
+            "streams": settings.streams,
+            "seconds": settings.seconds,
+            "size": list(settings.size),
+            "fps": settings.fps,
+            "backend": backend.name,
+            "clip": str(clip),
+            "detector": vars(_camera_template(base).detector).copy(),
+            "samples_per_track": base.sampler.samples_per_track,
+        },
         "runs": [],
-    }  # fmt: skip
+    }
     largest = 0
     for streams in range(1, settings.streams + 1):
         log(f"{how_many(streams, 'stream')} in real time ...")
@@ -446,14 +482,22 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
             f"| {run['faces_seen']} | {run['classified_faces']} | {run['rss_mb_start']} → {run['rss_mb_end']} |"
         )
     first = result["runs"][0]
-    lines += ["", "Time per frame by stage, one stream (per batch for classify):", "",
-              "| stage | p50 ms | p99 ms |", "|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "Time per frame by stage, one stream (per batch for classify):",
+        "",
+        "| stage | p50 ms | p99 ms |",
+        "|---|---|---|",
+    ]
     for stage, figures in first["stages_ms"].items():
         if figures["count"]:
             lines.append(f"| {stage} | {figures['p50']} | {figures['p99']} |")
     speeds = result["classifier_faces_per_s_by_batch"].items()
-    lines += ["", "Classifier alone (our network, faces per second by batch size): "
-              + ", ".join(f"batch {batch}: {speed}" for batch, speed in speeds)]  # fmt: skip
+    lines += [
+        "",
+        "Classifier alone (our network, faces per second by batch size): "
+        + ", ".join(f"batch {batch}: {speed}" for batch, speed in speeds),
+    ]
     lines.append(
         f"Face check (the face mesh model's presence score, a few checks per visitor): "
         f"{result['face_check_ms_per_face']} ms per face"
@@ -466,19 +510,25 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
         )
     if "naive" in result:
         naive = result["naive"]
-        lines += ["", f"Classifier work against classifying every face in every frame (`--naive`, one stream, all "
-                  f"frames): {naive['classified_faces']['ours']} vs {naive['classified_faces']['naive']} faces "
-                  f"(ratio {naive['ratio']}); visitors {naive['visitors']['ours']} vs {naive['visitors']['naive']}, "
-                  f"age-group counts differ by {naive['age_group_count_difference']}, gender counts by "
-                  f"{naive['gender_count_difference']}."]  # fmt: skip
+        lines += [
+            "",
+            f"Classifier work against classifying every face in every frame (`--naive`, one stream, all "
+            f"frames): {naive['classified_faces']['ours']} vs {naive['classified_faces']['naive']} faces "
+            f"(ratio {naive['ratio']}); visitors {naive['visitors']['ours']} vs {naive['visitors']['naive']}, "
+            f"age-group counts differ by {naive['age_group_count_difference']}, gender counts by "
+            f"{naive['gender_count_difference']}.",
+        ]
     if "soak" in result:
         soaked = result["soak"]
         growth = 100 * (soaked["rss_growth_after_warm_up"] or 0.0)
         before, after = soaked["fds_after_warm_up"]
         streams, minutes, warm_up = soaked["run"]["streams"], soaked["minutes"], soaked["warm_up_s"]
         stalled = " with a classifier whose every call hung" if soaked.get("stalled_classifier") else ""
-        lines += ["", f"Soak: {streams} looping streams for {minutes:g} min{stalled}; RSS growth after {warm_up:g} s "
-                  f"warm-up: {growth:.1f}%, descriptors {before} → {after}, at most "
-                  f"{soaked.get('most_queued_for_classifier', 0)} items waiting for the classifier; "
-                  f"{soaked['run']['visitors']} visitors counted."]  # fmt: skip
+        lines += [
+            "",
+            f"Soak: {streams} looping streams for {minutes:g} min{stalled}; RSS growth after {warm_up:g} s "
+            f"warm-up: {growth:.1f}%, descriptors {before} → {after}, at most "
+            f"{soaked.get('most_queued_for_classifier', 0)} items waiting for the classifier; "
+            f"{soaked['run']['visitors']} visitors counted.",
+        ]
     return "\n".join(lines) + "\n"

@@ -74,8 +74,11 @@ def render_demo(
     width, height = size
     photo = data.astronaut()
     face = FacePatch.from_photo(photo, ASTRONAUT_FACE)
-    mirrored_face = FacePatch(np.ascontiguousarray(face.rgb[:, ::-1]), np.ascontiguousarray(face.alpha[:, ::-1]),
-                              (1 - face.face_box[0] - face.face_box[2], *face.face_box[1:]))  # fmt: skip
+    mirrored_face = FacePatch(
+        np.ascontiguousarray(face.rgb[:, ::-1]),
+        np.ascontiguousarray(face.alpha[:, ::-1]),
+        (1 - face.face_box[0] - face.face_box[2], *face.face_box[1:]),
+    )
     people = demo_walkers(seconds, walkers, width, seed)
     background = entrance_background(width, height, seed)
     rng = np.random.default_rng(seed)

@@ -121,10 +121,14 @@ def _degraded_summary(
     attributes = predictor.predict(chips)
     expected_ages = attributes.age_probs.astype(np.float64) @ np.asarray(predictor.bin_values, dtype=np.float64)
     return subset_summary(
-        np.ones(len(chips), dtype=bool), true_ages, true_genders, expected_ages,
-        np.argmax(attributes.gender_probs, axis=1), fairface.indices_of(true_ages),
+        np.ones(len(chips), dtype=bool),
+        true_ages,
+        true_genders,
+        expected_ages,
+        np.argmax(attributes.gender_probs, axis=1),
+        fairface.indices_of(true_ages),
         group_predictions(attributes.age_probs, predictor.bin_edges, fairface),
-    )  # fmt: skip
+    )
 
 
 def small_face_report(
@@ -213,9 +217,13 @@ def evaluate_folder(
     for key, other in (comparisons or {}).items():
         theirs = other.predict(chips)
         report[key] = agreement(
-            attributes.age_probs, attributes.gender_probs, theirs.age_probs, theirs.gender_probs,
-            predictor.bin_edges, fairface,
-        )  # fmt: skip
+            attributes.age_probs,
+            attributes.gender_probs,
+            theirs.age_probs,
+            theirs.gender_probs,
+            predictor.bin_edges,
+            fairface,
+        )
     if face_px:
         report["small_faces"] = small_face_report(predictor, chips, true_ages, true_genders, face_px, jpeg_quality)
     if on_scene:

@@ -95,9 +95,13 @@ def this_box(
     from analyzer.config import ClassifierConfig
 
     settings = ClassifierConfig(
-        model=str(model), backend="tensorrt", max_batch=max_batch, typical_batch=typical_batch,
-        workspace_mb=workspace_mb, engine_dir=str(engine_dir),
-    )  # fmt: skip
+        model=str(model),
+        backend="tensorrt",
+        max_batch=max_batch,
+        typical_batch=typical_batch,
+        workspace_mb=workspace_mb,
+        engine_dir=str(engine_dir),
+    )
     settings.check("gpu-check")
 
     def describe() -> dict[str, object]:
@@ -107,10 +111,14 @@ def this_box(
         gpu = provider.gpu(0)
         driver, runtime = provider.versions()
         return {
-            "gpu": gpu.name, "compute_capability": ".".join(map(str, gpu.compute_capability)),
-            "memory_mb": gpu.memory_mb, "cuda_driver": driver, "cuda_runtime": runtime,
-            "cuda_binding": provider.name, "tensorrt": trt.__version__,
-        }  # fmt: skip
+            "gpu": gpu.name,
+            "compute_capability": ".".join(map(str, gpu.compute_capability)),
+            "memory_mb": gpu.memory_mb,
+            "cuda_driver": driver,
+            "cuda_runtime": runtime,
+            "cuda_binding": provider.name,
+            "tensorrt": trt.__version__,
+        }
 
     return GpuBox(
         describe,
@@ -121,8 +129,14 @@ def this_box(
 
 def no_gpu(reason: str) -> tuple[int, dict[str, Any]]:
     """The exit code and JSON document of a box without a usable GPU: nothing checked, and why."""
-    return NO_GPU_EXIT, {"schema": SCHEMA, "checked_at": _now(), "box": None, "no_gpu": reason, "passed": False,
-                         "checks": []}  # fmt: skip
+    return NO_GPU_EXIT, {
+        "schema": SCHEMA,
+        "checked_at": _now(),
+        "box": None,
+        "no_gpu": reason,
+        "passed": False,
+        "checks": [],
+    }
 
 
 def _now() -> str:
@@ -138,8 +152,14 @@ def gpu_check(box: GpuBox, reference: OnnxRuntimeBackend, chips: np.ndarray) -> 
     built_s = time.perf_counter() - started
     started = time.perf_counter()
     plan = box.build()
-    checks.append({"name": "build", "passed": True, "first_build_s": round(built_s, 1),
-                   "rebuild_from_timing_cache_s": round(time.perf_counter() - started, 1)})  # fmt: skip
+    checks.append(
+        {
+            "name": "build",
+            "passed": True,
+            "first_build_s": round(built_s, 1),
+            "rebuild_from_timing_cache_s": round(time.perf_counter() - started, 1),
+        }
+    )
     inputs = chips_to_input(chips, reference.metadata.normalization)
     backend = box.open(plan)
     try:
@@ -232,8 +252,14 @@ def _parity(backend: GpuBackend, reference: OnnxRuntimeBackend, inputs: np.ndarr
         and worst["max_abs_prob_diff"] <= MAX_PROBABILITY_DIFFERENCE
     )
     rounded = {key: round(value, 4) for key, value in worst.items()}
-    return {"name": "parity", "passed": passed, "batches": [1, backend.max_batch + 1], "worst": rounded,
-            "batches_with_unwritten_outputs": unwritten, "faces": len(inputs)}  # fmt: skip
+    return {
+        "name": "parity",
+        "passed": passed,
+        "batches": [1, backend.max_batch + 1],
+        "worst": rounded,
+        "batches_with_unwritten_outputs": unwritten,
+        "faces": len(inputs),
+    }
 
 
 def _threads(backend: GpuBackend, inputs: np.ndarray) -> dict[str, Any]:
@@ -248,8 +274,10 @@ def _threads(backend: GpuBackend, inputs: np.ndarray) -> dict[str, Any]:
         try:
             for _ in range(CALLS_PER_THREAD):
                 result = backend.infer(batch)
-                gap = max(float(np.abs(result.age_probs - alone.age_probs).max()),
-                          float(np.abs(result.gender_probs - alone.gender_probs).max()))  # fmt: skip
+                gap = max(
+                    float(np.abs(result.age_probs - alone.age_probs).max()),
+                    float(np.abs(result.gender_probs - alone.gender_probs).max()),
+                )
                 with lock:
                     differences.append(gap)
         except Exception as error:  # any failure in a thread fails the check, named
@@ -263,8 +291,14 @@ def _threads(backend: GpuBackend, inputs: np.ndarray) -> dict[str, Any]:
         thread.join()
     largest = max(differences, default=float("inf"))
     passed = not failures and len(differences) == THREADS * CALLS_PER_THREAD and largest <= MAX_THREAD_DIFFERENCE
-    return {"name": "threads", "passed": passed, "threads": THREADS, "calls_per_thread": CALLS_PER_THREAD,
-            "largest_difference": largest if differences else None, "failures": failures[:3]}  # fmt: skip
+    return {
+        "name": "threads",
+        "passed": passed,
+        "threads": THREADS,
+        "calls_per_thread": CALLS_PER_THREAD,
+        "largest_difference": largest if differences else None,
+        "failures": failures[:3],
+    }
 
 
 def _latency(backend: GpuBackend, reference: OnnxRuntimeBackend, inputs: np.ndarray) -> dict[str, Any]:
@@ -277,9 +311,11 @@ def _latency(backend: GpuBackend, reference: OnnxRuntimeBackend, inputs: np.ndar
         call_s = _median_seconds(lambda inputs=batch_inputs: backend.infer(inputs))
         cpu_s = _median_seconds(lambda inputs=batch_inputs: reference.infer(inputs), calls=5)
         by_batch[str(batch)] = {
-            "gpu_ms": round(gpu_ms, 3), "call_ms": round(call_s * 1000, 3),
-            "faces_per_s": round(batch / call_s), "onnxruntime_cpu_faces_per_s": round(batch / cpu_s),
-        }  # fmt: skip
+            "gpu_ms": round(gpu_ms, 3),
+            "call_ms": round(call_s * 1000, 3),
+            "faces_per_s": round(batch / call_s),
+            "onnxruntime_cpu_faces_per_s": round(batch / cpu_s),
+        }
     return {"name": "latency", "passed": True, "by_batch": by_batch}
 
 

@@ -77,12 +77,20 @@ class ClipScore:
     def to_dict(self) -> dict[str, object]:
         """For ``--json`` and docs/ACCURACY.md."""
         return {
-            "clip": self.clip, "faces_visible": list(self.faces_visible), "backs_only": list(self.backs_only),
-            "counted": self.counted, "with_attributes": self.with_attributes, "too_many": self.too_many,
-            "missed": self.missed, "gender_checked": self.gender_checked, "gender_right": self.gender_right,
-            "age_band_checked": self.age_band_checked, "age_band_right": self.age_band_right,
-            "passes": self.passes, "wrong": self.wrong,
-        }  # fmt: skip
+            "clip": self.clip,
+            "faces_visible": list(self.faces_visible),
+            "backs_only": list(self.backs_only),
+            "counted": self.counted,
+            "with_attributes": self.with_attributes,
+            "too_many": self.too_many,
+            "missed": self.missed,
+            "gender_checked": self.gender_checked,
+            "gender_right": self.gender_right,
+            "age_band_checked": self.age_band_checked,
+            "age_band_right": self.age_band_right,
+            "passes": self.passes,
+            "wrong": self.wrong,
+        }
 
 
 def score_clip(clip: str, truth: dict, visits: list[dict], fps: float) -> ClipScore:
@@ -103,8 +111,11 @@ def score_clip(clip: str, truth: dict, visits: list[dict], fps: float) -> ClipSc
             "from someone seen only from behind"
             for visit in known
         ]
-    faced = [person for person in truth.get("people", []) if "face" in person.get("view", "")
-             or "profile" in person.get("view", "")]  # fmt: skip
+    faced = [
+        person
+        for person in truth.get("people", [])
+        if "face" in person.get("view", "") or "profile" in person.get("view", "")
+    ]
     score = ClipScore(clip, faces_visible, backs_only, counted, len(known), too_many, missed, wrong=wrong)
     if not faced or not visits:
         return score
@@ -129,9 +140,19 @@ def score_clip(clip: str, truth: dict, visits: list[dict], fps: float) -> ClipSc
             band_checked += 1
             band_right += group[0] < band[1] and band[0] < group[1]
     return ClipScore(
-        clip, faces_visible, backs_only, counted, len(known), too_many, missed,
-        gender_checked, gender_right, band_checked, band_right, wrong,
-    )  # fmt: skip
+        clip,
+        faces_visible,
+        backs_only,
+        counted,
+        len(known),
+        too_many,
+        missed,
+        gender_checked,
+        gender_right,
+        band_checked,
+        band_right,
+        wrong,
+    )
 
 
 def read_real_truth(document: dict, path: Path) -> dict[str, dict]:

@@ -138,11 +138,16 @@ def draw_surgical_mask(image: np.ndarray, box: np.ndarray, keypoints: np.ndarray
     eyes_y = float(keypoints[0][1] + keypoints[1][1]) / 2
     top = eyes_y + _MASK_TOP * (float(keypoints[2][1]) - eyes_y)
     (top_left, top_right), (jaw_left, jaw_right) = _MASK_SIDES
-    outline = np.array([
-        [x1 + top_left * width, top], [x1 + top_right * width, top],
-        [x1 + jaw_right * width, y2 + _MASK_BELOW_CHIN[0] * width], [x1 + width / 2, y2 + _MASK_BELOW_CHIN[1] * width],
-        [x1 + jaw_left * width, y2 + _MASK_BELOW_CHIN[0] * width],
-    ], np.int32)  # fmt: skip
+    outline = np.array(
+        [
+            [x1 + top_left * width, top],
+            [x1 + top_right * width, top],
+            [x1 + jaw_right * width, y2 + _MASK_BELOW_CHIN[0] * width],
+            [x1 + width / 2, y2 + _MASK_BELOW_CHIN[1] * width],
+            [x1 + jaw_left * width, y2 + _MASK_BELOW_CHIN[0] * width],
+        ],
+        np.int32,
+    )
     masked = image.copy()
     cv2.fillPoly(masked, [outline], MASK_BLUE, lineType=cv2.LINE_AA)
     pleat = tuple(channel - 20 for channel in MASK_BLUE)

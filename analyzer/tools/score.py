@@ -266,9 +266,16 @@ def outcome(truth: dict, report: dict, camera: str | None = None) -> Outcome:
             f"back; run the clip with a shipped one ({', '.join(BUILTIN_GROUPINGS)}) in footfall.age_grouping"
         )
     return Outcome(
-        visits, countable, matches, doubles, extras, misses, BUILTIN_GROUPINGS[grouping_name],
-        truth.get("fixtures", []), float(truth.get("fps") or 15.0),
-    )  # fmt: skip
+        visits,
+        countable,
+        matches,
+        doubles,
+        extras,
+        misses,
+        BUILTIN_GROUPINGS[grouping_name],
+        truth.get("fixtures", []),
+        float(truth.get("fps") or 15.0),
+    )
 
 
 def _dwell_share(pair: Match) -> float:

@@ -250,8 +250,9 @@ class WallFaces:
         slide = self.slides[int(t // SCREEN_SLIDE_S) % len(self.slides)]
         self._hang(canvas, SCREEN_BOX, slide, frame=(25, 25, 28))
 
-    def _hang(self, canvas: np.ndarray, box: tuple[float, float, float, float], photo: np.ndarray,
-              frame: tuple[int, int, int]) -> None:  # fmt: skip
+    def _hang(
+        self, canvas: np.ndarray, box: tuple[float, float, float, float], photo: np.ndarray, frame: tuple[int, int, int]
+    ) -> None:
         x1, y1, x2, y2 = self._pixels(box)
         border = max((x2 - x1) // 14, 2)
         cv2.rectangle(canvas, (x1 - border, y1 - border), (x2 + border, y2 + border), frame, -1)
@@ -323,8 +324,11 @@ def _head_patches(walkers: list[Walker]) -> tuple[dict[int, FacePatch], set[int]
         found = {visitor_id: finder.find(photo) for visitor_id, photo in photos.items()}
     finally:
         finder.close()
-    shares = [float(faces.boxes[0, 2] - faces.boxes[0, 0]) / photos[visitor_id].shape[1]
-              for visitor_id, faces in found.items() if len(faces)]  # fmt: skip
+    shares = [
+        float(faces.boxes[0, 2] - faces.boxes[0, 0]) / photos[visitor_id].shape[1]
+        for visitor_id, faces in found.items()
+        if len(faces)
+    ]
     if not shares or float(np.median(shares)) >= CROP_FACE_SHARE:
         return {visitor_id: FacePatch.from_crop(photo) for visitor_id, photo in photos.items()}, set()
     patches, unlocated = {}, set()

@@ -27,7 +27,7 @@ from analyzer.core.camera_url import without_password
 from analyzer.core.zones import CountingLine, Point
 from analyzer.pipeline.appearance import FaceLikeness
 from analyzer.pipeline.camera_stages import CameraStages
-from analyzer.pipeline.capture import CaptureWorker, EndOfStream, LatestFrameSlot, StreamStatus
+from analyzer.pipeline.capture import CaptureWorker, LatestFrameSlot, StreamStatus
 from analyzer.pipeline.detect import FaceDetector
 from analyzer.pipeline.face_check import FaceCheck, FacePresence
 from analyzer.pipeline.footfall import VisitEnded
@@ -211,6 +211,24 @@ def placement_advice(
     return advice
 
 
+@dataclass
+class _Watched:
+    """What one camera's stream gave during a check."""
+
+    read_at: list[float] = field(default_factory=list)  # when each frame was read: the stream's own rate
+    statuses: list[StreamStatus] = field(default_factory=list)
+    visits: list[VisitEnded] = field(default_factory=list)
+    widths: list[np.ndarray] = field(default_factory=list)  # face widths of each frame searched
+    skipped: list[str] = field(default_factory=list)  # why frames could not be searched
+    searched: int = 0
+    size: tuple[int, int] = (0, 0)
+    seconds: float = 0.0
+
+    @property
+    def face_widths(self) -> np.ndarray:
+        return np.concatenate(self.widths) if self.widths else np.empty(0)
+
+
 def check_camera(
     camera: CameraConfig,
     seconds: float,
@@ -225,89 +243,28 @@ def check_camera(
     ``interrupted`` ends the watch early (Ctrl-C while every camera is watched). ``presence``: the
     face check's model, so that only people's faces count, as in a run.
     """
-    slot, stop = LatestFrameSlot(), threading.Event()
-    statuses: list[StreamStatus] = []
-    read_at: list[float] = []  # when each frame was read: the stream's rate, whatever the connection took
-
-    def on_frame(camera_id: str, dropped: bool, decode_seconds: float) -> None:
-        read_at.append(time.monotonic())
-
-    worker = CaptureWorker(
-        camera.id, camera.source, slot, statuses.append, on_frame, stop, realtime=True, loop=False,
-        reconnect_backoff_s=camera.reconnect_backoff_s, max_backoff_s=camera.max_backoff_s,
-        read_timeout_s=camera.read_timeout_s,
-    )  # fmt: skip
     face_check = None if presence is None else FaceCheck.from_config(presence, config.face_check)
     stages = CameraStages.for_camera(camera, config, detector, likeness, face_check)
-    visits: list[VisitEnded] = []
-    skipped: list[str] = []  # why frames could not be searched
-    widths: list[np.ndarray] = []
-    searched, size, last_capture = 0, (0, 0), time.monotonic()
-    started = time.monotonic()
-    worker.start()
-    try:
-        while time.monotonic() - started < seconds and not (interrupted and interrupted.is_set()):
-            item = slot.get(timeout=0.2)
-            if isinstance(item, EndOfStream):
-                break
-            if item is None or item.index % camera.detector.every_n_frames:
-                continue  # as in a run: the tracker predicts across frames not searched
-            size, last_capture = (item.image.shape[1], item.image.shape[0]), item.captured_at
-            try:
-                outcome = stages.process(item)
-            except Exception as error:  # as in a run: one bad frame is skipped, the camera goes on
-                skipped.append(f"{type(error).__name__}: {error}")
-                continue
-            visits += outcome.ended
-            if outcome.error is not None:  # counting failed on it: a frame not searched, for the advice
-                skipped.append(f"{type(outcome.error).__name__}: {outcome.error}")
-                continue
-            widths.append(outcome.faces.boxes[:, 2] - outcome.faces.boxes[:, 0])
-            searched += 1
-    finally:
-        stop.set()
-        worker.join(timeout=camera.read_timeout_s + 5)
-    visits += stages.close(last_capture)
-    watched = time.monotonic() - started
-    last = statuses[-1] if statuses else None
+    watched = _watch_camera(camera, stages, seconds, interrupted)
+    last = watched.statuses[-1] if watched.statuses else None
     problem = ""
-    if not read_at:
+    if not watched.read_at:
         # the cause without the retry note: the check does not go on retrying
         problem = last.cause if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
-    face_widths = np.concatenate(widths) if widths else np.empty(0)
-    fps = stream_fps(read_at)
-    counted = [visit for visit in visits if visit.counted]
-    fixtures = [visit for visit in visits if visit.fixture]
+    face_widths = watched.face_widths
+    counted = [visit for visit in watched.visits if visit.counted]
+    fixtures = [visit for visit in watched.visits if visit.fixture]
     across = line_across_path(counted)
-    advice = []
-    if not problem:
-        tried = searched + len(skipped)
-        kept_up = min(tried * camera.detector.every_n_frames / max(len(read_at), 1), 1.0)
-        advice = advice_for(fps, face_widths, watched, config.sampler.min_face_px, camera.detector.tiles, kept_up)
-        if len(face_widths):
-            advice += placement_advice(camera, visits, watched, camera.visit_min_duration_s(config.footfall), across)
-        if fixtures:
-            advice.append(
-                f"{how_many(len(fixtures), 'face')} stayed as still as a photo (a poster, a screen, a mirror?) at "
-                + ", ".join(f"x {visit.last_position[0]:.2f} y {visit.last_position[1]:.2f}" for visit in fixtures)
-                + ": never counted; to stop looking there at all, add to the camera: masks: "
-                + str(fixture_masks(fixtures, size))
-            )
-        if skipped:
-            advice.append(
-                f"{how_many(len(skipped), 'frame')} could not be searched for faces (first: {skipped[0]}); "
-                "a run skips such frames too"
-            )
     return CameraCheck(
         camera=camera.id,
         source=without_password(camera.source),
         problem=problem,
-        seconds=round(watched, 1),
-        frames=len(read_at),
-        fps=round(fps, 1),
-        width=size[0],
-        height=size[1],
-        frames_searched=searched,
+        seconds=round(watched.seconds, 1),
+        frames=len(watched.read_at),
+        fps=round(stream_fps(watched.read_at), 1),
+        width=watched.size[0],
+        height=watched.size[1],
+        frames_searched=watched.searched,
         detections=len(face_widths),
         face_px=[round(float(value), 1) for value in np.percentile(face_widths, [10, 50, 90])]
         if len(face_widths)
@@ -319,10 +276,88 @@ def check_camera(
             zone.name: sum(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted) for zone in camera.zones
         },
         line_across_path=across,
-        advice=advice,
+        advice=[] if problem else _advice(camera, config, watched, across),
         fixtures=len(fixtures),
-        proposed_masks=fixture_masks(fixtures, size),
+        proposed_masks=fixture_masks(fixtures, watched.size),
     )
+
+
+def _watch_camera(
+    camera: CameraConfig, stages: CameraStages, seconds: float, interrupted: threading.Event | None
+) -> _Watched:
+    """Run the camera's stages on its stream, as a run does, for ``seconds`` or until it ends."""
+    watched = _Watched()
+    slot, stop = LatestFrameSlot(), threading.Event()
+
+    def on_frame(camera_id: str, dropped: bool, decode_seconds: float) -> None:
+        watched.read_at.append(time.monotonic())
+
+    worker = CaptureWorker(
+        camera.id,
+        camera.source,
+        slot,
+        watched.statuses.append,
+        on_frame,
+        stop,
+        realtime=True,
+        loop=False,
+        reconnect_backoff_s=camera.reconnect_backoff_s,
+        max_backoff_s=camera.max_backoff_s,
+        read_timeout_s=camera.read_timeout_s,
+    )
+    last_capture = started = time.monotonic()
+
+    def watched_enough() -> bool:
+        return time.monotonic() - started >= seconds or bool(interrupted and interrupted.is_set())
+
+    worker.start()
+    try:
+        for done in stages.frames(slot, camera.detector.every_n_frames, wait_s=0.2, until=watched_enough):
+            if done is None or (done.outcome is None and done.error is None):
+                continue  # as in a run: the tracker predicts across frames not searched
+            watched.size, last_capture = (done.frame.image.shape[1], done.frame.image.shape[0]), done.frame.captured_at
+            outcome = done.outcome
+            if outcome is None:  # as in a run: a frame detection or tracking failed on is skipped
+                watched.skipped.append(f"{type(done.error).__name__}: {done.error}")
+                continue
+            watched.visits += outcome.ended
+            if outcome.error is not None:  # counting failed on it: a frame not searched, for the advice
+                watched.skipped.append(f"{type(outcome.error).__name__}: {outcome.error}")
+                continue
+            watched.widths.append(outcome.faces.boxes[:, 2] - outcome.faces.boxes[:, 0])
+            watched.searched += 1
+    finally:
+        stop.set()
+        worker.join(timeout=camera.read_timeout_s + 5)
+    watched.visits += stages.close(last_capture)
+    watched.seconds = time.monotonic() - started
+    return watched
+
+
+def _advice(camera: CameraConfig, config: Config, watched: _Watched, across: dict[str, object] | None) -> list[str]:
+    """What to change, from what the camera showed."""
+    face_widths = watched.face_widths
+    tried = watched.searched + len(watched.skipped)
+    kept_up = min(tried * camera.detector.every_n_frames / max(len(watched.read_at), 1), 1.0)
+    fps = stream_fps(watched.read_at)
+    advice = advice_for(fps, face_widths, watched.seconds, config.sampler.min_face_px, camera.detector.tiles, kept_up)
+    if len(face_widths):
+        min_duration_s = camera.visit_min_duration_s(config.footfall)
+        advice += placement_advice(camera, watched.visits, watched.seconds, min_duration_s, across)
+    fixtures = [visit for visit in watched.visits if visit.fixture]
+    if fixtures:
+        advice.append(
+            f"{how_many(len(fixtures), 'face')} stayed as still as a photo (a poster, a screen, a mirror?) at "
+            + ", ".join(f"x {visit.last_position[0]:.2f} y {visit.last_position[1]:.2f}" for visit in fixtures)
+            + ": never counted; to stop looking there at all, add to the camera: masks: "
+            + str(fixture_masks(fixtures, watched.size))
+        )
+    if watched.skipped:
+        advice.append(
+            f"{how_many(len(watched.skipped), 'frame')} could not be searched for faces (first: {watched.skipped[0]}); "
+            "a run skips such frames too"
+        )
+    return advice
 
 
 def fixture_masks(fixtures: Sequence[VisitEnded], size: tuple[int, int]) -> list[list[list[float]]]:
@@ -333,8 +368,14 @@ def fixture_masks(fixtures: Sequence[VisitEnded], size: tuple[int, int]) -> list
         (x, y), half = visit.last_position, max(visit.face_size, 0.02)
         left, right = max(x - half, 0.0), min(x + half, 1.0)
         top, bottom = max(y - half * aspect, 0.0), min(y + half * aspect, 1.0)
-        masks.append([[round(left, 3), round(top, 3)], [round(right, 3), round(top, 3)],
-                      [round(right, 3), round(bottom, 3)], [round(left, 3), round(bottom, 3)]])  # fmt: skip
+        masks.append(
+            [
+                [round(left, 3), round(top, 3)],
+                [round(right, 3), round(top, 3)],
+                [round(right, 3), round(bottom, 3)],
+                [round(left, 3), round(bottom, 3)],
+            ]
+        )
     return masks
 
 
@@ -359,9 +400,13 @@ def check_cameras(
 
 
 def _watch(
-    cameras: Sequence[CameraConfig], config: Config, seconds: float, likeness: FaceLikeness | None,
-    log: Callable[[str], None], what: str = "",
-) -> list[CameraCheck]:  # fmt: skip
+    cameras: Sequence[CameraConfig],
+    config: Config,
+    seconds: float,
+    likeness: FaceLikeness | None,
+    log: Callable[[str], None],
+    what: str = "",
+) -> list[CameraCheck]:
     """Watch ``cameras`` at once."""
     # Detectors and face checks are made and closed while no other thread runs: their native logs are
     # silenced by pointing the process's descriptor 2 elsewhere for that moment.

@@ -187,9 +187,12 @@ def export_likeness(net: torch.nn.Module, config: TrainConfig, path: Path, versi
 
 
 def _check_round_trip(
-    model: torch.nn.Module, path: Path, size: int, input_name: str = INPUT_NAME,
+    model: torch.nn.Module,
+    path: Path,
+    size: int,
+    input_name: str = INPUT_NAME,
     output_names: tuple[str, ...] = (AGE_OUTPUT, GENDER_OUTPUT),
-) -> None:  # fmt: skip
+) -> None:
     """ONNX Runtime must reproduce PyTorch on random input, or the export is refused."""
     import onnxruntime as ort
 

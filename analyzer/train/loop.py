@@ -168,9 +168,14 @@ def validation_metrics(model: ProbabilityModel, faces: FaceSet, config: TrainCon
     age_probs, gender_probs = predict(model, faces, config.normalization)
     edges = list(FINE_AGE_EDGES)
     report = attribute_report(
-        faces.ages, faces.genders, age_probs, gender_probs, edges, np.asarray(edges),
+        faces.ages,
+        faces.genders,
+        age_probs,
+        gender_probs,
+        edges,
+        np.asarray(edges),
         [BUILTIN_GROUPINGS["fairface9"]],
-    )  # fmt: skip
+    )
     fairface = report["groups"]["fairface9"]  # type: ignore[index]
     return {
         "gender": float(report["gender_accuracy"]),  # type: ignore[arg-type]
@@ -255,9 +260,13 @@ def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _save_resume_state(
-    out_dir: Path, config: TrainConfig, net: nn.Module, optimizer: torch.optim.Optimizer,
-    history: list[dict[str, float]], seconds: float,
-) -> None:  # fmt: skip
+    out_dir: Path,
+    config: TrainConfig,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    history: list[dict[str, float]],
+    seconds: float,
+) -> None:
     """Everything a resumed run needs to go on as if it had not stopped (written whole or not at all)."""
     state = {
         "config": asdict(config),
