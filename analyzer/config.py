@@ -187,7 +187,7 @@ class AttributesConfig:
     # a visit whose classified crops show less of a face than this (the face check's presence logit, their
     # median) has unknown gender and age group: a mask, a scarf or a hand over the face; the network stays sure
     # on what is left, and is wrong more often (docs/ACCURACY.md, "Covered faces"); 0 never decides so
-    min_face_presence: float = bounded(8.0, 0, 50)
+    min_face_presence: float = bounded(6.0, 0, 50)
 
     def check(self, path: str) -> None:
         """Validate ranges."""
