@@ -18,6 +18,8 @@ from pathlib import Path
 from analyzer import __version__
 from analyzer.backends.base import ClassifierBackend
 from analyzer.config import CameraConfig, Config
+from analyzer.core.age_groups import AgeGrouping
+from analyzer.core.model_meta import ModelMetadata
 from analyzer.core.visits import DIRECTIONS, UNKNOWN, Visit, random_visit_id
 from analyzer.outputs.daily_reports import DailyReportFiles
 from analyzer.outputs.metrics import Metrics
@@ -62,6 +64,22 @@ class RunOptions:
     report_files: DailyReportFiles | None = None  # --report 'report-{date}.json': written as the day goes
     window: Window = show_in_window  # draws --show's frames (from the publishing thread only)
     keep_visits: int | None = None  # visits the report lists per camera: None all, 0 none, N the latest N
+
+
+def attribute_voter(
+    config: Config, grouping: AgeGrouping, metadata: ModelMetadata, keep_sample_log: bool = False
+) -> AttributeVoter:
+    """The vote ``config`` asks for, over ``metadata``'s outputs (a run's, and ``accuracy``'s replays)."""
+    return AttributeVoter.for_model(
+        grouping,
+        metadata,
+        confident_at=config.sampler.confident_at,
+        samples_per_track=config.sampler.samples_per_track,
+        keep_sample_log=keep_sample_log,
+        min_gender_p=config.attributes.min_gender_p,
+        min_age_group_p=config.attributes.min_age_group_p,
+        min_face_presence=config.attributes.min_face_presence,
+    )
 
 
 class Pipeline:
@@ -116,16 +134,7 @@ class Pipeline:
         }
         self.classifier = ClassifierStage(
             backend,
-            AttributeVoter.for_model(
-                self.grouping,
-                backend.metadata,
-                confident_at=config.sampler.confident_at,
-                samples_per_track=config.sampler.samples_per_track,
-                keep_sample_log=self.options.keep_sample_log,
-                min_gender_p=config.attributes.min_gender_p,
-                min_age_group_p=config.attributes.min_age_group_p,
-                min_face_presence=config.attributes.min_face_presence,
-            ),
+            attribute_voter(config, self.grouping, backend.metadata, keep_sample_log=self.options.keep_sample_log),
             metrics,
             naive=self.options.naive,
             labels=self.labels if (self.options.preview or self.options.show) else None,

@@ -36,7 +36,7 @@ from analyzer.outputs.metrics import Metrics
 from analyzer.outputs.report import RunReport
 from analyzer.pipeline.appearance import FaceLikeness
 from analyzer.pipeline.attributes import AttributeVoter
-from analyzer.pipeline.runner import Pipeline, RunOptions
+from analyzer.pipeline.runner import Pipeline, RunOptions, attribute_voter
 from analyzer.tools.calibration import CurvePoint, expected_calibration_error, reliability, unknown_curve, winning
 from analyzer.tools.evaluation import select_split
 from analyzer.tools.real_score import ClipScore
@@ -157,15 +157,7 @@ def _run_clip(config: Config, clip: Path, keep_sample_log: bool = False) -> tupl
     options = RunOptions(log=lambda _: None, keep_sample_log=keep_sample_log)
     pipeline = Pipeline(config, backend, Metrics(CollectorRegistry()), None, options)
     report = pipeline.run(threading.Event())
-    voter = AttributeVoter.for_model(
-        pipeline.grouping,
-        backend.metadata,
-        confident_at=config.sampler.confident_at,
-        min_gender_p=config.attributes.min_gender_p,
-        min_age_group_p=config.attributes.min_age_group_p,
-        min_face_presence=config.attributes.min_face_presence,
-    )
-    return report, voter
+    return report, attribute_voter(config, pipeline.grouping, backend.metadata)
 
 
 @dataclass
