@@ -325,49 +325,15 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     # first: a wrong --init fails before minutes of face alignment
     net = _starting_network(config) if saved is None else _network(config, saved["state_dict"])
     teacher = _teacher(config)
-    faces = read_labels(Path(config.data))
-    train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
-    if config.subset:
-        rng = random.Random(config.seed)
-        train_faces = rng.sample(train_faces, min(config.subset, len(train_faces)))
-        validation_faces = rng.sample(validation_faces, min(max(config.subset // 4, 32), len(validation_faces)))
-    if len(train_faces) < 16 or len(validation_faces) < 4:
-        raise DataError(
-            f"{config.data}: only {len(train_faces)} training and {len(validation_faces)} validation "
-            "faces after the md5 split; need at least 16 and 4"
-        )
-    log(f"{len(train_faces)} training and {len(validation_faces)} validation faces (split by md5)")
-    train_set = load_face_set(train_faces, config.source_size, config.align, "training")
-    validation_set = load_face_set(validation_faces, config.input_size, config.align, "validation")
-    if len(train_set.ages) < 16 or len(validation_set.ages) < 4:
-        raise DataError(
-            f"{config.data}: a face was found in only {len(train_set.ages)} of {len(train_faces)} training and "
-            f"{len(validation_set.ages)} of {len(validation_faces)} validation photos; need at least 16 and 4 "
-            "(photos the detector finds no face in are left out: check them, or try --align crop for tight crops)"
-        )
-
+    train_set, validation_set = _face_sets(config, log)
     net = net.to(memory_format=torch.channels_last)
     model = ProbabilityModel(net, mirror_average=True)
     optimizer = _optimizer(net, config)
     bin_values = torch.as_tensor(FINE_AGE_EDGES, dtype=torch.float32)
-    chips = AugmentedChips
-    if teacher is not None:
-        chips = TeacherViews
-    elif config.backdrop_consistency > 0:
-        chips = BackdropPairs
-    dataset = chips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
+    dataset, loader = _training_batches(config, train_set, teacher is not None)
     if saved is None and is_export(config.init):
         calibration = [dataset[index] for index in range(min(CALIBRATION_CHIPS, len(dataset)))]
         unfold_batchnorm(net, BatchCollator(config.normalization)(calibration)[0])
-    sampler = WeightedRandomSampler(_balanced_weights(train_set.ages, config.balance), len(dataset), replacement=True)
-    loader = DataLoader(
-        dataset,
-        batch_size=min(config.batch_size, len(dataset)),  # a small folder still makes one batch an epoch
-        sampler=sampler,
-        num_workers=config.workers,
-        drop_last=True,
-        collate_fn=BatchCollator(config.normalization),
-    )
     gender_loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     budget = config.minutes * 60.0
     history: list[dict[str, float]] = []
@@ -398,31 +364,7 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
                 break
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, progress)
-            if teacher is not None:  # clean chips for the teacher, then the camera chips the network learns from
-                with torch.no_grad():
-                    teacher_age, teacher_gender = teacher(inputs[: len(ages)])
-                inputs = inputs[len(ages) :]
-            age_logits, gender_logits = net(inputs.contiguous(memory_format=torch.channels_last))
-            views = len(inputs) // len(ages)  # 2 for backdrop pairs: photo chips, then painted ones
-            view_ages, view_genders = ages.repeat(views), genders.repeat(views)
-            log_probs = torch.log_softmax(age_logits, dim=1)
-            age_loss = -(age_targets(view_ages, bin_values) * log_probs).sum(dim=1).mean()
-            expected = (log_probs.exp() * bin_values).sum(dim=1)
-            loss = (
-                age_loss
-                + config.age_l1_weight * (expected - view_ages.float()).abs().mean()
-                + config.gender_weight * gender_loss(gender_logits, view_genders)
-            )
-            if views == 2:
-                batch = len(ages)
-                loss = loss + config.backdrop_consistency * (
-                    jensen_shannon(age_logits[:batch], age_logits[batch:])
-                    + jensen_shannon(gender_logits[:batch], gender_logits[batch:])
-                )
-            if teacher is not None:
-                loss = loss + config.distill_weight * (
-                    distillation(age_logits, teacher_age) + distillation(gender_logits, teacher_gender)
-                )
+            loss = _batch_loss(net, teacher, inputs, ages, genders, config, bin_values, gender_loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -461,6 +403,90 @@ def _train(config: TrainConfig, out_dir: Path, log: Callable[[str], None], saved
     (out_dir / HISTORY).write_text(json.dumps(summary, indent=2))
     (out_dir / RESUME).unlink(missing_ok=True)
     return summary
+
+
+def _face_sets(config: TrainConfig, log: Callable[[str], None]) -> tuple[FaceSet, FaceSet]:
+    """The training and validation faces (split by md5, ``subset`` drawn), aligned; too few is one clear error."""
+    faces = read_labels(Path(config.data))
+    train_faces, validation_faces = split_by_md5(faces, config.validation_fraction)
+    if config.subset:
+        rng = random.Random(config.seed)
+        train_faces = rng.sample(train_faces, min(config.subset, len(train_faces)))
+        validation_faces = rng.sample(validation_faces, min(max(config.subset // 4, 32), len(validation_faces)))
+    if len(train_faces) < 16 or len(validation_faces) < 4:
+        raise DataError(
+            f"{config.data}: only {len(train_faces)} training and {len(validation_faces)} validation "
+            "faces after the md5 split; need at least 16 and 4"
+        )
+    log(f"{len(train_faces)} training and {len(validation_faces)} validation faces (split by md5)")
+    train_set = load_face_set(train_faces, config.source_size, config.align, "training")
+    validation_set = load_face_set(validation_faces, config.input_size, config.align, "validation")
+    if len(train_set.ages) < 16 or len(validation_set.ages) < 4:
+        raise DataError(
+            f"{config.data}: a face was found in only {len(train_set.ages)} of {len(train_faces)} training and "
+            f"{len(validation_set.ages)} of {len(validation_faces)} validation photos; need at least 16 and 4 "
+            "(photos the detector finds no face in are left out: check them, or try --align crop for tight crops)"
+        )
+    return train_set, validation_set
+
+
+def _training_batches(config: TrainConfig, train_set: FaceSet, with_teacher: bool) -> tuple[AugmentedChips, DataLoader]:
+    """The augmented training chips and their loader, drawn age-balanced as ``config.balance`` asks."""
+    chips = AugmentedChips
+    if with_teacher:
+        chips = TeacherViews
+    elif config.backdrop_consistency > 0:
+        chips = BackdropPairs
+    dataset = chips(train_set, config.input_size, AUGMENTATIONS[config.augment], config.seed)
+    sampler = WeightedRandomSampler(_balanced_weights(train_set.ages, config.balance), len(dataset), replacement=True)
+    loader = DataLoader(
+        dataset,
+        batch_size=min(config.batch_size, len(dataset)),  # a small folder still makes one batch an epoch
+        sampler=sampler,
+        num_workers=config.workers,
+        drop_last=True,
+        collate_fn=BatchCollator(config.normalization),
+    )
+    return dataset, loader
+
+
+def _batch_loss(
+    net: nn.Module,
+    teacher: nn.Module | None,
+    inputs: torch.Tensor,
+    ages: torch.Tensor,
+    genders: torch.Tensor,
+    config: TrainConfig,
+    bin_values: torch.Tensor,
+    gender_loss: nn.Module,
+) -> torch.Tensor:
+    """One batch's loss: age bins and L1, gender, and the backdrop or teacher terms when they are on."""
+    if teacher is not None:  # clean chips for the teacher, then the camera chips the network learns from
+        with torch.no_grad():
+            teacher_age, teacher_gender = teacher(inputs[: len(ages)])
+        inputs = inputs[len(ages) :]
+    age_logits, gender_logits = net(inputs.contiguous(memory_format=torch.channels_last))
+    views = len(inputs) // len(ages)  # 2 for backdrop pairs: photo chips, then painted ones
+    view_ages, view_genders = ages.repeat(views), genders.repeat(views)
+    log_probs = torch.log_softmax(age_logits, dim=1)
+    age_loss = -(age_targets(view_ages, bin_values) * log_probs).sum(dim=1).mean()
+    expected = (log_probs.exp() * bin_values).sum(dim=1)
+    loss = (
+        age_loss
+        + config.age_l1_weight * (expected - view_ages.float()).abs().mean()
+        + config.gender_weight * gender_loss(gender_logits, view_genders)
+    )
+    if views == 2:
+        batch = len(ages)
+        loss = loss + config.backdrop_consistency * (
+            jensen_shannon(age_logits[:batch], age_logits[batch:])
+            + jensen_shannon(gender_logits[:batch], gender_logits[batch:])
+        )
+    if teacher is not None:
+        loss = loss + config.distill_weight * (
+            distillation(age_logits, teacher_age) + distillation(gender_logits, teacher_gender)
+        )
+    return loss
 
 
 def _config_from_dict(settings: dict) -> TrainConfig:
