@@ -508,7 +508,19 @@ def _markdown(
     drawn_photos: PhotoCounts | None = None,
     sections: list[str] | None = None,
 ) -> str:
-    rates = {"all": _rates(total), **{name: _rates(half) for name, half in halves.items()}}
+    """docs/ACCURACY.md: the clips, the targets, each clip, then the sections measured after the clips."""
+    lines = [*_intro_lines(rows, faces, seconds), *_target_lines(total, halves), *_per_clip_lines(rows, total)]
+    if gender_by_age:
+        lines += _gender_by_age_lines(gender_by_age)
+    if source_photos and source_photos["all"][0]:
+        lines += _source_photo_lines(source_photos, total, drawn_photos)
+    lines += _samples_lines(curve)
+    lines += ["", *(sections or [])]
+    return "\n".join(lines) + "\n"
+
+
+def _intro_lines(rows: list, faces: Path, seconds: float) -> list[str]:
+    """How the table was made, and the clips' scenarios."""
     lines = [
         "# Counting accuracy on simulated entrances",
         "",
@@ -537,7 +549,8 @@ def _markdown(
             f"| {spec.name} | {_set_name(spec)} | {spec.scenario} | {spec.seed} | {spec.visitors} "
             f"| {spec.seconds:.0f} | {SCENARIO_NOTES.get(spec.scenario, '')} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         "Every clip also has: faces 30-250 px by depth, people passing and hiding each other, about 30% "
         "looking away for 0.3-1 s, motion blur on fast walkers, a slow light change, sensor noise, JPEG "
@@ -547,6 +560,13 @@ def _markdown(
         "afterwards with new seeds and only measured, so their column is the fairer guess of what a new "
         "scene gets.",
         "",
+    ]
+
+
+def _target_lines(total: dict, halves: dict) -> list[str]:
+    """Each target against the tuning half, the held-out half and all clips, with the pooled interval."""
+    rates = {"all": _rates(total), **{name: _rates(half) for name, half in halves.items()}}
+    lines = [
         "## Against the targets",
         "",
         "| measure | "
@@ -568,7 +588,12 @@ def _markdown(
         "crossings it was measured on (Wilson score interval of the pooled count). A target inside it can be "
         "neither claimed nor ruled out on this clip set.",
     ]
-    lines += [
+    return lines
+
+
+def _per_clip_lines(rows: list, total: dict) -> list[str]:
+    """Each clip's counts and rates, and the whole set's."""
+    lines = [
         "",
         "## Per clip",
         "",
@@ -597,22 +622,21 @@ def _markdown(
         "of visitors who crossed the line. Dwell error: mean |visit dwell - time the face was visible|.",
         "",
     ]
-    if gender_by_age:
-        (children, n_children), (older, n_older) = gender_by_age["children"], gender_by_age["older"]
-        lines += [
-            "## Gender by age",
-            "",
-            f"Gender of the classified matched visits: {_percent(children)} for visitors under {CHILD_AGE} "
-            f"({n_children} visits) and {_percent(older)} for everyone older ({n_older} visits). UTKFace has "
-            "many babies and small children, whose gender a face barely shows (engines/MODEL_CARD.md); a shop "
-            "door sees fewer of them, so the second figure is nearer what an adult clientele gets.",
-            "",
-        ]
-    if source_photos and source_photos["all"][0]:
-        lines += _source_photo_lines(source_photos, total, drawn_photos)
-    lines += _samples_lines(curve)
-    lines += ["", *(sections or [])]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _gender_by_age_lines(gender_by_age: dict[str, tuple[float | None, int]]) -> list[str]:
+    """Gender of children and of everyone older, apart."""
+    (children, n_children), (older, n_older) = gender_by_age["children"], gender_by_age["older"]
+    return [
+        "## Gender by age",
+        "",
+        f"Gender of the classified matched visits: {_percent(children)} for visitors under {CHILD_AGE} "
+        f"({n_children} visits) and {_percent(older)} for everyone older ({n_older} visits). UTKFace has "
+        "many babies and small children, whose gender a face barely shows (engines/MODEL_CARD.md); a shop "
+        "door sees fewer of them, so the second figure is nearer what an adult clientele gets.",
+        "",
+    ]
 
 
 def _points(before: PhotoCounts, after: PhotoCounts, column: int) -> str:
