@@ -149,7 +149,7 @@ def test_a_covered_face_is_unknown_however_sure_the_network_is() -> None:
         votes.add(("door", 1), age_at(25), male, 1.0, presence)
     for presence in (6.0, 14.0, 20.0):  # a median of 14: the face shown
         votes.add(("door", 2), age_at(25), male, 1.0, presence)
-    assert votes.peek_label(("door", 1)) == "unknown (face covered)"  # the preview's caption
+    assert votes.caption(("door", 1)) == "unknown (face covered)"  # the preview's caption
     covered, shown = votes.finish([("door", 1)]), votes.finish([("door", 2)])
     assert (covered.gender, covered.age_group, covered.face_presence) == ("unknown", "unknown", 6.0)
     assert covered.gender_p["male"] == pytest.approx(0.9)  # the message keeps what the vote said

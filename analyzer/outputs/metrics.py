@@ -41,10 +41,16 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, camera_label_names: tuple[str, ...] = ()) -> None:
         self.registry = registry
         self.camera_label_names = camera_label_names
+        self._declare_footfall()
+        self._declare_health()
+
+    def _declare_footfall(self) -> None:
+        """What each camera is (``analyzer_camera_info``) and what it counted (the ``footfall_*`` metrics)."""
+        registry = self.registry
         self.camera_info = Gauge(
             "analyzer_camera_info",
             "Always 1 per camera; labels from the camera's config (join on camera)",
-            ["camera", *camera_label_names],
+            ["camera", *self.camera_label_names],
             registry=registry,
         )
         self.visitors = Counter(
@@ -86,6 +92,10 @@ class Metrics:
             buckets=DWELL_BUCKETS,
             registry=registry,
         )
+
+    def _declare_health(self) -> None:
+        """The health metrics (``analyzer_*``): streams, stages, the classifier, the outputs."""
+        registry = self.registry
         self.frames = Counter("analyzer_frames", "Frames read from the source", ["camera"], registry=registry)
         self.frames_dropped = Counter(
             "analyzer_frames_dropped", "Frames not processed, by reason", ["camera", "reason"], registry=registry

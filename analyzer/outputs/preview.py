@@ -27,13 +27,15 @@ def annotate(
     frame_bgr: np.ndarray,
     camera: str,
     tracks: Tracks,
-    labels: dict[tuple[str, int], str],
+    captions: dict[tuple[str, int], str],
     counted: str,
     line: CountingLine | None = None,
     zones: Sequence[Zone] = (),
     masks: Sequence[Zone] = (),
 ) -> np.ndarray:
-    """A copy of the frame with tracked faces, the camera's line, zones and masks, and ``counted`` drawn on it.
+    """A copy of the frame with tracked faces (``captions``: the vote so far per track), the line, zones and masks.
+
+    ``counted`` goes in the header.
 
     The line, zones and masks are drawn where the counter sees them, so an
     installer can check their placement (and which way is ``in``) on the
@@ -62,7 +64,7 @@ def annotate(
             continue
         x1, y1, x2, y2 = (int(v) for v in tracks.boxes[row])
         colour = (0, 200, 0) if tracks.matched[row] else (0, 160, 255)
-        verdict = labels.get((camera, int(tracks.ids[row])), "")
+        verdict = captions.get((camera, int(tracks.ids[row])), "")
         if fixtures[row]:
             colour, verdict = FIXTURE_COLOUR, "fixture"
         elif not people[row]:

@@ -181,7 +181,7 @@ class AttributeVoter:
         group_p = (age / weight) @ self.group_matrix
         return bool(group_p.max() >= self.confident_at and gender.max() / weight >= self.confident_at)
 
-    def peek_label(self, key: tuple[str, int]) -> str:
+    def caption(self, key: tuple[str, int]) -> str:
         """Current best guess as short text (for the preview window)."""
         votes = self._votes.get(key)
         if votes is None or not votes.kept:

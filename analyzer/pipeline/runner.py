@@ -117,7 +117,7 @@ class Pipeline:
         self.frame_errors = {camera.id: ErrorTally() for camera in config.cameras}
         self._finished = threading.Event()  # the publishing loop is done: the classifier thread may end
         self._classifier_stuck_since: float | None = None
-        self.labels: dict[tuple[str, int], str] = {}
+        self.captions: dict[tuple[str, int], str] = {}
         heartbeats, stall_after_s = self.options.heartbeats, config.health.stall_after_s
         metrics.loops_stalled.set_function(lambda: len(heartbeats.stalls(stall_after_s)))  # read at each scrape
         # Models are loaded here, before any thread starts, so a missing model
@@ -137,7 +137,7 @@ class Pipeline:
             attribute_voter(config, self.grouping, backend.metadata, keep_sample_log=self.options.keep_sample_log),
             metrics,
             naive=self.options.naive,
-            labels=self.labels if (self.options.preview or self.options.show) else None,
+            captions=self.captions if (self.options.preview or self.options.show) else None,
             log=self.options.log,
         )
 
@@ -240,7 +240,7 @@ class Pipeline:
                 frame.image,
                 camera.id,
                 outcome.tracks,
-                self.labels,
+                self.captions,
                 counted,
                 counter.line,
                 counter.zones,

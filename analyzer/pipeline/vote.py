@@ -49,7 +49,7 @@ class ClassifierStage:
         voter: AttributeVoter,
         metrics: Metrics,
         naive: bool = False,
-        labels: dict[tuple[str, int], str] | None = None,
+        captions: dict[tuple[str, int], str] | None = None,
         log: Callable[[str], None] = log_line,
     ) -> None:
         self.backend = backend
@@ -57,7 +57,7 @@ class ClassifierStage:
         self.voter = voter
         self.metrics = metrics
         self.naive = naive
-        self.labels = labels
+        self.captions = captions
         self.calls = 0
         self.faces = 0
         self.skipped = 0
@@ -141,8 +141,8 @@ class ClassifierStage:
                 key, result.age_probs[index], result.gender_probs[index], sample.quality, sample.face_presence
             )
             self.metrics.stage_seconds.labels(stage="end_to_end").observe(finished - sample.captured_at)
-            if self.labels is not None:
-                self.labels[key] = self.voter.peek_label(key)
+            if self.captions is not None:
+                self.captions[key] = self.voter.caption(key)
 
     def _finish(self, items: list[object]) -> list[object]:
         """The visits ended among ``items`` with their attributes, and the other markers, in order."""
@@ -150,9 +150,9 @@ class ClassifierStage:
         for item in items:
             if isinstance(item, VisitEnded):
                 keys = [(item.camera, track_id) for track_id in item.track_ids]
-                if self.labels is not None:
+                if self.captions is not None:
                     for key in keys:
-                        self.labels.pop(key, None)
+                        self.captions.pop(key, None)
                 if item.counted:
                     outputs.append(item.visit(self.voter.finish(keys)))
                 else:
