@@ -45,6 +45,25 @@ def collect(subscriber: zmq.Socket, into: list, stop: threading.Event) -> None:
             into.append(messages.decode(subscriber.recv_multipart()))
 
 
+def counting_run(clip: Path, report: Path, zmq_bind: str) -> list[str]:
+    """The command line of ``analyzer run`` on a clip as fast as it decodes, no metrics port, ZeroMQ as given."""
+    return [
+        sys.executable,
+        "-m",
+        "analyzer",
+        "run",
+        "--source",
+        str(clip),
+        "--fast",
+        "--report",
+        str(report),
+        "--metrics-port",
+        "0",
+        "--zmq-bind",
+        zmq_bind,
+    ]
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``analyzer ARGS`` in a child process, as a user runs it."""
     return subprocess.run(

@@ -16,7 +16,7 @@ import zmq
 from analyzer.outputs import messages
 from analyzer.outputs.publisher import ZmqPublisher
 from analyzer.tools.listen import GapCounter, describe, listen
-from tests.harness import free_port
+from tests.harness import counting_run, free_port
 
 SCHEMA = json.loads(resources.files("analyzer.outputs").joinpath("schemas/footfall-1.json").read_text())
 
@@ -86,21 +86,7 @@ def test_listen_receives_what_run_publishes_and_all_of_it_fits_the_schema(
     time.sleep(1.0)
     report = tmp_path / "r.json"
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "analyzer",
-            "run",
-            "--source",
-            str(clip),
-            "--fast",
-            "--report",
-            str(report),
-            "--metrics-port",
-            "0",
-            "--zmq-bind",
-            f"tcp://127.0.0.1:{port}",
-        ],
+        counting_run(clip, report, f"tcp://127.0.0.1:{port}"),
         capture_output=True,
         text=True,
         timeout=300,

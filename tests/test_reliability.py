@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from analyzer.backends.base import FaceAttributes
 from analyzer.backends.onnxruntime import OnnxRuntimeBackend
 from analyzer.tools.bench import open_descriptors, rss_mb
-from tests.harness import LiveRun, collect, free_port, hanging_backends, run_cli, wait_for
+from tests.harness import LiveRun, collect, counting_run, free_port, hanging_backends, run_cli, wait_for
 from tests.stream_server import MjpegServer, RtspCamera, RtspDoor, jpeg_frames
 
 LIVE = {"read_timeout_s": 1.5, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.8}
@@ -541,21 +541,7 @@ def test_a_run_whose_log_reader_goes_away_counts_on_and_writes_its_report(
     clip, true_visitors = walkers_clip
     report = tmp_path / "r.json"
     process = subprocess.Popen(  # `analyzer run ... 2>&1 | head -1`
-        [
-            sys.executable,
-            "-m",
-            "analyzer",
-            "run",
-            "--source",
-            str(clip),
-            "--fast",
-            "--report",
-            str(report),
-            "--metrics-port",
-            "0",
-            "--zmq-bind",
-            "",
-        ],
+        counting_run(clip, report, zmq_bind=""),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
