@@ -79,6 +79,11 @@ class TrackVotes:
         return age, gender, float(qualities.sum())
 
 
+def _median(values: list[float]) -> float | None:
+    """The median, or None for no values (no face check ran)."""
+    return float(np.median(values)) if values else None
+
+
 class AttributeVoter:
     """Combines sample probabilities per track and decides when a track is settled.
 
@@ -186,16 +191,16 @@ class AttributeVoter:
         votes = self._votes.get(key)
         if votes is None or not votes.kept:
             return ""
+        if self._covered(_median(votes.presences)):
+            return f"{UNKNOWN} (face covered)"
         age, gender, weight = votes.weighted_sums()
         group_p, gender_p = (age / weight) @ self.group_matrix, gender / weight
-        if self._covered(votes.presences):
-            return f"{UNKNOWN} (face covered)"
         gender_label = self._verdict(self.gender_labels, gender_p, self.min_gender_p)
         return f"{gender_label} {self._verdict(self.grouping.names, group_p, self.min_age_group_p)}"
 
-    def _covered(self, presences: list[float]) -> bool:
-        """Whether crops with these face-presence logits showed too little of a face to tell anything."""
-        return bool(presences) and float(np.median(presences)) < self.min_face_presence
+    def _covered(self, face_presence: float | None) -> bool:
+        """Whether crops whose median face-presence logit is this showed too little of a face to tell anything."""
+        return face_presence is not None and face_presence < self.min_face_presence
 
     def finish(self, keys: list[tuple[str, int]]) -> TrackAttributes:
         """Final attributes of a visit made of these tracks (each track's kept samples vote); forgets them."""
@@ -216,7 +221,8 @@ class AttributeVoter:
         age_probs = age_sum / weight
         group_p = age_probs @ self.group_matrix
         gender_p = gender_sum / weight
-        covered = self._covered(presences)
+        face_presence = _median(presences)
+        covered = self._covered(face_presence)
         return TrackAttributes(
             age_group=UNKNOWN if covered else self._verdict(self.grouping.names, group_p, self.min_age_group_p),
             gender=UNKNOWN if covered else self._verdict(self.gender_labels, gender_p, self.min_gender_p),
@@ -226,7 +232,7 @@ class AttributeVoter:
             samples=samples,
             classified=classified,
             sample_log=tuple(track_logs) if self.keep_sample_log else (),
-            face_presence=round(float(np.median(presences)), 2) if presences else None,
+            face_presence=None if face_presence is None else round(face_presence, 2),
             face_covered=covered,
         )
 

@@ -30,7 +30,7 @@ from analyzer.core.age_groups import builtin_grouping
 from analyzer.core.shipped import shipped_path
 from analyzer.core.visits import UNKNOWN, LoggedSample
 from analyzer.datasets.face_photos import align_photos
-from analyzer.datasets.labels import read_labels
+from analyzer.datasets.labels import LabelledFace, read_labels
 from analyzer.datasets.scores import group_predictions
 from analyzer.outputs.metrics import Metrics
 from analyzer.outputs.report import RunReport
@@ -379,7 +379,8 @@ def run_accuracy(
     faces calibration is measured on (0: all); ``config_path`` defaults to the shipped ``configs/simulated.yaml``.
     """
     config_path = config_path or shipped_path("configs/simulated.yaml")
-    read_labels(faces)  # a wrong --faces fails now, not after an hour of clips that were cached
+    validation = select_split(read_labels(faces), "validation")  # a wrong --faces fails now, not in an hour
+    calibration = validation[:calibration_faces] if calibration_faces else validation
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     by_samples = {policy: {k: [0, 0, 0, 0] for k in range(1, MAX_SAMPLES + 1)} for policy in SAMPLING_POLICIES}
@@ -425,11 +426,11 @@ def run_accuracy(
     log("measuring calibration on the validation faces and the visits' votes")
     sections = unknown_lines(
         vote_answers(all_matches, config.footfall.age_grouping),
-        face_answers(faces, backend, config.footfall.age_grouping, calibration_faces),
+        face_answers(calibration, backend, config.footfall.age_grouping),
         config.attributes,
     )
     log("measuring the covered-face rule on masked validation faces")
-    sections += covered_lines(covered_faces(faces, backend, calibration_faces), all_matches, config.attributes)
+    sections += covered_lines(covered_faces(calibration, backend), all_matches, config.attributes)
     if scene_clips:
         sections += scene_lines(scene_scores(faces, work, config_path, log, scene_clips))
     real_scores = real_footage(real_clips, log) if real_clips is not None else []
@@ -787,10 +788,8 @@ def vote_answers(matches: list[Match], grouping_name: str) -> tuple[Answers, Ans
     return Answers(*gender), Answers(*age_group)
 
 
-def face_answers(faces: Path, backend: OnnxRuntimeBackend, grouping_name: str, limit: int = 0) -> dict[str, Answers]:
-    """Single-face answers of the network alone on the validation faces (one photo each)."""
-    labelled = select_split(read_labels(faces), "validation")
-    labelled = labelled[:limit] if limit else labelled
+def face_answers(labelled: list[LabelledFace], backend: OnnxRuntimeBackend, grouping_name: str) -> dict[str, Answers]:
+    """Single-face answers of the network alone on validation faces (one photo each)."""
     metadata = backend.metadata
     aligned = align_photos([face.path for face in labelled], metadata.input_size, "auto")
     kept = [face for face, found in zip(labelled, aligned.found, strict=True) if found]
@@ -823,8 +822,8 @@ class CoveredFaces:
     masked_gender: Answers
 
 
-def covered_faces(faces: Path, backend: OnnxRuntimeBackend, limit: int = 0) -> CoveredFaces:
-    """Measure the covered-face rule on the validation faces (no real masked face is in the labelled data)."""
+def covered_faces(labelled: list[LabelledFace], backend: OnnxRuntimeBackend) -> CoveredFaces:
+    """Measure the covered-face rule on validation faces (no real masked face is in the labelled data)."""
     import cv2
 
     from analyzer.core.preprocess import align_face
@@ -833,8 +832,6 @@ def covered_faces(faces: Path, backend: OnnxRuntimeBackend, limit: int = 0) -> C
     from analyzer.pipeline.face_check import FacePresence
     from analyzer.service.model_assets import asset_path
 
-    labelled = select_split(read_labels(faces), "validation")
-    labelled = labelled[:limit] if limit else labelled
     finder, presence = PhotoFaceFinder(), FacePresence(asset_path("face_landmark.tflite"))
     size = backend.metadata.input_size
     found, presences, chips = [], {"plain": [], "masked": []}, {"plain": [], "masked": []}

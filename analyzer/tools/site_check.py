@@ -228,6 +228,16 @@ class _Watched:
     def face_widths(self) -> np.ndarray:
         return np.concatenate(self.widths) if self.widths else np.empty(0)
 
+    @property
+    def fixtures(self) -> list[VisitEnded]:
+        """Faces as still as a photo: never visitors."""
+        return [visit for visit in self.visits if visit.fixture]
+
+    @property
+    def fps(self) -> float:
+        """The rate the stream delivered."""
+        return stream_fps(self.read_at)
+
 
 def check_camera(
     camera: CameraConfig,
@@ -253,7 +263,7 @@ def check_camera(
         problem = last.cause if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
     face_widths = watched.face_widths
     counted = [visit for visit in watched.visits if visit.counted]
-    fixtures = [visit for visit in watched.visits if visit.fixture]
+    fixtures = watched.fixtures
     across = line_across_path(counted)
     return CameraCheck(
         camera=camera.id,
@@ -261,7 +271,7 @@ def check_camera(
         problem=problem,
         seconds=round(watched.seconds, 1),
         frames=len(watched.read_at),
-        fps=round(stream_fps(watched.read_at), 1),
+        fps=round(watched.fps, 1),
         width=watched.size[0],
         height=watched.size[1],
         frames_searched=watched.searched,
@@ -339,12 +349,13 @@ def _advice(camera: CameraConfig, config: Config, watched: _Watched, across: dic
     face_widths = watched.face_widths
     tried = watched.searched + len(watched.skipped)
     kept_up = min(tried * camera.detector.every_n_frames / max(len(watched.read_at), 1), 1.0)
-    fps = stream_fps(watched.read_at)
-    advice = advice_for(fps, face_widths, watched.seconds, config.sampler.min_face_px, camera.detector.tiles, kept_up)
+    advice = advice_for(
+        watched.fps, face_widths, watched.seconds, config.sampler.min_face_px, camera.detector.tiles, kept_up
+    )
     if len(face_widths):
         min_duration_s = camera.visit_min_duration_s(config.footfall)
         advice += placement_advice(camera, watched.visits, watched.seconds, min_duration_s, across)
-    fixtures = [visit for visit in watched.visits if visit.fixture]
+    fixtures = watched.fixtures
     if fixtures:
         advice.append(
             f"{how_many(len(fixtures), 'face')} stayed as still as a photo (a poster, a screen, a mirror?) at "
