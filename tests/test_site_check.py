@@ -18,16 +18,16 @@ from analyzer.config import CameraConfig, Config, LineConfig, ZoneConfig
 from analyzer.core.faces import Faces
 from analyzer.pipeline.detect import FaceDetector
 from analyzer.pipeline.footfall import VisitEnded
-from analyzer.tools.demo import demo_walkers
-from analyzer.tools.site_check import (
+from analyzer.pipeline.site_watch import (
     COUNTING_FACE_PX,
     KEPT_UP,
     advice_for,
-    check_camera,
     line_across_path,
     placement_advice,
     stream_fps,
 )
+from analyzer.tools.demo import demo_walkers
+from analyzer.tools.site_check import check_camera
 from tests.harness import own_lines, run_cli
 from tests.stream_server import RtspDoor
 

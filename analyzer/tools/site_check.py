@@ -20,51 +20,27 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from analyzer.config import CameraConfig, Config
 from analyzer.core.camera_url import without_password
-from analyzer.core.zones import CountingLine, Point
 from analyzer.pipeline.appearance import FaceLikeness
 from analyzer.pipeline.camera_stages import CameraStages
 from analyzer.pipeline.capture import CaptureWorker, LatestFrameSlot, StreamStatus
 from analyzer.pipeline.detect import FaceDetector
 from analyzer.pipeline.face_check import FaceCheck, FacePresence
-from analyzer.pipeline.footfall import VisitEnded
+from analyzer.pipeline.site_watch import COUNTING_FACE_PX, SiteFigures, SiteWatch, config_line, site_figures
 from analyzer.service.console import how_many
 from analyzer.service.model_assets import asset_path
 
-COUNTING_FACE_PX = 40  # docs/ACCURACY.md measures counting on faces at least this wide for a second
-LOW_FPS = 8.0  # a walker crosses a door in about a second: fewer frames than this and tracks break
-KEPT_UP = 0.6  # below this share of frames searched, the tracker bridges gaps of several frames
-
 
 @dataclass(frozen=True)
-class CameraCheck:
+class CameraCheck(SiteFigures):
     """What a few seconds of one camera showed, and what to change."""
 
-    camera: str
-    source: str  # without the URL's password
-    problem: str  # why no frame came ("" when frames came)
-    seconds: float
-    frames: int
-    fps: float
-    width: int
-    height: int
-    frames_searched: int
-    detections: int  # faces found, summed over the frames searched (one walker counts in many frames)
-    face_px: list[float] = field(default_factory=list)  # 10th, 50th and 90th percentile face width; [] if none
-    people: int = 0  # visits a run would count: tracked at least the camera's min_duration_s
-    line_in: int | None = None  # people whose first crossing of the counting line was 'in'; None: no line
-    line_out: int | None = None
-    zone_people: dict[str, int] = field(default_factory=dict)  # people who spent time in each zone
-    # a line across the way people walked: {"start", "end", "in": "left to right"...}; None if no one walked
-    line_across_path: dict[str, object] | None = None
-    advice: list[str] = field(default_factory=list)
-    fixtures: int = 0  # faces as still as a photo (posters, screens): never visitors; see the proposed masks
+    camera: str = ""
+    source: str = ""  # without the URL's password
+    problem: str = ""  # why no frame came ("" when frames came)
     # detector settings to paste, from a second, finer look when faces were small or few: {"tiles": 3}
     proposed_detector: dict[str, object] = field(default_factory=dict)
-    proposed_masks: list[list[list[float]]] = field(default_factory=list)  # a mask over each fixture found
 
     @property
     def failed(self) -> bool:
@@ -73,170 +49,9 @@ class CameraCheck:
 
     def to_dict(self) -> dict[str, object]:
         """For ``--json``."""
-        return {**asdict(self), "failed": self.failed}
-
-
-def stream_fps(read_at: list[float]) -> float:
-    """The frames per second a stream delivers: one over the median time between frames read.
-
-    Not frames over time: after opening an H.264/H.265 stream FFmpeg hands
-    over at once the frames it read to learn it (a second or two of them),
-    which would add that much to a ten-second watch.
-    """
-    typical_gap = float(np.median(np.diff(read_at))) if len(read_at) > 1 else 0.0
-    return 1.0 / typical_gap if typical_gap > 0 else 0.0
-
-
-def advice_for(
-    fps: float, face_widths: np.ndarray, seconds: float, min_face_px: int, tiles: int, kept_up: float = 1.0
-) -> list[str]:
-    """What to change so that this camera counts well; [] when nothing.
-
-    ``kept_up`` is the share of the frames meant for detection that the box
-    searched while watching every camera at once; a run drops the rest too.
-    """
-    advice = []
-    if fps < LOW_FPS:
-        advice.append(f"{fps:.1f} fps is low: a walker crosses the door in about a second; set the stream to 10-15 fps")
-    if kept_up < KEPT_UP:
-        advice.append(
-            f"this box searched only {kept_up:.0%} of the frames for faces with every camera running: set "
-            "detector.every_n_frames: 2, fewer detector.tiles, or fewer cameras on this box"
-        )
-    if not len(face_widths):
-        advice.append(
-            f"no face seen in {seconds:.0f} s: check while people walk in, and that the camera sees faces "
-            "from the front, not the tops of heads"
-        )
-        return advice
-    median = float(np.median(face_widths))
-    if median < min_face_px:
-        advice.append(
-            f"faces are {median:.0f} px wide (median): below {min_face_px} px (sampler.min_face_px) they are not "
-            "classified; zoom in, mount the camera closer to the door, or use its higher-resolution stream"
-        )
-    elif median < COUNTING_FACE_PX:
-        advice.append(
-            f"faces are {median:.0f} px wide (median): counts are measured on faces of {COUNTING_FACE_PX} px and more; "
-            + ("set detector.tiles: 2 to find more small faces, or zoom in" if tiles < 2 else "zoom in")
-        )
-    return advice
-
-
-def _extent(points: Sequence[Point]) -> str:
-    """Where faces were seen, for advice: 'x 0.05-0.95, y 0.40-0.55'."""
-    xs, ys = [point[0] for point in points], [point[1] for point in points]
-    return f"x {min(xs):.2f}-{max(xs):.2f}, y {min(ys):.2f}-{max(ys):.2f}"
-
-
-def _side(line: CountingLine, hysteresis: float, point: Point) -> str:
-    distance = line.signed_distance(point)
-    return "on" if abs(distance) < hysteresis else ("in" if distance > 0 else "out")
-
-
-def _way(axis: Point) -> str:
-    """A walking direction in the image, in words."""
-    if abs(axis[0]) >= abs(axis[1]):
-        return "left to right" if axis[0] > 0 else "right to left"
-    return "down the image" if axis[1] > 0 else "up the image"
-
-
-def line_across_path(visits: Sequence[VisitEnded]) -> dict[str, object] | None:
-    """A counting line across the way the counted people walked, for the config; None if no one walked."""
-    found = CountingLine.across([(visit.first_position, visit.last_position) for visit in visits if visit.counted])
-    if found is None:
-        return None
-    line, axis = found
-    return {**line.to_dict(), "in": _way(axis)}
-
-
-def config_line(line: dict[str, object]) -> str:
-    """The suggestion as the config line to paste, with what it counts as 'in'."""
-    return (
-        f"line: {{start: {line['start']}, end: {line['end']}}} (crossing it {line['in']} is 'in'; "
-        "swap start and end if that is the way out)"
-    )
-
-
-def placement_advice(
-    camera: CameraConfig,
-    visits: Sequence[VisitEnded],
-    seconds: float,
-    min_duration_s: float,
-    across: dict[str, object] | None,
-) -> list[str]:
-    """Whether the counting line lies across people's paths and the zones where they were; [] when so.
-
-    Judged on the visits' first and last positions (the line's anchor point):
-    people at a door walk nearly straight. A line most people did not cross,
-    or a zone no one entered, is most likely somewhere people do not walk.
-    ``across`` is ``line_across_path`` of the visits, offered in place of a misplaced line.
-    """
-    if camera.line is None and not camera.zones:
-        return []
-    counted = [visit for visit in visits if visit.counted]
-    if not counted:
-        return [
-            f"no one stayed in view for {min_duration_s:g} s, so the line and zones "
-            f"could not be checked in {seconds:.0f} s: check again while people walk through"
-        ]
-    points = [point for visit in counted for point in (visit.first_position, visit.last_position)]
-    advice = []
-    if camera.line is not None:
-        line = camera.line.counting_line()
-        uncrossed = [visit for visit in counted if visit.direction == "none"]
-        if uncrossed and 2 * len(uncrossed) >= len(counted):
-            sides = {
-                _side(line, camera.line.hysteresis, point)
-                for visit in uncrossed
-                for point in (visit.first_position, visit.last_position)
-            }
-            where = (
-                f"they stayed on its '{sides.pop()}' side"
-                if len(sides) == 1 and sides != {"on"}
-                else "they passed beyond its ends or along it"
-            )
-            advice.append(
-                f"{len(uncrossed)} of {len(counted)} people seen did not cross the counting line "
-                f"{camera.line.start} -> {camera.line.end} ({where}): if they walked in or out, move the line across "
-                f"their path; their faces ({camera.line.anchor} point) were seen at {_extent(points)}"
-                + (f"; one across it: {config_line(across)}" if across else "")
-            )
-    for zone in camera.zones:
-        if not any(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted):
-            advice.append(
-                f"none of {len(counted)} people seen spent time in zone '{zone.name}': if people stood there, "
-                f"move its polygon to where their faces were seen ({_extent(points)})"
-            )
-    return advice
-
-
-@dataclass
-class _Watched:
-    """What one camera's stream gave during a check."""
-
-    read_at: list[float] = field(default_factory=list)  # when each frame was read: the stream's own rate
-    statuses: list[StreamStatus] = field(default_factory=list)
-    visits: list[VisitEnded] = field(default_factory=list)
-    widths: list[np.ndarray] = field(default_factory=list)  # face widths of each frame searched
-    skipped: list[str] = field(default_factory=list)  # why frames could not be searched
-    searched: int = 0
-    size: tuple[int, int] = (0, 0)
-    seconds: float = 0.0
-
-    @property
-    def face_widths(self) -> np.ndarray:
-        return np.concatenate(self.widths) if self.widths else np.empty(0)
-
-    @property
-    def fixtures(self) -> list[VisitEnded]:
-        """Faces as still as a photo: never visitors."""
-        return [visit for visit in self.visits if visit.fixture]
-
-    @property
-    def fps(self) -> float:
-        """The rate the stream delivered."""
-        return stream_fps(self.read_at)
+        fields = asdict(self)
+        named = {key: fields.pop(key) for key in ("camera", "source", "problem")}
+        return {**named, **fields, "failed": self.failed}
 
 
 def check_camera(
@@ -255,58 +70,36 @@ def check_camera(
     """
     face_check = None if presence is None else FaceCheck.from_config(presence, config.face_check)
     stages = CameraStages.for_camera(camera, config, detector, likeness, face_check)
-    watched = _watch_camera(camera, stages, seconds, interrupted)
-    last = watched.statuses[-1] if watched.statuses else None
+    statuses: list[StreamStatus] = []
+    watched = _watch_camera(camera, stages, seconds, interrupted, statuses)
+    last = statuses[-1] if statuses else None
     problem = ""
     if not watched.read_at:
         # the cause without the retry note: the check does not go on retrying
         problem = last.cause if last and last.state in ("failed", "down") else f"no frame within {seconds:g} s"
-    face_widths = watched.face_widths
-    counted = [visit for visit in watched.visits if visit.counted]
-    fixtures = watched.fixtures
-    across = line_across_path(counted)
-    return CameraCheck(
-        camera=camera.id,
-        source=without_password(camera.source),
-        problem=problem,
-        seconds=round(watched.seconds, 1),
-        frames=len(watched.read_at),
-        fps=round(watched.fps, 1),
-        width=watched.size[0],
-        height=watched.size[1],
-        frames_searched=watched.searched,
-        detections=len(face_widths),
-        face_px=[round(float(value), 1) for value in np.percentile(face_widths, [10, 50, 90])]
-        if len(face_widths)
-        else [],
-        people=len(counted),
-        line_in=sum(visit.direction == "in" for visit in counted) if camera.line else None,
-        line_out=sum(visit.direction == "out" for visit in counted) if camera.line else None,
-        zone_people={
-            zone.name: sum(visit.zone_dwell_s.get(zone.name, 0.0) > 0 for visit in counted) for zone in camera.zones
-        },
-        line_across_path=across,
-        advice=[] if problem else _advice(camera, config, watched, across),
-        fixtures=len(fixtures),
-        proposed_masks=fixture_masks(fixtures, watched.size),
-    )
+    figures = site_figures(camera, config, watched, advise=not problem)
+    return CameraCheck(camera=camera.id, source=without_password(camera.source), problem=problem, **asdict(figures))
 
 
 def _watch_camera(
-    camera: CameraConfig, stages: CameraStages, seconds: float, interrupted: threading.Event | None
-) -> _Watched:
+    camera: CameraConfig,
+    stages: CameraStages,
+    seconds: float,
+    interrupted: threading.Event | None,
+    statuses: list[StreamStatus],
+) -> SiteWatch:
     """Run the camera's stages on its stream, as a run does, for ``seconds`` or until it ends."""
-    watched = _Watched()
+    watched = SiteWatch()
     slot, stop = LatestFrameSlot(), threading.Event()
 
     def on_frame(camera_id: str, dropped: bool, decode_seconds: float) -> None:
-        watched.read_at.append(time.monotonic())
+        watched.frame_read()
 
     worker = CaptureWorker(
         camera.id,
         camera.source,
         slot,
-        watched.statuses.append,
+        statuses.append,
         on_frame,
         stop,
         realtime=True,
@@ -323,71 +116,14 @@ def _watch_camera(
     worker.start()
     try:
         for done in stages.frames(slot, camera.detector.every_n_frames, wait_s=0.2, until=watched_enough):
-            if done is None or (done.outcome is None and done.error is None):
-                continue  # as in a run: the tracker predicts across frames not searched
-            watched.size, last_capture = (done.frame.image.shape[1], done.frame.image.shape[0]), done.frame.captured_at
-            outcome = done.outcome
-            if outcome is None:  # as in a run: a frame detection or tracking failed on is skipped
-                watched.skipped.append(f"{type(done.error).__name__}: {done.error}")
-                continue
-            watched.visits += outcome.ended
-            if outcome.error is not None:  # counting failed on it: a frame not searched, for the advice
-                watched.skipped.append(f"{type(outcome.error).__name__}: {outcome.error}")
-                continue
-            watched.widths.append(outcome.faces.boxes[:, 2] - outcome.faces.boxes[:, 0])
-            watched.searched += 1
+            if done is not None:
+                last_capture = done.frame.captured_at
+                watched.record(done)
     finally:
         stop.set()
         worker.join(timeout=camera.read_timeout_s + 5)
-    watched.visits += stages.close(last_capture)
-    watched.seconds = time.monotonic() - started
+    watched.visits_ended(stages.close(last_capture))
     return watched
-
-
-def _advice(camera: CameraConfig, config: Config, watched: _Watched, across: dict[str, object] | None) -> list[str]:
-    """What to change, from what the camera showed."""
-    face_widths = watched.face_widths
-    tried = watched.searched + len(watched.skipped)
-    kept_up = min(tried * camera.detector.every_n_frames / max(len(watched.read_at), 1), 1.0)
-    advice = advice_for(
-        watched.fps, face_widths, watched.seconds, config.sampler.min_face_px, camera.detector.tiles, kept_up
-    )
-    if len(face_widths):
-        min_duration_s = camera.visit_min_duration_s(config.footfall)
-        advice += placement_advice(camera, watched.visits, watched.seconds, min_duration_s, across)
-    fixtures = watched.fixtures
-    if fixtures:
-        advice.append(
-            f"{how_many(len(fixtures), 'face')} stayed as still as a photo (a poster, a screen, a mirror?) at "
-            + ", ".join(f"x {visit.last_position[0]:.2f} y {visit.last_position[1]:.2f}" for visit in fixtures)
-            + ": never counted; to stop looking there at all, add to the camera: masks: "
-            + str(fixture_masks(fixtures, watched.size))
-        )
-    if watched.skipped:
-        advice.append(
-            f"{how_many(len(watched.skipped), 'frame')} could not be searched for faces (first: {watched.skipped[0]}); "
-            "a run skips such frames too"
-        )
-    return advice
-
-
-def fixture_masks(fixtures: Sequence[VisitEnded], size: tuple[int, int]) -> list[list[list[float]]]:
-    """A square mask (frame fractions) over each fixture's face, twice its width across."""
-    aspect = size[0] / max(size[1], 1)
-    masks = []
-    for visit in fixtures:
-        (x, y), half = visit.last_position, max(visit.face_size, 0.02)
-        left, right = max(x - half, 0.0), min(x + half, 1.0)
-        top, bottom = max(y - half * aspect, 0.0), min(y + half * aspect, 1.0)
-        masks.append(
-            [
-                [round(left, 3), round(top, 3)],
-                [round(right, 3), round(top, 3)],
-                [round(right, 3), round(bottom, 3)],
-                [round(left, 3), round(bottom, 3)],
-            ]
-        )
-    return masks
 
 
 def check_cameras(
