@@ -345,3 +345,33 @@ def test_a_visit_whose_track_end_never_arrived_still_ends_on_time() -> None:
     assert visit.counted and visit.end == pytest.approx(3 - 1 / 15)
     assert t == pytest.approx(visit.end + 4.0 + 2.0, abs=0.1)  # lost_after_s, then the re-entry window
     assert footfall.close(0.0) == []
+
+
+def test_a_new_line_saved_while_counting_decides_the_crossings_from_then_on() -> None:
+    """The web page's save: the visitor in view keeps the crossing made, the next ones follow the new line."""
+    from analyzer.config import CameraConfig, FootfallConfig, LineConfig, ZoneConfig
+
+    camera = CameraConfig(id="door", source="door.mp4", line=LineConfig(start=[0.5, 1.0], end=[0.5, 0.0]))
+    footfall = FootfallCounter.for_camera(camera, FootfallConfig(reentry_window_s=0.0), 0.65)
+
+    def walk(track: int, start_s: float) -> None:
+        for step, x in enumerate([0.2, 0.4, 0.6, 0.8]):  # left to right across the middle
+            footfall.update(tracks([track], [(x * 1000, 500)]), [], start_s + step * 0.4, 0.0, SIZE)
+
+    walk(1, 0.0)
+    flipped = CameraConfig(
+        id="door",
+        source="door.mp4",
+        line=LineConfig(start=[0.5, 0.0], end=[0.5, 1.0]),
+        zones=[ZoneConfig(name="right", polygon=[[0.55, 0.0], [1.0, 0.0], [1.0, 1.0], [0.55, 1.0]])],
+    )
+    footfall.reshape(flipped)
+    footfall.update(tracks([1], [(900, 500)]), [], 1.6, 0.0, SIZE)
+    walk(2, 2.0)
+    ended = {visit.track_ids[0]: visit for visit in footfall.close(0.0)}
+    assert ended[1].direction == "in"  # crossed before the save
+    assert ended[2].direction == "out"  # the same walk, after it
+    assert ended[2].zone_dwell_s["right"] > 0 and footfall.hysteresis == 0.02
+    footfall.reshape(CameraConfig(id="door", source="door.mp4"))
+    walk(3, 5.0)
+    assert [visit.direction for visit in footfall.close(0.0)] == [None]  # the line removed: no direction

@@ -117,6 +117,17 @@ class CameraStages:
         self.sampler = sampler
         self.likeness = likeness
         self.every_face = every_face
+        self._reshaped: CameraConfig | None = None  # a new set-up, taken at the next frame
+
+    def reshape(self, camera: CameraConfig) -> None:
+        """Count by ``camera``'s line, zones and masks from the next frame on; safe from any thread."""
+        self._reshaped = camera
+
+    def _take_new_shape(self) -> None:
+        camera, self._reshaped = self._reshaped, None
+        if camera is not None:
+            self.counter.reshape(camera)
+            self.masks = camera.mask_zones()
 
     @classmethod
     def for_camera(
@@ -155,6 +166,7 @@ class CameraStages:
 
     def process(self, frame: Frame) -> FrameOutcome:
         """Search, track, sample and count one frame; raises only if detection or tracking failed."""
+        self._take_new_shape()
         if not self.counter.clock_origin:
             self.counter.clock_origin = time.time() - frame.timestamp
         started = time.perf_counter()

@@ -315,15 +315,9 @@ class FootfallCounter:
         hold_still_s: float = 0.0,
     ) -> FootfallCounter:
         """The counter a camera's line, zones and the ``footfall`` settings ask for (``run`` and ``check`` alike)."""
-        line = camera.line
-        return cls(
+        counter = cls(
             camera.id,
             camera.visit_min_duration_s(footfall),
-            line=line.counting_line() if line else None,
-            hysteresis=line.hysteresis if line else 0.0,
-            anchor=line.anchor if line else "center",
-            unseen_crossing_s=line.unseen_crossing_s if line else 0.0,
-            zones=[zone.zone() for zone in camera.zones],
             reentry_window_s=footfall.reentry_window_s,
             reentry_distance=footfall.reentry_distance,
             reentry_verify_s=footfall.reentry_verify_s,
@@ -332,6 +326,23 @@ class FootfallCounter:
             lost_after_s=2 * footfall.linger_s + 1.0,
             hold_still_s=hold_still_s,
         )
+        counter.reshape(camera)
+        return counter
+
+    def reshape(self, camera: CameraConfig) -> None:
+        """Count by ``camera``'s line and zones from now on (set at start, and when the set-up is saved).
+
+        Visits in progress keep the crossings they made and follow the new
+        line from here; their time in a zone is measured from here too.
+        """
+        line = camera.line
+        self.line = line.counting_line() if line else None
+        self.hysteresis = line.hysteresis if line else 0.0
+        self.anchor = line.anchor if line else "center"
+        self.unseen_crossing_s = line.unseen_crossing_s if line else 0.0
+        self.zones = [zone.zone() for zone in camera.zones]
+        for visit in self._visits:
+            visit.line_state = LineState(self.line, self.hysteresis) if self.line is not None else None
 
     def update(
         self,
