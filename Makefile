@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint install install-dev models clean accuracy bench
+.PHONY: run test lint install install-dev models clean accuracy bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: install-dev
 
 accuracy: install-dev
 	$(BIN)/analyzer accuracy --faces ../shared/data/utkface --real-clips ../shared/data/real-clips --out docs/ACCURACY.md
+
+# the web page's pictures in docs/WEB.md, taken by its browser test
+screenshots: install-dev
+	FOOTFALL_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/test_web_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -27,6 +27,7 @@ from analyzer.commands import (
     score,
     simulate,
     train,
+    web_password,
 )
 from analyzer.errors import AnalyzerError, ctrl_c_in_import
 from analyzer.service.console import ReaderMayLeave, apart_from_native_stderr
@@ -48,6 +49,7 @@ COMMANDS = (
     score,
     accuracy,
     listen,
+    web_password,
 )
 
 

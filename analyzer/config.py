@@ -320,6 +320,41 @@ class MetricsConfig:
         check_ranges(self, path)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class WebConfig:
+    """The web page: today's visitors and each camera's set-up (docs/WEB.md)."""
+
+    host: str = "127.0.0.1"  # 0.0.0.0 to open it from other machines: then a password is needed (web.users)
+    port: int = bounded(8108, 0, 65535)  # 0 disables the page
+    # name: scrypt hash, set with `analyzer web-password`; needed (for every request) when host is not loopback
+    users: dict[str, str] = field(default_factory=dict)
+    # set-up stills show faces UNBLURRED to whoever opens the page (never stored); off: faces are blurred
+    show_faces_in_stills: bool = False
+
+    @property
+    def loopback(self) -> bool:
+        """Only this box can open the page."""
+        return self.host in LOOPBACK_HOSTS
+
+    def check(self, path: str) -> None:
+        """A page other machines can open needs a password."""
+        check_ranges(self, path)
+        if self.port and not self.loopback and not self.users:
+            raise ConfigError(
+                f"{path}.host: {self.host} lets other machines open the page, which then needs a password: "
+                "run `analyzer web-password -c <this config> --user <name>`, or set web.host: 127.0.0.1"
+            )
+        for name, hashed in self.users.items():
+            if not name or ":" in name or not hashed.startswith("scrypt$"):
+                raise ConfigError(
+                    f"{path}.users.{name}: not a user set by `analyzer web-password` (a name without ':' and a "
+                    "scrypt$... hash); set it again with that command"
+                )
+
+
 @dataclass
 class HealthConfig:
     """When the analyzer counts as stuck: ``/healthz`` answers 503 and systemd's watchdog restarts it."""
@@ -456,6 +491,7 @@ class Config:
     zmq: ZmqConfig = field(default_factory=ZmqConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     age_groupings: dict[str, list[Any]] = field(default_factory=dict)  # name: ["0-17", "18-64", "65+"]
     status_interval_s: float = bounded(
         5.0, 0, 3600, "seconds (0 = never)"
@@ -649,6 +685,7 @@ def check_config(config: Config) -> None:
     config.metrics.check("metrics")
     config.health.check("health")
     config.zmq.check("zmq")
+    config.web.check("web")
     check_ranges(config, "")
     if 0 < config.status_interval_s < 1:
         raise ConfigError(f"status_interval_s: {config.status_interval_s:g} must be 0 (never) or 1..3600 seconds")
@@ -695,6 +732,11 @@ def load_config(path: Path) -> Config:
             ) from None
         # e.g. a camera named Tür, saved as Latin-1
         raise ConfigError(f"{path} line {error.line}: not UTF-8 text; save the config as UTF-8") from None
+    return config_from_text(text, path)
+
+
+def config_from_text(text: str, path: Path) -> Config:
+    """Parse and validate the YAML text of config file ``path``; errors are named as the loader names them."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as error:

@@ -45,6 +45,10 @@ def collect(subscriber: zmq.Socket, into: list, stop: threading.Event) -> None:
             into.append(messages.decode(subscriber.recv_multipart()))
 
 
+#: ``analyzer run`` options that open no port: no /metrics, no web page, no ZeroMQ.
+NO_SERVERS = ("--metrics-port", "0", "--web-port", "0", "--zmq-bind", "")
+
+
 def counting_run(clip: Path, report: Path, zmq_bind: str) -> list[str]:
     """The command line of ``analyzer run`` on a clip as fast as it decodes, no metrics port, ZeroMQ as given."""
     return [
@@ -58,6 +62,8 @@ def counting_run(clip: Path, report: Path, zmq_bind: str) -> list[str]:
         "--report",
         str(report),
         "--metrics-port",
+        "0",
+        "--web-port",
         "0",
         "--zmq-bind",
         zmq_bind,

@@ -10,6 +10,7 @@ from analyzer.cli import build_parser, main
 from analyzer.commands.cameras import DEFAULT_CONFIG, cameras_config
 from analyzer.config import load_config
 from analyzer.errors import ConfigError
+from tests.harness import NO_SERVERS
 
 COMMANDS = [name for name in build_parser()._subparsers._group_actions[0].choices]
 
@@ -283,7 +284,19 @@ def test_run_takes_the_network_from_model(tmp_path, capsys: pytest.CaptureFixtur
     """``--model`` replaces classifier.model: a missing one is the one-line model error naming it."""
     missing = tmp_path / "retrained.onnx"
     clip = str(tmp_path / "door.mp4")  # never opened: the model is loaded first
-    assert main(["run", "--source", clip, "--model", str(missing), "--metrics-port", "0", "--zmq-bind", ""]) == 1
+    assert (
+        main(
+            [
+                "run",
+                "--source",
+                clip,
+                "--model",
+                str(missing),
+                *NO_SERVERS,
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith(f"error: {missing}: model file not found; pass --model")
 
@@ -365,7 +378,13 @@ def test_a_report_that_cannot_be_written_keeps_the_last_good_one_and_the_table(
         return real_write_text(path, text, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Path, "write_text", disk_full)
-    run = ["run", "--source", str(walkers_clip[0]), "--fast", "--metrics-port", "0", "--zmq-bind", ""]
+    run = [
+        "run",
+        "--source",
+        str(walkers_clip[0]),
+        "--fast",
+        *NO_SERVERS,
+    ]
     assert main([*run, "--report", str(report)]) == 1  # was an OSError traceback, after the table was lost
     captured = capsys.readouterr()
     assert "TOTAL" in captured.out
@@ -414,7 +433,7 @@ def test_an_output_named_as_an_input_of_the_run_is_refused(
     video = tmp_path / "door.mp4"
     video.write_bytes(walkers_clip[0].read_bytes())
     monkeypatch.chdir(tmp_path)
-    run = ["run", "--source", str(video), "--fast", "--metrics-port", "0", "--zmq-bind", ""]
+    run = ["run", "--source", str(video), "--fast", *NO_SERVERS]
     assert main([*run, option, "door.mp4"]) == 2  # a slip of tab completion, the same file by another name
     assert f"error: {option} door.mp4 is the video being counted" in capsys.readouterr().err
     assert video.read_bytes() == walkers_clip[0].read_bytes()  # the recording is as it was
@@ -437,6 +456,9 @@ def test_previews_of_several_cameras_may_not_overwrite_what_they_count(
         f"  - {{id: street, source: {tmp_path / 'preview-street.mp4'}}}\n"
     )
     preview = tmp_path / "preview.mp4"
-    assert main(["run", "-c", str(config), "--fast", "--metrics-port", "0", "--preview", str(preview)]) == 2
+    assert (
+        main(["run", "-c", str(config), "--fast", "--metrics-port", "0", "--web-port", "0", "--preview", str(preview)])
+        == 2
+    )
     assert f"error: --preview {tmp_path / 'preview-door.mp4'} is the video being counted" in capsys.readouterr().err
     assert (tmp_path / "preview-door.mp4").read_bytes() == walkers_clip[0].read_bytes()

@@ -321,6 +321,7 @@ NUMERIC_KEYS = [
     *_ranged("zmq.send_hwm", 1, 10_000_000, 0, 10_000_001),
     *_ranged("zmq.summary_interval_s", 1, 3600, 0.99, 3600.01),
     *_ranged("metrics.port", 0, 65535, -1, 65536),
+    *_ranged("web.port", 0, 65535, -1, 65536),
     *_ranged("health.stall_after_s", 5, 3600, 4.99, 3600.01),
     *_ranged("status_interval_s", 1, 3600, 0.99, 3600.01),
     ("status_interval_s", 0, None),  # never

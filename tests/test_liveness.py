@@ -197,7 +197,18 @@ def test_run_tells_systemd_it_is_ready_alive_and_stopping(notify_socket: NotifyS
     """The exact protocol a Type=notify unit with WatchdogSec= expects, from `analyzer run` itself."""
     port = free_port()
     environ = {**os.environ, "NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "1000000"}
-    command = [sys.executable, "-m", "analyzer", "run", "--metrics-port", str(port), "--zmq-bind", ""]
+    command = [
+        sys.executable,
+        "-m",
+        "analyzer",
+        "run",
+        "--metrics-port",
+        str(port),
+        "--web-port",
+        "0",
+        "--zmq-bind",
+        "",
+    ]
     run = subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: "READY=1" in notify_socket.received, 120, "READY=1")

@@ -10,7 +10,7 @@ import pytest
 
 from analyzer.errors import ConfigError
 from analyzer.service.output_locks import OutputClaim, claimed
-from tests.harness import claimed_elsewhere, run_cli
+from tests.harness import NO_SERVERS, claimed_elsewhere, run_cli
 
 
 def test_a_claimed_file_is_refused_naming_the_option_and_the_holder_and_free_again_once_released(
@@ -48,7 +48,7 @@ def test_a_second_analyzer_on_the_same_report_stops_before_it_starts_and_leaves_
     day_file.write_text('{"written by": "the first run"}\n')
     holder = claimed_elsewhere(template)
     try:
-        second = run_cli("run", "--report", str(template), "--metrics-port", "0", "--zmq-bind", "")
+        second = run_cli("run", "--report", str(template), *NO_SERVERS)
     finally:
         holder.communicate("")
     assert second.returncode == 2  # a config error: systemd does not restart on it

@@ -68,7 +68,7 @@ def test_an_installed_wheel_runs_the_demo_from_another_folder(tmp_path: Path) ->
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = subprocess.run(
-        [fresh / "bin" / "analyzer", "run", "--fast", "--report", "report.json"],
+        [fresh / "bin" / "analyzer", "run", "--fast", "--report", "report.json", "--web-port", "0"],
         cwd=elsewhere,
         capture_output=True,
         text=True,
@@ -85,3 +85,13 @@ def test_an_installed_wheel_runs_the_demo_from_another_folder(tmp_path: Path) ->
         text=True,
     ).stdout.strip()
     assert Path(where).is_relative_to(site)  # the wheel's network, not this checkout's
+    reads_the_page = (
+        "import analyzer.outputs.web.server as server\n"
+        "for name in (*server.PAGES.values(), 'today.js', 'setup.js', 'common.js', 'style.css', 'favicon.svg'):\n"
+        "    server._asset(name)\n"
+        "print(server.__file__)"
+    )
+    page = subprocess.run(  # the web page's files are in the wheel, found from another folder
+        [python, "-c", reads_the_page], cwd=elsewhere, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert Path(page).is_relative_to(site)

@@ -20,7 +20,7 @@ from analyzer.errors import ConfigError
 from analyzer.outputs.metrics import Metrics, serve
 from analyzer.outputs.publisher import ZmqPublisher
 from analyzer.pipeline.runner import Pipeline, RunOptions
-from tests.harness import LiveRun, collect, free_port, own_lines, run_cli, wait_for
+from tests.harness import NO_SERVERS, LiveRun, collect, free_port, own_lines, run_cli, wait_for
 
 
 def test_report_metrics_and_zmq_agree_and_are_right(walkers_clip: tuple[Path, int], shipped_model: Path) -> None:
@@ -122,10 +122,7 @@ def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tm
         "--report",
         str(report_path),
         "--fast",
-        "--metrics-port",
-        "0",
-        "--zmq-bind",
-        "",
+        *NO_SERVERS,
         "--preview",
         str(preview),
         "--recorded-at",
@@ -153,7 +150,13 @@ def test_cli_run_on_a_video_writes_the_report(walkers_clip: tuple[Path, int], tm
 
 
 def test_missing_video_is_one_clear_line(tmp_path: Path) -> None:
-    result = run_cli("run", "--source", str(tmp_path / "nope.mp4"), "--fast", "--metrics-port", "0", "--zmq-bind", "")
+    result = run_cli(
+        "run",
+        "--source",
+        str(tmp_path / "nope.mp4"),
+        "--fast",
+        *NO_SERVERS,
+    )
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if "nope.mp4" in line and "not found" in line]
     assert len(lines) == 1 and "Traceback" not in result.stderr
@@ -163,7 +166,7 @@ def test_missing_likeness_model_is_one_clear_line(walkers_clip: tuple[Path, int]
     config = tmp_path / "no-likeness.yaml"
     missing = tmp_path / "gone.likeness.onnx"
     config.write_text(f"cameras:\n  - id: door\n    source: {walkers_clip[0]}\ntracker:\n  likeness_model: {missing}\n")
-    result = run_cli("run", "-c", str(config), "--fast", "--metrics-port", "0", "--zmq-bind", "")
+    result = run_cli("run", "-c", str(config), "--fast", *NO_SERVERS)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(missing) in errors[0] and 'likeness_model to ""' in errors[0]

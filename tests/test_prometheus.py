@@ -76,6 +76,8 @@ def scraped_run(walkers_clip: tuple[Path, int], tmp_path_factory: pytest.TempPat
                 str(report),
                 "--metrics-port",
                 str(metrics_port),
+                "--web-port",
+                "0",
                 "--zmq-bind",
                 "",
                 "--hold-metrics",

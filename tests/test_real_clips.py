@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tests.harness import run_cli
+from tests.harness import NO_SERVERS, run_cli
 
 REAL_CLIPS = SHARED_DATA / "real-clips"
 TRUTH = REAL_CLIPS / "truth.json"
@@ -26,10 +26,7 @@ def _run_and_score(tmp_path: Path, clip: str, *run_options: str) -> dict:
         "--source",
         str(REAL_CLIPS / clip),
         "--fast",
-        "--metrics-port",
-        "0",
-        "--zmq-bind",
-        "",
+        *NO_SERVERS,
         "--report",
         str(report),
         *run_options,

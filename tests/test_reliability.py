@@ -239,6 +239,8 @@ def _start_run(clip: Path, report: Path, metrics_port: int, zmq_port: int) -> su
             str(report),
             "--metrics-port",
             str(metrics_port),
+            "--web-port",
+            "0",
             "--zmq-bind",
             f"tcp://127.0.0.1:{zmq_port}",
         ],
@@ -330,20 +332,21 @@ def test_a_second_signal_exits_at_once(walkers_clip: tuple[Path, int], tmp_path:
     assert process.returncode == 130 and "second signal: exiting now" in stderr, stderr
 
 
-@pytest.mark.parametrize("which", ["metrics", "zmq"])
+@pytest.mark.parametrize("which", ["metrics", "zmq", "web"])
 def test_a_busy_port_is_a_config_error_before_any_camera_starts(which: str, walkers_clip: tuple[Path, int]) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         busy = squatter.getsockname()[1]
         ports = {
-            "metrics": ["--metrics-port", str(busy), "--zmq-bind", ""],
-            "zmq": ["--metrics-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{busy}"],
+            "metrics": ["--metrics-port", str(busy), "--web-port", "0", "--zmq-bind", ""],
+            "zmq": ["--metrics-port", "0", "--web-port", "0", "--zmq-bind", f"tcp://127.0.0.1:{busy}"],
+            "web": ["--metrics-port", "0", "--web-port", str(busy), "--zmq-bind", ""],
         }[which]
         result = run_cli("run", "--source", str(walkers_clip[0]), "--fast", *ports)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2
-    key = {"metrics": "metrics.port", "zmq": "zmq.bind"}[which]
+    key = {"metrics": "metrics.port", "zmq": "zmq.bind", "web": "web.port"}[which]
     assert len(errors) == 1 and errors[0].startswith(f"error: {key}: cannot") and str(busy) in errors[0]
     assert "stream up" not in result.stderr and "Traceback" not in result.stderr
 

@@ -20,7 +20,7 @@ from analyzer.errors import ConfigError
 from analyzer.outputs.daily_reports import DailyReportFiles
 from analyzer.outputs.report import RunReport
 from analyzer.service.output_locks import OutputClaim
-from tests.harness import ManualClock, claimed_elsewhere, run_cli, wait_for
+from tests.harness import NO_SERVERS, ManualClock, claimed_elsewhere, run_cli, wait_for
 
 FAIRFACE9 = builtin_grouping("fairface9")
 
@@ -116,7 +116,7 @@ def test_a_run_across_midnight_writes_each_visit_into_the_day_it_ended(
     walkers_clip: tuple[Path, int], tmp_path: Path
 ) -> None:
     clip, true_visitors = walkers_clip
-    run = ["run", "--source", str(clip), "--fast", "--metrics-port", "0", "--zmq-bind", ""]
+    run = ["run", "--source", str(clip), "--fast", *NO_SERVERS]
     plain = run_cli(*run, "--recorded-at", "2026-11-30T12:00", "--report", str(tmp_path / "plain.json"))
     assert plain.returncode == 0, plain.stderr
     ends = sorted(visit["stream_end"] for visit in _day(tmp_path / "plain.json")["cameras"]["walkers"]["visits"])
@@ -140,10 +140,7 @@ def test_a_killed_run_leaves_the_day_written_up_to_its_last_rewrite(tmp_path: Pa
         "-m",
         "analyzer",
         "run",
-        "--metrics-port",
-        "0",
-        "--zmq-bind",
-        "",
+        *NO_SERVERS,
         "--report",
         str(template),
         "--report-every",

@@ -185,7 +185,19 @@ def test_the_real_probe_says_why_tensorrt_cannot_run_here() -> None:
 @pytest.mark.skipif(tensorrt_probe()[0], reason="TensorRT and a GPU are present on this machine")
 def test_run_with_tensorrt_requested_fails_with_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "analyzer", "run", "--backend", "tensorrt", "--fast", "--metrics-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "run",
+            "--backend",
+            "tensorrt",
+            "--fast",
+            "--metrics-port",
+            "0",
+            "--web-port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from analyzer.outputs.metrics import Health
     from analyzer.outputs.publisher import ZmqPublisher
     from analyzer.outputs.report import RunReport
+    from analyzer.outputs.web.server import WebPage
+    from analyzer.outputs.web.today import Today
+    from analyzer.pipeline.runner import Pipeline
 
 #: Visits a single-file ``--report`` lists per camera (about 1.3 KB each in memory); the totals count them all.
 MAX_REPORT_VISITS = 50_000
@@ -73,6 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metrics-port", type=int, metavar="N", help="Prometheus port (0 = off; default from config, 9108)"
     )
+    parser.add_argument("--web-port", type=int, metavar="N", help="web page port (0 = off; default from config, 8108)")
     parser.add_argument(
         "--zmq-bind", metavar="ADDR", help="ZeroMQ PUB address ('' = off; default tcp://127.0.0.1:5556)"
     )
@@ -96,7 +100,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         metavar="S",
-        help="after the cameras end, keep serving /metrics S seconds so Prometheus scrapes the final counts",
+        help="after the cameras end, keep serving /metrics and the web page S seconds (Prometheus scrapes the "
+        "final counts; the page stays open)",
     )
     debug = parser.add_argument_group("debug (writes or shows images of faces: off unless asked)")
     debug.add_argument(
@@ -115,6 +120,8 @@ def _run_config(args: argparse.Namespace) -> Config:
         config.metrics.port = args.metrics_port
     if args.zmq_bind is not None:
         config.zmq.bind = args.zmq_bind
+    if args.web_port is not None:
+        config.web.port = args.web_port
     if args.backend is not None:
         config.classifier.backend = args.backend
     if args.model is not None:
@@ -172,6 +179,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
     from analyzer.backends.selection import create_backend
     from analyzer.outputs.daily_reports import DailyReportFiles, is_daily
     from analyzer.outputs.metrics import Metrics
+    from analyzer.outputs.web.today import Today
     from analyzer.pipeline.runner import Pipeline, RunOptions
     from analyzer.service.liveness import Heartbeats, Watchdog
     from analyzer.service.systemd import SystemdNotifier
@@ -208,16 +216,28 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         heartbeats=heartbeats,
         report_files=report_files,
         keep_visits=keep_visits,
+        **_set_up_keeping(args),
     )
+    if config.web.port:
+        options.today = Today(
+            config.grouping(),
+            [camera.id for camera in config.cameras],
+            {camera.id for camera in config.cameras if camera.line is not None},
+            saved_day=report_files.saved_day if report_files else lambda day: None,
+        )
     pipeline = Pipeline(config, backend, metrics, publisher, options)
+    page = _open_page(config, options.today, pipeline) if options.today else None
     watchdog = Watchdog(heartbeats, stall_after_s, notifier, log_line, pipeline.report.service_status)
     notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
     counted = threading.Event()
     threading.Thread(target=watchdog.run_until, args=(counted,), name="watchdog", daemon=True).start()
     try:
         report = pipeline.run(stop)
-        if server and args.hold_metrics > 0 and not stop.is_set():
-            print(f"serving final metrics for {args.hold_metrics:g} s more", file=sys.stderr)
+        if page and args.hold_metrics == 0 and _watched_demo(config) and not stop.is_set():
+            print(f"the demo has ended; its page stays open at {page.url} until Ctrl-C", file=sys.stderr)
+            stop.wait()
+        elif (server or page) and args.hold_metrics > 0 and not stop.is_set():
+            print(f"serving the final counts for {args.hold_metrics:g} s more", file=sys.stderr)
             stop.wait(args.hold_metrics)
     finally:
         counted.set()
@@ -225,6 +245,8 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         notifier.close()
         if publisher:
             publisher.close()
+        if page:
+            page.close()
         if server:
             server.shutdown()
             server.server_close()  # the listening socket too: the port is free at once
@@ -251,6 +273,49 @@ def _open_outputs(
         f"analyzer: {how_many(len(config.cameras), 'camera')}; " + ", ".join(where or ["no outputs"]), file=sys.stderr
     )
     return publisher, server
+
+
+def _watched_demo(config: Config) -> bool:
+    """The embedded demo, run by someone at a terminal: its page is what they came to see, so it stays open."""
+    from analyzer.tools.demo import demo_clip
+
+    at_terminal = sys.stdin is not None and sys.stdin.isatty()
+    return at_terminal and all(camera.source == str(demo_clip()) for camera in config.cameras)
+
+
+def _set_up_keeping(args: argparse.Namespace) -> dict[str, object]:
+    """Where the web page's set-up of a camera is kept: the config file, unless it is the demo's or --source's."""
+    from analyzer.commands.cameras import DEFAULT_CONFIG
+    from analyzer.pipeline.live_setup import not_saved_because
+    from analyzer.service.config_file import ConfigFile
+
+    because = not_saved_because(args.config, bool(args.source), DEFAULT_CONFIG)
+    return {"config_file": None if because else ConfigFile(args.config), "not_saved_because": because}
+
+
+def _open_page(config: Config, today: Today, pipeline: Pipeline) -> WebPage:
+    """The web page, bound and serving before the first frame; its address said on stderr."""
+    from analyzer.outputs.web.access import Access
+    from analyzer.outputs.web.server import WebPage
+
+    page = WebPage(
+        config.web.host,
+        config.web.port,
+        today,
+        pipeline.live,
+        Access(config.web.users, required=not config.web.loopback),
+        pipeline.health,
+        log_line,
+    )
+    page.start()
+    guarded = "" if config.web.loopback else f" (users: {', '.join(sorted(config.web.users))}; password needed)"
+    print(f"web page: {page.url} (camera set-up: {page.url}setup){guarded}", file=sys.stderr)
+    if config.web.show_faces_in_stills:
+        print(
+            "WARNING: web.show_faces_in_stills is ON: set-up stills show faces unblurred to whoever opens the page",
+            file=sys.stderr,
+        )
+    return page
 
 
 def _write_report(path: Path | None, report: RunReport, report_files: DailyReportFiles | None) -> None:

@@ -121,6 +121,16 @@ class DailyReportFiles:
                 self._newest_end = max(self._newest_end, visit.end)
         return days
 
+    def saved_day(self, day: date) -> dict[str, object] | None:
+        """``day``'s file as written (the web page's days before today); None when there is none or it is not one."""
+        try:
+            document = json.loads(self.path_of(day).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
+            return None
+        return document if document.get("age_grouping") == self.grouping.name else None
+
     def _read_earlier(self, path: Path) -> dict[str, list[VisitDocument]]:
         """The visits a day's file already holds; a file that is not such a report is moved aside, not lost."""
         if not path.exists():

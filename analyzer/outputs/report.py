@@ -134,6 +134,7 @@ class CameraStats:
     frames: int = 0
     dropped: int = 0
     state: str = "starting"
+    reconnects: int = 0  # times the stream went down and was opened again
 
 
 @dataclass

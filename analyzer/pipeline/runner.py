@@ -25,7 +25,8 @@ from analyzer.outputs.daily_reports import DailyReportFiles
 from analyzer.outputs.metrics import Metrics
 from analyzer.outputs.preview import PreviewSink, Window, annotate, show_in_window
 from analyzer.outputs.publisher import ZmqPublisher
-from analyzer.outputs.report import RunReport
+from analyzer.outputs.report import RunReport, visit_document
+from analyzer.outputs.web.today import Today
 from analyzer.pipeline.appearance import FaceLikeness
 from analyzer.pipeline.attributes import AttributeVoter
 from analyzer.pipeline.batch import Batcher, ClassifierQueue
@@ -33,8 +34,10 @@ from analyzer.pipeline.camera_stages import CameraStages, FrameOutcome
 from analyzer.pipeline.capture import CaptureWorker, Frame, LatestFrameSlot, StreamStatus
 from analyzer.pipeline.detect import FaceDetector, KeypointRefiner
 from analyzer.pipeline.face_check import FaceCheck, FacePresence
+from analyzer.pipeline.live_setup import LiveSetup
 from analyzer.pipeline.sample import Sample, Sampler
 from analyzer.pipeline.vote import CameraDone, ClassifierStage
+from analyzer.service.config_file import ConfigFile
 from analyzer.service.console import ErrorTally, how_many, log_line
 from analyzer.service.liveness import Heartbeats
 from analyzer.service.model_assets import asset_path
@@ -64,6 +67,9 @@ class RunOptions:
     report_files: DailyReportFiles | None = None  # --report 'report-{date}.json': written as the day goes
     window: Window = show_in_window  # draws --show's frames (from the publishing thread only)
     keep_visits: int | None = None  # visits the report lists per camera: None all, 0 none, N the latest N
+    today: Today | None = None  # the web page's day: told of each visit
+    config_file: ConfigFile | None = None  # where the web page's set-up is kept; None: not kept
+    not_saved_because: str = ""  # why there is no config file to keep it in
 
 
 def attribute_voter(
@@ -140,6 +146,14 @@ class Pipeline:
             captions=self.captions if (self.options.preview or self.options.show) else None,
             log=self.options.log,
         )
+        self.live = LiveSetup(
+            config,
+            self.options.config_file,
+            self.options.not_saved_because,
+            on_reshaped=self._reshaped,
+            log=self.options.log,
+            show_faces=config.web.show_faces_in_stills,
+        )
 
     def _close_detectors(self) -> None:
         """Release every camera's MediaPipe graphs once the camera threads are done (closing silences stderr)."""
@@ -148,6 +162,7 @@ class Pipeline:
             refiner = self.refiners[camera_id]
             if refiner is not None:
                 refiner.close()
+        self.live.close()
 
     # --- threads -------------------------------------------------------
 
@@ -175,6 +190,7 @@ class Pipeline:
         )
         if camera.recorded_at is not None:  # a recording: its visits happened then, not now
             stages.counter.clock_origin = camera.recorded_at.timestamp()
+        self.live.attach(camera.id, stages)
         stats = self.report.stats[camera.id]
         window_start, window_frames = time.monotonic(), 0
         last_capture = time.monotonic()
@@ -185,6 +201,7 @@ class Pipeline:
                 self.options.heartbeats.beat(loop)
                 if done is None:
                     continue
+                self.live.frame_done(camera.id, done)
                 if done.error is not None:
                     self._frame_failed(camera.id, done.frame, done.error)
                 elif done.outcome is not None:
@@ -298,6 +315,8 @@ class Pipeline:
             if seconds > 0:
                 self.metrics.zone_dwell.labels(camera=visit.camera, zone=zone).observe(seconds)
         self._publish("visit", visit.camera, visit.to_dict())
+        if self.options.today is not None:
+            self.options.today.add(visit_document(visit))
         self.metrics.stage_seconds.labels(stage="publish").observe(time.perf_counter() - started)
 
     def _handle_status(self, status: StreamStatus) -> None:
@@ -314,10 +333,12 @@ class Pipeline:
     def _on_status(self, status: StreamStatus) -> None:
         if status.state == "down":
             self.metrics.stream_reconnects.labels(camera=status.camera).inc()
+            self.report.stats[status.camera].reconnects += 1
         self.output_queue.put(status)
 
     def _on_frame(self, camera: str, dropped: bool, decode_seconds: float) -> None:
         self.metrics.frames.labels(camera=camera).inc()
+        self.live.frame_read(camera)
         self.metrics.stage_seconds.labels(stage="decode").observe(decode_seconds)
         if dropped:
             self.metrics.frames_dropped.labels(camera=camera, reason="behind").inc()
@@ -326,6 +347,37 @@ class Pipeline:
     def _on_unreadable(self, camera: str, frames: int) -> None:
         self.metrics.frames_dropped.labels(camera=camera, reason="corrupt").inc(frames)
         self.report.stats[camera].dropped += frames
+
+    def _start_series(self, camera: CameraConfig) -> None:
+        """Every series the camera can increment with its line and zones, at zero (see Metrics.start_camera)."""
+        self.metrics.start_camera(
+            camera.id,
+            [*self.grouping.names, UNKNOWN],
+            [*self.backend.metadata.gender_labels, UNKNOWN],
+            DIRECTIONS if camera.line is not None else ("",),
+            [zone.name for zone in camera.zones],
+        )
+
+    def _reshaped(self, camera: CameraConfig) -> None:
+        """A camera's set-up was changed from the web page: in/out shown, and its new series at zero."""
+        (self.report.lined.add if camera.line is not None else self.report.lined.discard)(camera.id)
+        if self.options.today is not None:
+            self.options.today.reshaped(camera.id, camera.line is not None)
+        self._start_series(camera)
+
+    def health(self) -> dict[str, dict[str, object]]:
+        """Each camera's stream state, rate, drops and reconnects (the web page's health tiles)."""
+        return {
+            camera: {
+                "state": stats.state,
+                "fps": round(stats.fps, 1),
+                "frames_dropped": stats.dropped,
+                "reconnects": stats.reconnects,
+                "faces_in_view": stats.faces_in_view,
+                "problem": self.report.problems.get(camera, ""),
+            }
+            for camera, stats in self.report.stats.items()
+        }
 
     def _summaries(self) -> None:
         for camera in self.report.cameras:
@@ -350,13 +402,7 @@ class Pipeline:
         for camera in self.config.cameras:
             extra = [camera.labels.get(name, "") for name in self.metrics.camera_label_names]
             self.metrics.camera_info.labels(camera.id, *extra).set(1)
-            self.metrics.start_camera(
-                camera.id,
-                [*self.grouping.names, UNKNOWN],
-                [*self.backend.metadata.gender_labels, UNKNOWN],
-                DIRECTIONS if camera.line is not None else ("",),
-                [zone.name for zone in camera.zones],
-            )
+            self._start_series(camera)
             slot = LatestFrameSlot()
             capture = CaptureWorker(
                 camera.id,
