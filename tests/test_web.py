@@ -17,13 +17,18 @@ import pytest
 
 from analyzer.config import load_config
 from analyzer.core.age_groups import builtin_grouping
+from analyzer.core.faces import Faces
+from analyzer.core.tracks import Tracks
 from analyzer.core.visits import TrackAttributes, Visit, random_visit_id
 from analyzer.errors import ConfigError
 from analyzer.outputs.report import RunReport, visit_document
 from analyzer.outputs.web.access import Access, hash_password, password_matches
 from analyzer.outputs.web.stills import blurred
 from analyzer.outputs.web.today import Today
+from analyzer.pipeline.camera_stages import FrameDone, FrameOutcome
+from analyzer.pipeline.capture import Frame
 from analyzer.pipeline.detect import FaceDetector
+from analyzer.pipeline.live_setup import LiveSetup
 from analyzer.service.config_file import ConfigFile
 from tests.harness import free_port, wait_for
 
@@ -297,3 +302,73 @@ def test_the_today_document_is_plain_json() -> None:
     today = Today(FAIRFACE9, ["door"], {"door"})
     today.add(visit_document(_visit("door", datetime.now(), "female", "20-29", "in", 3.0)))
     assert json.loads(json.dumps(today.snapshot()))["total"]["totals"]["visitors"] == 1
+
+
+# --- the running cameras' side of the set-up ----------------------------------
+
+
+def _live(frame: np.ndarray, show_faces: bool, config_file: ConfigFile | None = None) -> LiveSetup:
+    from analyzer.config import CameraConfig, Config, LineConfig
+
+    config = Config(cameras=[CameraConfig(id="door", source="door.mp4", line=LineConfig())])
+    live = LiveSetup(config, config_file, "" if config_file else "given with --source", show_faces=show_faces)
+    no_tracks = Tracks(
+        np.zeros(0, np.int64),
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros((0, 6, 2), np.float32),
+        np.zeros(0, bool),
+        np.zeros(0, bool),
+    )
+    outcome = FrameOutcome(Faces.empty(), no_tracks)
+    live.frame_done("door", FrameDone(Frame("door", 0, 0.0, 0.0, frame), outcome))
+    return live
+
+
+def _faces_in(jpeg: bytes) -> int:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    detector = FaceDetector("full_range", min_score=0.5)
+    try:
+        return len(detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 1))
+    finally:
+        detector.close()
+
+
+def test_a_still_is_blurred_unless_the_config_says_loudly_to_show_faces(astronaut: np.ndarray) -> None:
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[100:612, 300:812] = cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR)
+    blurred_live, sharp_live = _live(frame, show_faces=False), _live(frame, show_faces=True)
+    try:
+        assert _faces_in(blurred_live.still("door")) == 0
+        assert _faces_in(sharp_live.still("door")) == 1
+        assert blurred_live.cameras()[0]["faces_blurred"] is True and sharp_live.cameras()[0]["faces_blurred"] is False
+    finally:
+        blurred_live.close()
+    with pytest.raises(LookupError, match="has not delivered a frame yet"):
+        LiveSetup(blurred_live.config).still("door")
+
+
+def test_a_shape_saved_without_a_config_file_counts_until_the_run_stops_and_says_so(tmp_path: Path) -> None:
+    live = _live(np.zeros((72, 128, 3), np.uint8), show_faces=False)
+    saved = live.save("door", {"line": {"start": [0.1, 0.5], "end": [0.9, 0.5]}, "zones": [], "masks": []}, "test")
+    assert saved["saved_to"] is None and "not saved: given with --source" in saved["note"]
+    assert live.config.cameras[0].line.start == [0.1, 0.5] and live.config.cameras[0].line.hysteresis == 0.02
+    with pytest.raises(ConfigError, match=r"^cameras\[0\].line: start and end are the same point"):
+        live.save("door", {"line": {"start": [0.2, 0.2], "end": [0.2, 0.2]}}, "test")
+    assert live.config.cameras[0].line.start == [0.1, 0.5]  # a refused shape changes nothing
+
+
+def test_the_days_before_come_from_the_daily_report_files(tmp_path: Path) -> None:
+    from analyzer.outputs.daily_reports import DailyReportFiles
+
+    files = DailyReportFiles(tmp_path / "report-{date}.json", FAIRFACE9)
+    monday = datetime(2026, 12, 7, 10, 0)
+    report = RunReport(["door"], FAIRFACE9)
+    for minutes in range(3):
+        report.add(_visit("door", monday + timedelta(minutes=minutes), "male", "30-39", None, 4.0))
+    files.write(report, final=True)
+    tuesday = monday + timedelta(days=1)
+    today = Today(FAIRFACE9, ["door"], set(), saved_day=files.saved_day, clock=lambda: tuesday.timestamp())
+    days = {entry["date"]: entry for entry in today.snapshot()["days"]}
+    assert days["2026-12-07"]["visitors"] == 3 and days["2026-12-07"]["by_gender"] == {"male": 3}
+    assert files.saved_day(tuesday.date()) is None

@@ -200,14 +200,29 @@ def test_the_page_follows_a_run_and_a_line_drawn_with_the_mouse_counts_the_next_
             assert "its outline crosses itself" in shown_error
             setup.click("#revert")
 
+            # a zone and a mask, drawn and saved: both in the file, the line kept
+            setup.fill("#zone-name", "shelves")
+            setup.click("[data-tool='zone']")
+            _click_corners(setup, [(0.62, 0.15), (0.95, 0.15), (0.95, 0.85), (0.62, 0.85), (0.62, 0.15)])
+            setup.click("[data-tool='mask']")
+            _click_corners(setup, [(0.02, 0.02), (0.2, 0.02), (0.2, 0.12), (0.02, 0.02)])
+            setup.click("[data-testid='save']")
+            setup.wait_for_selector(".message.ok", timeout=10_000)
+            door = yaml.safe_load(config.read_text())["cameras"][0]
+            assert [zone["name"] for zone in door["zones"]] == ["shelves"] and len(door["zones"][0]["polygon"]) == 4
+            assert len(door["masks"]) == 1 and len(door["masks"][0]) == 3 and door["line"] == line
+            assert "# the entrance camera" in config.read_text()
+            figures = setup.locator("#figures").text_content() or ""
+            assert "px median" in figures and "crossed in / out" in figures  # check's figures of the last minutes
+
             wait_for(lambda: _json(f"{base}api/today")["health"]["door"]["state"] == "ended", 60, "the clip's end")
             today.wait_for_timeout(1500)  # the last visit's event
             shown = _page_figures(today)
             today.bring_to_front()
             today.screenshot(path=str(shots / "web-today.png"), full_page=True)
             setup.bring_to_front()
-            setup.click("[data-tool='zone']")
-            _click_corners(setup, [(0.62, 0.15), (0.95, 0.15), (0.95, 0.85), (0.62, 0.85), (0.62, 0.15)])
+            setup.click("#refresh-figures")
+            setup.wait_for_timeout(500)
             setup.screenshot(path=str(shots / "web-setup.png"), full_page=True)
             browser.close()
     finally:
