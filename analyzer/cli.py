@@ -20,6 +20,7 @@ from analyzer.commands import (
     check,
     evaluate,
     export,
+    fleet_bench,
     gpu_check,
     listen,
     models,
@@ -50,6 +51,7 @@ COMMANDS = (
     accuracy,
     listen,
     web_password,
+    fleet_bench,
 )
 
 

@@ -19,6 +19,8 @@ import contextlib
 import dataclasses
 import difflib
 import math
+import os
+import socket
 import time
 import types
 import typing
@@ -320,6 +322,62 @@ class MetricsConfig:
         check_ranges(self, path)
 
 
+@dataclass
+class MqttConfig:
+    """MQTT out (docs/FLEET.md): visits, summaries and status to a broker; off until ``host`` is set."""
+
+    host: str = ""  # the broker's address; '' = no MQTT
+    port: int = bounded(1883, 1, 65535)  # 8883 for TLS, by convention
+    # topics <prefix>/<site>/<camera>/visit|summary|status and the retained <prefix>/<site>/availability
+    topic_prefix: str = "footfall"
+    client_id: str = ""  # '' = footfall-<site>; the broker keeps one session per id
+    username: str = ""
+    password_file: str = ""  # a file holding the broker's password (kept out of the config; mode 600)
+    tls: bool = False  # TLS to the broker, checked against ca_file (or the system's CAs)
+    ca_file: str = ""
+    cert_file: str = ""  # a client certificate, for brokers that ask for one, with its key_file
+    key_file: str = ""
+    keepalive_s: int = bounded(30, 5, 3600, "seconds")  # the broker publishes the last will this long after silence
+    # visits waiting for the broker, on disk: survives a broker or uplink outage and a restart;
+    # '' = $XDG_STATE_HOME/footfall-analyzer/mqtt-outbox.sqlite (~/.local/state/...)
+    outbox: str = ""
+    outbox_max_messages: int = bounded(200_000, 10, 100_000_000, "messages")  # beyond, the oldest are dropped
+    outbox_max_age_s: float = bounded(7 * 86400, 60, 365 * 86400, "seconds")  # older visits are dropped, counted
+
+    def check(self, path: str) -> None:
+        """Ranges, a usable topic prefix, and the files it names."""
+        check_ranges(self, path)
+        if not self.host:
+            return
+        if not self.topic_prefix or any(char in self.topic_prefix for char in "+#") or self.topic_prefix.endswith("/"):
+            raise ConfigError(f"{path}.topic_prefix: '{self.topic_prefix}' must be a topic without +, # or a last /")
+        for key in ("password_file", "ca_file", "cert_file", "key_file"):
+            value = getattr(self, key)
+            if value and not Path(value).expanduser().is_file():
+                raise ConfigError(f"{path}.{key}: {value} is not a file")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError(f"{path}: a client certificate needs both cert_file and key_file")
+
+    def outbox_path(self) -> Path:
+        """Where the outbox lives."""
+        if self.outbox:
+            return Path(self.outbox).expanduser()
+        state = os.environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+        return Path(state) / "footfall-analyzer" / "mqtt-outbox.sqlite"
+
+
+def host_site() -> str:
+    """A site name from this box's host name, for a config that names none."""
+    name = "".join(char if char.isalnum() or char in "-_." else "-" for char in socket.gethostname())
+    return name.strip("-.") or "shop"
+
+
+def check_site(path: str, site: str) -> None:
+    """A site name goes into MQTT topics and Prometheus label values: letters, digits, '.', '-' and '_'."""
+    if not site or not site.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"{path}: '{site}' must be a non-empty name of letters, digits, '.', '-' and '_'")
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -466,6 +524,7 @@ class CameraConfig:
     # files: when the first frame was recorded (2026-12-01T09:00:00+01:00; with no zone, this box's local time),
     # so visits carry the times they happened, not the time the file was played
     recorded_at: datetime | None = None
+    site: str | None = None  # the shop this camera counts for, when a box serves two; default: the top-level site
 
     def mask_zones(self) -> list[Zone]:
         """The masks as geometry objects."""
@@ -480,6 +539,8 @@ class CameraConfig:
 class Config:
     """The whole analyzer configuration."""
 
+    # the shop: on every message, in the report, in MQTT topics (docs/FLEET.md); '' = this box's host name
+    site: str = ""
     cameras: list[CameraConfig] = field(default_factory=list)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -492,10 +553,15 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     age_groupings: dict[str, list[Any]] = field(default_factory=dict)  # name: ["0-17", "18-64", "65+"]
     status_interval_s: float = bounded(
         5.0, 0, 3600, "seconds (0 = never)"
     )  # how often the console status line is printed
+
+    def site_of(self, camera: CameraConfig) -> str:
+        """The shop ``camera`` counts for."""
+        return camera.site or self.site or host_site()
 
     def grouping(self) -> AgeGrouping:
         """The age grouping visits are reported in."""
@@ -686,6 +752,12 @@ def check_config(config: Config) -> None:
     config.health.check("health")
     config.zmq.check("zmq")
     config.web.check("web")
+    config.mqtt.check("mqtt")
+    if config.site:
+        check_site("site", config.site)
+    for index, camera in enumerate(config.cameras):
+        if camera.site is not None:
+            check_site(f"cameras[{index}].site", camera.site)
     check_ranges(config, "")
     if 0 < config.status_interval_s < 1:
         raise ConfigError(f"status_interval_s: {config.status_interval_s:g} must be 0 (never) or 1..3600 seconds")

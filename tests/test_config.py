@@ -58,6 +58,12 @@ def camera(**extra: object) -> dict:
         ),
         ({**camera(), "classifier": {"backend": "cuda"}}, "classifier.backend: 'cuda' is not one of"),
         ({**camera(), "metrics": {"port": 70000}}, "metrics.port: 70000 must be 0..65535"),
+        ({**camera(), "site": "north/door"}, "site: 'north/door' must be a non-empty name of letters"),
+        ({"cameras": [{"id": "a", "source": "a.mp4", "site": "x#"}]}, r"cameras\[0\]\.site: 'x#' must be"),
+        ({**camera(), "mqtt": {"host": "broker", "topic_prefix": "shops/#"}}, "mqtt.topic_prefix: 'shops/#' must"),
+        ({**camera(), "mqtt": {"host": "broker", "password_file": "/no/such"}}, "mqtt.password_file: /no/such is not"),
+        ({**camera(), "mqtt": {"host": "broker", "cert_file": __file__}}, "mqtt: a client certificate needs both"),
+        ({**camera(), "web": {"host": "0.0.0.0"}}, "web.host: 0.0.0.0 lets other machines open the page"),
         (
             {**camera(), "footfall": {"reentry_window_s": 29}},
             r"footfall: linger_s \+ reentry_window_s is 30.5 s, over 30 s; a hidden visitor's likeness",
@@ -322,6 +328,10 @@ NUMERIC_KEYS = [
     *_ranged("zmq.summary_interval_s", 1, 3600, 0.99, 3600.01),
     *_ranged("metrics.port", 0, 65535, -1, 65536),
     *_ranged("web.port", 0, 65535, -1, 65536),
+    *_ranged("mqtt.port", 1, 65535, 0, 65536),
+    *_ranged("mqtt.keepalive_s", 5, 3600, 4, 3601),
+    *_ranged("mqtt.outbox_max_messages", 10, 100_000_000, 9, 100_000_001),
+    *_ranged("mqtt.outbox_max_age_s", 60, 365 * 86400, 59.9, 365 * 86400 + 1),
     *_ranged("health.stall_after_s", 5, 3600, 4.99, 3600.01),
     *_ranged("status_interval_s", 1, 3600, 0.99, 3600.01),
     ("status_interval_s", 0, None),  # never

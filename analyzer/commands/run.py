@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from analyzer.config import Config
     from analyzer.outputs.daily_reports import DailyReportFiles
-    from analyzer.outputs.metrics import Health
+    from analyzer.outputs.metrics import Health, Metrics
+    from analyzer.outputs.mqtt import MqttPublisher
     from analyzer.outputs.publisher import ZmqPublisher
     from analyzer.outputs.report import RunReport
     from analyzer.outputs.web.server import WebPage
@@ -225,6 +226,7 @@ def _count(args: argparse.Namespace, config: Config) -> int:
             {camera.id for camera in config.cameras if camera.line is not None},
             saved_day=report_files.saved_day if report_files else lambda day: None,
         )
+    options.mqtt = _open_mqtt(config, metrics) if config.mqtt.host else None
     pipeline = Pipeline(config, backend, metrics, publisher, options)
     page = _open_page(config, options.today, pipeline) if options.today else None
     watchdog = Watchdog(heartbeats, stall_after_s, notifier, log_line, pipeline.report.service_status)
@@ -245,6 +247,8 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         notifier.close()
         if publisher:
             publisher.close()
+        if options.mqtt:
+            options.mqtt.close()
         if page:
             page.close()
         if server:
@@ -273,6 +277,19 @@ def _open_outputs(
         f"analyzer: {how_many(len(config.cameras), 'camera')}; " + ", ".join(where or ["no outputs"]), file=sys.stderr
     )
     return publisher, server
+
+
+def _open_mqtt(config: Config, metrics: Metrics) -> MqttPublisher:
+    """MQTT out with its outbox, connecting in the background; said on stderr."""
+    from analyzer.outputs.mqtt import MqttPublisher
+    from analyzer.service.outbox import Outbox
+
+    settings = config.mqtt
+    outbox = Outbox(settings.outbox_path(), settings.outbox_max_messages, settings.outbox_max_age_s, log=log_line)
+    publisher = MqttPublisher(settings, config.site or config.site_of(config.cameras[0]), outbox, metrics, log_line)
+    publisher.start()
+    print(f"MQTT to {publisher.where} (outbox {outbox.path})", file=sys.stderr)
+    return publisher
 
 
 def _watched_demo(config: Config) -> bool:

@@ -25,7 +25,14 @@ from pathlib import Path
 from analyzer.core.age_groups import AgeGrouping
 from analyzer.core.visits import Visit
 from analyzer.errors import AnalyzerError
-from analyzer.outputs.report import REPORT_SCHEMA, RunReport, VisitDocument, report_document, visit_document
+from analyzer.outputs.report import (
+    REPORT_SCHEMA,
+    RunReport,
+    VisitDocument,
+    report_document,
+    site_header,
+    visit_document,
+)
 from analyzer.service.atomic_files import write_json
 from analyzer.service.console import log_line
 from analyzer.service.output_locks import OutputClaim
@@ -68,6 +75,7 @@ class DailyReportFiles:
         self._written: dict[date, int] = {}  # per day: how many of this run's visits its file holds
         self._claims: dict[date, OutputClaim] = {}  # per day being written: no other run may write its file
         self._newest_end = float("-inf")
+        self._sites: dict[str, str] = {}  # the shop of each camera, for the files' header
 
     def path_of(self, day: date) -> Path:
         """The file of ``day``."""
@@ -86,6 +94,7 @@ class DailyReportFiles:
         error. The final write lets go of every day's file.
         """
         self._next_write = self.clock() + self.rewrite_every_s
+        self._sites = report.sites
         days = self._visits_by_day(report)
         written = []
         try:
@@ -158,7 +167,8 @@ class DailyReportFiles:
             camera: [*earlier.get(camera, []), *map(visit_document, visits.get(camera, []))]
             for camera in sorted({*earlier, *visits})
         }
-        write_json(path, report_document(self.grouping, documents, date=day.isoformat()))
+        header = site_header(set(self._sites.values()))
+        write_json(path, report_document(self.grouping, documents, date=day.isoformat(), **header))
 
     def _release(self, report: RunReport, days: dict[date, dict[str, list[Visit]]]) -> None:
         """Drop the visits of written days that ended ``release_after_s`` before the newest visit."""

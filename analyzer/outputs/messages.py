@@ -1,8 +1,8 @@
 """The ZeroMQ message contract (see docs/ZMQ.md).
 
 Multipart ``[topic, json]``; every message carries ``schema``, ``seq`` (per
-publisher, monotonic, so a subscriber sees gaps), ``ts`` (unix seconds) and
-``camera``.
+publisher, monotonic, so a subscriber sees gaps), ``ts`` (unix seconds),
+``camera`` and ``site`` (the shop). MQTT carries the same JSON.
 """
 
 from __future__ import annotations
@@ -32,17 +32,22 @@ def _finite(value: object) -> object:
 
 
 #: Fields every message carries, set by the publisher: a message's own fields may not replace them.
-ENVELOPE = ("schema", "seq", "ts", "camera")
+ENVELOPE = ("schema", "seq", "ts", "camera", "site")
 
 
-def encode(kind: str, camera: str, seq: int, ts: float, fields: dict[str, object]) -> list[bytes]:
-    """The two frames of one message; NaN/inf become null so every consumer can parse it."""
+def body(kind: str, camera: str, seq: int, ts: float, fields: dict[str, object], site: str = "") -> bytes:
+    """A message's JSON (ZeroMQ's second frame, an MQTT payload); NaN/inf become null so every consumer parses it."""
     clashing = [key for key in ENVELOPE if key in fields]
     if clashing:  # a subscriber's gap count and topic filter rest on these
         raise ValueError(f"a {kind} message's fields may not set {', '.join(clashing)}: the publisher does")
-    body = {"schema": SCHEMA, "seq": seq, "ts": round(ts, 3), "camera": camera, **fields}
-    payload = json.dumps(_finite(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return [topic(kind, camera).encode(), payload.encode()]
+    envelope = {"schema": SCHEMA, "seq": seq, "ts": round(ts, 3), "camera": camera, **({"site": site} if site else {})}
+    document = {**envelope, **fields}
+    return json.dumps(_finite(document), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def encode(kind: str, camera: str, seq: int, ts: float, fields: dict[str, object], site: str = "") -> list[bytes]:
+    """The two ZeroMQ frames of one message."""
+    return [topic(kind, camera).encode(), body(kind, camera, seq, ts, fields, site)]
 
 
 def decode(frames: list[bytes]) -> tuple[str, dict[str, object]]:

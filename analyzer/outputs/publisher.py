@@ -55,10 +55,10 @@ class ZmqPublisher:
         self.sent = 0
         self.dropped = 0
 
-    def publish(self, kind: str, camera: str, fields: dict[str, object]) -> bool:
+    def publish(self, kind: str, camera: str, fields: dict[str, object], site: str = "") -> bool:
         """Send one message without blocking; False (and counted) if a subscriber's full queue refused it."""
         self.seq += 1
-        frames = messages.encode(kind, camera, self.seq, time.time(), fields)
+        frames = messages.encode(kind, camera, self.seq, time.time(), fields, site)
         try:
             self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.Again:

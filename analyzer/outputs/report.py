@@ -122,6 +122,11 @@ def report_document(
     }
 
 
+def site_header(sites: set[str]) -> dict[str, object]:
+    """``{"site": name}`` for a report whose cameras all count for one shop; {} otherwise (each camera says)."""
+    return {"site": next(iter(sites))} if len(sites) == 1 else {}
+
+
 @dataclass
 class CameraStats:
     """Health of one camera over the last status interval."""
@@ -158,6 +163,7 @@ class RunReport:
     lined: set[str] = field(default_factory=set)  # cameras with a counting line: in/out shown from the start
     keep_visits: int | None = None
     left_out: dict[str, int] = field(default_factory=dict)  # visits counted but no longer listed, per camera
+    sites: dict[str, str] = field(default_factory=dict)  # the shop each camera counts for (docs/FLEET.md)
 
     def __post_init__(self) -> None:
         for camera in self.cameras:
@@ -181,6 +187,7 @@ class RunReport:
             camera: {
                 "frames": self.stats[camera].frames,
                 "frames_dropped": self.stats[camera].dropped,
+                **({"site": self.sites[camera]} if camera in self.sites else {}),
                 **({"problem": self.problems[camera]} if camera in self.problems else {}),
                 **({"visits_left_out": self.left_out[camera]} if self.left_out[camera] else {}),
             }
@@ -188,7 +195,8 @@ class RunReport:
         }
         visits = {camera: [visit_document(visit) for visit in visits] for camera, visits in self.visits.items()}
         counted = {camera: self.tallies[camera] for camera, left_out in self.left_out.items() if left_out}
-        return report_document(self.grouping, visits, health, tallies=counted)
+        shops = set(self.sites.values())
+        return report_document(self.grouping, visits, health, tallies=counted, **site_header(shops))
 
     def status_line(self, camera: str) -> str:
         """One line of live status for a camera."""

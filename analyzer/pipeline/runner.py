@@ -23,6 +23,7 @@ from analyzer.core.model_meta import ModelMetadata
 from analyzer.core.visits import DIRECTIONS, UNKNOWN, Visit, random_visit_id
 from analyzer.outputs.daily_reports import DailyReportFiles
 from analyzer.outputs.metrics import Metrics
+from analyzer.outputs.mqtt import MqttPublisher
 from analyzer.outputs.preview import PreviewSink, Window, annotate, show_in_window
 from analyzer.outputs.publisher import ZmqPublisher
 from analyzer.outputs.report import RunReport, visit_document
@@ -68,6 +69,7 @@ class RunOptions:
     window: Window = show_in_window  # draws --show's frames (from the publishing thread only)
     keep_visits: int | None = None  # visits the report lists per camera: None all, 0 none, N the latest N
     today: Today | None = None  # the web page's day: told of each visit
+    mqtt: MqttPublisher | None = None  # MQTT out (docs/FLEET.md), beside ZeroMQ
     config_file: ConfigFile | None = None  # where the web page's set-up is kept; None: not kept
     not_saved_because: str = ""  # why there is no config file to keep it in
 
@@ -110,11 +112,13 @@ class Pipeline:
         self.publisher = publisher
         self.options = options or RunOptions()
         self.grouping = config.grouping()
+        self.sites = {camera.id: config.site_of(camera) for camera in config.cameras}
         self.report = RunReport(
             [camera.id for camera in config.cameras],
             self.grouping,
             lined={camera.id for camera in config.cameras if camera.line is not None},
             keep_visits=self.options.keep_visits,
+            sites=self.sites,
         )
         self.classify_queue: ClassifierQueue[object] = ClassifierQueue(
             lambda item: isinstance(item, Sample), QUEUED_BATCHES * config.classifier.max_batch
@@ -293,9 +297,12 @@ class Pipeline:
     # --- publishing (caller's thread) ----------------------------------
 
     def _publish(self, kind: str, camera: str, fields: dict[str, object]) -> None:
+        site = self.sites[camera]
+        if self.options.mqtt is not None:
+            self.options.mqtt.publish(kind, camera, fields, site)
         if self.publisher is None:
             return
-        sent = self.publisher.publish(kind, camera, fields)
+        sent = self.publisher.publish(kind, camera, fields, site)
         self.metrics.zmq_messages.labels(outcome="sent" if sent else "dropped").inc()
 
     def _handle_visit(self, visit: Visit) -> None:
