@@ -36,7 +36,7 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
         "--streams",
         "2",
         "--seconds",
-        "4",
+        "3",
         "--size",
         "640x360",
         "--naive",

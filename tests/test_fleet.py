@@ -128,6 +128,16 @@ def _reported(folder: Path) -> list[dict]:
     return [visit for body in document["cameras"].values() for visit in body["visits"]]
 
 
+def _frames_read(port: int) -> float:
+    """Frames the analyzer on ``port`` has read (its /metrics)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("analyzer_frames_total"))
+
+
 def _central(port: int, expression: str) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
     try:
@@ -245,7 +255,9 @@ def test_three_shops_lose_nothing_through_a_broker_outage_a_restart_and_a_centra
                 )
             )
             agents[-1].start()
-        wait_for(lambda: all(centre.visit_ids(site) for site in SITES), 120, "a visit over MQTT from every shop")
+        # mid-run: every shop connected and counting (its first visitors then wait out the outage)
+        wait_for(lambda: all(centre.availability.get(site) == b"online" for site in SITES), 120, "every shop online")
+        wait_for(lambda: all(_frames_read(metrics_ports[site]) > 30 for site in SITES), 60, "every clip playing")
 
         broker.stop()  # the uplink or the broker goes; counting goes on
         down_at = time.monotonic()
@@ -278,12 +290,12 @@ def test_three_shops_lose_nothing_through_a_broker_outage_a_restart_and_a_centra
         delivered_total = _central(central_port, 'sum by (site) (analyzer_mqtt_messages_total{outcome="delivered"})')
         assert delivered_total["north"] == totals["north"]
 
+        analyzers["south"].kill()  # the box dies outright: the broker says so with its last will (in 7.5 s)
         _check_boards(central_port, totals)
         # the simulated shops of `analyzer fleet-bench` export what a real box does (ZeroMQ is off here: 2 fewer)
         real = _central(central_port, 'count by (site) ({job="footfall-analyzer", site="north"})')
         assert real == {"north": len(shop_series(1, zones_per_camera=0)) - 2}
 
-        analyzers["south"].kill()  # the box dies outright: the broker says so with its last will
         wait_for(lambda: centre.availability.get("south") == b"offline", 30, "south's last will")
         assert centre.availability["north"] == b"online"
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.cli import build_parser
+from analyzer.config import MqttConfig
 from analyzer.errors import ConfigError
 from tests.conftest import REPO
 
@@ -33,7 +34,8 @@ def _exec_start(settings: dict[str, list[str]]) -> list[str]:
     return shlex.split(command)
 
 
-def test_the_unit_runs_the_analyzer_with_options_it_has() -> None:
+def test_the_unit_runs_the_analyzer_with_options_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
     settings = _settings(UNIT.read_text())
     executable, *arguments = _exec_start(settings)
     assert executable == f"{settings['WorkingDirectory'][0]}/.venv/bin/analyzer"  # the make install virtualenv
@@ -43,7 +45,11 @@ def test_the_unit_runs_the_analyzer_with_options_it_has() -> None:
     # the directories systemd makes for the service user are the ones the command line and cache use
     assert str(args.config.parent) == "/etc/" + settings["ConfigurationDirectory"][0]
     assert str(args.report.parent) == "/var/lib/" + settings["StateDirectory"][0]
-    assert settings["Environment"] == ["FOOTFALL_CACHE=/var/cache/" + settings["CacheDirectory"][0]]
+    environment = dict(entry.split("=", 1) for entry in settings["Environment"])
+    assert environment["FOOTFALL_CACHE"] == "/var/cache/" + settings["CacheDirectory"][0]
+    # the MQTT outbox goes to $XDG_STATE_HOME/footfall-analyzer: the state directory systemd makes
+    outbox = MqttConfig().outbox_path().relative_to(Path("~/.local/state").expanduser())
+    assert str(Path(environment["XDG_STATE_HOME"]) / outbox.parent) == "/var/lib/" + settings["StateDirectory"][0]
     # stopped the way the analyzer finishes open visits, and given the time to
     assert settings["KillSignal"] == ["SIGTERM"] and settings["KillMode"] == ["mixed"]
     assert int(settings["TimeoutStopSec"][0]) >= 10  # docs/OPERATIONS.md: it exits within a few seconds

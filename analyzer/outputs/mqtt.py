@@ -104,7 +104,12 @@ class MqttPublisher:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         if getattr(reason, "is_failure", False):
-            self.log(f"MQTT broker {self.settings.host}:{self.settings.port} refused the connection: {reason}")
+            if not self._said_down:  # once per outage: paho keeps retrying
+                self._said_down = True
+                self.log(
+                    f"MQTT broker {self.settings.host}:{self.settings.port} refused the connection: {reason}; "
+                    "retrying, visits wait in the outbox"
+                )
             return
         client.publish(self.availability, b"online", qos=1, retain=True)
         self.metrics.mqtt_connected.set(1)
