@@ -110,6 +110,12 @@ class Metrics:
         self.frames_dropped = Counter(
             "analyzer_frames_dropped", "Frames not processed, by reason", ["camera", "reason"], registry=registry
         )
+        self.frames_motionless = Counter(
+            "analyzer_frames_motionless",
+            "Frames the motion gate let skip the detector: nothing moved and no one was followed",
+            ["camera"],
+            registry=registry,
+        )
         self.stream_up = Gauge(
             "analyzer_stream_up", "1 while the camera delivers frames", ["camera"], registry=registry
         )
@@ -206,6 +212,7 @@ class Metrics:
             if direction:
                 self.line_crossings.labels(camera=camera, direction=direction)
         self.dwell.labels(camera=camera)
+        self.frames_motionless.labels(camera=camera)
         for zone in zones:
             self.zone_dwell.labels(camera=camera, zone=zone)
         self.frames.labels(camera=camera)

@@ -140,6 +140,7 @@ class CameraStats:
     dropped: int = 0
     state: str = "starting"
     reconnects: int = 0  # times the stream went down and was opened again
+    motionless: int = 0  # frames the motion gate let skip the detector
 
 
 @dataclass
@@ -187,6 +188,7 @@ class RunReport:
             camera: {
                 "frames": self.stats[camera].frames,
                 "frames_dropped": self.stats[camera].dropped,
+                **({"frames_motionless": self.stats[camera].motionless} if self.stats[camera].motionless else {}),
                 **({"site": self.sites[camera]} if camera in self.sites else {}),
                 **({"problem": self.problems[camera]} if camera in self.problems else {}),
                 **({"visits_left_out": self.left_out[camera]} if self.left_out[camera] else {}),

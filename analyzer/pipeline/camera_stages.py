@@ -26,6 +26,7 @@ from analyzer.pipeline.capture import EndOfStream, Frame, LatestFrameSlot
 from analyzer.pipeline.detect import FaceDetector
 from analyzer.pipeline.face_check import FaceCheck
 from analyzer.pipeline.footfall import FootfallCounter, VisitEnded
+from analyzer.pipeline.motion import MotionGate
 from analyzer.pipeline.sample import Sample, Sampler
 from analyzer.pipeline.track import ByteTracker
 
@@ -70,11 +71,13 @@ class FrameDone:
         outcome: what the stages made of it; None when it was not searched (not an ``every_n_frames``-th
             frame: the tracker predicts across it) or when detection or tracking raised.
         error: what detection or tracking raised on it, if they did.
+        motionless: the motion gate let it skip the stages.
     """
 
     frame: Frame
     outcome: FrameOutcome | None = None
     error: Exception | None = None
+    motionless: bool = False  # not searched because nothing moved and no one was followed (the motion gate)
 
 
 class CameraStages:
@@ -90,6 +93,8 @@ class CameraStages:
         every_face: classify every face of every frame (the bench's naive baseline).
         face_check: which tracks are faces (only those count and vote); None counts every track.
         masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
+        motion: the motion gate: frames where nothing moved and nothing is followed skip the stages; None searches all.
+        wake_every_s: with a gate, a still picture is searched anyway this often.
 
     Example:
         >>> stages = CameraStages("door", detector, tracker, counter)  # doctest: +SKIP
@@ -107,7 +112,12 @@ class CameraStages:
         every_face: bool = False,
         face_check: FaceCheck | None = None,
         masks: Sequence[Zone] = (),
+        motion: MotionGate | None = None,
+        wake_every_s: float = 1.0,
     ) -> None:
+        self.motion = motion
+        self.wake_every_s = wake_every_s
+        self._searched_at = float("-inf")  # stream time of the last frame searched
         self.face_check = face_check
         self.masks = list(masks)
         self.camera = camera
@@ -162,6 +172,8 @@ class CameraStages:
             every_face=every_face,
             face_check=face_check,
             masks=camera.mask_zones(),
+            motion=MotionGate() if camera.detector.motion_gate else None,
+            wake_every_s=camera.detector.wake_every_s,
         )
 
     def process(self, frame: Frame) -> FrameOutcome:
@@ -224,6 +236,8 @@ class CameraStages:
                 return
             elif item.index % every_n_frames:
                 yield FrameDone(item)
+            elif self._still(item):
+                yield FrameDone(item, motionless=True)
             else:
                 try:
                     outcome = self.process(item)
@@ -231,6 +245,17 @@ class CameraStages:
                     yield FrameDone(item, error=error)
                 else:
                     yield FrameDone(item, outcome)
+
+    def _still(self, frame: Frame) -> bool:
+        """The gate lets ``frame`` skip the stages: nothing moved, no one is followed, and a search was recent."""
+        if self.motion is None:
+            return False
+        moving = self.motion.moving(frame.image)
+        followed = self.tracker.following or self.counter.following
+        if moving or followed or frame.timestamp - self._searched_at >= self.wake_every_s:
+            self._searched_at = frame.timestamp
+            return False
+        return True
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""

@@ -305,6 +305,11 @@ class FootfallCounter:
         self.fixtures_in_view = 0
         self.clock_origin = 0.0
 
+    @property
+    def following(self) -> bool:
+        """Whether a visit is open or waiting to count: frames must be searched until it is over."""
+        return bool(self._visits or self._held)
+
     @classmethod
     def for_camera(
         cls,

@@ -206,6 +206,9 @@ class Pipeline:
                 if done is None:
                     continue
                 self.live.frame_done(camera.id, done)
+                if done.motionless:
+                    self.metrics.frames_motionless.labels(camera=camera.id).inc()
+                    stats.motionless += 1
                 if done.error is not None:
                     self._frame_failed(camera.id, done.frame, done.error)
                 elif done.outcome is not None:

@@ -366,6 +366,11 @@ class ByteTracker:
         """The tracker the ``tracker`` settings ask for (``analyzer run`` and ``analyzer check`` alike)."""
         return cls(settings.high_score, settings.match_iou, settings.min_hits, max_lost_s, settings.min_similarity)
 
+    @property
+    def following(self) -> bool:
+        """Whether any track is alive (seen, or lingering): then every frame must be searched."""
+        return bool(self._tracks)
+
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
         self._tracks: list[_Track] = []

@@ -1,0 +1,80 @@
+"""Is anything moving? A cheap look at a small grey copy of each frame, so an empty doorway skips the detector.
+
+The decoded frame is shrunk once (to ``width`` pixels across, area
+averaging, which also averages camera noise away) and compared with a
+background that adapts slowly. Three things must not keep it awake:
+
+- **light changes** (clouds, a door's shadow, auto exposure): each small
+  frame and the background are compared after taking away their own mean
+  brightness, so the whole picture getting lighter or darker is no change;
+- **camera noise**: a pixel counts as changed only past ``threshold`` grey
+  levels (on the shrunk copy, each pixel an average of many, where noise is a
+  fraction of that), and the picture only when ``min_changed`` of its pixels did;
+- **a flickering screen** or a blinking sign: a pixel that keeps changing
+  (in more than ``restless_share`` of the recent frames) is left out until it
+  settles; a walker changes each place only while passing.
+
+It answers for one frame in a fraction of a millisecond; the detector costs
+several. The caller still searches every frame while anything is tracked,
+and every ``wake_every_s`` regardless (docs/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class MotionGate:
+    """Says per frame whether the picture moved; keeps its own small background.
+
+    Example:
+        >>> gate = MotionGate()
+        >>> gate.moving(np.zeros((720, 1280, 3), np.uint8))
+        True
+    """
+
+    def __init__(
+        self,
+        width: int = 160,
+        threshold: float = 18.0,
+        min_changed: float = 0.002,
+        adapt: float = 0.05,
+        restless_share: float = 0.4,
+        memory_frames: int = 75,
+    ) -> None:
+        self.width = width
+        self.threshold = threshold
+        self.min_changed = min_changed
+        self.adapt = adapt
+        self.restless_share = restless_share
+        self._restless_decay = 1.0 - 1.0 / memory_frames
+        self._background: np.ndarray | None = None
+        self._activity: np.ndarray | None = None  # per pixel: how often it changed lately (0..1)
+
+    def _small(self, image: np.ndarray) -> np.ndarray:
+        """The frame at ``width`` across, grey, less its mean brightness.
+
+        A linear shrink to twice the width (hundredths of a millisecond at 720p), then 2x2 area averages.
+        """
+        height = max(round(image.shape[0] * self.width / image.shape[1]), 1)
+        coarse = cv2.resize(image, (2 * self.width, 2 * height), interpolation=cv2.INTER_LINEAR)
+        small = cv2.resize(coarse, (self.width, height), interpolation=cv2.INTER_AREA)
+        grey = (cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small).astype(np.float32)
+        return grey - float(grey.mean())
+
+    def moving(self, image: np.ndarray) -> bool:
+        """Whether ``image`` (BGR, any size) differs from the recent background; the first frame always does."""
+        small = self._small(image)
+        if self._background is None or self._background.shape != small.shape:
+            self._background, self._activity = small, np.zeros_like(small)
+            return True
+        changed = np.abs(small - self._background) > self.threshold
+        assert self._activity is not None
+        self._activity *= self._restless_decay
+        self._activity[changed] += 1.0 - self._restless_decay
+        steady = self._activity < self.restless_share
+        moved = np.count_nonzero(changed & steady) >= self.min_changed * changed.size
+        rate = self.adapt * (0.2 if moved else 1.0)  # a person standing still is not learned away at once
+        self._background += rate * (small - self._background)
+        return bool(moved)
