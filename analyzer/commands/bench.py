@@ -51,6 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="soak with a classifier whose every call hangs: queues stay bounded, memory flat, visits still counted",
     )
+    parser.add_argument(
+        "--traffic",
+        choices=["busy", "shop-day"],
+        default="busy",
+        help="busy: only the clip of walkers; shop-day: also streams with people 15%% of the time and an empty "
+        "doorway the rest, with the motion gate on, up to --shop-day-streams (docs/PERFORMANCE.md)",
+    )
+    parser.add_argument(
+        "--shop-day-streams", type=int, default=32, metavar="N", help="the most shop-day streams tried (32)"
+    )
     parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="YAML", help="detector etc.")
     parser.add_argument("--work", type=output_folder, default=Path("runs/bench"), metavar="DIR", help="clip cache")
     parser.add_argument("--json", type=output_file, metavar="FILE", help="write every figure here")
@@ -76,7 +86,15 @@ def run(args: argparse.Namespace) -> int:
     if args.stalled_classifier and not args.soak:
         raise ConfigError("bench: --stalled-classifier needs --soak MINUTES: it is how the soak is run")
     settings = BenchSettings(
-        args.streams, args.seconds, args.size, args.fps, args.naive, args.soak, args.stalled_classifier
+        args.streams,
+        args.seconds,
+        args.size,
+        args.fps,
+        args.naive,
+        args.soak,
+        args.stalled_classifier,
+        shop_day=args.traffic == "shop-day",
+        shop_day_streams=args.shop_day_streams,
     )
     result = run_bench(config, backend, settings, args.work, args.faces, log=log_line)
     command = "analyzer " + " ".join(sys.argv[1:])
