@@ -313,15 +313,7 @@ def _live(frame: np.ndarray, show_faces: bool, config_file: ConfigFile | None = 
 
     config = Config(cameras=[CameraConfig(id="door", source="door.mp4", line=LineConfig())])
     live = LiveSetup(config, config_file, "" if config_file else "given with --source", show_faces=show_faces)
-    no_tracks = Tracks(
-        np.zeros(0, np.int64),
-        np.zeros((0, 4), np.float32),
-        np.zeros(0, np.float32),
-        np.zeros((0, 6, 2), np.float32),
-        np.zeros(0, bool),
-        np.zeros(0, bool),
-    )
-    outcome = FrameOutcome(Faces.empty(), no_tracks)
+    outcome = FrameOutcome(Faces.empty(), Tracks.empty())
     live.frame_done("door", FrameDone(Frame("door", 0, 0.0, 0.0, frame), outcome))
     return live
 

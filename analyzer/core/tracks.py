@@ -37,6 +37,18 @@ class Tracks:
     fixture: np.ndarray | None = None
     still: np.ndarray | None = None
 
+    @classmethod
+    def empty(cls) -> Tracks:
+        """No tracks."""
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, 6, 2), np.float32),
+            np.zeros(0, bool),
+            np.zeros(0, bool),
+        )
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -20,6 +20,7 @@ from analyzer.backends.base import ClassifierBackend
 from analyzer.config import CameraConfig, Config
 from analyzer.core.age_groups import AgeGrouping
 from analyzer.core.model_meta import ModelMetadata
+from analyzer.core.tracks import Tracks
 from analyzer.core.visits import DIRECTIONS, UNKNOWN, Visit, random_visit_id
 from analyzer.outputs.daily_reports import DailyReportFiles
 from analyzer.outputs.metrics import Metrics
@@ -209,6 +210,8 @@ class Pipeline:
                 if done.motionless:
                     self.metrics.frames_motionless.labels(camera=camera.id).inc()
                     stats.motionless += 1
+                    if preview is not None:  # the debug video keeps every frame: no one in it to draw
+                        self._preview(camera, done.frame, stages, Tracks.empty(), preview)
                 if done.error is not None:
                     self._frame_failed(camera.id, done.frame, done.error)
                 elif done.outcome is not None:
@@ -259,18 +262,18 @@ class Pipeline:
         stats.faces_in_view, stats.fixtures_in_view = counter.faces_in_view, counter.fixtures_in_view
         stats.faces_seen += len(outcome.tracks)
         if preview is not None:
-            counted = self.report.headline(camera.id)
-            canvas = annotate(
-                frame.image,
-                camera.id,
-                outcome.tracks,
-                self.captions,
-                counted,
-                counter.line,
-                counter.zones,
-                stages.masks,
-            )
-            preview.write(camera.id, canvas, frame.timestamp)
+            self._preview(camera, frame, stages, outcome.tracks, preview)
+
+    def _preview(
+        self, camera: CameraConfig, frame: Frame, stages: CameraStages, tracks: Tracks, preview: PreviewSink
+    ) -> None:
+        """One frame of the debug video: the tracks it had, the line, zones, masks and what was counted."""
+        counter = stages.counter
+        counted = self.report.headline(camera.id)
+        canvas = annotate(
+            frame.image, camera.id, tracks, self.captions, counted, counter.line, counter.zones, stages.masks
+        )
+        preview.write(camera.id, canvas, frame.timestamp)
 
     def _classifier_loop(self) -> None:
         batcher: Batcher = Batcher(

@@ -177,6 +177,7 @@ class SiteWatch:
         self._lock = threading.Lock()
         self._read_at: deque[float] = deque()  # when each frame was read: the stream's own rate
         self._searched: deque[float] = deque()  # when each frame was searched for faces
+        self._motionless: deque[float] = deque()  # when each frame the motion gate let skip the search came
         self._widths: deque[tuple[float, np.ndarray]] = deque()  # face widths of each frame searched
         self._skipped: deque[tuple[float, str]] = deque()  # why frames could not be searched
         self._visits: deque[tuple[float, VisitEnded]] = deque()
@@ -189,6 +190,10 @@ class SiteWatch:
 
     def record(self, done: FrameDone) -> None:
         """What the stages made of one frame; a frame left to the tracker's prediction adds nothing."""
+        if done.motionless:  # looked at, and nothing moved: as good as searched, for keeping up
+            with self._lock:
+                self._motionless.append(self.clock())
+            return
         if done.outcome is None and done.error is None:
             return
         self.size = (done.frame.image.shape[1], done.frame.image.shape[0])
@@ -219,7 +224,7 @@ class SiteWatch:
         if self.window_s is None:
             return
         oldest = self.clock() - self.window_s
-        for kept in (self._read_at, self._searched):
+        for kept in (self._read_at, self._searched, self._motionless):
             while kept and kept[0] < oldest:
                 kept.popleft()
         for timed in (self._widths, self._skipped, self._visits):
@@ -243,6 +248,12 @@ class SiteWatch:
         """Frames searched for faces."""
         with self._lock:
             return len(self._searched)
+
+    @property
+    def motionless(self) -> int:
+        """Frames the motion gate let skip the search: nothing moved."""
+        with self._lock:
+            return len(self._motionless)
 
     @property
     def skipped(self) -> list[str]:
@@ -331,7 +342,7 @@ def camera_advice(
 ) -> list[str]:
     """What to change, from what the camera showed."""
     face_widths = watched.face_widths
-    tried = watched.searched + len(watched.skipped)
+    tried = watched.searched + watched.motionless + len(watched.skipped)
     kept_up = min(tried * camera.detector.every_n_frames / max(len(watched.read_at), 1), 1.0)
     advice = advice_for(
         watched.fps, face_widths, watched.seconds, config.sampler.min_face_px, camera.detector.tiles, kept_up
