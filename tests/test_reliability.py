@@ -463,7 +463,7 @@ def test_a_stalled_classifier_keeps_queues_and_memory_bounded_and_visits_flowing
 
 @pytest.mark.slow
 def test_soak_with_reconnects_keeps_memory_and_descriptors_flat(live_frames: list[bytes], shipped_model: Path) -> None:
-    """A live camera for half a minute, cut off every 8 s: RSS and open descriptors must not creep.
+    """A live camera for 20 s, cut off every 7 s: RSS and open descriptors must not creep.
 
     ``analyzer bench --soak`` runs the same for as long as asked (docs/PERFORMANCE.md).
     """
@@ -473,8 +473,8 @@ def test_soak_with_reconnects_keeps_memory_and_descriptors_flat(live_frames: lis
     try:
         with LiveRun({"cameras": [camera]}, shipped_model) as run:
             wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 1, 20, "the stream to come up")
-            for _ in range(4):
-                time.sleep(7)
+            for _ in range(3):
+                time.sleep(6)
                 samples.append((rss_mb(), open_descriptors()))
                 server.stop()
                 wait_for(lambda: run.metric("analyzer_stream_up", camera="door") == 0, 5, "the cut to be seen")
@@ -484,10 +484,10 @@ def test_soak_with_reconnects_keeps_memory_and_descriptors_flat(live_frames: lis
     finally:
         server.stop()
     (warm_rss, warm_fds), (end_rss, end_fds) = samples[1], samples[-1]
-    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} MB over 16 s: {samples}"
+    assert end_rss <= warm_rss * 1.05, f"RSS grew {warm_rss} -> {end_rss} MB over 7 s: {samples}"
     assert end_fds <= warm_fds + 2, f"open descriptors grew {warm_fds} -> {end_fds}: {samples}"
     assert report.to_dict()["cameras"]["door"]["frames"] > 150
-    assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 4
+    assert run.metric("analyzer_stream_reconnects_total", camera="door") >= 3
 
 
 def test_a_run_under_nohup_keeps_ignoring_the_hang_up(capfd: pytest.CaptureFixture[str]) -> None:
