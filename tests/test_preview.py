@@ -23,17 +23,6 @@ from analyzer.pipeline.runner import Pipeline, RunOptions
 WIDTH, HEIGHT = 640, 360
 
 
-def no_tracks() -> Tracks:
-    return Tracks(
-        np.zeros(0, np.int64),
-        np.zeros((0, 4), np.float32),
-        np.zeros(0, np.float32),
-        np.zeros((0, 6, 2), np.float32),
-        np.zeros(0, bool),
-        np.zeros(0, bool),
-    )
-
-
 def painted(canvas: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     """(x, y) fractions of the pixels drawn in ``colour``."""
     ys, xs = np.nonzero(np.all(canvas == colour, axis=2))
@@ -49,7 +38,7 @@ def painted(canvas: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     ],
 )
 def test_the_line_is_drawn_where_it_counts_with_its_arrow_on_the_in_side(line: CountingLine) -> None:
-    canvas = annotate(np.zeros((HEIGHT, WIDTH, 3), np.uint8), "door", no_tracks(), {}, "0 visitors", line)
+    canvas = annotate(np.zeros((HEIGHT, WIDTH, 3), np.uint8), "door", Tracks.empty(), {}, "0 visitors", line)
     drawn = painted(canvas, LINE_COLOUR)
     distances = np.array([line.signed_distance(tuple(point)) for point in drawn])
     on_line = np.abs(distances) < 0.01
@@ -61,12 +50,12 @@ def test_the_line_is_drawn_where_it_counts_with_its_arrow_on_the_in_side(line: C
 def test_zones_are_outlined_and_named_and_the_header_says_what_was_counted() -> None:
     zone = Zone("display", ((0.6, 0.1), (0.95, 0.1), (0.95, 0.9), (0.6, 0.9)))
     blank = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    canvas = annotate(blank, "door", no_tracks(), {}, "5 visitors (in 3, out 1)", zones=[zone])
+    canvas = annotate(blank, "door", Tracks.empty(), {}, "5 visitors (in 3, out 1)", zones=[zone])
     outline = painted(canvas, ZONE_COLOUR)
     assert len(outline) > 0.6 * 2 * (0.35 * WIDTH + 0.8 * HEIGHT)  # most of the rectangle's perimeter
     assert (outline[:, 0] > 0.59).all() and (outline[:, 1] > 0.09).all() and (outline[:, 1] < 0.91).all()
-    header = annotate(blank, "door", no_tracks(), {}, "5 visitors (in 3, out 1)")[:40]
-    shorter = annotate(blank, "door", no_tracks(), {}, "5 visitors")[:40]
+    header = annotate(blank, "door", Tracks.empty(), {}, "5 visitors (in 3, out 1)")[:40]
+    shorter = annotate(blank, "door", Tracks.empty(), {}, "5 visitors")[:40]
     assert (header > 0).sum() > (shorter > 0).sum() > 0  # the in and out are written too
 
 
