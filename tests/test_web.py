@@ -233,7 +233,7 @@ def test_the_days_figures_are_the_reports_own_per_camera_and_in_total() -> None:
         _visit("till", morning + timedelta(hours=3, minutes=5), "female", "3-9", None, 95.0),
     ]
     report = RunReport(["door", "till"], FAIRFACE9, lined={"door"})
-    today = Today(FAIRFACE9, ["door", "till"], {"door"}, clock=lambda: morning.timestamp())
+    today = Today(FAIRFACE9, ["door", "till"], report.has_line, clock=lambda: morning.timestamp())
     for visit in visits:
         report.add(visit)
         today.add(visit_document(visit))
@@ -254,9 +254,15 @@ def test_the_days_figures_are_the_reports_own_per_camera_and_in_total() -> None:
 
 def test_the_page_turns_to_a_new_day_and_shows_the_days_before_from_their_files() -> None:
     day = datetime(2026, 12, 7, 23, 50)
-    saved = {"2026-12-05": {"totals": {"visitors": 40, "by_gender": {"female": 25, "male": 15}}}}
+    saved = {"2026-12-05": {"visitors": 40, "by_gender": {"female": 25, "male": 15}}}  # the file's totals
     now = [day.timestamp()]
-    today = Today(FAIRFACE9, ["door"], set(), saved_day=lambda date: saved.get(date.isoformat()), clock=lambda: now[0])
+    today = Today(
+        FAIRFACE9,
+        ["door"],
+        set().__contains__,
+        saved_totals=lambda date: saved.get(date.isoformat()),
+        clock=lambda: now[0],
+    )
     today.add(visit_document(_visit("door", day, "female", "20-29", None, 3.0)))
     now[0] = (day + timedelta(minutes=20)).timestamp()  # past midnight: the page shows the new day, empty
     shown = today.snapshot()
@@ -269,7 +275,7 @@ def test_the_page_starts_with_the_visits_an_earlier_run_left_in_todays_file() ->
     now = datetime(2026, 12, 7, 15, 0)
     earlier = visit_document(_visit("door", now - timedelta(hours=2), "male", "30-39", None, 5.0))
     saved = {"cameras": {"door": {"visits": [earlier]}}}
-    today = Today(FAIRFACE9, ["door"], set(), saved_day=lambda day: saved, clock=lambda: now.timestamp())
+    today = Today(FAIRFACE9, ["door"], set().__contains__, saved_day=lambda day: saved, clock=lambda: now.timestamp())
     today.add(visit_document(_visit("door", now, "female", "20-29", None, 3.0)))
     assert today.snapshot()["total"]["totals"]["by_gender"] == {"female": 1, "male": 1}
 
@@ -300,7 +306,7 @@ def test_a_blurred_still_has_no_face_our_detector_finds_and_the_sharp_one_had(as
 
 
 def test_the_today_document_is_plain_json() -> None:
-    today = Today(FAIRFACE9, ["door"], {"door"})
+    today = Today(FAIRFACE9, ["door"], {"door"}.__contains__)
     today.add(visit_document(_visit("door", datetime.now(), "female", "20-29", "in", 3.0)))
     assert json.loads(json.dumps(today.snapshot()))["total"]["totals"]["visitors"] == 1
 
@@ -361,7 +367,18 @@ def test_the_days_before_come_from_the_daily_report_files(tmp_path: Path) -> Non
         report.add(_visit("door", monday + timedelta(minutes=minutes), "male", "30-39", None, 4.0))
     files.write(report, final=True)
     tuesday = monday + timedelta(days=1)
-    today = Today(FAIRFACE9, ["door"], set(), saved_day=files.saved_day, clock=lambda: tuesday.timestamp())
+    today = Today(
+        FAIRFACE9,
+        ["door"],
+        set().__contains__,
+        saved_day=files.saved_day,
+        saved_totals=files.saved_totals,
+        clock=lambda: tuesday.timestamp(),
+    )
     days = {entry["date"]: entry for entry in today.snapshot()["days"]}
     assert days["2026-12-07"]["visitors"] == 3 and days["2026-12-07"]["by_gender"] == {"male": 3}
     assert files.saved_day(tuesday.date()) is None
+    report.add(_visit("door", monday + timedelta(minutes=30), "female", "20-29", None, 4.0))  # a late visit
+    files.write(report, final=True)
+    days = {entry["date"]: entry for entry in today.snapshot()["days"]}
+    assert days["2026-12-07"]["visitors"] == 4  # the file changed: read again

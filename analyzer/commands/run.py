@@ -219,16 +219,18 @@ def _count(args: argparse.Namespace, config: Config) -> int:
         keep_visits=keep_visits,
         **_set_up_keeping(args),
     )
-    if config.web.port:
+    options.mqtt = _open_mqtt(config, metrics) if config.mqtt.host else None
+    pipeline = Pipeline(config, backend, metrics, publisher, options)
+    page = None
+    if config.web.port:  # the page's day asks the run's report which cameras count in and out
         options.today = Today(
             config.grouping(),
             [camera.id for camera in config.cameras],
-            {camera.id for camera in config.cameras if camera.line is not None},
+            pipeline.report.has_line,
             saved_day=report_files.saved_day if report_files else lambda day: None,
+            saved_totals=report_files.saved_totals if report_files else lambda day: None,
         )
-    options.mqtt = _open_mqtt(config, metrics) if config.mqtt.host else None
-    pipeline = Pipeline(config, backend, metrics, publisher, options)
-    page = _open_page(config, options.today, pipeline) if options.today else None
+        page = _open_page(config, options.today, pipeline)
     watchdog = Watchdog(heartbeats, stall_after_s, notifier, log_line, pipeline.report.service_status)
     notifier.ready()  # models loaded and ports bound: `systemctl start` returns now
     counted = threading.Event()

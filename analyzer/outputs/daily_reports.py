@@ -76,6 +76,7 @@ class DailyReportFiles:
         self._claims: dict[date, OutputClaim] = {}  # per day being written: no other run may write its file
         self._newest_end = float("-inf")
         self._sites: dict[str, str] = {}  # the shop of each camera, for the files' header
+        self._totals_read: dict[date, tuple[tuple[int, int], dict[str, object] | None]] = {}  # by file stamp
 
     def path_of(self, day: date) -> Path:
         """The file of ``day``."""
@@ -130,27 +131,48 @@ class DailyReportFiles:
                 self._newest_end = max(self._newest_end, visit.end)
         return days
 
+    def _document(self, path: Path) -> dict[str, object]:
+        """A day's file as a report of this run's age grouping; ValueError (or OSError) says why it is not one."""
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
+            raise ValueError(f"not a {REPORT_SCHEMA} document")
+        if document.get("age_grouping") != self.grouping.name:
+            raise ValueError(
+                f"a report of {document.get('age_grouping')!r} age groups, this run counts in {self.grouping.name!r}"
+            )
+        return document
+
     def saved_day(self, day: date) -> dict[str, object] | None:
-        """``day``'s file as written (the web page's days before today); None when there is none or it is not one."""
+        """``day``'s file as written (the web page's day at start); None when there is none or it is not one."""
         try:
-            document = json.loads(self.path_of(day).read_text(encoding="utf-8"))
+            return self._document(self.path_of(day))
         except (OSError, ValueError):
             return None
-        if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
+
+    def saved_totals(self, day: date) -> dict[str, object] | None:
+        """The ``totals`` of ``day``'s file (the web page's days before), read again only when the file changed.
+
+        A busy day's file holds every visit: the page asks for six days at every visit it shows.
+        """
+        path = self.path_of(day)
+        try:
+            stat = path.stat()
+        except OSError:
             return None
-        return document if document.get("age_grouping") == self.grouping.name else None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._totals_read.get(day)
+        if cached is None or cached[0] != stamp:
+            document = self.saved_day(day)
+            totals = document.get("totals") if document is not None else None
+            cached = self._totals_read[day] = (stamp, totals if isinstance(totals, dict) else None)
+        return cached[1]
 
     def _read_earlier(self, path: Path) -> dict[str, list[VisitDocument]]:
         """The visits a day's file already holds; a file that is not such a report is moved aside, not lost."""
         if not path.exists():
             return {}
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-            if document.get("schema") != REPORT_SCHEMA or document.get("age_grouping") != self.grouping.name:
-                raise ValueError(
-                    f"a report of {document.get('age_grouping')!r} age groups, this run counts in "
-                    f"{self.grouping.name!r}"
-                )
+            document = self._document(path)
             return {str(camera): list(body["visits"]) for camera, body in document["cameras"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             aside = path.with_name(f"{path.name}.{int(time.time())}.old")

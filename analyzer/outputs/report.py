@@ -211,7 +211,8 @@ class RunReport:
 
     def has_line(self, camera: str) -> bool:
         """Whether ``camera`` counts line crossings: configured so (``lined``), or its visits crossed one."""
-        return camera in self.lined or bool(self.tallies[camera].by_direction)
+        tally = self.tallies.get(camera)  # (the web page asks of cameras an earlier run left in today's file too)
+        return camera in self.lined or bool(tally and tally.by_direction)
 
     def summary(self, camera: str) -> dict[str, object]:
         """A ``summary.<camera>`` message's counts and health.

@@ -347,7 +347,11 @@ class FootfallCounter:
         self.unseen_crossing_s = line.unseen_crossing_s if line else 0.0
         self.zones = [zone.zone() for zone in camera.zones]
         for visit in self._visits:
-            visit.line_state = LineState(self.line, self.hysteresis) if self.line is not None else None
+            visit.line_state = self._line_state()
+
+    def _line_state(self) -> LineState | None:
+        """Where a visit stands against the counting line, from now on; None without a line."""
+        return LineState(self.line, self.hysteresis) if self.line is not None else None
 
     def update(
         self,
@@ -476,8 +480,7 @@ class FootfallCounter:
         self, track_id: int, point: Point, timestamp: float, seen_now: set[int], appearance: np.ndarray | None
     ) -> _OpenVisit:
         """A new track starts a visit; lost visits it may continue are noted, to be verified by its motion."""
-        state = LineState(self.line, self.hysteresis) if self.line is not None else None
-        visit = _OpenVisit(self.new_visit_id(), timestamp, timestamp, point, point, state)
+        visit = _OpenVisit(self.new_visit_id(), timestamp, timestamp, point, point, self._line_state())
         visit.lost_candidates = [
             lost for lost in self._visits if self._could_continue(lost, point, timestamp, seen_now)
         ]

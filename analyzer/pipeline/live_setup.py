@@ -76,6 +76,10 @@ class LiveSetup:
         self._save_lock = threading.Lock()
         self._stills_made = 0
 
+    @property
+    def _saved_to(self) -> str | None:
+        return None if self.config_file is None else str(self.config_file.path)
+
     def _camera(self, camera_id: str) -> tuple[int, CameraConfig]:
         for index, camera in enumerate(self.config.cameras):
             if camera.id == camera_id:
@@ -118,7 +122,7 @@ class LiveSetup:
                     "width": watch.size[0],
                     "height": watch.size[1],
                     **geometry(camera),
-                    "saved_to": None if self.config_file is None else str(self.config_file.path),
+                    "saved_to": self._saved_to,
                     "not_saved_because": self.not_saved_because,
                     "faces_blurred": not self.show_faces,
                 }
@@ -162,11 +166,9 @@ class LiveSetup:
                     [(zone.name, zone.polygon) for zone in reshaped.zones],
                     reshaped.masks,
                 )
-                reshaped = copy.deepcopy(running)
-                kept = next(camera for camera in saved.cameras if camera.id == camera_id)
-                reshaped.line, reshaped.zones, reshaped.masks = kept.line, kept.zones, kept.masks
+                reshaped = next(camera for camera in saved.cameras if camera.id == camera_id)  # as the file has it
             before = geometry(running)
-            running.line, running.zones, running.masks = reshaped.line, reshaped.zones, reshaped.masks
+            _take_shape(running, reshaped)
             stages = self._stages.get(camera_id)
             if stages is not None:
                 stages.reshape(copy.deepcopy(running))
@@ -176,7 +178,7 @@ class LiveSetup:
         return {
             "camera": camera_id,
             **geometry(running),
-            "saved_to": None if self.config_file is None else str(self.config_file.path),
+            "saved_to": self._saved_to,
             "note": "counting with it from the next frame; " + where,
         }
 
@@ -191,11 +193,16 @@ class LiveSetup:
         fields = {"id": running.id, "source": running.source, "line": line, "zones": zones, "masks": masks}
         partial = from_dict(CameraConfig, fields, path)
         reshaped = copy.deepcopy(running)
-        reshaped.line, reshaped.zones, reshaped.masks = partial.line, partial.zones, partial.masks
+        _take_shape(reshaped, partial)
         candidate = copy.copy(self.config)
         candidate.cameras = [reshaped if camera is running else camera for camera in self.config.cameras]
         check_config(candidate)
         return reshaped
+
+
+def _take_shape(camera: CameraConfig, shaped: CameraConfig) -> None:
+    """Give ``camera`` the line, zones and masks of ``shaped`` (its other settings stay)."""
+    camera.line, camera.zones, camera.masks = shaped.line, shaped.zones, shaped.masks
 
 
 def not_saved_because(config_path: Path, from_command_line: bool, shipped: Path) -> str:

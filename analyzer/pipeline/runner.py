@@ -69,7 +69,7 @@ class RunOptions:
     report_files: DailyReportFiles | None = None  # --report 'report-{date}.json': written as the day goes
     window: Window = show_in_window  # draws --show's frames (from the publishing thread only)
     keep_visits: int | None = None  # visits the report lists per camera: None all, 0 none, N the latest N
-    today: Today | None = None  # the web page's day: told of each visit
+    today: Today | None = None  # the web page's day: told of each visit (may be set after the Pipeline is made)
     mqtt: MqttPublisher | None = None  # MQTT out (docs/FLEET.md), beside ZeroMQ
     config_file: ConfigFile | None = None  # where the web page's set-up is kept; None: not kept
     not_saved_because: str = ""  # why there is no config file to keep it in
@@ -374,8 +374,6 @@ class Pipeline:
     def _reshaped(self, camera: CameraConfig) -> None:
         """A camera's set-up was changed from the web page: in/out shown, and its new series at zero."""
         (self.report.lined.add if camera.line is not None else self.report.lined.discard)(camera.id)
-        if self.options.today is not None:
-            self.options.today.reshaped(camera.id, camera.line is not None)
         self._start_series(camera)
 
     def health(self) -> dict[str, dict[str, object]]:

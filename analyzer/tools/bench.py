@@ -546,6 +546,15 @@ def _run_line(figures: dict[str, Any]) -> str:
     )
 
 
+def _run_row(run: dict[str, Any]) -> str:
+    """A table row's first cells, both tables': streams, fps, frames dropped, latency, CPU (ends with a bar)."""
+    latency = run["stages_ms"]["end_to_end"]
+    return (
+        f"| {run['streams']} | {run['fps_per_stream']} | {100 * run['dropped_fraction']:.1f}% "
+        f"| {_cell(latency['p50'])} / {_cell(latency['p99'])} | {run['cpu_percent_of_one_core']} |"
+    )
+
+
 def _cell(value: object) -> str:
     return "–" if value is None else str(value)
 
@@ -575,11 +584,9 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
-        latency = run["stages_ms"]["end_to_end"]
         lines.append(
-            f"| {run['streams']} | {run['fps_per_stream']} | {100 * run['dropped_fraction']:.1f}% "
-            f"| {_cell(latency['p50'])} / {_cell(latency['p99'])} | {run['cpu_percent_of_one_core']} "
-            f"| {run['faces_seen']} | {run['classified_faces']} | {run['rss_mb_start']} → {run['rss_mb_end']} |"
+            _run_row(run)
+            + f" {run['faces_seen']} | {run['classified_faces']} | {run['rss_mb_start']} → {run['rss_mb_end']} |"
         )
     first = result["runs"][0]
     lines += [
@@ -650,13 +657,8 @@ def _shop_day_markdown(day: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for run in day["runs"]:
-        latency = run["stages_ms"]["end_to_end"]
         skipped = run["frames_motionless"] / max(run["frames_processed"], 1)
-        lines.append(
-            f"| {run['streams']} | {run['fps_per_stream']} | {100 * run['dropped_fraction']:.1f}% "
-            f"| {_cell(latency['p50'])} / {_cell(latency['p99'])} | {run['cpu_percent_of_one_core']} "
-            f"| {100 * skipped:.0f}% |"
-        )
+        lines.append(_run_row(run) + f" {100 * skipped:.0f}% |")
     every, gated_run = day["every_frame"], day["gated"]
     lines += [
         "",

@@ -103,8 +103,9 @@ class Today:
     Args:
         grouping: the age grouping visits are reported in (groups in its order, youngest first).
         cameras: camera ids, in the config's order.
-        lined: cameras with a counting line (in and out shown from the start).
-        saved_day: a day's report file as a document (None when there is none), for the days before.
+        has_line: whether a camera counts line crossings (the report's own answer, set-up changes included).
+        saved_day: a day's report file as a document (None when there is none): today's earlier visits.
+        saved_totals: a day's report file's totals (None when there is none): the days before.
         clock: Unix time now.
     """
 
@@ -112,14 +113,15 @@ class Today:
         self,
         grouping: AgeGrouping,
         cameras: Sequence[str],
-        lined: set[str],
+        has_line: Callable[[str], bool],
         saved_day: Callable[[date], dict[str, object] | None] = lambda day: None,
+        saved_totals: Callable[[date], dict[str, object] | None] = lambda day: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.grouping = grouping
         self.cameras = list(cameras)
-        self.lined = set(lined)
-        self.saved_day = saved_day
+        self.has_line = has_line
+        self.saved_totals = saved_totals
         self.clock = clock
         self._lock = threading.Lock()
         self.day = local_day(clock())
@@ -156,11 +158,6 @@ class Today:
             listeners = list(self._listeners)
         for loop, events in listeners:
             loop.call_soon_threadsafe(self._deliver, events, {"visit": _listed(visit)})
-
-    def reshaped(self, camera: str, lined: bool) -> None:
-        """A camera's set-up changed: whether it now has a counting line."""
-        with self._lock:
-            (self.lined.add if lined else self.lined.discard)(camera)
 
     def _turn_to(self, day: date) -> None:
         for camera_day in self._cameras.values():
@@ -203,12 +200,12 @@ class Today:
         with self._lock:
             if local_day(self.clock()) > self.day:
                 self._turn_to(local_day(self.clock()))
-            cameras = {camera: day.to_dict(names, camera in self.lined) for camera, day in self._cameras.items()}
+            cameras = {camera: day.to_dict(names, self.has_line(camera)) for camera, day in self._cameras.items()}
             everyone = _CameraDay()
             for camera_day in self._cameras.values():
                 everyone = everyone.merged(camera_day)
             shown, latest, earlier = self.day, list(self._latest), dict(self._earlier)
-            lined = any(camera in self.lined for camera in self._cameras)
+            lined = any(self.has_line(camera) for camera in self._cameras)
         return {
             "date": shown.isoformat(),
             "age_groups": list(names),
@@ -223,11 +220,10 @@ class Today:
         days = []
         for back in range(DAYS_SHOWN - 1, 0, -1):
             day = shown - timedelta(days=back)
-            saved = self.saved_day(day)
-            if saved is not None:
-                totals = saved.get("totals", {})
-                visitors = int(totals.get("visitors", 0)) if isinstance(totals, dict) else 0
-                by_gender = dict(totals.get("by_gender", {})) if isinstance(totals, dict) else {}
+            totals = self.saved_totals(day)
+            if totals is not None:
+                visitors = int(totals.get("visitors", 0))  # type: ignore[call-overload]
+                by_gender = dict(totals.get("by_gender", {}))  # type: ignore[call-overload]
             else:
                 tally = earlier.get(day, Tally())
                 visitors, by_gender = tally.visitors, dict(tally.by_gender)
