@@ -81,6 +81,40 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     assert set(day["counts_as_searching_every_frame"]) == {"visitors", "by_gender", "by_age_group"}
     assert day["detector_calls_saved"] > 0.3  # most of a shop's day is an empty doorway
     assert "Shop day (15% of the time people" in table.read_text()
+    busy, shop = bench["cpu_ms_per_frame"], day["cpu_ms_per_frame"]
+    assert 0 < busy["decode"] < busy["decode_and_detect"] and busy["pipeline"] > busy["decode"]
+    assert 0 < shop["decode"] < shop["decode_and_detect"]
+    assert shop["gated"] < shop["every_frame"]  # skipping the empty doorway's searches saves CPU
+    assert "| busy clip |" in table.read_text() and "| shop day, motion gate |" in table.read_text()
+
+
+def test_phase_clips_start_the_same_clip_later_and_wrap_round(tmp_path: Path) -> None:
+    """Streams of a bench play their clip from different points, so their busiest seconds do not coincide."""
+    import cv2
+    import numpy as np
+
+    from analyzer.tools.bench import STREAM_PHASES, phased_clips
+
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 15, (64, 48))
+    for index in range(12):
+        writer.write(np.full((48, 64, 3), 20 * index, np.uint8))
+    writer.release()
+
+    def brightness(path: Path) -> list[int]:
+        capture, levels = cv2.VideoCapture(str(path)), []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return levels
+            levels.append(round(float(frame.mean()) / 20))
+
+    clips = phased_clips(clip, 3, 12)
+    assert clips[0] == clip and len(clips) == 3 == min(3, STREAM_PHASES)
+    assert brightness(clips[0]) == list(range(12))
+    assert brightness(clips[1]) == [*range(2, 12), 0, 1]  # 12 frames, 6 phases: two frames later each
+    assert brightness(clips[2]) == [*range(4, 12), 0, 1, 2, 3]
+    assert phased_clips(clip, 3, 12) == clips  # made once, then found
 
 
 def test_bench_rejects_a_bad_size() -> None:

@@ -24,3 +24,21 @@ def test_a_process_pinned_to_one_core_runs_the_classifier_on_one_thread(shipped_
         [sys.executable, "-c", PROBE, str(shipped_model)], capture_output=True, text=True, check=True
     ).stdout.split()
     assert shown == ["1", "1"]
+
+
+def test_onnx_runtime_threads_sleep_between_calls(shipped_model: Path) -> None:
+    """A spinning intra-op thread would take the core another camera needs to decode."""
+    from analyzer.backends.onnxruntime import OnnxRuntimeBackend
+
+    options = OnnxRuntimeBackend(shipped_model)._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_opencv_calls_run_on_their_caller_s_thread() -> None:
+    """Set in a child: the setting is the whole process's (``analyzer run`` and ``bench`` make it)."""
+    probe = (
+        "import cv2; from analyzer.service.cores import one_thread_per_opencv_call; "
+        "one_thread_per_opencv_call(); print(cv2.getNumThreads())"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert shown.split() == ["1"]

@@ -25,6 +25,24 @@ def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
 
 
+def test_one_buffer_serves_every_frame_and_a_larger_frame_grows_it(astronaut: np.ndarray) -> None:
+    """Frames are copied into one aligned buffer (a fresh one per frame costs its page faults)."""
+    detector = FaceDetector("full_range", min_score=0.5)
+    small = astronaut[:256, :256].copy()
+    found = [detector.detect(frame, timestamp_ms=40 * index) for index, frame in enumerate([astronaut, small])]
+    again = [detector.detect(frame, timestamp_ms=200 + 40 * index) for index, frame in enumerate([astronaut, small])]
+    buffer = detector._frames[0]._buffer
+    detector.detect(np.zeros((720, 1280, 3), np.uint8), timestamp_ms=400)
+    grown = detector._frames[0]._buffer
+    detector.detect(astronaut, timestamp_ms=440)
+    detector.close()
+    assert buffer.nbytes == astronaut.nbytes + 64 and grown.nbytes == 720 * 1280 * 3 + 64
+    assert detector._frames[0]._buffer is grown  # kept, not made again for the smaller frame
+    for first, second in zip(found, again, strict=True):
+        assert len(first) == len(second) == 1
+        assert np.allclose(first.boxes, second.boxes, atol=1) and first.boxes[0, 0] < 256
+
+
 def test_a_face_cut_by_the_left_edge_comes_back_clamped_to_it(astronaut: np.ndarray) -> None:
     # what analyzer.core.faces.cut_by_frame relies on: the box starts at 0 at its full width, the ear lies beyond
     detector = FaceDetector("full_range", min_score=0.5)

@@ -42,13 +42,18 @@ def check_model_file(model_path: Path) -> None:
 
 
 def open_session(model_path: Path, threads: int, providers: list[str] | None = None) -> Any:
-    """An ONNX Runtime session of ``model_path``, or one clear ``ModelError`` if it cannot be loaded."""
+    """An ONNX Runtime session of ``model_path``, or one clear ``ModelError`` if it cannot be loaded.
+
+    Its threads sleep between calls instead of spinning: the calls are short and far apart, and a spinning
+    thread takes the core a camera needs to decode (docs/PERFORMANCE.md).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(
             str(model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
