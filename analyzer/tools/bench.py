@@ -33,7 +33,14 @@ from analyzer.service.console import how_many
 from analyzer.service.cores import usable_cores
 
 STAGES = ("decode", "detect", "track", "face_check", "sample", "classify", "publish", "end_to_end")
-REALTIME_MAX_DROPPED = 0.01  # a stream is "held in real time" with at most 1% of frames dropped
+#: Streams are "held in real time" with at most this share of frames dropped, and each read at no less than this
+#: share of its frame rate: a capture thread that cannot decode in time falls behind without dropping anything.
+REALTIME_MAX_DROPPED, REALTIME_MIN_RATE = 0.01, 0.97
+
+
+def held_in_real_time(figures: dict[str, Any], fps: float) -> bool:
+    """Whether a run's streams kept up: few frames dropped, and read as fast as their cameras send them."""
+    return figures["dropped_fraction"] <= REALTIME_MAX_DROPPED and figures["fps_per_stream"] >= REALTIME_MIN_RATE * fps
 
 
 @dataclass
@@ -67,6 +74,7 @@ class StageRecorder:
         self._keep = keep
         self._random = np.random.default_rng(0)
         self._lock = threading.Lock()
+        self.last_at: dict[str, float] = {}  # ``time.monotonic()`` of each stage's latest value
 
     def labels(self, stage: str) -> _RecordingChild:
         """Same call as the real histogram."""
@@ -75,6 +83,7 @@ class StageRecorder:
     def add(self, stage: str, seconds: float) -> None:
         """Reservoir sampling: every value has the same chance of being kept."""
         with self._lock:
+            self.last_at[stage] = time.monotonic()
             self._seen[stage] += 1
             kept = self.samples[stage]
             if len(kept) < self._keep:
@@ -219,6 +228,8 @@ def run_streams(
     report = pipeline.run(stop)
     ticker_done.set()
     wall, cpu = time.monotonic() - started, _cpu_seconds() - cpu_start
+    # Rates are over the time frames were read: closing many MediaPipe graphs afterwards can take seconds.
+    streaming = max(recorder.last_at.get("decode", started + wall) - started, 1e-3)
     stats = list(report.stats.values())
     processed = sum(camera.frames for camera in stats)
     dropped = sum(camera.dropped for camera in stats)
@@ -226,10 +237,11 @@ def run_streams(
     return {
         "streams": len(config.cameras),
         "wall_s": round(wall, 1),
+        "streaming_s": round(streaming, 1),
         "frames_processed": processed,
         "frames_dropped": dropped,
         "dropped_fraction": round(dropped / max(processed + dropped, 1), 4),
-        "fps_per_stream": round(processed / wall / max(len(stats), 1), 2),
+        "fps_per_stream": round(processed / streaming / max(len(stats), 1), 2),
         "stages_ms": {stage: percentiles_ms(recorder.samples.get(stage, [])) for stage in STAGES},
         "faces_seen": sum(camera.faces_seen for camera in stats),
         "classified_faces": pipeline.classifier.faces,
@@ -238,7 +250,7 @@ def run_streams(
         "visitors": document["totals"]["visitors"],
         "by_gender": document["totals"]["by_gender"],
         "by_age_group": document["totals"]["by_age_group"],
-        "cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+        "cpu_percent_of_one_core": round(100 * cpu / streaming, 1),
         "cpu_ms_per_frame": round(1000 * cpu / max(processed, 1), 2),
         "rss_mb_start": round(rss_start, 1),
         "rss_mb_end": round(rss_mb(), 1),
@@ -547,7 +559,7 @@ def shop_day(
             log(f"shop day, {how_many(streams, 'stream')} in real time ...")
             clips = phased_clips(clip, streams, _frame_count(clip) // SHOP_DAY_BURSTS)
             figures = run_streams(gated(stream_config(base, clips, streams, realtime=True)), backend)
-            figures["held_in_real_time"] = figures["dropped_fraction"] <= REALTIME_MAX_DROPPED
+            figures["held_in_real_time"] = held_in_real_time(figures, settings.fps)
             runs[streams] = figures
             log(f"  {_run_line(figures)}")
         return bool(runs[streams]["held_in_real_time"])
@@ -608,7 +620,7 @@ def run_bench(
         log(f"{how_many(streams, 'stream')} in real time ...")
         clips = phased_clips(clip, streams, _frame_count(clip))
         figures = run_streams(stream_config(base, clips, streams, realtime=True), backend)
-        figures["held_in_real_time"] = figures["dropped_fraction"] <= REALTIME_MAX_DROPPED
+        figures["held_in_real_time"] = held_in_real_time(figures, settings.fps)
         result["runs"].append(figures)
         log(f"  {_run_line(figures)}")
         if not figures["held_in_real_time"]:
@@ -674,7 +686,8 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
         f"Machine: {box['cpu']}, {box['cores']} cores, {box['memory_gib']} GiB; Python {box['python']}, "
         f"ONNX Runtime {box['onnxruntime']}, MediaPipe {box['mediapipe']}; {box['os']}.",
         "",
-        f"**Streams held in real time (≤ 1% frames dropped): {result['largest_real_time_streams']}**"
+        f"**Streams held in real time (≤ 1% frames dropped, ≥ 97% of the frame rate read): "
+        f"{result['largest_real_time_streams']}**"
         + (
             " (every stream count tried; run with a larger `--streams` to find the limit)"
             if result["largest_real_time_streams"] == settings["streams"]
