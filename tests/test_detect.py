@@ -200,3 +200,45 @@ def test_silencing_mediapipe_s_chatter_does_not_silence_another_thread_s_log_lin
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert result.stderr == "[door] stream down: a log line from a camera thread\n"
+
+
+def test_cameras_sharing_graphs_find_what_their_own_graphs_find(astronaut: np.ndarray) -> None:
+    """Two cameras' threads searching at once through two shared IMAGE-mode graphs: the same faces as VIDEO mode."""
+    import threading
+
+    from analyzer.pipeline.detect import SharedGraphs, model_file
+
+    frames = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), np.roll(astronaut, 120, axis=1)]
+    own = FaceDetector("full_range", min_score=0.5, tiles=2)
+    expected = [own.detect(frame, timestamp_ms=40 * index) for index, frame in enumerate(frames)]
+    own.close()
+    graphs = SharedGraphs(model_file("full_range"), 0.5, count=2)
+    found: dict[int, list[Faces]] = {0: [], 1: [], 2: []}
+
+    def camera(number: int) -> None:
+        detector = FaceDetector("full_range", min_score=0.5, tiles=2, graphs=graphs)
+        for repeat in range(4):
+            for index, frame in enumerate(frames):
+                found[number].append(detector.detect(frame, timestamp_ms=40 * (repeat * 3 + index)))
+
+    threads = [threading.Thread(target=camera, args=(number,)) for number in found]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    graphs.close()
+    assert len(graphs) == 0 and all(len(faces) for faces in expected)
+    for results in found.values():
+        assert len(results) == 12
+        for index, faces in enumerate(results):
+            assert np.array_equal(faces.boxes, expected[index % 3].boxes)
+            assert np.array_equal(faces.scores, expected[index % 3].scores)
+
+
+def test_shared_graphs_of_another_model_or_score_are_refused() -> None:
+    from analyzer.pipeline.detect import SharedGraphs, model_file
+
+    graphs = SharedGraphs(model_file("full_range"), 0.5, count=1)
+    with pytest.raises(ValueError, match="shared for"):
+        FaceDetector("full_range", min_score=0.6, graphs=graphs)
+    graphs.close()

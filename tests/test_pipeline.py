@@ -211,3 +211,18 @@ def test_a_metrics_address_that_cannot_serve_names_the_key_to_change(host: str, 
             serve(CollectorRegistry(), host, busy)
     message = str(error.value)
     assert message.startswith(f"{key}: cannot listen on {host}:{busy} (") and advice in message
+
+
+def test_cameras_share_one_detector_graph_per_core_per_model_and_score() -> None:
+    """Not a 37 MB graph per camera: five cameras on two cores make two graphs, a camera set apart its own one."""
+    from analyzer.config import CameraConfig
+    from analyzer.pipeline.runner import shared_graphs
+
+    cameras = [CameraConfig(id=f"door{index}", source="demo") for index in range(5)]
+    cameras[4].detector.min_score = 0.6
+    graphs = shared_graphs(cameras, cores=2)
+    try:
+        assert {key: len(made) for key, made in graphs.items()} == {("full_range", 0.5): 2, ("full_range", 0.6): 1}
+    finally:
+        for made in graphs.values():
+            made.close()

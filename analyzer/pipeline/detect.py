@@ -20,7 +20,10 @@ short-range BlazeFace, the way training and evaluation located faces.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,6 +126,46 @@ class AlignedFrames:
         return mp.Image(image_format=mp.ImageFormat.SRGB, data=aligned)
 
 
+class SharedGraphs:
+    """MediaPipe face-detector graphs in IMAGE mode, lent to every camera in turn: a few per box, not one per camera.
+
+    A graph holds its own buffers and threads (about 10 MB once it has searched
+    a 720p frame). VIDEO mode (one graph per camera, timestamps in order) and
+    IMAGE mode find the same boxes with the same scores (docs/PERFORMANCE.md),
+    so cameras with the same model and ``min_score`` can share ``count``
+    graphs (one per core: more would only queue for the cores). A camera
+    waits for a free one.
+
+    Example:
+        >>> graphs = SharedGraphs(model_file("full_range"), 0.5, count=2)  # doctest: +SKIP
+        >>> detector = FaceDetector("full_range", 0.5, graphs=graphs)  # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: Path, min_score: float, count: int) -> None:
+        self.model_path, self.min_score = model_path, min_score
+        self._graphs = [_create(model_path, video=False, min_score=min_score) for _ in range(max(count, 1))]
+        self._free: queue.SimpleQueue[object] = queue.SimpleQueue()
+        for graph in self._graphs:
+            self._free.put(graph)
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[object]:
+        """A graph for one search, given back after it."""
+        graph = self._free.get()
+        try:
+            yield graph
+        finally:
+            self._free.put(graph)
+
+    def close(self) -> None:
+        """Release the graphs (quietly: call it when no camera searches any more)."""
+        _close_quietly(self._graphs)
+        self._graphs = []
+
+
 def _to_mp_image(rgb: np.ndarray) -> object:
     """A MediaPipe image over its own aligned copy of ``rgb`` (for images kept or made once)."""
     return AlignedFrames().image(rgb)
@@ -185,7 +228,7 @@ def _touches_inner_border(
 
 
 class FaceDetector:
-    """MediaPipe BlazeFace in VIDEO mode for one camera.
+    """MediaPipe BlazeFace for one camera: its own VIDEO-mode graphs, or graphs it shares with other cameras.
 
     Args:
         model: ``full_range`` (entrance cameras, faces from ~60 px) or
@@ -197,6 +240,7 @@ class FaceDetector:
             3 (plus 3×3 more; ~15× the cost, faces down to ~30 px at 720p).
         tile_overlap: fraction of a tile shared with its neighbour.
         nms_iou: boxes overlapping more than this are one face.
+        graphs: graphs of ``model`` at ``min_score`` shared with other cameras; None makes its own.
 
     Example:
         >>> detector = FaceDetector("full_range")  # doctest: +SKIP
@@ -212,21 +256,26 @@ class FaceDetector:
         tile_overlap: float = 0.2,
         nms_iou: float = 0.3,
         cache: Path | None = None,
+        graphs: SharedGraphs | None = None,
     ) -> None:
         path = model_file(model, cache)
+        if graphs is not None and (graphs.model_path, graphs.min_score) != (path, min_score):
+            raise ValueError(f"graphs of {graphs.model_path} at {graphs.min_score} shared for {path} at {min_score}")
         whole = roi or Region(0.0, 0.0, 1.0, 1.0)
         self._regions = pyramid_regions(tiles, tile_overlap, whole)
         self._whole = whole
-        self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions]
+        self._graphs = graphs
+        own = graphs is None
+        self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions] if own else []
         self._frames = [AlignedFrames() for _ in self._regions]
         self._nms_iou = nms_iou
         self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0
 
     @classmethod
-    def from_config(cls, settings: DetectorConfig) -> FaceDetector:
+    def from_config(cls, settings: DetectorConfig, graphs: SharedGraphs | None = None) -> FaceDetector:
         """The detector a camera's ``detector`` settings ask for (``analyzer run`` and ``analyzer check`` alike)."""
         roi = Region(*settings.roi) if settings.roi else None
-        return cls(settings.model, settings.min_score, roi=roi, tiles=settings.tiles)
+        return cls(settings.model, settings.min_score, roi=roi, tiles=settings.tiles, graphs=graphs)
 
     def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
         """Faces in an RGB frame (H, W, 3) uint8, in frame pixels."""
@@ -235,10 +284,14 @@ class FaceDetector:
         self._last_timestamp_ms = timestamp_ms
         height, width = frame.shape[:2]
         found = []
-        for region, detector, frames in zip(self._regions, self._detectors, self._frames, strict=True):
+        for index, (region, frames) in enumerate(zip(self._regions, self._frames, strict=True)):
             x1, y1, x2, y2 = region.pixels(width, height)
-            crop = frame[y1:y2, x1:x2]
-            result = detector.detect_for_video(frames.image(crop), timestamp_ms)  # type: ignore[attr-defined]
+            image = frames.image(frame[y1:y2, x1:x2])
+            if self._graphs is None:
+                result = self._detectors[index].detect_for_video(image, timestamp_ms)  # type: ignore[attr-defined]
+            else:
+                with self._graphs.lent() as graph:
+                    result = graph.detect(image)  # type: ignore[attr-defined]
             faces = _mediapipe_faces(result, x2 - x1, y2 - y1).shifted(x1, y1)
             if region is not self._whole and len(faces):
                 faces = faces[~_touches_inner_border(faces.boxes, (x1, y1, x2, y2), self._whole.pixels(width, height))]
@@ -249,7 +302,10 @@ class FaceDetector:
         return faces
 
     def close(self) -> None:
-        """Release the MediaPipe graphs (quietly: call it when no other thread writes to stderr)."""
+        """Release its own MediaPipe graphs (quietly: call it when no other thread writes to stderr).
+
+        Shared graphs are their owner's to close, once every camera is done.
+        """
         _close_quietly(self._detectors)
         self._detectors = []
 

@@ -34,13 +34,14 @@ from analyzer.pipeline.attributes import AttributeVoter
 from analyzer.pipeline.batch import Batcher, ClassifierQueue
 from analyzer.pipeline.camera_stages import CameraStages, FrameOutcome
 from analyzer.pipeline.capture import CaptureWorker, Frame, LatestFrameSlot, StreamStatus
-from analyzer.pipeline.detect import FaceDetector, KeypointRefiner
+from analyzer.pipeline.detect import FaceDetector, KeypointRefiner, SharedGraphs, model_file
 from analyzer.pipeline.face_check import FaceCheck, FacePresence
 from analyzer.pipeline.live_setup import LiveSetup
 from analyzer.pipeline.sample import Sample, Sampler
 from analyzer.pipeline.vote import CameraDone, ClassifierStage
 from analyzer.service.config_file import ConfigFile
 from analyzer.service.console import ErrorTally, how_many, log_line
+from analyzer.service.cores import usable_cores
 from analyzer.service.liveness import Heartbeats
 from analyzer.service.model_assets import asset_path
 
@@ -73,6 +74,26 @@ class RunOptions:
     mqtt: MqttPublisher | None = None  # MQTT out (docs/FLEET.md), beside ZeroMQ
     config_file: ConfigFile | None = None  # where the web page's set-up is kept; None: not kept
     not_saved_because: str = ""  # why there is no config file to keep it in
+
+
+def _graph_key(camera: CameraConfig) -> tuple[str, float]:
+    return camera.detector.model, camera.detector.min_score
+
+
+def shared_graphs(cameras: list[CameraConfig], cores: int) -> dict[tuple[str, float], SharedGraphs]:
+    """The detector graphs the cameras share: per model and ``min_score``, one per core (fewer for fewer cameras)."""
+    users: dict[tuple[str, float], int] = {}
+    for camera in cameras:
+        users[_graph_key(camera)] = users.get(_graph_key(camera), 0) + 1
+    graphs: dict[tuple[str, float], SharedGraphs] = {}
+    try:
+        for (model, min_score), count in users.items():
+            graphs[(model, min_score)] = SharedGraphs(model_file(model), min_score, min(count, cores))
+    except Exception:
+        for made in graphs.values():
+            made.close()
+        raise
+    return graphs
 
 
 def attribute_voter(
@@ -139,7 +160,11 @@ class Pipeline:
             camera.id: FacePresence(asset_path("face_landmark.tflite")) if config.face_check.enabled else None
             for camera in config.cameras
         }
-        self.detectors = {camera.id: FaceDetector.from_config(camera.detector) for camera in config.cameras}
+        self.graphs = shared_graphs(config.cameras, usable_cores())
+        self.detectors = {
+            camera.id: FaceDetector.from_config(camera.detector, self.graphs[_graph_key(camera)])
+            for camera in config.cameras
+        }
         self.refiners = {
             camera.id: KeypointRefiner() if config.sampler.refine_keypoints else None for camera in config.cameras
         }
@@ -167,6 +192,8 @@ class Pipeline:
             refiner = self.refiners[camera_id]
             if refiner is not None:
                 refiner.close()
+        for graphs in self.graphs.values():
+            graphs.close()
         self.live.close()
 
     # --- threads -------------------------------------------------------
