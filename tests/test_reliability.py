@@ -557,3 +557,35 @@ def test_a_run_whose_log_reader_goes_away_counts_on_and_writes_its_report(
     finally:
         process.kill()
     assert json.loads(report.read_text())["totals"]["visitors"] == true_visitors
+
+
+def test_a_signal_handled_inside_the_first_one_s_handler_is_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM then SIGINT at once: Python may run the SIGINT handler inside the SIGTERM one, before the stop is set."""
+    from analyzer.commands import run as run_command
+
+    class ExitCalledError(Exception):
+        pass
+
+    def exit_now(code: int) -> None:
+        raise ExitCalledError(code)
+
+    class StopWithASignalInside(threading.Event):
+        arrived = False
+
+        def set(self) -> None:  # the second signal lands after the first handler looked, before it set the stop
+            if not self.arrived:
+                self.arrived = True
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            super().set()
+
+    monkeypatch.setattr(run_command.os, "_exit", exit_now)
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    stop = StopWithASignalInside()
+    try:
+        run_command._install_signal_handlers(stop, lambda: None)
+        with pytest.raises(ExitCalledError) as exited:
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert exited.value.args == (130,)

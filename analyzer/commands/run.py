@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import faulthandler
+import itertools
 import os
 import signal
 import sys
@@ -369,9 +370,10 @@ def _say(line: str) -> None:
 
 def _install_signal_handlers(stop: threading.Event, on_stop: Callable[[], None]) -> None:
     """The first SIGINT/SIGTERM/SIGHUP ends the run cleanly (open visits counted, report written); a second at once."""
+    received = itertools.count()  # next() is one C call: a signal handled inside another's handler still counts
 
     def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():
+        if next(received) or stop.is_set():
             _say("second signal: exiting now")
             os._exit(130)
         stop.set()
