@@ -149,7 +149,7 @@ def test_stage_recorder_keeps_a_bounded_fair_sample_and_forwards_everything() ->
 def test_bench_streams_use_the_cameras_own_detector_settings(tmp_path: Path) -> None:
     """A camera's detector overrides reach every bench stream; without cameras, the top-level settings do."""
     from analyzer.config import Config, load_config
-    from analyzer.tools.bench import stream_config
+    from analyzer.tools.bench import gated, stream_config
 
     path = tmp_path / "site.yaml"
     path.write_text("detector: {tiles: 1}\ncameras:\n  - id: door\n    source: demo\n    detector: {tiles: 3}\n")
@@ -158,3 +158,7 @@ def test_bench_streams_use_the_cameras_own_detector_settings(tmp_path: Path) -> 
     bare = Config()
     bare.detector.tiles = 2
     assert [camera.detector.tiles for camera in stream_config(bare, tmp_path / "clip.mp4", 2, True).cameras] == [2, 2]
+    for on in (False, True):  # the gate is set for streams made from a config with cameras and from one without
+        for base in (load_config(path), bare):
+            streams = stream_config(gated(base, on=on), tmp_path / "clip.mp4", 2, True)
+            assert [camera.detector.motion_gate for camera in streams.cameras] == [on, on]

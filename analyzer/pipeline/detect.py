@@ -108,7 +108,8 @@ class AlignedFrames:
 
     LiteRT copies unaligned input anyway, and warns. The buffer is kept because a
     fresh one per frame costs its page faults (milliseconds at 720p); reusing it
-    is safe since a VIDEO-mode detection is done with its image when it returns.
+    is safe since a detection (VIDEO or IMAGE mode) is done with its image when
+    it returns, and each camera's detector has its own buffers.
     """
 
     def __init__(self) -> None:

@@ -8,6 +8,7 @@ one direction. Stage logic lives in the stage modules; this file only wires.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -82,9 +83,7 @@ def _graph_key(camera: CameraConfig) -> tuple[str, float]:
 
 def shared_graphs(cameras: list[CameraConfig], cores: int) -> dict[tuple[str, float], SharedGraphs]:
     """The detector graphs the cameras share: per model and ``min_score``, one per core (fewer for fewer cameras)."""
-    users: dict[tuple[str, float], int] = {}
-    for camera in cameras:
-        users[_graph_key(camera)] = users.get(_graph_key(camera), 0) + 1
+    users = collections.Counter(_graph_key(camera) for camera in cameras)
     graphs: dict[tuple[str, float], SharedGraphs] = {}
     try:
         for (model, min_score), count in users.items():

@@ -38,11 +38,6 @@ STAGES = ("decode", "detect", "track", "face_check", "sample", "classify", "publ
 REALTIME_MAX_DROPPED, REALTIME_MIN_RATE = 0.01, 0.97
 
 
-def held_in_real_time(figures: dict[str, Any], fps: float) -> bool:
-    """Whether a run's streams kept up: few frames dropped, and read as fast as their cameras send them."""
-    return figures["dropped_fraction"] <= REALTIME_MAX_DROPPED and figures["fps_per_stream"] >= REALTIME_MIN_RATE * fps
-
-
 @dataclass
 class BenchSettings:
     """What to run."""
@@ -255,6 +250,20 @@ def run_streams(
         "rss_mb_start": round(rss_start, 1),
         "rss_mb_end": round(rss_mb(), 1),
     }
+
+
+def real_time_run(
+    base: Config, backend: ClassifierBackend, clips: Sequence[Path], streams: int, fps: float
+) -> dict[str, Any]:
+    """``streams`` cameras playing ``clips`` (at ``fps``) in turn, paced like cameras; held if every one kept up.
+
+    Kept up: few frames dropped, and every stream read as fast as its camera sends it.
+    """
+    figures = run_streams(stream_config(base, clips, streams, realtime=True), backend)
+    figures["held_in_real_time"] = (
+        figures["dropped_fraction"] <= REALTIME_MAX_DROPPED and figures["fps_per_stream"] >= REALTIME_MIN_RATE * fps
+    )
+    return figures
 
 
 def face_check_ms(repeats: int = 200) -> float:
@@ -536,10 +545,10 @@ def phased_clips(clip: Path, streams: int, period_frames: int) -> list[Path]:
 
 
 def gated(config: Config, on: bool = True) -> Config:
-    """``config`` with the motion gate on (or off: every frame searched) for every camera."""
+    """``config`` with the motion gate on (or off: every frame searched) for its cameras and streams made from it."""
     config = copy.deepcopy(config)
-    for camera in config.cameras:
-        camera.detector.motion_gate = on
+    for detector in [config.detector, *(camera.detector for camera in config.cameras)]:
+        detector.motion_gate = on
     return config
 
 
@@ -553,15 +562,14 @@ def shop_day(
     with_gate = run_streams(gated(stream_config(base, clip, 1, realtime=False)), backend)
     same = {key: every[key] == with_gate[key] for key in ("visitors", "by_gender", "by_age_group")}
     runs: dict[int, dict[str, Any]] = {}
+    burst_period, day = _frame_count(clip) // SHOP_DAY_BURSTS, gated(base)
 
     def held(streams: int) -> bool:
         if streams not in runs:
             log(f"shop day, {how_many(streams, 'stream')} in real time ...")
-            clips = phased_clips(clip, streams, _frame_count(clip) // SHOP_DAY_BURSTS)
-            figures = run_streams(gated(stream_config(base, clips, streams, realtime=True)), backend)
-            figures["held_in_real_time"] = held_in_real_time(figures, settings.fps)
-            runs[streams] = figures
-            log(f"  {_run_line(figures)}")
+            clips = phased_clips(clip, streams, burst_period)
+            runs[streams] = real_time_run(day, backend, clips, streams, settings.fps)
+            log(f"  {_run_line(runs[streams])}")
         return bool(runs[streams]["held_in_real_time"])
 
     low, high = 0, 1  # low held (0: none tried), high the next to try
@@ -615,12 +623,10 @@ def run_bench(
         },
         "runs": [],
     }
-    largest = 0
+    largest, clip_frames = 0, _frame_count(clip)
     for streams in range(1, settings.streams + 1):
         log(f"{how_many(streams, 'stream')} in real time ...")
-        clips = phased_clips(clip, streams, _frame_count(clip))
-        figures = run_streams(stream_config(base, clips, streams, realtime=True), backend)
-        figures["held_in_real_time"] = held_in_real_time(figures, settings.fps)
+        figures = real_time_run(base, backend, phased_clips(clip, streams, clip_frames), streams, settings.fps)
         result["runs"].append(figures)
         log(f"  {_run_line(figures)}")
         if not figures["held_in_real_time"]:
