@@ -162,3 +162,37 @@ def test_bench_streams_use_the_cameras_own_detector_settings(tmp_path: Path) -> 
         for base in (load_config(path), bare):
             streams = stream_config(gated(base, on=on), tmp_path / "clip.mp4", 2, True)
             assert [camera.detector.motion_gate for camera in streams.cameras] == [on, on]
+
+
+def test_bench_clips_are_encoded_as_cameras_send_them(tmp_path: Path) -> None:
+    """H.264 with a keyframe every 2 s and no B-frames: the decode a box pays for a real camera, not OpenCV's MPEG-4."""
+    import av
+    import cv2
+    import numpy as np
+
+    from analyzer.tools.camera_clip import camera_codec, camera_encoded
+
+    source = tmp_path / "walk.mp4"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 240))
+    frames = []
+    for index in range(45):
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        cv2.circle(frame, (20 + 6 * index, 120), 30, (200, 160, 120), -1)
+        writer.write(frame)
+        frames.append(frame)
+    writer.release()
+
+    assert camera_codec() == "h264"  # the dev extra brings PyAV with libx264
+    clip = camera_encoded(source)
+    assert clip == tmp_path / "walk.h264.mp4" and camera_encoded(source) == clip  # made once, then found
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.profile == "Main"
+        keyframes = [index for index, packet in enumerate(container.demux(stream)) if packet.is_keyframe]
+    assert keyframes == [0, 30]  # every 2 s at 15 fps
+    capture = cv2.VideoCapture(str(clip))
+    decoded = []
+    while (read := capture.read())[0]:
+        decoded.append(read[1])
+    assert len(decoded) == len(frames)
+    assert min(cv2.PSNR(seen, sent) for seen, sent in zip(decoded, frames, strict=True)) > 30

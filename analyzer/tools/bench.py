@@ -31,6 +31,7 @@ from analyzer.pipeline.detect import FaceDetector
 from analyzer.pipeline.runner import Pipeline, RunOptions
 from analyzer.service.console import how_many
 from analyzer.service.cores import usable_cores
+from analyzer.tools.camera_clip import CODEC_NAMES, CameraClipWriter, camera_codec, camera_encoded
 
 STAGES = ("decode", "detect", "track", "face_check", "sample", "classify", "publish", "end_to_end")
 #: Streams are "held in real time" with at most this share of frames dropped, and each read at no less than this
@@ -474,22 +475,22 @@ def shop_day_clip(busy: Path, settings: BenchSettings) -> Path:
     rng = np.random.default_rng(3)
     noise = [rng.normal(0, SHOP_DAY_NOISE, doorway.shape).astype(np.float32) for _ in range(8)]
     partial = clip.with_name(clip.stem + ".partial.mp4")
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), settings.fps, settings.size)
     index = 0
-    for _ in range(SHOP_DAY_BURSTS):
-        for _ in range(empty):
-            light = 1 + SHOP_DAY_LIGHT_SWING * np.sin(2 * np.pi * index / (SHOP_DAY_LIGHT_PERIOD_S * settings.fps))
-            frame = doorway.astype(np.float32) * light + noise[index % len(noise)]
-            writer.write(np.clip(frame, 0, 255).astype(np.uint8))
-            index += 1
-        for _ in range(burst):
-            ok, frame = source.read()
-            if not ok:
-                source.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    with CameraClipWriter(partial, settings.fps, settings.size) as writer:
+        for _ in range(SHOP_DAY_BURSTS):
+            for _ in range(empty):
+                swing = np.sin(2 * np.pi * index / (SHOP_DAY_LIGHT_PERIOD_S * settings.fps))
+                frame = doorway.astype(np.float32) * (1 + SHOP_DAY_LIGHT_SWING * swing) + noise[index % len(noise)]
+                writer.write(np.clip(frame, 0, 255).astype(np.uint8))
+                index += 1
+            for _ in range(burst):
                 ok, frame = source.read()
-            writer.write(frame)
-            index += 1
-    writer.release()
+                if not ok:
+                    source.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, frame = source.read()
+                writer.write(frame)
+                index += 1
+    source.release()
     partial.replace(clip)
     return clip
 
@@ -508,7 +509,7 @@ def phase_clip(clip: Path, phase: int, period_frames: int) -> Path:
     if shifted.is_file():
         return shifted
     partial = shifted.with_name(shifted.stem + ".partial.mp4")
-    writer: cv2.VideoWriter | None = None
+    writer: CameraClipWriter | None = None
     for first, last in ((shift, None), (0, shift)):  # the tail from the shift on, then the head
         source = cv2.VideoCapture(str(clip))
         index = 0
@@ -520,13 +521,13 @@ def phase_clip(clip: Path, phase: int, period_frames: int) -> Path:
                 if writer is None:
                     fps = source.get(cv2.CAP_PROP_FPS)
                     size = (frame.shape[1], frame.shape[0])
-                    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    writer = CameraClipWriter(partial, fps, size)
                 writer.write(frame)
             index += 1
         source.release()
     if writer is None:
         raise RuntimeError(f"cannot read {clip} past frame {shift}")
-    writer.release()
+    writer.close()
     partial.replace(shifted)
     return shifted
 
@@ -606,8 +607,10 @@ def run_bench(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The whole bench; returns the JSON document."""
-    clip = bench_clip(work, settings, faces_dir)
-    log(f"bench clip: {clip} ({settings.size[0]}x{settings.size[1]} at {settings.fps} fps, {settings.seconds:g} s)")
+    clip = camera_encoded(bench_clip(work, settings, faces_dir))
+    codec = camera_codec()
+    size = f"{settings.size[0]}x{settings.size[1]}"
+    log(f"bench clip: {clip} ({size} {CODEC_NAMES[codec]} at {settings.fps} fps, {settings.seconds:g} s)")
     result: dict[str, Any] = {
         "schema": "footfall-bench/1",
         "machine": machine(),
@@ -616,6 +619,7 @@ def run_bench(
             "seconds": settings.seconds,
             "size": list(settings.size),
             "fps": settings.fps,
+            "codec": codec,
             "backend": backend.name,
             "clip": str(clip),
             "detector": vars(_camera_template(base).detector).copy(),
@@ -654,7 +658,7 @@ def run_bench(
     if settings.soak_minutes > 0:
         soak_streams = max(largest, 1)  # as many as the box holds in real time
         log(f"soak: {how_many(soak_streams, 'looping stream')} for {settings.soak_minutes:g} min ...")
-        config = stream_config(base, clip, soak_streams, realtime=True, loop=True)
+        config = stream_config(base, phased_clips(clip, soak_streams, clip_frames), soak_streams, True, loop=True)
         result["soak"] = soak(config, backend, settings.soak_minutes, log, stalled=settings.stalled_classifier)
     return result
 
@@ -686,7 +690,8 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
     lines = [
         "# Performance",
         "",
-        f"Made by `{command}` ({settings['size'][0]}x{settings['size'][1]} at {settings['fps']} fps, "
+        f"Made by `{command}` ({settings['size'][0]}x{settings['size'][1]} "
+        f"{CODEC_NAMES[settings.get('codec', 'mpeg4')]} at {settings['fps']} fps, "
         f"{settings['seconds']:g} s per run, backend {settings['backend']}, detector {settings['detector']}).",
         "",
         f"Machine: {box['cpu']}, {box['cores']} cores, {box['memory_gib']} GiB; Python {box['python']}, "
@@ -760,7 +765,8 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
             f"Soak: {streams} looping streams for {minutes:g} min{stalled}; RSS growth after {warm_up:g} s "
             f"warm-up: {growth:.1f}%, descriptors {before} → {after}, at most "
             f"{soaked.get('most_queued_for_classifier', 0)} items waiting for the classifier; "
-            f"{soaked['run']['visitors']} visitors counted.",
+            f"{soaked['run']['visitors']} visitors counted, {100 * soaked['run']['dropped_fraction']:.1f}% of frames "
+            "dropped.",
         ]
     return "\n".join(lines) + "\n"
 
