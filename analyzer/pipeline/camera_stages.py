@@ -72,12 +72,15 @@ class FrameDone:
             frame: the tracker predicts across it) or when detection or tracking raised.
         error: what detection or tracking raised on it, if they did.
         motionless: the motion gate let it skip the stages.
+        ended: on a motionless frame, the visits whose re-entry window ran out on it (a searched frame's are
+            in its ``outcome``).
     """
 
     frame: Frame
     outcome: FrameOutcome | None = None
     error: Exception | None = None
-    motionless: bool = False  # not searched because nothing moved and no one was followed (the motion gate)
+    motionless: bool = False  # not searched because nothing moved and no track was alive (the motion gate)
+    ended: list[VisitEnded] = field(default_factory=list)
 
 
 class CameraStages:
@@ -237,7 +240,7 @@ class CameraStages:
             elif item.index % every_n_frames:
                 yield FrameDone(item)
             elif self._still(item):
-                yield FrameDone(item, motionless=True)
+                yield FrameDone(item, motionless=True, ended=self._nothing_seen(item))
             else:
                 try:
                     outcome = self.process(item)
@@ -247,15 +250,26 @@ class CameraStages:
                     yield FrameDone(item, outcome)
 
     def _still(self, frame: Frame) -> bool:
-        """The gate lets ``frame`` skip the stages: nothing moved, no one is followed, and a search was recent."""
+        """The gate lets ``frame`` skip the stages: nothing moved, no track is alive, and a search was recent.
+
+        A visit waiting out its re-entry window does not keep the search on: its person can only come
+        back by moving, which wakes the gate, and :meth:`_nothing_seen` runs the counter's clock meanwhile.
+        """
         if self.motion is None:
             return False
         moving = self.motion.moving(frame.image)
-        followed = self.tracker.following or self.counter.following
-        if moving or followed or frame.timestamp - self._searched_at >= self.wake_every_s:
+        if moving or self.tracker.following or frame.timestamp - self._searched_at >= self.wake_every_s:
             self._searched_at = frame.timestamp
             return False
         return True
+
+    def _nothing_seen(self, frame: Frame) -> list[VisitEnded]:
+        """Count a skipped frame as one searched and found empty: a waiting visit ends on the frame it would have."""
+        if not self.counter.following:
+            return []
+        size = (frame.image.shape[1], frame.image.shape[0])
+        self.counter.observe(Tracks.empty(), frame.timestamp, size)
+        return self.counter.end_tracks([], frame.timestamp, frame.captured_at)
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""

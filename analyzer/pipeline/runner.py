@@ -236,6 +236,8 @@ class Pipeline:
                 if done.motionless:
                     self.metrics.frames_motionless.labels(camera=camera.id).inc()
                     stats.motionless += 1
+                    for ended in done.ended:
+                        self.classify_queue.put(ended)
                     if preview is not None:  # the debug video keeps every frame: no one in it to draw
                         self._preview(camera, done.frame, stages, Tracks.empty(), preview)
                 if done.error is not None:

@@ -193,6 +193,7 @@ class SiteWatch:
         if done.motionless:  # looked at, and nothing moved: as good as searched, for keeping up
             with self._lock:
                 self._motionless.append(self.clock())
+            self.visits_ended(done.ended)
             return
         if done.outcome is None and done.error is None:
             return
