@@ -89,12 +89,14 @@ def test_a_stage_failing_on_the_frame_a_track_ends_does_not_hold_its_visit(faili
 GATED_WINDOW_S = 2.5  # not a whole number of the gate's 1 s wake-ups: the visit must end between two of them
 
 
-def _through_the_gate(motion: MotionGate | None) -> tuple[list[tuple[int, VisitEnded]], list[int]]:
+def _through_the_gate(
+    motion: MotionGate | None, counter_class: type[FootfallCounter] = FootfallCounter
+) -> tuple[list[tuple[int, VisitEnded]], list[int]]:
     """Play the walker through ``CameraStages.frames`` (a still picture: only the tracker keeps the search on).
 
     Returns each visit with the frame it came out on, and the frames the gate let skip the stages.
     """
-    counter = FootfallCounter("door", min_duration_s=1.0, reentry_window_s=GATED_WINDOW_S)
+    counter = counter_class("door", min_duration_s=1.0, reentry_window_s=GATED_WINDOW_S)
     stages = CameraStages("door", ScriptedDetector(), ByteTracker(max_lost_s=LINGER_S), counter, motion=motion)
     slot, image = LatestFrameSlot(), np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     frames = stages.frames(slot, every_n_frames=1, wait_s=1.0)
@@ -102,18 +104,21 @@ def _through_the_gate(motion: MotionGate | None) -> tuple[list[tuple[int, VisitE
     for index in range(int(CLIP_S * FPS)):
         slot.put(Frame("door", index, index / FPS, index / FPS, image))
         done = next(frames)
-        assert done is not None and done.error is None
+        assert done is not None and (done.error is None or counter_class is not FootfallCounter)
         over = done.outcome.ended if done.outcome else done.ended
         ended += [(index, dataclasses.replace(visit, visit_id="", clock_origin=0.0)) for visit in over]  # run's own
         skipped += [index] if done.motionless else []
     return ended, skipped
 
 
-def test_a_visit_waiting_out_its_reentry_window_sleeps_the_gate_and_still_ends_on_its_frame() -> None:
+@pytest.mark.parametrize("counter_class", [FootfallCounter, CounterFailingOnceFacesAreGone])
+def test_a_visit_waiting_out_its_reentry_window_sleeps_the_gate_and_still_ends_on_its_frame(
+    counter_class: type[FootfallCounter],
+) -> None:
     """No track alive and nothing moving: the re-entry window's frames skip the search, and the visit comes
-    out on the same frame, the same, as when every frame is searched."""
-    every, none_skipped = _through_the_gate(None)
-    gated, skipped = _through_the_gate(MotionGate())
+    out on the same frame, the same, as when every frame is searched; a counter raising on them too."""
+    every, none_skipped = _through_the_gate(None, counter_class)
+    gated, skipped = _through_the_gate(MotionGate(), counter_class)
     assert none_skipped == [] and len(every) == 1 and every[0][1].counted
     assert gated == every
     waiting = range(round((GONE_AT_S + LINGER_S) * FPS) + 1, every[0][0])  # tracks gone, the visit waits

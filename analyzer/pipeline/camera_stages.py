@@ -240,7 +240,8 @@ class CameraStages:
             elif item.index % every_n_frames:
                 yield FrameDone(item)
             elif self._still(item):
-                yield FrameDone(item, motionless=True, ended=self._nothing_seen(item))
+                ended, error = self._nothing_seen(item)
+                yield FrameDone(item, motionless=True, error=error, ended=ended)
             else:
                 try:
                     outcome = self.process(item)
@@ -263,13 +264,20 @@ class CameraStages:
             return False
         return True
 
-    def _nothing_seen(self, frame: Frame) -> list[VisitEnded]:
-        """Count a skipped frame as one searched and found empty: a waiting visit ends on the frame it would have."""
+    def _nothing_seen(self, frame: Frame) -> tuple[list[VisitEnded], Exception | None]:
+        """Count a skipped frame as one searched and found empty: a waiting visit ends on the frame it would have.
+
+        As on a searched frame, a counter that raises in its per-frame bookkeeping costs that frame (the
+        error is returned) and its end bookkeeping still runs.
+        """
         if not self.counter.following:
-            return []
-        size = (frame.image.shape[1], frame.image.shape[0])
-        self.counter.observe(Tracks.empty(), frame.timestamp, size)
-        return self.counter.end_tracks([], frame.timestamp, frame.captured_at)
+            return [], None
+        error = None
+        try:
+            self.counter.observe(Tracks.empty(), frame.timestamp, (frame.image.shape[1], frame.image.shape[0]))
+        except Exception as raised:
+            error = raised
+        return self.counter.end_tracks([], frame.timestamp, frame.captured_at), error
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""
