@@ -214,13 +214,24 @@ class CameraStages:
             finally:
                 self.sampler.forget(update.ended)
             outcome.seconds["sample"] = time.perf_counter() - sampling
-        size = (frame.image.shape[1], frame.image.shape[0])
-        try:
-            self.counter.observe(tracks, frame.timestamp, size)
-        except Exception as error:
-            outcome.error = outcome.error or error
-        outcome.ended = self.counter.end_tracks(update.ended, frame.timestamp, frame.captured_at, update.exited)
+        outcome.ended, error = self._count(frame, tracks, update.ended, update.exited)
+        outcome.error = outcome.error or error
         return outcome
+
+    def _count(
+        self, frame: Frame, tracks: Tracks, ended: list[int] | None = None, exited: list[int] | None = None
+    ) -> tuple[list[VisitEnded], Exception | None]:
+        """The counter's part of a frame: the visits over on it, and what its per-frame bookkeeping raised.
+
+        A counter that raises there costs that frame only: its end bookkeeping runs whatever happened, or a
+        visit whose end was missed would stay open for good.
+        """
+        error = None
+        try:
+            self.counter.observe(tracks, frame.timestamp, (frame.image.shape[1], frame.image.shape[0]))
+        except Exception as raised:
+            error = raised
+        return self.counter.end_tracks(ended or [], frame.timestamp, frame.captured_at, exited), error
 
     def frames(
         self, slot: LatestFrameSlot, every_n_frames: int, wait_s: float, until: Callable[[], bool] = lambda: False
@@ -265,19 +276,10 @@ class CameraStages:
         return True
 
     def _nothing_seen(self, frame: Frame) -> tuple[list[VisitEnded], Exception | None]:
-        """Count a skipped frame as one searched and found empty: a waiting visit ends on the frame it would have.
-
-        As on a searched frame, a counter that raises in its per-frame bookkeeping costs that frame (the
-        error is returned) and its end bookkeeping still runs.
-        """
+        """Count a skipped frame as one searched and found empty: a waiting visit ends on the frame it would have."""
         if not self.counter.following:
             return [], None
-        error = None
-        try:
-            self.counter.observe(Tracks.empty(), frame.timestamp, (frame.image.shape[1], frame.image.shape[0]))
-        except Exception as raised:
-            error = raised
-        return self.counter.end_tracks([], frame.timestamp, frame.captured_at), error
+        return self._count(frame, Tracks.empty())
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""

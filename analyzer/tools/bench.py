@@ -697,7 +697,8 @@ def performance_markdown(result: dict[str, Any], command: str) -> str:
         f"Machine: {box['cpu']}, {box['cores']} cores, {box['memory_gib']} GiB; Python {box['python']}, "
         f"ONNX Runtime {box['onnxruntime']}, MediaPipe {box['mediapipe']}; {box['os']}.",
         "",
-        f"**Streams held in real time (≤ 1% frames dropped, ≥ 97% of the frame rate read): "
+        f"**Streams held in real time (≤ {REALTIME_MAX_DROPPED:.0%} frames dropped, "
+        f"≥ {REALTIME_MIN_RATE:.0%} of the frame rate read): "
         f"{result['largest_real_time_streams']}**"
         + (
             " (every stream count tried; run with a larger `--streams` to find the limit)"
