@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# the suite's workers: most of its time is spent waiting on real-time clips, servers and a browser
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint install install-dev models clean accuracy bench screenshots
 
@@ -30,7 +32,7 @@ run: install
 	$(BIN)/analyzer run $(ARGS)
 
 test: install-dev
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check analyzer tests

@@ -450,7 +450,7 @@ class _RebootError(Exception):
     """Stands for the power cut that stops a run between two epochs."""
 
 
-_STOPPED_RUN_MINUTES = 0.3  # a few epochs of 600 faces; the resumed run trains out the rest
+_STOPPED_RUN_MINUTES = 0.12  # a few epochs of 600 faces; the resumed run trains out the rest
 
 
 def _stopped_run(utkface: Path, out: Path) -> Path:
