@@ -39,7 +39,7 @@ lint: install-dev
 	$(BIN)/ruff format --check analyzer tests
 
 bench: install-dev
-	$(BIN)/analyzer bench --streams 10 --seconds 30 --naive --soak 10 --traffic shop-day --faces ../shared/data/utkface --json runs/bench.json --markdown docs/PERFORMANCE.md
+	$(BIN)/analyzer bench --streams 12 --seconds 30 --naive --soak 10 --traffic shop-day --faces ../shared/data/utkface --json runs/bench.json --markdown docs/PERFORMANCE.md
 
 accuracy: install-dev
 	$(BIN)/analyzer accuracy --faces ../shared/data/utkface --real-clips ../shared/data/real-clips --out docs/ACCURACY.md

@@ -34,11 +34,12 @@ def test_onnx_runtime_threads_sleep_between_calls(shipped_model: Path) -> None:
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_opencv_calls_run_on_their_caller_s_thread() -> None:
-    """Set in a child: the setting is the whole process's (``analyzer run`` and ``bench`` make it)."""
+def test_camera_threads_run_opencv_on_their_own_thread_and_take_the_gil_within_a_millisecond() -> None:
+    """Set in a child: the settings are the whole process's (``run``, ``check`` and ``bench`` make them)."""
     probe = (
-        "import cv2; from analyzer.service.cores import one_thread_per_opencv_call; "
-        "one_thread_per_opencv_call(); print(cv2.getNumThreads())"
+        "import sys, cv2; from analyzer.service.cores import threads_for_cameras; "
+        "print(cv2.getNumThreads() > 1, sys.getswitchinterval()); threads_for_cameras(); "
+        "print(cv2.getNumThreads(), sys.getswitchinterval())"
     )
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert shown.split() == ["1"]
+    assert shown.split() == [str(len(os.sched_getaffinity(0)) > 1), "0.005", "1", "0.001"]

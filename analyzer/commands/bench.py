@@ -16,7 +16,7 @@ from analyzer.commands.cameras import DEFAULT_CONFIG, ensure_detector_models
 from analyzer.errors import ConfigError
 from analyzer.service.atomic_files import write_json, write_output
 from analyzer.service.console import log_line
-from analyzer.service.cores import one_thread_per_opencv_call
+from analyzer.service.cores import threads_for_cameras
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend is not None:
         config.classifier.backend = args.backend
     ensure_detector_models()
-    one_thread_per_opencv_call()
+    threads_for_cameras()
     backend = create_backend(config.classifier, log=log_line)
     if args.stalled_classifier and not args.soak:
         raise ConfigError("bench: --stalled-classifier needs --soak MINUTES: it is how the soak is run")

@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 1 when a camera gives no frame; advice alone does not fail."""
     from analyzer.pipeline.appearance import FaceLikeness
+    from analyzer.service.cores import threads_for_cameras
     from analyzer.tools.site_check import check_cameras, check_table
 
     if not 0.5 <= args.seconds <= 600:
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     config = checked_config(cameras_config(args))
     ensure_detector_models()
     likeness = FaceLikeness.for_tracker(config.tracker)
+    threads_for_cameras()  # all cameras at once, as a run watches them
     checks = check_cameras(config, args.seconds, likeness, log=log_line)
     print(check_table(checks))
     if args.json:

@@ -19,7 +19,7 @@ from analyzer.commands.cameras import add_camera_arguments, cameras_config, chec
 from analyzer.errors import ConfigError
 from analyzer.service.atomic_files import write_json
 from analyzer.service.console import how_many, log_line
-from analyzer.service.cores import one_thread_per_opencv_call
+from analyzer.service.cores import threads_for_cameras
 from analyzer.service.output_locks import claimed
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = _outputs(args, config)
     _refuse_writing_over_an_input(config, args.config, outputs)
     with claimed(outputs):  # before any model loads: a second run on one report stops at once
-        one_thread_per_opencv_call()
+        threads_for_cameras()
         return _count(args, config)
 
 

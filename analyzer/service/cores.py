@@ -8,6 +8,10 @@ fight over the few cores it has.
 from __future__ import annotations
 
 import os
+import sys
+
+#: How long a thread runs Python before one waiting for the GIL gets it (Python's own default is 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def usable_cores() -> int:
@@ -17,13 +21,21 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def one_thread_per_opencv_call() -> None:
-    """OpenCV runs each call on its caller's thread: the cameras' threads are the parallelism.
+def threads_for_cameras() -> None:
+    """Process-wide threading for many camera threads; ``run``, ``check`` and ``bench`` call it first.
 
-    Its own pool would split a resize or a colour conversion across every core
-    for each camera at once, and the hand-offs cost more than they save (about
-    1 ms of CPU per 720p frame with 7 cameras, docs/PERFORMANCE.md).
+    OpenCV runs each call on its caller's thread: the cameras' threads are the
+    parallelism. Its own pool would split a resize or a colour conversion
+    across every core for each camera at once, and the hand-offs cost more
+    than they save (about 1 ms of CPU per 720p frame with 7 cameras).
+
+    A frame comes back from C (decoding, MediaPipe, ONNX Runtime) to Python a
+    dozen times, and each time waits for the thread running Python to let go
+    of the GIL: up to the switch interval. At Python's 5 ms, ten busy streams
+    left a quarter of two cores idle and dropped 1.5% of their frames; at 1 ms
+    they were held (docs/PERFORMANCE.md).
     """
     import cv2
 
     cv2.setNumThreads(1)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
