@@ -71,15 +71,15 @@ class FrameDone:
         outcome: what the stages made of it; None when it was not searched (not an ``every_n_frames``-th
             frame: the tracker predicts across it) or when detection or tracking raised.
         error: what detection or tracking raised on it, if they did.
-        motionless: the motion gate let it skip the stages.
-        ended: on a motionless frame, the visits whose re-entry window ran out on it (a searched frame's are
-            in its ``outcome``).
+        motionless: the motion gate let it skip the search (taken as searched and found empty).
+        ended: on a motionless frame, the visits that ended on it: a lost face's track or a re-entry window
+            ran out (a searched frame's are in its ``outcome``).
     """
 
     frame: Frame
     outcome: FrameOutcome | None = None
     error: Exception | None = None
-    motionless: bool = False  # not searched because nothing moved and no track was alive (the motion gate)
+    motionless: bool = False  # not searched because nothing moved and no face was in view (the motion gate)
     ended: list[VisitEnded] = field(default_factory=list)
 
 
@@ -96,7 +96,7 @@ class CameraStages:
         every_face: classify every face of every frame (the bench's naive baseline).
         face_check: which tracks are faces (only those count and vote); None counts every track.
         masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
-        motion: the motion gate: frames where nothing moved and nothing is followed skip the stages; None searches all.
+        motion: the motion gate: frames where nothing moved and no face is in view skip the search; None searches all.
         wake_every_s: with a gate, a still picture is searched anyway this often.
 
     Example:
@@ -179,16 +179,23 @@ class CameraStages:
             wake_every_s=camera.detector.wake_every_s,
         )
 
-    def process(self, frame: Frame) -> FrameOutcome:
-        """Search, track, sample and count one frame; raises only if detection or tracking failed."""
+    def process(self, frame: Frame, search: bool = True) -> FrameOutcome:
+        """Search, track, sample and count one frame; raises only if detection or tracking failed.
+
+        Without ``search`` the frame is taken as searched and found empty (the gate's still frames while a
+        lost track lingers): no track is matched on it, so no stage below reads its pixels.
+        """
         self._take_new_shape()
         if not self.counter.clock_origin:
             self.counter.clock_origin = time.time() - frame.timestamp
         started = time.perf_counter()
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-        faces = self.detector.detect(rgb, int(frame.timestamp * 1000))
-        if self.masks and len(faces):
-            faces = faces[~masked(faces.boxes, rgb.shape[1], rgb.shape[0], self.masks)]
+        if search:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            faces = self.detector.detect(rgb, int(frame.timestamp * 1000))
+            if self.masks and len(faces):
+                faces = faces[~masked(faces.boxes, rgb.shape[1], rgb.shape[0], self.masks)]
+        else:
+            rgb, faces = frame.image, Faces.empty()
         detected = time.perf_counter()
         update = self.tracker.update_with_appearance(faces, rgb, frame.timestamp, self.likeness)
         tracks = update.tracks
@@ -251,8 +258,12 @@ class CameraStages:
             elif item.index % every_n_frames:
                 yield FrameDone(item)
             elif self._still(item):
-                ended, error = self._nothing_seen(item)
-                yield FrameDone(item, motionless=True, error=error, ended=ended)
+                try:
+                    ended, error = self._nothing_seen(item)
+                except Exception as error:  # tracking failed: this frame cost its tracks' clock, nothing else
+                    yield FrameDone(item, motionless=True, error=error)
+                else:
+                    yield FrameDone(item, motionless=True, error=error, ended=ended)
             else:
                 try:
                     outcome = self.process(item)
@@ -262,24 +273,28 @@ class CameraStages:
                     yield FrameDone(item, outcome)
 
     def _still(self, frame: Frame) -> bool:
-        """The gate lets ``frame`` skip the stages: nothing moved, no track is alive, and a search was recent.
+        """The gate lets ``frame`` skip the search: nothing moved, no face is in view, and a search was recent.
 
-        A visit waiting out its re-entry window does not keep the search on: its person can only come
-        back by moving, which wakes the gate, and :meth:`_nothing_seen` runs the counter's clock meanwhile.
+        A track lingering after its face was lost, or a visit waiting out its re-entry window, does not keep
+        the search on: its person can only come back by moving, which wakes the gate, and
+        :meth:`_nothing_seen` runs the tracker's and the counter's clocks meanwhile.
         """
         if self.motion is None:
             return False
         moving = self.motion.moving(frame.image)
-        if moving or self.tracker.following or frame.timestamp - self._searched_at >= self.wake_every_s:
+        if moving or self.tracker.seeing or frame.timestamp - self._searched_at >= self.wake_every_s:
             self._searched_at = frame.timestamp
             return False
         return True
 
     def _nothing_seen(self, frame: Frame) -> tuple[list[VisitEnded], Exception | None]:
-        """Count a skipped frame as one searched and found empty: a waiting visit ends on the frame it would have."""
-        if not self.counter.following:
-            return [], None
-        return self._count(frame, Tracks.empty())
+        """Take a skipped frame as one searched and found empty: a track or visit ends on the frame it would have."""
+        if self.tracker.following:
+            outcome = self.process(frame, search=False)
+            return outcome.ended, outcome.error
+        if self.counter.following:
+            return self._count(frame, Tracks.empty())
+        return [], None
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""

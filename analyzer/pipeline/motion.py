@@ -15,7 +15,7 @@ background that adapts slowly. Three things must not keep it awake:
   settles; a walker changes each place only while passing.
 
 It answers for one frame in a fraction of a millisecond; the detector costs
-several. The caller still searches every frame while anything is tracked,
+several. The caller still searches every frame while a face is in view,
 and every ``wake_every_s`` regardless (docs/PERFORMANCE.md).
 """
 

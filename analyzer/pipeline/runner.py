@@ -37,6 +37,7 @@ from analyzer.pipeline.camera_stages import CameraStages, FrameOutcome
 from analyzer.pipeline.capture import CaptureWorker, Frame, LatestFrameSlot, StreamStatus
 from analyzer.pipeline.detect import FaceDetector, KeypointRefiner, SharedGraphs, model_file
 from analyzer.pipeline.face_check import FaceCheck, FacePresence
+from analyzer.pipeline.footfall import FootfallCounter
 from analyzer.pipeline.live_setup import LiveSetup
 from analyzer.pipeline.sample import Sample, Sampler
 from analyzer.pipeline.vote import CameraDone, ClassifierStage
@@ -238,6 +239,7 @@ class Pipeline:
                     stats.motionless += 1
                     for ended in done.ended:
                         self.classify_queue.put(ended)
+                    self._show_in_view(camera.id, stages.counter)  # a lost face's track may have ended
                     if preview is not None:  # the debug video keeps every frame: no one in it to draw
                         self._preview(camera, done.frame, stages, Tracks.empty(), preview)
                 if done.error is not None:
@@ -284,13 +286,17 @@ class Pipeline:
             self._frame_failed(camera.id, frame, outcome.error)
         for stage, seconds in outcome.seconds.items():
             self.metrics.stage_seconds.labels(stage=stage).observe(seconds)
-        counter, stats = stages.counter, self.report.stats[camera.id]
-        self.metrics.faces_in_view.labels(camera=camera.id).set(counter.faces_in_view)
-        self.metrics.fixtures_in_view.labels(camera=camera.id).set(counter.fixtures_in_view)
-        stats.faces_in_view, stats.fixtures_in_view = counter.faces_in_view, counter.fixtures_in_view
-        stats.faces_seen += len(outcome.tracks)
+        self._show_in_view(camera.id, stages.counter)
+        self.report.stats[camera.id].faces_seen += len(outcome.tracks)
         if preview is not None:
             self._preview(camera, frame, stages, outcome.tracks, preview)
+
+    def _show_in_view(self, camera: str, counter: FootfallCounter) -> None:
+        """The faces and fixtures the counter holds now, for the metrics and the status line."""
+        stats = self.report.stats[camera]
+        stats.faces_in_view, stats.fixtures_in_view = counter.faces_in_view, counter.fixtures_in_view
+        self.metrics.faces_in_view.labels(camera=camera).set(counter.faces_in_view)
+        self.metrics.fixtures_in_view.labels(camera=camera).set(counter.fixtures_in_view)
 
     def _preview(
         self, camera: CameraConfig, frame: Frame, stages: CameraStages, tracks: Tracks, preview: PreviewSink

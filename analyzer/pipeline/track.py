@@ -368,8 +368,13 @@ class ByteTracker:
 
     @property
     def following(self) -> bool:
-        """Whether any track is alive (seen, or lingering): then every frame must be searched."""
+        """Whether any track is alive: seen, or lingering after its face was lost."""
         return bool(self._tracks)
+
+    @property
+    def seeing(self) -> bool:
+        """Whether a track was matched on the last update: a face is in view, not only a lost one remembered."""
+        return any(track.last_seen == self._last_timestamp for track in self._tracks)
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
