@@ -221,24 +221,12 @@ class CameraStages:
             finally:
                 self.sampler.forget(update.ended)
             outcome.seconds["sample"] = time.perf_counter() - sampling
-        outcome.ended, error = self._count(frame, tracks, update.ended, update.exited)
-        outcome.error = outcome.error or error
-        return outcome
-
-    def _count(
-        self, frame: Frame, tracks: Tracks, ended: list[int] | None = None, exited: list[int] | None = None
-    ) -> tuple[list[VisitEnded], Exception | None]:
-        """The counter's part of a frame: the visits over on it, and what its per-frame bookkeeping raised.
-
-        A counter that raises there costs that frame only: its end bookkeeping runs whatever happened, or a
-        visit whose end was missed would stay open for good.
-        """
-        error = None
-        try:
+        try:  # a counter that raises here costs this frame only: the end bookkeeping below runs regardless
             self.counter.observe(tracks, frame.timestamp, (frame.image.shape[1], frame.image.shape[0]))
-        except Exception as raised:
-            error = raised
-        return self.counter.end_tracks(ended or [], frame.timestamp, frame.captured_at, exited), error
+        except Exception as error:
+            outcome.error = outcome.error or error
+        outcome.ended = self.counter.end_tracks(update.ended, frame.timestamp, frame.captured_at, update.exited)
+        return outcome
 
     def frames(
         self, slot: LatestFrameSlot, every_n_frames: int, wait_s: float, until: Callable[[], bool] = lambda: False
@@ -289,12 +277,10 @@ class CameraStages:
 
     def _nothing_seen(self, frame: Frame) -> tuple[list[VisitEnded], Exception | None]:
         """Take a skipped frame as one searched and found empty: a track or visit ends on the frame it would have."""
-        if self.tracker.following:
-            outcome = self.process(frame, search=False)
-            return outcome.ended, outcome.error
-        if self.counter.following:
-            return self._count(frame, Tracks.empty())
-        return [], None
+        if not (self.tracker.following or self.counter.following):
+            return [], None
+        outcome = self.process(frame, search=False)
+        return outcome.ended, outcome.error
 
     def close(self, captured_at: float) -> list[VisitEnded]:
         """The stream ended: every open visit ends now."""
