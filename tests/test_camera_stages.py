@@ -26,6 +26,9 @@ LINGER_S, REENTRY_WINDOW_S = 1.5, 2.0
 class ScriptedDetector:
     """One face walking right until ``GONE_AT_S``, then none: the detector's answers without a model."""
 
+    def rgb(self, bgr: np.ndarray) -> np.ndarray:
+        return bgr[..., ::-1]
+
     def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
         t = timestamp_ms / 1000
         if t >= GONE_AT_S:

@@ -25,14 +25,23 @@ def test_full_range_finds_the_astronaut(astronaut: np.ndarray) -> None:
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
 
 
+def _unaligned(image: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` one byte off any 64-byte boundary: the detector must copy it to search it."""
+    copy = np.empty(image.nbytes + 64, np.uint8)
+    offset = (-copy.ctypes.data % 64 + 1) % 64
+    copy = copy[offset : offset + image.nbytes].reshape(image.shape)
+    np.copyto(copy, image)
+    return copy
+
+
 def test_one_buffer_serves_every_frame_and_a_larger_frame_grows_it(astronaut: np.ndarray) -> None:
     """Frames are copied into one aligned buffer (a fresh one per frame costs its page faults)."""
     detector = FaceDetector("full_range", min_score=0.5)
-    small = astronaut[:256, :256].copy()
+    astronaut, small = _unaligned(astronaut), _unaligned(astronaut[:256, :256])  # copied for the search
     found = [detector.detect(frame, timestamp_ms=40 * index) for index, frame in enumerate([astronaut, small])]
     again = [detector.detect(frame, timestamp_ms=200 + 40 * index) for index, frame in enumerate([astronaut, small])]
     buffer = detector._frames[0]._buffer
-    detector.detect(np.zeros((720, 1280, 3), np.uint8), timestamp_ms=400)
+    detector.detect(_unaligned(np.zeros((720, 1280, 3), np.uint8)), timestamp_ms=400)
     grown = detector._frames[0]._buffer
     detector.detect(astronaut, timestamp_ms=440)
     detector.close()
@@ -41,6 +50,27 @@ def test_one_buffer_serves_every_frame_and_a_larger_frame_grows_it(astronaut: np
     for first, second in zip(found, again, strict=True):
         assert len(first) == len(second) == 1
         assert np.allclose(first.boxes, second.boxes, atol=1) and first.boxes[0, 0] < 256
+
+
+def test_a_frame_converted_for_the_search_is_searched_where_it_lies_and_finds_the_same_face(
+    astronaut: np.ndarray,
+) -> None:
+    """The decoded (BGR) frame is made RGB straight into an aligned buffer that MediaPipe reads as it is: one pass
+    over the frame instead of two, and the same face, to the last bit, as from a frame copied for the search."""
+    bgr = np.ascontiguousarray(astronaut[..., ::-1])
+    detector = FaceDetector("full_range", min_score=0.5)
+    try:
+        rgb = detector.rgb(bgr)
+        assert np.array_equal(rgb, astronaut) and rgb.ctypes.data % 64 == 0
+        converted = detector.detect(rgb, timestamp_ms=0)
+        assert detector._frames[0]._buffer.nbytes == 0  # searched where it lies
+        copied = detector.detect(_unaligned(astronaut), timestamp_ms=40)
+        assert detector._frames[0]._buffer.nbytes == astronaut.nbytes + 64
+    finally:
+        detector.close()
+    assert len(converted) == 1
+    for field in ("boxes", "scores", "keypoints"):
+        assert np.array_equal(getattr(converted, field), getattr(copied, field)), field
 
 
 def test_a_face_cut_by_the_left_edge_comes_back_clamped_to_it(astronaut: np.ndarray) -> None:
@@ -242,3 +272,38 @@ def test_shared_graphs_of_another_model_or_score_are_refused() -> None:
     with pytest.raises(ValueError, match="shared for"):
         FaceDetector("full_range", min_score=0.6, graphs=graphs)
     graphs.close()
+
+
+def test_a_graph_searches_on_the_searching_thread_and_finds_what_mediapipes_own_thread_finds(
+    astronaut: np.ndarray,
+) -> None:
+    """mediapipe 1.2 runs each graph's calls on a thread of that graph; ours run on the camera's thread (no hand-off
+    per search), with the same boxes, scores and keypoints to the last bit."""
+    import threading
+
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    from analyzer.pipeline.detect import _create, model_file
+
+    def executor_threads() -> int:
+        return sum(thread.name.startswith("ThreadPoolExecutor") for thread in threading.enumerate())
+
+    frames = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), np.roll(astronaut, 120, axis=1)]
+    before = executor_threads()
+    ours = _create(model_file("full_range"), video=False, min_score=0.5)
+    found = [ours.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=frame)) for frame in frames]
+    threads_of_ours = executor_threads() - before
+    options = vision.FaceDetectorOptions(
+        base_options=BaseOptions(model_asset_path=str(model_file("full_range"))),
+        running_mode=vision.RunningMode.IMAGE,
+        min_detection_confidence=0.5,
+    )
+    theirs = vision.FaceDetector.create_from_options(options)
+    expected = [theirs.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=frame)) for frame in frames]
+    threads_of_theirs = executor_threads() - before - threads_of_ours
+    ours.close()
+    theirs.close()
+    assert threads_of_ours == 0 and threads_of_theirs == 1
+    assert [len(result.detections) for result in found] == [1, 1, 1]
+    assert found == expected

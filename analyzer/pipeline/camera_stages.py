@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from analyzer.core.faces import Faces
@@ -190,7 +189,7 @@ class CameraStages:
             self.counter.clock_origin = time.time() - frame.timestamp
         started = time.perf_counter()
         if search:
-            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            rgb = self.detector.rgb(frame.image)
             faces = self.detector.detect(rgb, int(frame.timestamp * 1000))
             if self.masks and len(faces):
                 faces = faces[~masked(faces.boxes, rgb.shape[1], rgb.shape[0], self.masks)]

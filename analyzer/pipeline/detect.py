@@ -20,13 +20,14 @@ short-range BlazeFace, the way training and evaluation located faces.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -84,6 +85,50 @@ def _close_quietly(detectors: list[object]) -> None:
             detector.close()  # type: ignore[attr-defined]
 
 
+class _AtOnce(concurrent.futures.Executor):
+    """Runs each call at once on the calling thread: MediaPipe's call wrappers take an executor."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # handed to the caller by result(), as the executor it replaces does
+            future.set_exception(error)
+        return future
+
+
+class _CallerThreadLibrary:
+    """One graph's MediaPipe C functions called on the caller's thread, in place of its ``SerialDispatcher``."""
+
+    def __init__(self, library: object, signatures: Iterable[Any]) -> None:
+        for signature in signatures:
+            setattr(self, signature.func_name, signature.create_python_wrapper(library, _AtOnce()))
+
+    def close(self) -> None:
+        """Nothing to stop: it has no thread."""
+
+
+def _on_caller_thread(detector: object) -> None:
+    """Have ``detector`` call MediaPipe's C library on the thread that searches, not on a thread of its own.
+
+    mediapipe 1.2 sends each call of a graph through a one-thread executor of
+    that graph: two thread hand-offs, and two waits for Python's lock, per
+    search. All that executor guarantees is one call of a graph at a time,
+    which holds here already: a graph is its camera's own, or lent to one
+    camera at a time (:class:`SharedGraphs`). Where MediaPipe's internals are
+    not what this expects (another version), the graph keeps its thread.
+    """
+    from mediapipe.tasks.python.core import mediapipe_c_bindings, serial_dispatcher
+    from mediapipe.tasks.python.vision import face_detector
+
+    dispatcher = getattr(detector, "_lib", None)
+    signatures = getattr(face_detector, "_CTYPES_SIGNATURES", None)
+    if not isinstance(dispatcher, serial_dispatcher.SerialDispatcher) or signatures is None:
+        return
+    detector._lib = _CallerThreadLibrary(mediapipe_c_bindings.load_raw_library(), signatures)  # type: ignore[attr-defined]
+    dispatcher.close()
+
+
 def _create(model_path: Path, video: bool, min_score: float) -> object:
     from mediapipe.tasks.python import BaseOptions, vision
 
@@ -100,6 +145,7 @@ def _create(model_path: Path, video: bool, min_score: float) -> object:
             detector.detect_for_video(blank, 0)
         else:
             detector.detect(blank)
+    _on_caller_thread(detector)
     return detector
 
 
@@ -115,16 +161,33 @@ class AlignedFrames:
     def __init__(self) -> None:
         self._buffer = np.empty(0, np.uint8)
 
+    def _aligned(self, shape: tuple[int, ...]) -> np.ndarray:
+        nbytes = int(np.prod(shape))
+        if self._buffer.nbytes < nbytes + 64:
+            self._buffer = np.empty(nbytes + 64, np.uint8)
+        offset = -self._buffer.ctypes.data % 64
+        return self._buffer[offset : offset + nbytes].reshape(shape)
+
+    def rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """``bgr`` as RGB in the buffer, converted and placed in one pass; valid until the next call.
+
+        :meth:`image` then takes it as it is: a search costs one pass over the frame instead of two.
+        """
+        import cv2
+
+        aligned = self._aligned(bgr.shape)
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=aligned)
+        return aligned
+
     def image(self, rgb: np.ndarray) -> object:
-        """``rgb`` (H, W, 3) uint8, copied into the buffer, as a MediaPipe SRGB image."""
+        """``rgb`` (H, W, 3) uint8 as a MediaPipe SRGB image, copied into the buffer unless already aligned."""
         import mediapipe as mp
 
-        if self._buffer.nbytes < rgb.nbytes + 64:
-            self._buffer = np.empty(rgb.nbytes + 64, np.uint8)
-        offset = -self._buffer.ctypes.data % 64
-        aligned = self._buffer[offset : offset + rgb.nbytes].reshape(rgb.shape)
-        np.copyto(aligned, rgb)
-        return mp.Image(image_format=mp.ImageFormat.SRGB, data=aligned)
+        if rgb.ctypes.data % 64 or not rgb.flags.c_contiguous:
+            aligned = self._aligned(rgb.shape)
+            np.copyto(aligned, rgb)
+            rgb = aligned
+        return mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
 
 
 class SharedGraphs:
@@ -168,7 +231,7 @@ class SharedGraphs:
 
 
 def _to_mp_image(rgb: np.ndarray) -> object:
-    """A MediaPipe image over its own aligned copy of ``rgb`` (for images kept or made once)."""
+    """A MediaPipe image of ``rgb`` for a one-off search (aligned in a buffer of its own if need be)."""
     return AlignedFrames().image(rgb)
 
 
@@ -269,6 +332,7 @@ class FaceDetector:
         own = graphs is None
         self._detectors = [_create(path, video=True, min_score=min_score) for _ in self._regions] if own else []
         self._frames = [AlignedFrames() for _ in self._regions]
+        self._rgb = AlignedFrames()
         self._nms_iou = nms_iou
         self._last_timestamp_ms = 0  # the warm-up frame used timestamp 0
 
@@ -277,6 +341,14 @@ class FaceDetector:
         """The detector a camera's ``detector`` settings ask for (``analyzer run`` and ``analyzer check`` alike)."""
         roi = Region(*settings.roi) if settings.roi else None
         return cls(settings.model, settings.min_score, roi=roi, tiles=settings.tiles, graphs=graphs)
+
+    def rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """A decoded (BGR) frame in RGB for :meth:`detect` and the stages after it; valid until the next call.
+
+        Converted straight into an aligned buffer MediaPipe reads as it is, so a whole-frame search copies the
+        frame once, not twice.
+        """
+        return self._rgb.rgb(bgr)
 
     def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
         """Faces in an RGB frame (H, W, 3) uint8, in frame pixels."""

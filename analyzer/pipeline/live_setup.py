@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from analyzer.config import CameraConfig, Config, check_config, from_dict
@@ -142,7 +141,7 @@ class LiveSetup:
             if self._detector is None:
                 self._detector = FaceDetector(**STILL_DETECTOR)  # type: ignore[arg-type]
             self._stills_made += 1
-            found = self._detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), self._stills_made * 1000)
+            found = self._detector.detect(self._detector.rgb(image), self._stills_made * 1000)
         return jpeg(blurred(image, np.concatenate([found.boxes.reshape(-1, 4), tracked.reshape(-1, 4)])))
 
     def figures(self, camera_id: str) -> dict[str, object]:

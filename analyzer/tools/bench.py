@@ -306,7 +306,7 @@ def floor_cpu_ms(clip: Path, detector: DetectorConfig) -> dict[str, float]:
             if not ok:
                 break
             decoded = _cpu_seconds()
-            searcher.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), int(frames * 1000 / fps))
+            searcher.detect(searcher.rgb(image), int(frames * 1000 / fps))
             decode_s, search_s = decode_s + decoded - started, search_s + _cpu_seconds() - decoded
             frames += 1
     finally:
