@@ -116,6 +116,9 @@ class DetectorConfig:
     motion_gate: bool = True
     # with the gate on: search a still picture anyway this often, in case someone stands still where no one moved
     wake_every_s: float = bounded(1.0, 0.1, 60, "seconds")
+    # with the gate on, while nothing moves and no one is in view: look for motion on every n-th frame only
+    # (the others are decoded, not converted or looked at); 1 = every frame
+    idle_every_n_frames: int = bounded(3, 1, 10, "frames")
 
     def check(self, path: str) -> None:
         """Validate values that types alone cannot."""

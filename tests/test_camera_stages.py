@@ -93,25 +93,35 @@ GATED_WINDOW_S = 2.5  # not a whole number of the gate's 1 s wake-ups: the visit
 
 
 def _through_the_gate(
-    motion: MotionGate | None, counter_class: type[FootfallCounter] = FootfallCounter
-) -> tuple[list[tuple[int, VisitEnded]], list[int]]:
-    """Play the walker through ``CameraStages.frames`` (a still picture: only the tracker keeps the search on).
+    motion: MotionGate | None, counter_class: type[FootfallCounter] = FootfallCounter, idle_every_n_frames: int = 1
+) -> tuple[list[tuple[int, VisitEnded]], list[int], list[int]]:
+    """Play the walker through ``CameraStages.frames`` (a still picture: only the tracker keeps the search on),
+    handing over only the frames the stages ask their slot for, as a capture worker does.
 
-    Returns each visit with the frame it came out on, and the frames the gate let skip the stages.
+    Returns each visit with the frame it came out on, the frames the gate let skip the stages, and the frames
+    passed over (never handed over: the camera was idle).
     """
     counter = counter_class("door", min_duration_s=1.0, reentry_window_s=GATED_WINDOW_S)
-    stages = CameraStages("door", ScriptedDetector(), ByteTracker(max_lost_s=LINGER_S), counter, motion=motion)
+    tracker = ByteTracker(max_lost_s=LINGER_S)
+    stages = CameraStages("door", ScriptedDetector(), tracker, counter, motion=motion)
+    stages.idle_every_n_frames = idle_every_n_frames
     slot, image = LatestFrameSlot(), np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     frames = stages.frames(slot, every_n_frames=1, wait_s=1.0)
-    ended, skipped = [], []
+    ended, skipped, passed_over = [], [], []
+    since_handed = 0  # frames passed over since the last one handed over
     for index in range(int(CLIP_S * FPS)):
-        slot.put(Frame("door", index, index / FPS, index / FPS, image))
+        if not slot.wants(index):
+            passed_over.append(index)
+            since_handed += 1
+            continue
+        slot.put(Frame("door", index, index / FPS, index / FPS, image, since_handed))
+        since_handed = 0
         done = next(frames)
         assert done is not None and (done.error is None or counter_class is not FootfallCounter)
         over = done.outcome.ended if done.outcome else done.ended
         ended += [(index, dataclasses.replace(visit, visit_id="", clock_origin=0.0)) for visit in over]  # run's own
         skipped += [index] if done.motionless else []
-    return ended, skipped
+    return ended, skipped, passed_over
 
 
 @pytest.mark.parametrize("counter_class", [FootfallCounter, CounterFailingOnceFacesAreGone])
@@ -121,8 +131,8 @@ def test_a_lost_face_and_its_visit_waiting_out_their_time_sleep_the_gate_and_sti
     """No face in view and nothing moving: the frames while the tracker keeps the lost face (its linger) and
     then the visit's re-entry window skip the search, and the visit comes out on the same frame, the same, as
     when every frame is searched; a counter raising on them too."""
-    every, none_skipped = _through_the_gate(None, counter_class)
-    gated, skipped = _through_the_gate(MotionGate(), counter_class)
+    every, none_skipped, _ = _through_the_gate(None, counter_class)
+    gated, skipped, _ = _through_the_gate(MotionGate(), counter_class)
     assert none_skipped == [] and len(every) == 1 and every[0][1].counted
     assert gated == every
     for waiting in (
@@ -131,3 +141,16 @@ def test_a_lost_face_and_its_visit_waiting_out_their_time_sleep_the_gate_and_sti
     ):
         woken = len(waiting) / FPS + 1  # once a second
         assert sum(index in skipped for index in waiting) >= len(waiting) - woken, (waiting, skipped)
+
+
+def test_an_idle_camera_looks_at_every_third_frame_only_once_no_one_is_in_view_or_waited_for() -> None:
+    """With no face in view, no lost track lingering and no visit waiting, nothing moving: the stages ask for
+    every third frame; until then every frame, so the visit is the same and comes out on the same frame."""
+    every, _, _ = _through_the_gate(None)
+    gated, _, passed_over = _through_the_gate(MotionGate(), idle_every_n_frames=3)
+    ((visit_frame, _),) = every
+    assert gated == every
+    assert passed_over and min(passed_over) > visit_frame  # only once the visit was over
+    idle = range(visit_frame + 1, int(CLIP_S * FPS))
+    wake_ups = len(idle) // FPS + 1  # a still picture is searched once a second: every frame around it is looked at
+    assert len(passed_over) >= 2 * len(idle) // 3 - 2 * wake_ups  # two of every three frames from then on

@@ -77,6 +77,34 @@ def test_a_looping_file_starts_again_with_time_still_running(walkers_clip: tuple
     assert cv2.absdiff(frames[total].image, frames[total - 1].image).mean() > 1.0
 
 
+def test_a_reader_that_asks_for_fewer_frames_gets_every_nth_and_is_told_how_many_were_passed_over(
+    walkers_clip: tuple[Path, int],
+) -> None:
+    """An idle camera asks its slot for every third frame: the others are decoded and counted, not handed over,
+    and the frames handed over are the file's own (the decoder did not skip a frame another depends on)."""
+    clip, _ = walkers_clip
+    every = [image for ok, image in iter(cv2.VideoCapture(str(clip)).read, (False, None))]
+    slot, stop, read = LatestFrameSlot(), threading.Event(), []
+    slot.stride = 3
+    worker = CaptureWorker("cam", str(clip), slot, lambda _: None, lambda *args: read.append(args), stop, False)
+    worker.start()
+    handed: list[Frame] = []
+    while not isinstance(item := slot.get(timeout=10), EndOfStream):
+        assert item is not None, "capture stalled"
+        handed.append(item)
+        if item.index >= 30:
+            slot.stride = 1  # something moved: every frame again
+    assert len(read) == len(every)  # each frame decoded and reported read, none dropped
+    assert not any(dropped for _, dropped, _ in read)
+    idle = [frame for frame in handed if frame.index <= 30]
+    assert [frame.index for frame in idle] == list(range(0, 31, 3))
+    assert [frame.passed_over for frame in idle] == [0] + [2] * 10
+    # read as fast as it goes, the writer asks once the reader is done with frame 30: never a frame late
+    assert [frame.index for frame in handed[len(idle) :]] == list(range(31, len(every)))
+    assert sum(1 + frame.passed_over for frame in handed) == len(every)  # each frame handed over or passed over
+    assert all(np.array_equal(frame.image, every[frame.index]) for frame in handed)
+
+
 def test_a_file_url_plays_the_file_it_names(walkers_clip: tuple[Path, int], tmp_path: Path) -> None:
     # file managers copy a path as a URL, spaces and all; before, it was "not found" though the file was there
     clip = tmp_path / "door 2 tuesday.mp4"

@@ -298,6 +298,8 @@ NUMERIC_KEYS = [
     *_ranged("detector.every_n_frames", 1, 10, 0, 11),
     *_ranged("cameras[0].detector.every_n_frames", 1, 10, 0, 11),
     *_ranged("cameras[0].detector.wake_every_s", 0.1, 60, 0.09, 60.01),
+    *_ranged("detector.idle_every_n_frames", 1, 10, 0, 11),
+    *_ranged("cameras[0].detector.idle_every_n_frames", 1, 10, 0, 11),
     *_ranged("detector.tiles", 1, 3, 0, 4),
     *_ranged("cameras[0].detector.tiles", 1, 3, 0, 4),
     *_ranged("tracker.high_score", 0.01, 0.99, 0, 1),

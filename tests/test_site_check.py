@@ -161,7 +161,7 @@ def test_a_frame_that_fails_is_skipped_and_reported_not_fatal(walkers_clip: tupl
         check = check_camera(CameraConfig(id="door", source=str(walkers_clip[0])), 2.0, Config(), detector, None)
     finally:
         detector.close()
-    assert not check.failed and check.frames_searched == detector.calls - 2 > 10 and check.detections > 0
+    assert not check.failed and check.frames_searched == detector.calls - 2 > 5 and check.detections > 0
     assert check.advice == [
         "2 frames could not be searched for faces (first: ValueError: broken frame); a run skips such frames too"
     ]

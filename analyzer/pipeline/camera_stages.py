@@ -39,6 +39,11 @@ def masked(boxes: np.ndarray, width: int, height: int, masks: Sequence[Zone]) ->
     return np.array([any(mask.contains((float(x), float(y))) for mask in masks) for x, y in centres], bool)
 
 
+def _looked_at(first: int, end: int, every_n_frames: int) -> int:
+    """How many of the frames ``first`` .. ``end - 1`` are ``every_n_frames``-th ones, the ones the stages look at."""
+    return (end - 1) // every_n_frames - (first - 1) // every_n_frames
+
+
 @dataclass
 class FrameOutcome:
     """What one searched frame produced.
@@ -73,6 +78,8 @@ class FrameDone:
         motionless: the motion gate let it skip the search (taken as searched and found empty).
         ended: on a motionless frame, the visits that ended on it: a lost face's track or a re-entry window
             ran out (a searched frame's are in its ``outcome``).
+        still_passed_over: of the frames passed over just before it (``frame.passed_over``, the camera was
+            idle), those the stages would have looked at (every ``every_n_frames``-th): still frames too.
     """
 
     frame: Frame
@@ -80,6 +87,12 @@ class FrameDone:
     error: Exception | None = None
     motionless: bool = False  # not searched because nothing moved and no face was in view (the motion gate)
     ended: list[VisitEnded] = field(default_factory=list)
+    still_passed_over: int = 0  # of the frames passed over before it, those the stages would have looked at
+
+    @property
+    def still(self) -> int:
+        """Frames the gate let skip the search, this one's share: passed over while idle, or looked at and still."""
+        return self.still_passed_over + self.motionless
 
 
 class CameraStages:
@@ -97,6 +110,8 @@ class CameraStages:
         masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
         motion: the motion gate: frames where nothing moved and no face is in view skip the search; None searches all.
         wake_every_s: with a gate, a still picture is searched anyway this often.
+        idle_every_n_frames: with a gate, while nothing moves and no one is in view or followed, only every
+            n-th frame is made a picture and looked at (:attr:`LatestFrameSlot.stride`); 1 looks at each.
 
     Example:
         >>> stages = CameraStages("door", detector, tracker, counter)  # doctest: +SKIP
@@ -116,9 +131,12 @@ class CameraStages:
         masks: Sequence[Zone] = (),
         motion: MotionGate | None = None,
         wake_every_s: float = 1.0,
+        idle_every_n_frames: int = 1,
     ) -> None:
         self.motion = motion
         self.wake_every_s = wake_every_s
+        self.idle_every_n_frames = idle_every_n_frames
+        self.passed_over_at_end = self.still_at_end = 0  # the stream's last frames, passed over while idle
         self._searched_at = float("-inf")  # stream time of the last frame searched
         self.face_check = face_check
         self.masks = list(masks)
@@ -176,6 +194,7 @@ class CameraStages:
             masks=camera.mask_zones(),
             motion=MotionGate() if camera.detector.motion_gate else None,
             wake_every_s=camera.detector.wake_every_s,
+            idle_every_n_frames=camera.detector.idle_every_n_frames,
         )
 
     def process(self, frame: Frame, search: bool = True) -> FrameOutcome:
@@ -234,33 +253,45 @@ class CameraStages:
 
         Yields None when no frame came within ``wait_s`` (the caller's chance to beat), and ends with the
         stream or once ``until()`` says so before the next frame. A frame on which detection or tracking
-        raised is yielded with its error: it costs that frame, and the camera goes on.
+        raised is yielded with its error: it costs that frame, and the camera goes on. While the camera is
+        idle (a still frame, no one followed) it asks ``slot`` for every ``idle_every_n_frames``-th frame
+        only; the frames passed over count as still ones (``FrameDone.still``), and those after the last frame
+        handed over are left in ``passed_over_at_end`` and ``still_at_end``.
         """
         while not until():
             item = slot.get(timeout=wait_s)
             if item is None:
                 yield None
-            elif isinstance(item, EndOfStream):
+                continue
+            if isinstance(item, EndOfStream):
+                self.passed_over_at_end = item.passed_over
+                self.still_at_end = _looked_at(item.frames - item.passed_over, item.frames, every_n_frames)
                 return
-            elif item.index % every_n_frames:
-                yield FrameDone(item)
-            elif self._still(item):
+            before = _looked_at(item.index - item.passed_over, item.index, every_n_frames)
+            if item.index % every_n_frames:
+                yield FrameDone(item, still_passed_over=before)
+            elif self._still(item, 1 + before):
+                idle = not (self.tracker.following or self.counter.following)
+                slot.stride = every_n_frames * self.idle_every_n_frames if idle else 1
                 try:
                     ended, error = self._nothing_seen(item)
                 except Exception as error:  # tracking failed: this frame cost its tracks' clock, nothing else
-                    yield FrameDone(item, motionless=True, error=error)
+                    yield FrameDone(item, motionless=True, error=error, still_passed_over=before)
                 else:
-                    yield FrameDone(item, motionless=True, error=error, ended=ended)
+                    yield FrameDone(item, motionless=True, error=error, ended=ended, still_passed_over=before)
             else:
+                slot.stride = 1
                 try:
                     outcome = self.process(item)
                 except Exception as error:  # detection or tracking failed: this frame was not searched
-                    yield FrameDone(item, error=error)
+                    yield FrameDone(item, error=error, still_passed_over=before)
                 else:
-                    yield FrameDone(item, outcome)
+                    yield FrameDone(item, outcome, still_passed_over=before)
 
-    def _still(self, frame: Frame) -> bool:
+    def _still(self, frame: Frame, stands_for: int = 1) -> bool:
         """The gate lets ``frame`` skip the search: nothing moved, no face is in view, and a search was recent.
+
+        ``stands_for``: the frames it would have looked at since the last one it did (more after an idle spell).
 
         A track lingering after its face was lost, or a visit waiting out its re-entry window, does not keep
         the search on: its person can only come back by moving, which wakes the gate, and
@@ -268,7 +299,7 @@ class CameraStages:
         """
         if self.motion is None:
             return False
-        moving = self.motion.moving(frame.image)
+        moving = self.motion.moving(frame.image, stands_for)
         if moving or self.tracker.seeing or frame.timestamp - self._searched_at >= self.wake_every_s:
             self._searched_at = frame.timestamp
             return False

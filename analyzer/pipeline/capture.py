@@ -51,6 +51,8 @@ class Frame:
         timestamp: seconds on the stream's clock (files: the frame's own time in the file; live: since start).
         captured_at: ``time.monotonic()`` when it was read, for latency.
         image: (H, W, 3) uint8 BGR as decoded.
+        passed_over: frames decoded just before this one and not handed over, because the reader asked
+            for fewer while its camera saw no one (:attr:`LatestFrameSlot.stride`); not dropped, not looked at.
     """
 
     camera: str
@@ -58,6 +60,7 @@ class Frame:
     timestamp: float
     captured_at: float
     image: np.ndarray
+    passed_over: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,18 +81,46 @@ class StreamStatus:
 
 @dataclass(frozen=True)
 class EndOfStream:
-    """No more frames will come from this camera."""
+    """No more frames will come from this camera.
+
+    Attributes:
+        camera: camera id.
+        passed_over: frames decoded after the last one handed over and not handed over (see :class:`Frame`).
+        frames: how many frames the stream gave in all (the next frame's index).
+    """
 
     camera: str
+    passed_over: int = 0
+    frames: int = 0
 
 
 class LatestFrameSlot:
-    """A one-frame mailbox: ``put`` replaces an unread frame (counted as dropped)."""
+    """A one-frame mailbox: ``put`` replaces an unread frame (counted as dropped).
+
+    The reader may ask for every ``stride``-th frame only (while its camera sees no one and nothing
+    moves): the writer still decodes each frame, since the next is predicted from it, but does not make
+    the others a picture or hand them over.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._item: Frame | EndOfStream | None = None
+        self._reader_waiting = False
         self.dropped = 0
+        self.stride = 1
+
+    def wants(self, index: int, settled: bool = False, stop: threading.Event | None = None) -> bool:
+        """Whether the reader wants frame ``index`` made a picture and handed over.
+
+        With ``settled`` (a file read as fast as it goes) it answers once the reader is done with every frame
+        handed over before and waits for the next, so the answer never depends on how far the reader got:
+        a file is counted the same on every run.
+        """
+        if settled:
+            with self._condition:
+                while not (self._item is None and self._reader_waiting) and not (stop and stop.is_set()):
+                    self._condition.wait(0.1)
+        return index % self.stride == 0
 
     def put(self, item: Frame | EndOfStream, block: bool = False, stop: threading.Event | None = None) -> bool:
         """Offer an item; with ``block`` wait for the reader instead of dropping.
@@ -115,7 +146,10 @@ class LatestFrameSlot:
         """The newest item, or None after ``timeout`` seconds."""
         with self._condition:
             if self._item is None:
+                self._reader_waiting = True
+                self._condition.notify_all()  # a writer asking for a settled answer (wants) gets it now
                 self._condition.wait(timeout)
+                self._reader_waiting = False
             item, self._item = self._item, None
             self._condition.notify_all()
             return item
@@ -233,10 +267,17 @@ class FileClock:
         return self.last_s
 
 
-def _timed_read(capture: cv2.VideoCapture) -> tuple[np.ndarray | None, float]:
-    """The next decoded frame (None at the end or on error) and the seconds it took."""
+def _timed_grab(capture: cv2.VideoCapture) -> tuple[bool, float]:
+    """Decode the next frame (False at the end or on error), and the seconds it took; no picture yet."""
     started = time.perf_counter()
-    ok, image = capture.read()
+    ok = capture.grab()
+    return ok, time.perf_counter() - started
+
+
+def _timed_picture(capture: cv2.VideoCapture) -> tuple[np.ndarray | None, float]:
+    """The decoded frame as a BGR picture (None if it cannot be made one), and the seconds it took."""
+    started = time.perf_counter()
+    ok, image = capture.retrieve()
     return (image if ok else None), time.perf_counter() - started
 
 
@@ -300,6 +341,8 @@ class CaptureWorker(threading.Thread):
         self.max_backoff_s = max_backoff_s
         self.read_timeout_s = read_timeout_s
         self.reconnects = 0
+        self.frames_read = 0  # the next frame's index
+        self.passed_over = 0  # frames passed over since the last one handed over
 
     def _status(self, state: str, cause: str, next_try: str = "") -> None:
         self.on_status(StreamStatus(self.camera, state, cause, self.reconnects, next_try))
@@ -345,7 +388,20 @@ class CaptureWorker(threading.Thread):
             else:
                 self._run_live()
         finally:
-            self.slot.put(EndOfStream(self.camera), stop=self.stop_event)
+            self.slot.put(EndOfStream(self.camera, self.passed_over, self.frames_read), stop=self.stop_event)
+
+    def _pass_over(self, decode_seconds: float) -> None:
+        """The reader asked for fewer frames (its camera is idle): this one was decoded, and that is all."""
+        self.on_frame(self.camera, False, decode_seconds)
+        self.frames_read += 1
+        self.passed_over += 1
+
+    def _hand_over(self, timestamp: float, captured_at: float, image: np.ndarray, read_seconds: float) -> None:
+        frame = Frame(self.camera, self.frames_read, timestamp, captured_at, image, self.passed_over)
+        dropped = self.slot.put(frame, block=self.kind == "file" and not self.realtime, stop=self.stop_event)
+        self.on_frame(self.camera, dropped, read_seconds)
+        self.frames_read += 1
+        self.passed_over = 0
 
     def _run_file(self) -> None:
         path = file_path(self.source)
@@ -369,14 +425,13 @@ class CaptureWorker(threading.Thread):
         indexed = path.suffix.lower() in ISO_MEDIA_SUFFIXES  # elsewhere the count is a guess
         announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if indexed else 0
         started = time.monotonic()
-        index = 0
         try:
             while not self.stop_event.is_set():
-                image, decode_seconds = _timed_read(capture)
-                if image is None and self.loop and index > 0:
+                ok, decode_seconds = _timed_grab(capture)
+                if not ok and self.loop and self.frames_read > 0:
                     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    image, decode_seconds = _timed_read(capture)
-                if image is None:
+                    ok, decode_seconds = _timed_grab(capture)
+                if not ok:
                     break
                 previous_s = clock.last_s
                 timestamp = clock.timestamp(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
@@ -386,12 +441,16 @@ class CaptureWorker(threading.Thread):
                     delay = started + timestamp - time.monotonic()
                     if delay > 0:
                         self.stop_event.wait(delay)
-                frame = Frame(self.camera, index, timestamp, time.monotonic(), image)
-                dropped = self.slot.put(frame, block=not self.realtime, stop=self.stop_event)
-                self.on_frame(self.camera, dropped, decode_seconds)
-                index += 1
+                if not self.slot.wants(self.frames_read, settled=not self.realtime, stop=self.stop_event):
+                    self._pass_over(decode_seconds)
+                    continue
+                image, picture_seconds = _timed_picture(capture)
+                if image is None:
+                    break
+                self._hand_over(timestamp, time.monotonic(), image, decode_seconds + picture_seconds)
         finally:
             capture.release()
+        index = self.frames_read
         if self.stop_event.is_set():  # Ctrl-C or SIGTERM, maybe before the first frame: not the file's fault
             self._status("ended", f"stopped after {index} frames")
         elif index == 0:
@@ -413,7 +472,6 @@ class CaptureWorker(threading.Thread):
                 return
         backoff = self.reconnect_backoff_s
         started = time.monotonic()
-        index = 0
         what = f"webcam {self.webcam}" if self.webcam is not None else without_password(self.source)
         while not self.stop_event.is_set():
             opening = time.monotonic()
@@ -431,8 +489,13 @@ class CaptureWorker(threading.Thread):
             pictures = 0  # frames decoded since this open
             try:
                 while not self.stop_event.is_set():
-                    image, read_seconds = _timed_read(capture)
-                    if image is None:
+                    ok, read_seconds = _timed_grab(capture)
+                    image = None
+                    wanted = ok and (self.slot.wants(self.frames_read) or not pictures)
+                    if wanted:
+                        image, picture_seconds = _timed_picture(capture)
+                        read_seconds += picture_seconds
+                    if not ok or (wanted and image is None):
                         if self._timed_out(read_seconds) or unreadable >= MAX_UNREADABLE_IN_A_ROW:
                             break
                         unreadable += 1  # a damaged frame (an MJPEG camera on a bad link): the next one may be fine
@@ -444,10 +507,11 @@ class CaptureWorker(threading.Thread):
                     if unreadable:
                         self.on_unreadable(self.camera, unreadable)
                         unreadable = 0
+                    if image is None:
+                        self._pass_over(read_seconds)
+                        continue
                     now = time.monotonic()
-                    frame = Frame(self.camera, index, now - started, now, image)
-                    self.on_frame(self.camera, self.slot.put(frame), read_seconds)
-                    index += 1
+                    self._hand_over(now - started, now, image, read_seconds)
             finally:
                 capture.release()
             if self.stop_event.is_set():

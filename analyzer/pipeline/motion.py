@@ -63,18 +63,24 @@ class MotionGate:
         grey = (cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small).astype(np.float32)
         return grey - float(grey.mean())
 
-    def moving(self, image: np.ndarray) -> bool:
-        """Whether ``image`` (BGR, any size) differs from the recent background; the first frame always does."""
+    def moving(self, image: np.ndarray, frames: int = 1) -> bool:
+        """Whether ``image`` (BGR, any size) differs from the recent background; the first frame always does.
+
+        ``frames``: how many frames of the stream this one stands for (those passed over before it and
+        itself), so the background learns and the restless pixels settle at the same pace in time.
+        """
         small = self._small(image)
         if self._background is None or self._background.shape != small.shape:
             self._background, self._activity = small, np.zeros_like(small)
             return True
         changed = np.abs(small - self._background) > self.threshold
         assert self._activity is not None
-        self._activity *= self._restless_decay
-        self._activity[changed] += 1.0 - self._restless_decay
+        decay = self._restless_decay**frames
+        self._activity *= decay
+        self._activity[changed] += 1.0 - decay
         steady = self._activity < self.restless_share
         moved = np.count_nonzero(changed & steady) >= self.min_changed * changed.size
         rate = self.adapt * (0.2 if moved else 1.0)  # a person standing still is not learned away at once
-        self._background += rate * (small - self._background)
+        learned = rate if frames == 1 else 1.0 - (1.0 - rate) ** frames
+        self._background += learned * (small - self._background)
         return bool(moved)

@@ -220,6 +220,8 @@ class Pipeline:
             every_face=self.options.naive,
             new_visit_id=self.options.new_visit_id,
         )
+        if preview is not None:  # the debug video and window keep every frame
+            stages.idle_every_n_frames = 1
         if camera.recorded_at is not None:  # a recording: its visits happened then, not now
             stages.counter.clock_origin = camera.recorded_at.timestamp()
         self.live.attach(camera.id, stages)
@@ -234,9 +236,10 @@ class Pipeline:
                 if done is None:
                     continue
                 self.live.frame_done(camera.id, done)
+                if done.still:
+                    self.metrics.frames_motionless.labels(camera=camera.id).inc(done.still)
+                    stats.motionless += done.still
                 if done.motionless:
-                    self.metrics.frames_motionless.labels(camera=camera.id).inc()
-                    stats.motionless += 1
                     for ended in done.ended:
                         self.classify_queue.put(ended)
                     self._show_in_view(camera.id, stages.counter)  # a lost face's track may have ended
@@ -247,13 +250,16 @@ class Pipeline:
                 elif done.outcome is not None:
                     self._frame_done(camera, done.frame, stages, done.outcome, preview)
                 last_capture = done.frame.captured_at
-                stats.frames += 1
-                window_frames += 1
+                stats.frames += 1 + done.frame.passed_over
+                window_frames += 1 + done.frame.passed_over
                 now = time.monotonic()
                 if now - window_start >= FPS_WINDOW_S:
                     stats.fps = window_frames / (now - window_start)
                     window_start, window_frames = now, 0
         finally:
+            stats.frames += stages.passed_over_at_end
+            stats.motionless += stages.still_at_end
+            self.metrics.frames_motionless.labels(camera=camera.id).inc(stages.still_at_end)
             for ended in stages.close(last_capture):
                 self.classify_queue.put(ended)
             stats.faces_in_view = stats.fixtures_in_view = 0

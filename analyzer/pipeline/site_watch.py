@@ -190,9 +190,10 @@ class SiteWatch:
 
     def record(self, done: FrameDone) -> None:
         """What the stages made of one frame; a frame left to the tracker's prediction adds nothing."""
-        if done.motionless:  # looked at, and nothing moved: as good as searched, for keeping up
+        if done.still:  # nothing moved: as good as searched, for keeping up
             with self._lock:
-                self._motionless.append(self.clock())
+                self._motionless.extend([self.clock()] * done.still)
+        if done.motionless:
             self.visits_ended(done.ended)
             return
         if done.outcome is None and done.error is None:
