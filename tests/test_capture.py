@@ -438,3 +438,32 @@ def test_why_an_http_camera_with_basic_credentials_does_not_open() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_live_camera_read_for_an_idle_reader_decodes_every_frame_and_hands_over_every_third(
+    walkers_clip: tuple[Path, int],
+) -> None:
+    """An H.264 camera over RTSP, its reader idle (``stride`` 3): each frame is still decoded and counted read,
+    every third is handed over telling of the two passed over before it, and none is dropped."""
+    camera = RtspCamera(jpeg_frames(walkers_clip[0])).start()
+    slot, statuses, stop, read = LatestFrameSlot(), [], threading.Event(), []
+    slot.stride = 3
+    source = camera.url(camera.user, quote(camera.password, safe=""))
+    worker = CaptureWorker("door", source, slot, statuses.append, lambda *frame: read.append(frame), stop)
+    worker.start()
+    handed: list[Frame] = []
+    try:
+        while not handed or time.monotonic() - handed[0].captured_at < 3.0:
+            item = slot.get(timeout=15)
+            assert isinstance(item, Frame), (item, statuses)
+            handed.append(item)
+        while_reading = list(read)  # what came after is not read: the next frame would replace it
+    finally:
+        stop.set()
+        worker.join(5)
+        camera.stop()
+    assert [status.state for status in statuses] == ["up"]
+    assert len(handed) >= 3.0 * camera.fps / 3 * 0.8
+    assert all(frame.index % 3 == 0 for frame in handed)
+    assert [frame.passed_over for frame in handed[1:]] == [2] * (len(handed) - 1)
+    assert not any(dropped for _, dropped, _ in while_reading) and len(while_reading) >= handed[-1].index + 1
