@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -267,26 +268,32 @@ class CameraStages:
                 self.passed_over_at_end = item.passed_over
                 self.still_at_end = _looked_at(item.frames - item.passed_over, item.frames, every_n_frames)
                 return
-            before = _looked_at(item.index - item.passed_over, item.index, every_n_frames)
-            if item.index % every_n_frames:
-                yield FrameDone(item, still_passed_over=before)
-            elif self._still(item, 1 + before):
-                idle = not (self.tracker.following or self.counter.following)
-                slot.stride = every_n_frames * self.idle_every_n_frames if idle else 1
-                try:
-                    ended, error = self._nothing_seen(item)
-                except Exception as error:  # tracking failed: this frame cost its tracks' clock, nothing else
-                    yield FrameDone(item, motionless=True, error=error, still_passed_over=before)
-                else:
-                    yield FrameDone(item, motionless=True, error=error, ended=ended, still_passed_over=before)
-            else:
-                slot.stride = 1
-                try:
-                    outcome = self.process(item)
-                except Exception as error:  # detection or tracking failed: this frame was not searched
-                    yield FrameDone(item, error=error, still_passed_over=before)
-                else:
-                    yield FrameDone(item, outcome, still_passed_over=before)
+            yield self._through(item, slot, every_n_frames)
+
+    def _through(self, frame: Frame, slot: LatestFrameSlot, every_n_frames: int) -> FrameDone:
+        """One frame through the gate and the stages, as :meth:`frames` yields it; sets what ``slot`` hands next."""
+        still_before = _looked_at(frame.index - frame.passed_over, frame.index, every_n_frames)
+        done = partial(FrameDone, frame, still_passed_over=still_before)
+        if frame.index % every_n_frames:
+            return done()
+        if self._still(frame, 1 + still_before):
+            slot.stride = 1 if self._following else every_n_frames * self.idle_every_n_frames
+            try:
+                ended, error = self._nothing_seen(frame)
+            except Exception as error:  # tracking failed: this frame cost its tracks' clock, nothing else
+                return done(motionless=True, error=error)
+            return done(motionless=True, error=error, ended=ended)
+        slot.stride = 1
+        try:
+            outcome = self.process(frame)
+        except Exception as error:  # detection or tracking failed: this frame was not searched
+            return done(error=error)
+        return done(outcome)
+
+    @property
+    def _following(self) -> bool:
+        """A track is alive (seen or lingering) or a visit waits out its re-entry window."""
+        return self.tracker.following or self.counter.following
 
     def _still(self, frame: Frame, stands_for: int = 1) -> bool:
         """The gate lets ``frame`` skip the search: nothing moved, no face is in view, and a search was recent.
@@ -307,7 +314,7 @@ class CameraStages:
 
     def _nothing_seen(self, frame: Frame) -> tuple[list[VisitEnded], Exception | None]:
         """Take a skipped frame as one searched and found empty: a track or visit ends on the frame it would have."""
-        if not (self.tracker.following or self.counter.following):
+        if not self._following:
             return [], None
         outcome = self.process(frame, search=False)
         return outcome.ended, outcome.error
