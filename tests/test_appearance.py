@@ -10,7 +10,15 @@ from analyzer.core.faces import Faces
 from analyzer.core.preprocess import template_keypoints
 from analyzer.datasets.labels import read_labels
 from analyzer.errors import ModelError
-from analyzer.pipeline.appearance import COLOUR_SIZE, FEATURE_SIZE, FaceLikeness, appearance_features, similarity
+from analyzer.pipeline.appearance import (
+    COLOUR_SIZE,
+    FEATURE_SIZE,
+    HUE_BINS,
+    SATURATION_BINS,
+    FaceLikeness,
+    appearance_features,
+    similarity,
+)
 from analyzer.pipeline.track import ByteTracker
 from analyzer.tools.evaluation import select_split
 
@@ -71,6 +79,28 @@ def test_similarity_averages_colours_and_faces_where_both_are_known() -> None:
     assert similarity(with_face, with_face)[0, 0] == pytest.approx(1.0)
     assert similarity(with_face, other_face)[0, 0] == pytest.approx(0.5)  # same colours, unlike faces
     assert similarity(with_face, no_face)[0, 0] == pytest.approx(1.0)  # no face known: colours alone decide
+
+
+def test_colours_put_every_hue_and_saturation_in_its_bin_to_the_pixel() -> None:
+    """Hue h (0..179) falls in bin h*8//180, saturation s in s*4//256: the bin edges included, counted per pixel."""
+    rng = np.random.default_rng(3)
+    hue = np.concatenate([np.arange(180), rng.integers(0, 180, 2000)])
+    saturation = np.concatenate([np.arange(256), rng.integers(0, 256, 1924)])
+    hsv = np.stack([hue, saturation, np.full(len(hue), 200)], axis=1).astype(np.uint8).reshape(20, -1, 3)
+    region = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    seen = cv2.cvtColor(region, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(int)  # the hues a round trip keeps
+    expected = np.concatenate(
+        [
+            np.bincount(seen[:, 0] * HUE_BINS // 180, minlength=HUE_BINS),
+            np.bincount(seen[:, 1] * SATURATION_BINS // 256, minlength=SATURATION_BINS),
+        ]
+    ) / len(seen)
+    # The whole frame is one face box; the region below it (the torso) is empty.
+    width, height = region.shape[1], region.shape[0]
+    big = np.zeros((height * 2, width * 2, 3), np.uint8)
+    big[::2, ::2] = region  # the colours are read from every second row and column
+    features = appearance_features(big, np.array([[0, 0, 2 * width, 2 * height]], np.float32))
+    assert np.array_equal(features[0, : HUE_BINS + SATURATION_BINS], expected.astype(np.float32))
 
 
 def _scene(face: np.ndarray | None, at: tuple[int, int], side: int) -> np.ndarray:

@@ -37,12 +37,25 @@ LIKENESS_INPUT = "chips"
 LIKENESS_OUTPUT = "likeness"
 
 
+#: Each 8-bit hue (0..179) and saturation (0..255) value's bin, as one-hot rows: a histogram of exact values
+#: times this matrix is the binned histogram, to the count.
+_HUE_BIN_OF = np.eye(HUE_BINS, dtype=np.float32)[(np.arange(180) * HUE_BINS) // 180]
+_SATURATION_BIN_OF = np.eye(SATURATION_BINS, dtype=np.float32)[(np.arange(256) * SATURATION_BINS) // 256]
+
+
 def _histogram(hsv: np.ndarray) -> np.ndarray:
+    """Hue and saturation bins of an HSV region, summing to 2 (one per part).
+
+    OpenCV counts each exact 8-bit value (a bin per value is exact, where a
+    float bin edge could put a value on the wrong side); folding those
+    counts into bins costs a small matrix product instead of a pass over the
+    pixels in numpy.
+    """
     if hsv.size == 0:
         return np.zeros(HUE_BINS + SATURATION_BINS, np.float32)
-    hue = np.bincount((hsv[..., 0].ravel().astype(np.int32) * HUE_BINS) // 180, minlength=HUE_BINS)
-    saturation = np.bincount((hsv[..., 1].ravel().astype(np.int32) * SATURATION_BINS) // 256, minlength=SATURATION_BINS)
-    features = np.concatenate([hue, saturation]).astype(np.float32)
+    hue = cv2.calcHist([hsv], [0], None, [180], [0, 180]).ravel() @ _HUE_BIN_OF
+    saturation = cv2.calcHist([hsv], [1], None, [256], [0, 256]).ravel() @ _SATURATION_BIN_OF
+    features = np.concatenate([hue, saturation])
     return features / max(float(features.sum()) / 2, 1.0)
 
 
