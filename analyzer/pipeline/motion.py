@@ -81,6 +81,7 @@ class MotionGate:
         steady = self._activity < self.restless_share
         moved = np.count_nonzero(changed & steady) >= self.min_changed * changed.size
         rate = self.adapt * (0.2 if moved else 1.0)  # a person standing still is not learned away at once
+        # 1 - (1 - rate) is not ``rate`` to the last bit: a gate looking at every frame keeps its old sums.
         learned = rate if frames == 1 else 1.0 - (1.0 - rate) ** frames
         self._background += learned * (small - self._background)
         return bool(moved)
