@@ -450,19 +450,18 @@ class CaptureWorker(threading.Thread):
                 self._hand_over(timestamp, time.monotonic(), image, decode_seconds + picture_seconds)
         finally:
             capture.release()
-        index = self.frames_read
         if self.stop_event.is_set():  # Ctrl-C or SIGTERM, maybe before the first frame: not the file's fault
-            self._status("ended", f"stopped after {index} frames")
-        elif index == 0:
+            self._status("ended", f"stopped after {self.frames_read} frames")
+        elif self.frames_read == 0:
             self._status("failed", f"{self.source} has no decodable frames (corrupt, truncated or not a video)")
-        elif index < TRUNCATED_SHARE * announced:  # the frames the index lists are not in the file
+        elif self.frames_read < TRUNCATED_SHARE * announced:  # the frames the index lists are not in the file
             self._status(
                 "ended",
-                f"end of file after {index} frames of the {announced} its index lists: {self.source} is cut short "
-                "(copied or downloaded in part?); what it holds is counted",
+                f"end of file after {self.frames_read} frames of the {announced} its index lists: "
+                f"{self.source} is cut short (copied or downloaded in part?); what it holds is counted",
             )
         else:
-            self._status("ended", f"end of file after {index} frames")
+            self._status("ended", f"end of file after {self.frames_read} frames")
 
     def _run_live(self) -> None:
         if self.webcam is not None:
