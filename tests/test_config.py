@@ -332,6 +332,8 @@ NUMERIC_KEYS = [
     *_ranged("metrics.port", 0, 65535, -1, 65536),
     *_ranged("web.port", 0, 65535, -1, 65536),
     *_ranged("detector.wake_every_s", 0.1, 60, 0.09, 60.01),
+    *_ranged("detector.wake_unchanged_every_s", 0.1, 600, 0.09, 600.01),
+    *_ranged("cameras[0].detector.wake_unchanged_every_s", 0.1, 600, 0.09, 600.01),
     *_ranged("mqtt.port", 1, 65535, 0, 65536),
     *_ranged("mqtt.keepalive_s", 5, 3600, 4, 3601),
     *_ranged("mqtt.outbox_max_messages", 10, 100_000_000, 9, 100_000_001),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
+from analyzer.core.faces import Faces
+from analyzer.pipeline.camera_stages import CameraStages
+from analyzer.pipeline.capture import Frame, LatestFrameSlot
+from analyzer.pipeline.footfall import FootfallCounter
 from analyzer.pipeline.motion import MotionGate
+from analyzer.pipeline.track import ByteTracker
 from tests.harness import NO_SERVERS, run_cli
 
 FPS = 15
@@ -33,6 +39,8 @@ def _doorway(kind: str, frames: int = 150, seed: int = 1) -> Iterator[np.ndarray
         elif kind == "walker":  # a dark coat crossing the door
             left = -50 + index * 6
             frame[125:325, max(left, 0) : max(left + 80, 0)] = 40
+        elif kind == "slow":  # a face-sized patch lightening too slowly to move the gate: 0.3 grey levels a frame
+            frame[150:225, 300:360] += 0.3 * index
         yield np.clip(frame + noise[index % len(noise)], 0, 255).astype(np.uint8)
 
 
@@ -66,6 +74,69 @@ def test_a_walker_wakes_the_gate_from_the_first_frames_and_while_in_view(every: 
     in_view = [index for index, frame in enumerate(looked) if 9 <= frame < 115]  # the coat is in from frame 9 to 114
     assert all(moved[index] for index in in_view if looked[index] < 20)
     assert sum(moved[index] for index in in_view) > 0.9 * len(in_view)
+
+
+@EVERY
+def test_a_change_too_slow_to_move_the_gate_adds_up_against_the_last_searched_picture(every: int) -> None:
+    """The background learns the patch away, so the gate never moves; the picture last searched does not."""
+    gate, moved = MotionGate(), []
+    for index, frame in enumerate(_doorway("slow", frames=150)):
+        if index % every == 0:
+            moved.append(gate.moving(frame, every))
+            if index == 0:
+                gate.searched()
+    assert moved[0] and not any(moved[1:])
+    assert gate.changed_since_search()  # 45 grey levels in 10 s
+
+
+@EVERY
+@pytest.mark.parametrize("kind", ["still", "clouds", "exposure", "screen"])
+def test_light_noise_and_a_flickering_screen_do_not_change_the_picture_since_its_last_search(
+    kind: str, every: int
+) -> None:
+    gate, changed = MotionGate(), []
+    for index, frame in enumerate(_doorway(kind, frames=300)):
+        if index % every == 0:
+            gate.moving(frame, every)
+            if index == 6 * FPS:  # the screen is learned as restless by then
+                gate.searched()
+            elif index > 6 * FPS:
+                changed.append(gate.changed_since_search())
+    assert changed and not any(changed)
+
+
+class EmptyDoorwayDetector:
+    """Finds no one; notes the stream time of each frame searched."""
+
+    def __init__(self) -> None:
+        self.searched_at: list[float] = []
+
+    def rgb(self, bgr: np.ndarray) -> np.ndarray:
+        return bgr
+
+    def detect(self, frame: np.ndarray, timestamp_ms: int) -> Faces:
+        self.searched_at.append(timestamp_ms / 1000)
+        return Faces.empty()
+
+
+def _searched_at(kind: str, seconds: float) -> list[float]:
+    """Stream times at which a gated camera with the shipped wake settings searched ``kind`` of still doorway."""
+    detector = EmptyDoorwayDetector()
+    stages = CameraStages("door", detector, ByteTracker(), FootfallCounter("door"), motion=MotionGate())  # type: ignore[arg-type]
+    slot = LatestFrameSlot()
+    frames = stages.frames(slot, every_n_frames=1, wait_s=1.0)
+    for index, image in enumerate(_doorway(kind, frames=int(seconds * FPS))):
+        slot.put(Frame("door", index, index / FPS, index / FPS, image))
+        next(frames)
+    return detector.searched_at
+
+
+def test_an_unchanged_still_doorway_is_searched_every_ten_seconds_one_changing_unseen_more_often() -> None:
+    """Nothing moves in either: the gate's wake-up searches the still picture again once a second only if it
+    changed since its last search (``wake_every_s``), else every ten seconds (``wake_unchanged_every_s``)."""
+    assert _searched_at("clouds", 25) == pytest.approx([0, 10, 20])
+    slow = _searched_at("slow", 25)
+    assert len(slow) >= 8 and all(1 <= later - earlier < 5 for earlier, later in itertools.pairwise(slow))
 
 
 def _report(tmp_path: Path, clip: Path, gate: bool) -> tuple[list[dict], int, int]:

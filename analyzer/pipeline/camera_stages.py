@@ -110,7 +110,9 @@ class CameraStages:
         face_check: which tracks are faces (only those count and vote); None counts every track.
         masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
         motion: the motion gate: frames where nothing moved and no face is in view skip the search; None searches all.
-        wake_every_s: with a gate, a still picture is searched anyway this often.
+        wake_every_s: with a gate, a still picture is searched anyway this often if it changed since its last
+            search (:meth:`MotionGate.changed_since_search`),
+        wake_unchanged_every_s: and this often if it did not.
         idle_every_n_frames: with a gate, while nothing moves and no one is in view or followed, only every
             n-th frame is made a picture and looked at (:attr:`LatestFrameSlot.stride`); 1 looks at each.
 
@@ -132,10 +134,12 @@ class CameraStages:
         masks: Sequence[Zone] = (),
         motion: MotionGate | None = None,
         wake_every_s: float = 1.0,
+        wake_unchanged_every_s: float = 10.0,
         idle_every_n_frames: int = 1,
     ) -> None:
         self.motion = motion
         self.wake_every_s = wake_every_s
+        self.wake_unchanged_every_s = wake_unchanged_every_s
         self.idle_every_n_frames = idle_every_n_frames
         self.passed_over_at_end = self.still_at_end = 0  # the stream's last frames, passed over while idle
         self._searched_at = float("-inf")  # stream time of the last frame searched
@@ -195,6 +199,7 @@ class CameraStages:
             masks=camera.mask_zones(),
             motion=MotionGate() if camera.detector.motion_gate else None,
             wake_every_s=camera.detector.wake_every_s,
+            wake_unchanged_every_s=camera.detector.wake_unchanged_every_s,
             idle_every_n_frames=camera.detector.idle_every_n_frames,
         )
 
@@ -298,6 +303,8 @@ class CameraStages:
     def _still(self, frame: Frame, stands_for: int = 1) -> bool:
         """The gate lets ``frame`` skip the search: nothing moved, no face is in view, and a search was recent.
 
+        Recent: within ``wake_every_s``, or ``wake_unchanged_every_s`` if the picture did not change since.
+
         ``stands_for``: the frames it would have looked at since the last one it did (more after an idle spell).
 
         A track lingering after its face was lost, or a visit waiting out its re-entry window, does not keep
@@ -307,8 +314,15 @@ class CameraStages:
         if self.motion is None:
             return False
         moving = self.motion.moving(frame.image, stands_for)
-        if moving or self.tracker.seeing or frame.timestamp - self._searched_at >= self.wake_every_s:
+        since = frame.timestamp - self._searched_at
+        if (
+            moving
+            or self.tracker.seeing
+            or since >= self.wake_unchanged_every_s
+            or (since >= self.wake_every_s and self.motion.changed_since_search())
+        ):
             self._searched_at = frame.timestamp
+            self.motion.searched()
             return False
         return True
 

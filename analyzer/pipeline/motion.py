@@ -15,8 +15,15 @@ background that adapts slowly. Three things must not keep it awake:
   settles; a walker changes each place only while passing.
 
 It answers for one frame in a fraction of a millisecond; the detector costs
-several. The caller still searches every frame while a face is in view,
-and every ``wake_every_s`` regardless (docs/PERFORMANCE.md).
+several. The caller still searches every frame while a face is in view.
+
+The background learns slow changes away (someone who came in unseen sitting
+down, a face slowly turning up), so the caller also searches a still picture
+now and then; :meth:`MotionGate.changed_since_search` says whether that is
+worth it: whether the picture differs from the one last searched, compared
+after taking away each one's mean brightness and contrast (light changes
+scale both), so an empty doorway is not searched again and again for
+nothing (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class MotionGate:
         adapt: float = 0.05,
         restless_share: float = 0.4,
         memory_frames: int = 75,
+        recheck_threshold: float = 9.0,
     ) -> None:
         self.width = width
         self.threshold = threshold
@@ -49,8 +57,11 @@ class MotionGate:
         self.adapt = adapt
         self.restless_share = restless_share
         self._restless_decay = 1.0 - 1.0 / memory_frames
+        self.recheck_threshold = recheck_threshold  # grey levels, as ``threshold``, for a change since a search
         self._background: np.ndarray | None = None
         self._activity: np.ndarray | None = None  # per pixel: how often it changed lately (0..1)
+        self._looked_at: np.ndarray | None = None  # the last frame looked at, small and grey
+        self._at_search: np.ndarray | None = None  # the last frame searched, small and grey
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         """The frame at ``width`` across, grey, less its mean brightness.
@@ -69,7 +80,7 @@ class MotionGate:
         ``frames``: how many frames of the stream this one stands for (those passed over before it and
         itself), so the background learns and the restless pixels settle at the same pace in time.
         """
-        small = self._small(image)
+        small = self._looked_at = self._small(image)
         if self._background is None or self._background.shape != small.shape:
             self._background, self._activity = small, np.zeros_like(small)
             return True
@@ -85,3 +96,33 @@ class MotionGate:
         learned = rate if frames == 1 else 1.0 - (1.0 - rate) ** frames
         self._background += learned * (small - self._background)
         return bool(moved)
+
+    def searched(self) -> None:
+        """The detector searched the frame last looked at: :meth:`changed_since_search` compares with it."""
+        if self._looked_at is not None:
+            self._at_search = self._looked_at.copy()
+
+    def changed_since_search(self) -> bool:
+        """Whether the frame last looked at differs from the last one searched, beyond light and noise.
+
+        Against that picture, not the background: a change too slow to move the gate still adds up. Both are
+        taken at the searched one's mean and contrast, over the pixels that do not keep changing (a screen
+        neither counts nor shifts the others). With nothing searched or looked at yet, it did change.
+        """
+        now, then = self._looked_at, self._at_search
+        if now is None or then is None or now.shape != then.shape:
+            return True
+        assert self._activity is not None
+        steady = self._activity < self.restless_share
+        if not steady.any():
+            return True
+        now, then = now[steady] - now[steady].mean(), then[steady] - then[steady].mean()
+        spread_now, spread_then = float(now.std()), float(then.std())
+        if min(spread_now, spread_then) >= _FLAT_SPREAD:  # light scaled the picture: scale it back
+            now *= spread_then / spread_now
+        changed = np.count_nonzero(np.abs(now - then) > self.recheck_threshold)
+        return bool(changed >= self.min_changed * self._activity.size)
+
+
+#: A small picture whose grey levels spread less than this is flat (dark, a lens cap): nothing to scale by.
+_FLAT_SPREAD = 4.0
