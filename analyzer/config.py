@@ -115,9 +115,10 @@ class DetectorConfig:
     # do not count; the accuracy set counts the same visits with it as without
     motion_gate: bool = True
     # with the gate on: search a still picture anyway this often, in case someone stands still where no one moved,
-    # if it changed since its last search (beyond light and noise: a face turning up, someone sitting down) ...
+    # if it changed since its last search (beyond light and noise: a face turning up, someone sitting down) or that
+    # search found a face ...
     wake_every_s: float = bounded(1.0, 0.1, 60, "seconds")
-    # ... and this often if it did not (an empty doorway); set to wake_every_s to search every still picture as often
+    # ... and this often if neither (an empty doorway); set to wake_every_s to search every still picture as often
     wake_unchanged_every_s: float = bounded(10.0, 0.1, 600, "seconds")
     # with the gate on, while nothing moves and no one is in view: look for motion on every n-th frame only
     # (the others are decoded, not converted or looked at); 1 = every frame

@@ -111,8 +111,8 @@ class CameraStages:
         masks: polygons (frame fractions) where no face is looked for: a face whose box centre is inside is dropped.
         motion: the motion gate: frames where nothing moved and no face is in view skip the search; None searches all.
         wake_every_s: with a gate, a still picture is searched anyway this often if it changed since its last
-            search (:meth:`MotionGate.changed_since_search`),
-        wake_unchanged_every_s: and this often if it did not.
+            search (:meth:`MotionGate.changed_since_search`) or that search found a face,
+        wake_unchanged_every_s: and this often if neither.
         idle_every_n_frames: with a gate, while nothing moves and no one is in view or followed, only every
             n-th frame is made a picture and looked at (:attr:`LatestFrameSlot.stride`); 1 looks at each.
 
@@ -143,6 +143,7 @@ class CameraStages:
         self.idle_every_n_frames = idle_every_n_frames
         self.passed_over_at_end = self.still_at_end = 0  # the stream's last frames, passed over while idle
         self._searched_at = float("-inf")  # stream time of the last frame searched
+        self._found_at_search = True  # the last search found a face (one too faint to start a track, say)
         self.face_check = face_check
         self.masks = list(masks)
         self.camera = camera
@@ -289,10 +290,12 @@ class CameraStages:
                 return done(motionless=True, error=error)
             return done(motionless=True, error=error, ended=ended)
         slot.stride = 1
+        self._found_at_search = True  # until the search says otherwise
         try:
             outcome = self.process(frame)
         except Exception as error:  # detection or tracking failed: this frame was not searched
             return done(error=error)
+        self._found_at_search = len(outcome.faces) > 0
         return done(outcome)
 
     @property
@@ -303,7 +306,10 @@ class CameraStages:
     def _still(self, frame: Frame, stands_for: int = 1) -> bool:
         """The gate lets ``frame`` skip the search: nothing moved, no face is in view, and a search was recent.
 
-        Recent: within ``wake_every_s``, or ``wake_unchanged_every_s`` if the picture did not change since.
+        Recent: within ``wake_every_s``; within ``wake_unchanged_every_s`` if that search found no face at all
+        and the picture did not change since. A face too faint to start a track (a poster, someone sitting in
+        the shade) scores differently on each frame's noise, so a picture that found one is searched as often
+        as before.
 
         ``stands_for``: the frames it would have looked at since the last one it did (more after an idle spell).
 
@@ -319,7 +325,7 @@ class CameraStages:
             moving
             or self.tracker.seeing
             or since >= self.wake_unchanged_every_s
-            or (since >= self.wake_every_s and self.motion.changed_since_search())
+            or (since >= self.wake_every_s and (self._found_at_search or self.motion.changed_since_search()))
         ):
             self._searched_at = frame.timestamp
             self.motion.searched()
