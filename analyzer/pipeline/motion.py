@@ -89,8 +89,7 @@ class MotionGate:
         decay = self._restless_decay**frames
         self._activity *= decay
         self._activity[changed] += 1.0 - decay
-        steady = self._activity < self.restless_share
-        moved = np.count_nonzero(changed & steady) >= self.min_changed * changed.size
+        moved = self._enough(np.count_nonzero(changed & self._steady()))
         rate = self.adapt * (0.2 if moved else 1.0)  # a person standing still is not learned away at once
         # 1 - (1 - rate) is not ``rate`` to the last bit: a gate looking at every frame keeps its old sums.
         learned = rate if frames == 1 else 1.0 - (1.0 - rate) ** frames
@@ -112,16 +111,24 @@ class MotionGate:
         now, then = self._looked_at, self._at_search
         if now is None or then is None or now.shape != then.shape:
             return True
-        assert self._activity is not None
-        steady = self._activity < self.restless_share
+        steady = self._steady()
         if not steady.any():
             return True
         now, then = now[steady] - now[steady].mean(), then[steady] - then[steady].mean()
         spread_now, spread_then = float(now.std()), float(then.std())
         if min(spread_now, spread_then) >= _FLAT_SPREAD:  # light scaled the picture: scale it back
             now *= spread_then / spread_now
-        changed = np.count_nonzero(np.abs(now - then) > self.recheck_threshold)
-        return bool(changed >= self.min_changed * self._activity.size)
+        return self._enough(np.count_nonzero(np.abs(now - then) > self.recheck_threshold))
+
+    def _steady(self) -> np.ndarray:
+        """Pixels that have not kept changing lately: a flickering screen's are left out of every comparison."""
+        assert self._activity is not None
+        return self._activity < self.restless_share
+
+    def _enough(self, changed_pixels: int) -> bool:
+        """Whether that many changed pixels make the picture changed (``min_changed`` of all of them)."""
+        assert self._activity is not None
+        return bool(changed_pixels >= self.min_changed * self._activity.size)
 
 
 #: A small picture whose grey levels spread less than this is flat (dark, a lens cap): nothing to scale by.
