@@ -467,3 +467,30 @@ def test_a_live_camera_read_for_an_idle_reader_decodes_every_frame_and_hands_ove
     assert all(frame.index % 3 == 0 for frame in handed)
     assert [frame.passed_over for frame in handed[1:]] == [2] * (len(handed) - 1)
     assert not any(dropped for _, dropped, _ in while_reading) and len(while_reading) >= handed[-1].index + 1
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_file_and_a_live_camera_decode_on_the_threads_they_are_given(
+    walkers_clip: tuple[Path, int], threads: int
+) -> None:
+    """A box with a camera per core decodes each on one FFmpeg thread (``cores.decoder_threads``); same pictures."""
+    camera = RtspCamera(jpeg_frames(walkers_clip[0])).start()
+    live = camera.url(camera.user, quote(camera.password, safe=""))
+    try:
+        for source in (str(walkers_clip[0]), live):
+            given = CaptureWorker(
+                "door", source, LatestFrameSlot(), print, print, threading.Event(), decoder_threads=threads
+            )
+            capture = given._open()
+            assert capture is not None and capture.get(cv2.CAP_PROP_N_THREADS) == threads, source
+            capture.release()
+    finally:
+        camera.stop()
+    own_choice = CaptureWorker("door", str(walkers_clip[0]), LatestFrameSlot(), print, print, threading.Event())._open()
+    given = CaptureWorker(
+        "door", str(walkers_clip[0]), LatestFrameSlot(), print, print, threading.Event(), decoder_threads=threads
+    )._open()
+    assert own_choice is not None and given is not None
+    for _ in range(20):
+        (_, expected), (_, decoded) = own_choice.read(), given.read()
+        assert np.array_equal(expected, decoded)

@@ -42,3 +42,12 @@ def test_camera_threads_run_opencv_on_their_own_thread_and_take_the_gil_within_a
     )
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert shown.split() == ["0.005", "1", "0.001"]  # Python's own 5 ms before
+
+
+@pytest.mark.parametrize(("cameras", "cores", "threads"), [(1, 2, 0), (2, 2, 1), (24, 2, 1), (3, 8, 0), (8, 8, 1)])
+def test_with_a_camera_per_core_each_decoder_gets_one_thread_else_ffmpeg_chooses(
+    cameras: int, cores: int, threads: int
+) -> None:
+    from analyzer.service.cores import decoder_threads
+
+    assert decoder_threads(cameras, cores) == threads

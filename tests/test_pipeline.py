@@ -226,3 +226,27 @@ def test_cameras_share_one_detector_graph_per_core_per_model_and_score() -> None
     finally:
         for made in graphs.values():
             made.close()
+
+
+@pytest.mark.parametrize(("cameras", "threads"), [(1, 0), (2, 1)])
+def test_a_box_with_a_camera_per_core_decodes_each_camera_on_one_thread(
+    walkers_clip: tuple[Path, int], shipped_model: Path, monkeypatch: pytest.MonkeyPatch, cameras: int, threads: int
+) -> None:
+    import analyzer.pipeline.runner as runner
+    from analyzer.pipeline.capture import CaptureWorker
+
+    opened: list[int] = []
+    real_open = CaptureWorker._open
+
+    def spied_open(worker: CaptureWorker) -> cv2.VideoCapture | None:
+        opened.append(worker.decoder_threads)
+        return real_open(worker)
+
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)
+    monkeypatch.setattr(CaptureWorker, "_open", spied_open)
+    clip, _ = walkers_clip
+    document = {"cameras": [{"id": f"door{index}", "source": str(clip), "realtime": False} for index in range(cameras)]}
+    with LiveRun(document, shipped_model) as run:
+        wait_for(lambda: run.report is not None, 120, "the clip to finish")
+        run.stop()
+    assert opened == [threads] * cameras

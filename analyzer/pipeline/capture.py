@@ -308,6 +308,8 @@ class CaptureWorker(threading.Thread):
         loop: for files, start again at the end; timestamps keep increasing.
         reconnect_backoff_s: first wait before reopening a live stream; doubles up to ``max_backoff_s``.
         read_timeout_s: watchdog: how long opening or reading a live stream may go without data.
+        decoder_threads: FFmpeg's threads for this stream's decoder; 0 lets FFmpeg choose
+            (:func:`analyzer.service.cores.decoder_threads`).
     """
 
     def __init__(
@@ -324,8 +326,10 @@ class CaptureWorker(threading.Thread):
         max_backoff_s: float = 30.0,
         read_timeout_s: float = 10.0,
         on_unreadable: Callable[[str, int], None] = lambda camera, frames: None,
+        decoder_threads: int = 0,
     ) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
+        self.decoder_threads = decoder_threads
         self.camera = camera
         self.source = source
         self.kind = source_kind(source)
@@ -348,6 +352,7 @@ class CaptureWorker(threading.Thread):
         self.on_status(StreamStatus(self.camera, state, cause, self.reconnects, next_try))
 
     def _open(self) -> cv2.VideoCapture | None:
+        threads = [cv2.CAP_PROP_N_THREADS, self.decoder_threads] if self.decoder_threads else []
         if self.webcam is not None:
             capture = cv2.VideoCapture(self.webcam)
         elif self.kind == "live":
@@ -355,8 +360,12 @@ class CaptureWorker(threading.Thread):
             capture = cv2.VideoCapture(
                 self.source,
                 cv2.CAP_FFMPEG,
-                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
+                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms, *threads],
             )
+        elif threads:
+            capture = cv2.VideoCapture(str(file_path(self.source)), cv2.CAP_FFMPEG, threads)
+            if not capture.isOpened():  # not FFmpeg's to play: let OpenCV's other readers try, as below
+                capture = cv2.VideoCapture(str(file_path(self.source)))
         else:
             capture = cv2.VideoCapture(str(file_path(self.source)))
         if not capture.isOpened():

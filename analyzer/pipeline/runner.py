@@ -43,7 +43,7 @@ from analyzer.pipeline.sample import Sample, Sampler
 from analyzer.pipeline.vote import CameraDone, ClassifierStage
 from analyzer.service.config_file import ConfigFile
 from analyzer.service.console import ErrorTally, how_many, log_line
-from analyzer.service.cores import usable_cores
+from analyzer.service.cores import decoder_threads, usable_cores
 from analyzer.service.liveness import Heartbeats
 from analyzer.service.model_assets import asset_path
 
@@ -450,6 +450,7 @@ class Pipeline:
             else None
         )
         workers: list[threading.Thread] = []
+        threads_per_decoder = decoder_threads(len(self.config.cameras), usable_cores())
         for camera in self.config.cameras:
             extra = [camera.labels.get(name, "") for name in self.metrics.camera_label_names]
             self.metrics.camera_info.labels(camera.id, *extra).set(1)
@@ -468,6 +469,7 @@ class Pipeline:
                 max_backoff_s=camera.max_backoff_s,
                 read_timeout_s=camera.read_timeout_s,
                 on_unreadable=self._on_unreadable,
+                decoder_threads=threads_per_decoder,
             )
             processing = threading.Thread(
                 target=self._camera_loop, args=(camera, slot, preview), name=f"camera-{camera.id}", daemon=True

@@ -21,6 +21,19 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def decoder_threads(cameras: int, cores: int) -> int:
+    """FFmpeg threads for each camera's decoder: 1 once there is a camera per core, else 0 (FFmpeg's choice).
+
+    FFmpeg gives a decoder a thread per core and hands each frame between
+    them. With a camera per core or more, the cameras' own decoders already
+    keep every core busy: one thread each decodes the same pictures for 5 to
+    10% less CPU, with fewer threads to schedule (docs/PERFORMANCE.md). With
+    fewer cameras, FFmpeg's threads shorten a frame's decoding on the idle
+    cores.
+    """
+    return 1 if cameras >= cores else 0
+
+
 def threads_for_cameras() -> None:
     """Process-wide threading for many camera threads; ``run``, ``check`` and ``bench`` call it first.
 
