@@ -474,23 +474,24 @@ def test_a_file_and_a_live_camera_decode_on_the_threads_they_are_given(
     walkers_clip: tuple[Path, int], threads: int
 ) -> None:
     """A box with a camera per core decodes each on one FFmpeg thread (``cores.decoder_threads``); same pictures."""
+
+    def opened(source: str, decoder_threads: int = 0) -> cv2.VideoCapture:
+        worker = CaptureWorker(
+            "door", source, LatestFrameSlot(), print, print, threading.Event(), decoder_threads=decoder_threads
+        )
+        capture = worker._open()
+        assert capture is not None, source
+        return capture
+
     camera = RtspCamera(jpeg_frames(walkers_clip[0])).start()
-    live = camera.url(camera.user, quote(camera.password, safe=""))
     try:
-        for source in (str(walkers_clip[0]), live):
-            given = CaptureWorker(
-                "door", source, LatestFrameSlot(), print, print, threading.Event(), decoder_threads=threads
-            )
-            capture = given._open()
-            assert capture is not None and capture.get(cv2.CAP_PROP_N_THREADS) == threads, source
+        for source in (str(walkers_clip[0]), camera.url(camera.user, quote(camera.password, safe=""))):
+            capture = opened(source, threads)
+            assert capture.get(cv2.CAP_PROP_N_THREADS) == threads, source
             capture.release()
     finally:
         camera.stop()
-    own_choice = CaptureWorker("door", str(walkers_clip[0]), LatestFrameSlot(), print, print, threading.Event())._open()
-    given = CaptureWorker(
-        "door", str(walkers_clip[0]), LatestFrameSlot(), print, print, threading.Event(), decoder_threads=threads
-    )._open()
-    assert own_choice is not None and given is not None
+    own_choice, given = opened(str(walkers_clip[0])), opened(str(walkers_clip[0]), threads)
     for _ in range(20):
         (_, expected), (_, decoded) = own_choice.read(), given.read()
         assert np.array_equal(expected, decoded)

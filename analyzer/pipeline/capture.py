@@ -362,12 +362,12 @@ class CaptureWorker(threading.Thread):
                 cv2.CAP_FFMPEG,
                 [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms, *threads],
             )
-        elif threads:
-            capture = cv2.VideoCapture(str(file_path(self.source)), cv2.CAP_FFMPEG, threads)
-            if not capture.isOpened():  # not FFmpeg's to play: let OpenCV's other readers try, as below
-                capture = cv2.VideoCapture(str(file_path(self.source)))
         else:
-            capture = cv2.VideoCapture(str(file_path(self.source)))
+            path = str(file_path(self.source))
+            capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, threads) if threads else cv2.VideoCapture(path)
+            if threads and not capture.isOpened():  # not FFmpeg's to play: let OpenCV's other readers try
+                capture.release()
+                capture = cv2.VideoCapture(path)
         if not capture.isOpened():
             capture.release()
             return None

@@ -114,7 +114,8 @@ class MotionGate:
         steady = self._steady()
         if not steady.any():
             return True
-        now, then = now[steady] - now[steady].mean(), then[steady] - then[steady].mean()
+        now, then = now[steady], then[steady]
+        now, then = now - now.mean(), then - then.mean()
         spread_now, spread_then = float(now.std()), float(then.std())
         if min(spread_now, spread_then) >= _FLAT_SPREAD:  # light scaled the picture: scale it back
             now *= spread_then / spread_now
